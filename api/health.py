@@ -1,0 +1,30 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.errors import error_response
+from kundlinow.keys import DATABASE
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to serve: the database answers and every migration is applied."""
+    try:
+        pending = await request.app[DATABASE].pending_migrations()
+    except (OSError, TimeoutError) as exc:
+        return error_response(503, "DATABASE_UNREACHABLE", f"database unreachable: {exc}")
+    if pending:
+        return error_response(
+            503, "MIGRATIONS_PENDING", "migrations are pending", {"pending": pending}
+        )
+    return web.json_response({"status": "ready"})

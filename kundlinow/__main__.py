@@ -1,0 +1,5 @@
+import sys
+
+from kundlinow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The composition root: ``create_app(settings)`` builds and wires every component.
+
+Each resource opens and closes with the application through one ``cleanup_ctx`` generator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from api.errors import Handler, error_middleware
+from kundlinow.bus import EventBus, LocalBus, RedisBus
+from kundlinow.clock import Clock, SystemClock
+from kundlinow.config import Settings
+from kundlinow.db import open_database
+from kundlinow.keys import BUS, CLOCK, DATABASE, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+ROUTE_MODULES: tuple[str, ...] = ("api.health",)
+"""Modules exposing ``routes: web.RouteTableDef``, added in this order."""
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id for every log line of this request and write one access line."""
+    request_id = request.headers.get(REQUEST_ID_HEADER, "")[:64] or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        # The path only, never the query string: it may carry a one-time token.
+        log.info(
+            "request_handled",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            remote=request.remote,
+        )
+
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _database_ctx(settings: Settings) -> CleanupContext:
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_database(settings) as database:
+            app[DATABASE] = database
+            yield
+
+    return database_ctx
+
+
+def _bus_ctx(settings: Settings) -> CleanupContext:
+    async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
+        bus: EventBus = (
+            RedisBus.from_url(settings.redis_url, settings.redis_prefix)
+            if settings.redis_url
+            else LocalBus()
+        )
+        app[BUS] = bus
+        yield
+        await bus.close()
+
+    return bus_ctx
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """The whole service as one aiohttp application."""
+    app = web.Application(
+        middlewares=[access_log_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_bus_ctx(settings))
+    for module_name in ROUTE_MODULES:
+        app.router.add_routes(importlib.import_module(module_name).routes)
+    return app

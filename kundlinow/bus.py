@@ -1,0 +1,111 @@
+"""The event bus: ``publish(topic, event)`` / ``subscribe(topic)``.
+
+In-process (:class:`LocalBus`) on one node; Redis pub/sub (:class:`RedisBus`) across nodes. The
+choice is made once, in the composition root. Events are JSON-serialisable dicts. Delivery is
+at-most-once, as in Redis pub/sub: anything a client must not lose is persisted before it is
+published, so a subscriber that missed an event recovers from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+import structlog
+
+log = structlog.get_logger(__name__)
+
+Event = dict[str, Any]
+SUBSCRIBER_QUEUE_LIMIT = 10_000
+"""Events buffered per local subscriber before the oldest is dropped (a stuck consumer must not
+grow memory without bound)."""
+
+
+class EventBus(Protocol):
+    async def publish(self, topic: str, event: Mapping[str, Any]) -> None: ...
+
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]: ...
+
+    async def close(self) -> None: ...
+
+
+async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
+    while True:
+        yield await queue.get()
+
+
+def _offer(queue: asyncio.Queue[Event], event: Event, topic: str) -> None:
+    if queue.full():
+        queue.get_nowait()
+        log.warning("bus_event_dropped", topic=topic, reason="subscriber_queue_full")
+    queue.put_nowait(event)
+
+
+class LocalBus:
+    """Fan-out inside one process."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = {}
+
+    async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
+        # Round-trip through JSON so local and Redis delivery hand subscribers the same values.
+        payload: Event = json.loads(json.dumps(event, default=str))
+        for queue in self._subscribers.get(topic, ()):
+            _offer(queue, payload, topic)
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_LIMIT)
+        self._subscribers.setdefault(topic, set()).add(queue)
+        try:
+            yield _drain(queue)
+        finally:
+            subscribers = self._subscribers[topic]
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[topic]
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+
+class RedisBus:
+    """Fan-out across nodes through Redis pub/sub; channels are ``prefix + topic``."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> RedisBus:
+        return cls(aioredis.from_url(url, decode_responses=True), prefix)
+
+    async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
+        await self._redis.publish(self._prefix + topic, json.dumps(event, default=str))
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._prefix + topic)
+        queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_LIMIT)
+
+        async def pump() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    _offer(queue, json.loads(message["data"]), topic)
+
+        pump_task = asyncio.create_task(pump(), name=f"redis-bus:{topic}")
+        try:
+            yield _drain(queue)
+        finally:
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self._redis.aclose()

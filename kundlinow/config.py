@@ -1,0 +1,171 @@
+"""Settings: the one place that reads the environment.
+
+Every component receives the part of :class:`Settings` it needs through its constructor; nothing
+else calls ``os.environ``. A bad value stops the process with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+from dotenv import dotenv_values
+
+T = TypeVar("T")
+
+ENVIRONMENTS = ("development", "test", "production")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide configuration, validated once at start."""
+
+    env: str = "development"
+    """``development`` | ``test`` | ``production``; production refuses dev-only shortcuts."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = None
+    """PostgreSQL DSN; ``None`` starts the embedded server (pgserver) under ``embedded_pg_dir``."""
+    embedded_pg_dir: Path = Path("var/pg")
+    redis_url: str | None = None
+    """Redis URL for multi-node fan-out and shared rate limits; ``None`` keeps both in-process."""
+    redis_prefix: str = "kundlinow:"
+    """Prefix of every Redis key and channel, so several deployments (or tests) share a server."""
+    migrate_on_start: bool = True
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    jwt_ttl_s: int = 3600
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1 << 20
+    login_ip_limit: int = 20
+    """Login attempts allowed per client IP per ``login_window_s``."""
+    login_account_limit: int = 5
+    """Failed login attempts allowed per account per ``login_window_s``."""
+    login_window_s: int = 300
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    client_dir: Path | None = None
+    """Static web client directory; ``None`` uses the repository's ``client/``."""
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, default).strip()
+
+
+def _parse(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {raw!r}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = _int(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {raw!r}")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 0:
+        raise ValueError(f"must be zero or more, got {raw!r}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a TCP port (0-65535), got {raw!r}")
+    return value
+
+
+def _dsn(scheme_prefixes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(scheme_prefixes):
+            raise ValueError(f"must start with {' or '.join(scheme_prefixes)}")
+        return raw
+
+    return parse
+
+
+def load_environment(dotenv_path: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over an optional ``.env`` file (the environment wins)."""
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Build and validate :class:`Settings`; raises :class:`ConfigError` naming the variable."""
+    environment = _parse(env, "ENV", _choice(ENVIRONMENTS), "development")
+    jwt_secret = env.get("JWT_SECRET", "").strip()
+    if environment == "production" and len(jwt_secret) < 32:
+        raise ConfigError("JWT_SECRET: must be set to at least 32 characters in production")
+    client_dir = env.get("CLIENT_DIR", "").strip()
+    settings = Settings(
+        env=environment,
+        host=_text(env, "HOST", "127.0.0.1"),
+        port=_parse(env, "PORT", _port, 8080),
+        database_url=_parse(env, "DATABASE_URL", _dsn(("postgres://", "postgresql://")), None),
+        embedded_pg_dir=Path(_text(env, "EMBEDDED_PG_DIR", "var/pg")),
+        redis_url=_parse(env, "REDIS_URL", _dsn(("redis://", "rediss://", "unix://")), None),
+        redis_prefix=_text(env, "REDIS_PREFIX", "kundlinow:"),
+        migrate_on_start=_parse(env, "MIGRATE_ON_START", _bool, True),
+        jwt_ttl_s=_parse(env, "JWT_TTL_SECONDS", _positive_int, 3600),
+        log_format=_parse(env, "LOG_FORMAT", _choice(LOG_FORMATS), "auto"),
+        log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),
+        max_body_bytes=_parse(env, "MAX_BODY_BYTES", _positive_int, 1 << 20),
+        login_ip_limit=_parse(env, "LOGIN_IP_LIMIT", _positive_int, 20),
+        login_account_limit=_parse(env, "LOGIN_ACCOUNT_LIMIT", _positive_int, 5),
+        login_window_s=_parse(env, "LOGIN_WINDOW_SECONDS", _positive_int, 300),
+        db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
+        db_pool_max=_parse(env, "DB_POOL_MAX", _positive_int, 10),
+        client_dir=Path(client_dir) if client_dir else None,
+    )
+    if jwt_secret:
+        settings = replace(settings, jwt_secret=jwt_secret)
+    return settings

@@ -1,0 +1,15 @@
+"""Every typed key of the aiohttp application, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kundlinow.bus import EventBus
+from kundlinow.clock import Clock
+from kundlinow.config import Settings
+from kundlinow.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+BUS = web.AppKey("bus", EventBus)
+CLOCK = web.AppKey("clock", Clock)

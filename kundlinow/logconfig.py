@@ -1,0 +1,65 @@
+"""structlog set-up: console on a TTY, JSON lines otherwise; stdlib loggers routed through it.
+
+Context (request id, user id, consultation id) is bound with ``structlog.contextvars`` and so
+reaches aiohttp's, aiortc's and aioice's lines too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SECRET_FIELDS = frozenset(
+    {"password", "token", "access_token", "authorization", "secret", "credential", "jwt"}
+)
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Never let a secret reach a log line, whoever logged it."""
+    for key in event.keys() & SECRET_FIELDS:
+        event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
+    """Configure structlog and the standard library's root logger once per process."""
+    json_lines = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's own access log is replaced by ours (one structured line per request).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

@@ -1,0 +1,66 @@
+"""Builders for rows that many tests need; they write through the real database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+
+from argon2 import PasswordHasher
+
+from api.auth import Role, issue_token
+from kundlinow.config import Settings
+from kundlinow.db import Database
+
+DEFAULT_PASSWORD = "correct horse battery staple"
+
+
+@cache
+def _password_hash(password: str) -> str:
+    # Hashing is deliberately slow; tests reuse one hash per distinct password.
+    return PasswordHasher().hash(password)
+
+
+@dataclass(frozen=True, slots=True)
+class TestUser:
+    id: uuid.UUID
+    email: str
+    role: Role
+    token: str
+
+
+async def create_user(
+    database: Database,
+    settings: Settings,
+    role: Role = "user",
+    *,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    rates: tuple[int, int, int] = (1000, 1500, 2000),
+    languages: tuple[str, ...] = ("en", "hi"),
+    specialities: tuple[str, ...] = ("vedic",),
+) -> TestUser:
+    """A user (with a consultant profile when ``role == "consultant"``) and a valid token."""
+    email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.test"
+    name = email.split("@")[0]
+    async with database.pool.acquire() as conn, conn.transaction():
+        user_id: uuid.UUID = await conn.fetchval(
+            "INSERT INTO users (email, password_hash, display_name, role)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            email,
+            _password_hash(password),
+            name,
+            role,
+        )
+        if role == "consultant":
+            await conn.execute(
+                "INSERT INTO consultant_profiles (user_id, display_name, languages, specialities,"
+                " rate_chat_paise, rate_voice_paise, rate_video_paise)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                user_id,
+                name,
+                list(languages),
+                list(specialities),
+                *rates,
+            )
+    return TestUser(user_id, email, role, issue_token(settings, user_id, role))
