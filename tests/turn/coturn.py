@@ -1,0 +1,171 @@
+"""Run a real coturn (`turnserver`, Debian package ``coturn``) on 127.0.0.1 for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aioice import stun
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_CONF = REPO / "infra" / "coturn-test.conf"
+PROD_CONF = REPO / "coturn.conf"
+TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``host`` (coturn listens on both)."""
+    family = _family(host)
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(family, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@dataclass(frozen=True, slots=True)
+class Coturn:
+    """A running coturn."""
+
+    host: str
+    """127.0.0.1 or ::1."""
+    port: int
+    """UDP/TCP listening port."""
+    secret: str
+    """``static-auth-secret``."""
+    realm: str
+    log: Path
+    """coturn's stdout and stderr."""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def turn_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"turn:{host}:{self.port}?transport=udp"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
+
+
+async def _wait_ready(address: tuple[str, int], proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until coturn answers a STUN Binding request (RFC 8489 §6) with anything at all:
+    a success, or 401 when ``secure-stun`` demands authentication."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 10
+    with socket.socket(_family(address[0]), socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect(address)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"turnserver exited with {proc.returncode}:\n{_tail(log)}")
+            request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+            sock.send(bytes(request))
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), 0.2)
+            except (TimeoutError, ConnectionRefusedError):
+                await asyncio.sleep(0.05)
+                continue
+            if stun.parse_message(data).transaction_id == request.transaction_id:
+                return
+    raise RuntimeError(f"turnserver did not answer on {address}:\n{_tail(log)}")
+
+
+class CoturnProcess:
+    """Starts ``turnserver -c <conf>`` with per-run overrides on the command line; ``stop()``
+    terminates it (SIGTERM, then SIGKILL)."""
+
+    def __init__(
+        self,
+        conf: Path,
+        workdir: Path,
+        *,
+        realm: str,
+        host: str = "127.0.0.1",
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self._host = host
+        self._conf = conf
+        self._workdir = workdir
+        self._realm = realm
+        self._extra = extra
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> Coturn:
+        host = self._host
+        port = free_port(host)
+        # Relay ports below Linux's ephemeral range (32768+), so port-0 binds elsewhere never
+        # take them; a random window, as several test runs may share the machine.
+        min_port = random.randrange(20000, 32000, 200)
+        secret = secrets.token_urlsafe(24)
+        log = self._workdir / "turnserver.out"
+        args = [
+            TURNSERVER,
+            "-c",
+            str(self._conf),
+            f"--listening-ip={host}",
+            f"--relay-ip={host}",
+            f"--listening-port={port}",
+            f"--min-port={min_port}",
+            f"--max-port={min_port + 199}",
+            f"--static-auth-secret={secret}",
+            f"--realm={self._realm}",
+            f"--pidfile={self._workdir / 'turnserver.pid'}",
+            f"--userdb={self._workdir / 'turndb'}",
+            # Both configurations log to stdout (log-file=stdout), which goes to `log`.
+            *self._extra,
+        ]
+        self._proc = self._spawn(args, log)
+        try:
+            await _wait_ready((host, port), self._proc, log)
+        except BaseException:
+            self.stop()
+            raise
+        return Coturn(host=host, port=port, secret=secret, realm=self._realm, log=log)
+
+    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._workdir,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

@@ -1,0 +1,45 @@
+"""TurnSettings validation: bad values are refused when the configuration is built."""
+
+from __future__ import annotations
+
+import pytest
+
+from turn.config import MAX_TTL_S, TurnSettings, parse_urls
+
+
+def test_defaults_mean_no_turn() -> None:
+    settings = TurnSettings()
+    assert not settings.enabled
+    assert settings.ttl_s == 3600
+
+
+def test_ttl_above_24_hours_is_refused() -> None:
+    assert TurnSettings(ttl_s=MAX_TTL_S).ttl_s == 86400
+    with pytest.raises(ValueError, match="TURN_TTL_S"):
+        TurnSettings(ttl_s=MAX_TTL_S + 1)
+    with pytest.raises(ValueError, match="TURN_TTL_S"):
+        TurnSettings(ttl_s=0)
+
+
+def test_turn_url_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match="TURN_SECRET"):
+        TurnSettings(urls=("turn:turn.example.com:3478",))
+    # STUN needs no credentials.
+    assert TurnSettings(urls=("stun:turn.example.com:3478",)).enabled
+
+
+def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="TURN_URLS"):
+        TurnSettings(urls=("https://turn.example.com",), secret="s")
+
+
+def test_urls_split_by_kind() -> None:
+    settings = TurnSettings(
+        urls=parse_urls(
+            "stun:t.example:3478, turn:t.example:3478?transport=udp turns:t.example:5349"
+        ),
+        secret="s",
+    )
+    assert settings.stun_urls == ("stun:t.example:3478",)
+    assert settings.turn_urls == ("turn:t.example:3478?transport=udp", "turns:t.example:5349")
+    assert parse_urls("  ") == ()

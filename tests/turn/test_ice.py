@@ -1,0 +1,108 @@
+"""The ICE server list, and a relay-only aiortc call through a real coturn using it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiortc import RTCIceServer
+
+from tests.turn.calls import relay_call
+from tests.turn.coturn import Coturn
+from turn.config import TurnSettings
+from turn.credentials import compute_password
+from turn.ice import build_ice_servers, ice_servers_factory, to_rtc_ice_servers
+
+
+def test_no_servers_configured_gives_an_empty_list() -> None:
+    assert build_ice_servers(TurnSettings(), "u1") == []
+    assert to_rtc_ice_servers([]) == []
+
+
+def test_stun_and_turn_entries() -> None:
+    settings = TurnSettings(
+        urls=("stun:t.example:3478", "turn:t.example:3478?transport=udp", "turns:t.example:5349"),
+        secret="s3cret",
+        ttl_s=120,
+    )
+    servers = build_ice_servers(settings, "u1", now=1_700_000_000)
+    assert servers == [
+        {"urls": ["stun:t.example:3478"]},
+        {
+            "urls": ["turn:t.example:3478?transport=udp", "turns:t.example:5349"],
+            "username": "1700000120:u1",
+            "credential": compute_password("s3cret", "1700000120:u1"),
+        },
+    ]
+    rtc = to_rtc_ice_servers(servers)
+    assert rtc[0] == RTCIceServer(urls=["stun:t.example:3478"])
+    assert rtc[1].username == "1700000120:u1"
+    assert rtc[1].credential == servers[1]["credential"]
+
+
+async def test_factory_mints_fresh_credentials() -> None:
+    factory = ice_servers_factory(TurnSettings(urls=("turn:t:3478",), secret="s", ttl_s=60), "sfu")
+    first = factory()
+    await asyncio.sleep(1.05)
+    second = factory()
+    assert re.fullmatch(r"\d+:sfu", first[0]["username"])
+    assert int(second[0]["username"].split(":")[0]) > int(first[0]["username"].split(":")[0])
+
+
+async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 5.0) -> re.Match[str]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        match = re.search(pattern, coturn.log_text())
+        if match or loop.time() > deadline:
+            assert match, f"{pattern!r} not in coturn's log:\n{coturn.log_text()[-3000:]}"
+            return match
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.usefixtures("loopback_host_candidates")
+async def test_relay_only_call_through_coturn(coturn: Coturn) -> None:
+    settings = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret)
+    servers = build_ice_servers(settings, "caller-1")
+
+    outcome = await relay_call(to_rtc_ice_servers(servers))
+
+    assert outcome.connected
+    assert outcome.frames_received >= 25
+    assert outcome.caller_local_types == ("relay",)
+    assert outcome.caller_pair == ("relay", "host")
+    assert outcome.callee_pair == ("host", "relay")
+    assert outcome.caller_relay_server == coturn.address
+    # coturn's own accounting: the allocation of this credential sent packets to the peer.
+    username = re.escape(servers[0]["username"])
+    usage = await _wait_for_log(
+        coturn,
+        rf"peer usage: realm=<[^>]*>, username=<{username}>, "
+        r"rp=(\d+), rb=\d+, sp=(\d+)",
+    )
+    assert int(usage.group(2)) >= 25
+
+
+@pytest.mark.usefixtures("loopback_host_candidates")
+@pytest.mark.parametrize("kind", ["expired", "forged"])
+async def test_call_with_bad_credentials_does_not_connect(coturn: Coturn, kind: str) -> None:
+    if kind == "expired":
+        settings = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret, ttl_s=60)
+        # Minted in 2001, expired since.
+        servers = build_ice_servers(settings, "caller-1", now=1_000_000_000)
+    else:
+        settings = TurnSettings(urls=(coturn.turn_url,), secret="forged-" + coturn.secret)
+        servers = build_ice_servers(settings, "caller-1")
+
+    outcome = await relay_call(to_rtc_ice_servers(servers), within_s=2.0)
+
+    assert not outcome.connected
+    assert outcome.frames_received == 0
+    assert outcome.caller_local_types == ()  # no relayed candidate: the Allocate was refused
+    username = re.escape(servers[0]["username"])
+    await _wait_for_log(
+        coturn,
+        rf"user <{username}>: incoming packet message processed, "
+        r"error 401: Unauthorized",
+    )
