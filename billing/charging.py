@@ -1,0 +1,190 @@
+"""The set-based charge statement shared by the tick, accept and end.
+
+One SQL statement charges every due minute of a batch of (already locked) active consultations:
+it computes, per consultation, the minutes from `minutes_charged + 1` up to the requested `due`
+minute that the wallet can pay (minutes within `free_minutes` are paid by promotions), inserts
+one `consultation_charges` row per minute under the UNIQUE (consultation_id, minute) key with
+`ON CONFLICT DO NOTHING`, creates one balanced transfer per inserted minute (wallet or
+promotions → consultant earnings + platform revenue; the 0002 trigger applies the entries to the
+balances), advances the consultation, and ends the ones that could not pay a due minute with
+`insufficient_balance` at the boundary of the first unpaid minute (so no debt is ever created).
+
+Callers must hold the consultation rows and all involved accounts locked (consultations first,
+then accounts in id order; see billing/ledger.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from billing.model import PLATFORM_REVENUE, PROMOTIONS
+
+CHARGE_SQL = """
+WITH want AS (
+    SELECT t.id, t.due FROM unnest($1::uuid[], $2::int[]) AS t(id, due)
+),
+c AS (
+    SELECT k.id, k.caller_account_id AS wallet, k.consultant_account_id AS earn,
+           k.rate_paise AS rate,
+           k.rate_paise - k.rate_paise * k.commission_percent / 100 AS share,
+           k.free_minutes, k.minutes_charged AS charged, w.due, k.hold_id
+      FROM consultations k JOIN want w ON w.id = k.id
+     WHERE k.state = 'active'
+),
+avail AS (
+    SELECT c.id, a.balance_paise AS balance,
+           a.balance_paise - COALESCE((SELECT sum(h.amount_paise) FROM ledger_holds h
+                                        WHERE h.account_id = c.wallet AND h.state = 'open'
+                                          AND h.id IS DISTINCT FROM c.hold_id), 0) AS avail
+      FROM c JOIN ledger_accounts a ON a.id = c.wallet
+),
+mins AS (
+    SELECT c.id, m AS minute, c.rate, c.share, (m <= c.free_minutes) AS promo
+      FROM c JOIN avail v ON v.id = c.id
+     CROSS JOIN LATERAL generate_series(c.charged + 1, c.due) AS m
+     WHERE m <= c.free_minutes
+        OR (m - GREATEST(c.free_minutes, c.charged))::bigint * c.rate <= v.avail
+),
+ins AS (
+    INSERT INTO consultation_charges AS cc
+           (consultation_id, minute, amount_paise, consultant_share_paise, source,
+            transfer_id, charged_at)
+    SELECT id, minute, rate, share, CASE WHEN promo THEN 'promotion' ELSE 'wallet' END,
+           gen_random_uuid(), $3
+      FROM mins
+    ON CONFLICT (consultation_id, minute) DO NOTHING
+    RETURNING cc.consultation_id, cc.minute, cc.amount_paise, cc.consultant_share_paise,
+              cc.source, cc.transfer_id
+),
+legs AS (
+    SELECT i.transfer_id,
+           CASE WHEN i.source = 'promotion' THEN $5::uuid ELSE c.wallet END AS account_id,
+           -i.amount_paise AS amount
+      FROM ins i JOIN c ON c.id = i.consultation_id
+    UNION ALL
+    SELECT i.transfer_id, c.earn, i.consultant_share_paise
+      FROM ins i JOIN c ON c.id = i.consultation_id
+     WHERE i.consultant_share_paise > 0
+    UNION ALL
+    SELECT i.transfer_id, $4::uuid, i.amount_paise - i.consultant_share_paise
+      FROM ins i
+     WHERE i.amount_paise > i.consultant_share_paise
+),
+hashes AS (
+    SELECT transfer_id,
+           encode(sha256(convert_to('charge|' || string_agg(
+               account_id::text || ':' || amount::text, ';'
+               ORDER BY account_id::text COLLATE "C", amount), 'UTF8')), 'hex') AS h
+      FROM legs GROUP BY transfer_id
+),
+tr AS (
+    INSERT INTO ledger_transfers (id, idempotency_key, kind, content_hash, consultation_id,
+                                  created_at)
+    SELECT i.transfer_id, 'charge:' || i.consultation_id::text || ':' || i.minute::text,
+           'charge', h.h, i.consultation_id, $3
+      FROM ins i JOIN hashes h ON h.transfer_id = i.transfer_id
+    RETURNING 1
+),
+ent AS (
+    INSERT INTO ledger_entries (transfer_id, account_id, amount_paise, created_at)
+    SELECT transfer_id, account_id, amount, $3 FROM legs
+    RETURNING 1
+),
+agg AS (
+    SELECT consultation_id, count(*)::int AS n,
+           COALESCE(sum(amount_paise) FILTER (WHERE source = 'wallet'), 0)::bigint AS wallet_paise,
+           COALESCE(sum(amount_paise) FILTER (WHERE source = 'promotion'), 0)::bigint
+               AS promo_paise,
+           sum(consultant_share_paise)::bigint AS share_paise
+      FROM ins GROUP BY consultation_id
+),
+upd AS (
+    UPDATE consultations k SET
+        minutes_charged = k.minutes_charged + COALESCE(a.n, 0),
+        amount_charged_paise = k.amount_charged_paise + COALESCE(a.wallet_paise, 0),
+        promo_paise = k.promo_paise + COALESCE(a.promo_paise, 0),
+        consultant_share_paise = k.consultant_share_paise + COALESCE(a.share_paise, 0),
+        next_charge_at = CASE WHEN c.due > c.charged + COALESCE(a.n, 0) THEN NULL
+            ELSE k.started_at + ((c.charged + COALESCE(a.n, 0)) * k.minute_seconds)
+                 * interval '1 second' END,
+        state = CASE WHEN c.due > c.charged + COALESCE(a.n, 0) THEN 'ended' ELSE k.state END,
+        end_reason = CASE WHEN c.due > c.charged + COALESCE(a.n, 0)
+            THEN 'insufficient_balance' ELSE k.end_reason END,
+        ended_at = CASE WHEN c.due > c.charged + COALESCE(a.n, 0)
+            THEN k.started_at + ((c.charged + COALESCE(a.n, 0)) * k.minute_seconds)
+                 * interval '1 second'
+            ELSE k.ended_at END
+      FROM c LEFT JOIN agg a ON a.consultation_id = c.id
+     WHERE k.id = c.id
+    RETURNING k.id, k.caller_id, k.consultant_id, k.state, k.minutes_charged,
+              k.amount_charged_paise, k.rate_paise, k.hold_id,
+              COALESCE(a.n, 0) AS charged_now, COALESCE(a.wallet_paise, 0) AS wallet_now
+)
+SELECT u.id, u.caller_id, u.consultant_id, u.state, u.minutes_charged, u.amount_charged_paise,
+       u.rate_paise, u.hold_id, u.charged_now, u.wallet_now,
+       v.balance - u.wallet_now AS balance_after, v.avail - u.wallet_now AS available_after,
+       (SELECT count(*) FROM tr) AS transfers, (SELECT count(*) FROM ent) AS entries
+  FROM upd u JOIN avail v ON v.id = u.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """What the charge statement did to one consultation."""
+
+    consultation_id: uuid.UUID
+    caller_id: uuid.UUID
+    consultant_id: uuid.UUID
+    ended: bool
+    """True when it could not pay a due minute and was ended (insufficient_balance)."""
+    minutes_charged: int
+    """Total minutes charged so far."""
+    amount_charged_paise: int
+    """Total paid from the wallet so far."""
+    charged_now: int
+    """Minutes charged by this statement."""
+    wallet_now_paise: int
+    """Paid from the wallet by this statement."""
+    balance_after_paise: int
+    available_after_paise: int
+    rate_paise: int
+    hold_id: uuid.UUID | None
+
+    @property
+    def minutes_left(self) -> int:
+        """Further minutes the available balance pays for."""
+        return max(self.available_after_paise, 0) // self.rate_paise
+
+
+async def charge(
+    conn: asyncpg.Connection,
+    ids: Sequence[uuid.UUID],
+    dues: Sequence[int],
+    now: datetime,
+) -> list[ChargeResult]:
+    """Charge minutes up to `dues[i]` for consultation `ids[i]` (locked, active) in one pass."""
+    if not ids:
+        return []
+    rows = await conn.fetch(CHARGE_SQL, list(ids), list(dues), now, PLATFORM_REVENUE, PROMOTIONS)
+    return [
+        ChargeResult(
+            consultation_id=r["id"],
+            caller_id=r["caller_id"],
+            consultant_id=r["consultant_id"],
+            ended=r["state"] == "ended",
+            minutes_charged=r["minutes_charged"],
+            amount_charged_paise=r["amount_charged_paise"],
+            charged_now=r["charged_now"],
+            wallet_now_paise=r["wallet_now"],
+            balance_after_paise=r["balance_after"],
+            available_after_paise=r["available_after"],
+            rate_paise=r["rate_paise"],
+            hold_id=r["hold_id"],
+        )
+        for r in rows
+    ]

@@ -1,0 +1,646 @@
+"""Consultations and their money transitions (the contract in TEAM.md; signalling drives it).
+
+requested --accept--> active --end/tick--> ended; requested --reject/end/timeout--> ended.
+Request places a hold of MIN_START_MINUTES x rate; accept charges minute 1 from it (posting the
+hold in part, releasing the rest); the tick charges minute k once k-1 minutes have run; end
+settles (charges owed minutes up to the end time, reverses any minute that began after a
+back-dated end, releases holds) and returns a `Statement`. Events go on the bus AFTER commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from billing import ledger
+from billing.charging import ChargeResult, charge
+from billing.config import BillingSettings
+from billing.errors import (
+    AlreadyLive,
+    BillingError,
+    ConsultantUnavailable,
+    InsufficientBalance,
+    InvalidTransition,
+    NotFound,
+)
+from billing.invariants import minutes_due, minutes_owed_at_end
+from billing.model import PLATFORM_REVENUE, PROMOTIONS, AccountKind, Transfer
+from billing.ports import Clock, HasPool, Publisher
+
+log = logging.getLogger(__name__)
+
+TOPIC = "consultations"
+TICK_BATCH = 10_000
+
+
+class Mode(enum.StrEnum):
+    CHAT = "chat"
+    VOICE = "voice"
+    VIDEO = "video"
+
+
+class State(enum.StrEnum):
+    REQUESTED = "requested"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EndReason(enum.StrEnum):
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    TIMEOUT = "timeout"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    DISCONNECTED = "disconnected"
+    ADMIN = "admin"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.REQUESTED: frozenset({State.ACTIVE, State.ENDED}),
+    State.ACTIVE: frozenset({State.ENDED}),
+    State.ENDED: frozenset(),
+}
+"""The one transition table; ended is final."""
+
+
+def check_transition(current: State, new: State) -> None:
+    """Raise `InvalidTransition` unless current -> new is in the table."""
+    if new not in TRANSITIONS[current]:
+        raise InvalidTransition(current.value, new.value)
+
+
+class InvalidRequest(BillingError):
+    status = 422
+    code = "VALIDATION_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class Consultation:
+    """A consultation row (money fields in paise)."""
+
+    id: uuid.UUID
+    caller_id: uuid.UUID
+    consultant_id: uuid.UUID
+    mode: Mode
+    state: State
+    end_reason: EndReason | None
+    rate_paise: int
+    requested_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    minutes_charged: int
+    amount_charged_paise: int
+    """Paid from the caller's wallet (free minutes excluded)."""
+    promo_paise: int = 0
+    """Paid by promotions (free first minutes)."""
+    consultant_share_paise: int = 0
+    refunded_paise: int = 0
+    free_minutes: int = 0
+    commission_percent: int = 0
+    minute_seconds: int = 60
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> Consultation:
+        return cls(
+            id=r["id"],
+            caller_id=r["caller_id"],
+            consultant_id=r["consultant_id"],
+            mode=Mode(r["mode"]),
+            state=State(r["state"]),
+            end_reason=EndReason(r["end_reason"]) if r["end_reason"] else None,
+            rate_paise=r["rate_paise"],
+            requested_at=r["requested_at"],
+            started_at=r["started_at"],
+            ended_at=r["ended_at"],
+            minutes_charged=r["minutes_charged"],
+            amount_charged_paise=r["amount_charged_paise"],
+            promo_paise=r["promo_paise"],
+            consultant_share_paise=r["consultant_share_paise"],
+            refunded_paise=r["refunded_paise"],
+            free_minutes=r["free_minutes"],
+            commission_percent=r["commission_percent"],
+            minute_seconds=r["minute_seconds"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        def ts(d: datetime | None) -> str | None:
+            return d.isoformat() if d else None
+
+        return {
+            "id": str(self.id),
+            "caller_id": str(self.caller_id),
+            "consultant_id": str(self.consultant_id),
+            "mode": self.mode.value,
+            "state": self.state.value,
+            "end_reason": self.end_reason.value if self.end_reason else None,
+            "rate_paise": self.rate_paise,
+            "requested_at": ts(self.requested_at),
+            "started_at": ts(self.started_at),
+            "ended_at": ts(self.ended_at),
+            "minutes_charged": self.minutes_charged,
+            "amount_charged_paise": self.amount_charged_paise,
+            "promo_paise": self.promo_paise,
+            "free_minutes": self.free_minutes,
+            "refunded_paise": self.refunded_paise,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """Settlement of an ended consultation."""
+
+    consultation: Consultation
+    minutes: int
+    amount_paise: int
+    """Paid by the caller's wallet."""
+    promo_paise: int
+    """Paid by promotions."""
+    consultant_share_paise: int
+    platform_paise: int
+    refunded_paise: int
+
+    @classmethod
+    def of(cls, c: Consultation) -> Statement:
+        return cls(
+            consultation=c,
+            minutes=c.minutes_charged,
+            amount_paise=c.amount_charged_paise,
+            promo_paise=c.promo_paise,
+            consultant_share_paise=c.consultant_share_paise,
+            platform_paise=c.amount_charged_paise + c.promo_paise - c.consultant_share_paise,
+            refunded_paise=c.refunded_paise,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "consultation": self.consultation.to_json(),
+            "minutes": self.minutes,
+            "amount_paise": self.amount_paise,
+            "promo_paise": self.promo_paise,
+            "consultant_share_paise": self.consultant_share_paise,
+            "platform_paise": self.platform_paise,
+            "refunded_paise": self.refunded_paise,
+        }
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one tick did."""
+
+    charged_minutes: int = 0
+    charged_paise: int = 0
+    consultations_charged: int = 0
+    ended_insufficient: list[uuid.UUID] = field(default_factory=list)
+    timed_out: list[uuid.UUID] = field(default_factory=list)
+    holds_voided: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "charged_minutes": self.charged_minutes,
+            "charged_paise": self.charged_paise,
+            "consultations_charged": self.consultations_charged,
+            "ended_insufficient": len(self.ended_insufficient),
+            "timed_out": len(self.timed_out),
+            "holds_voided": self.holds_voided,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+_SELECT = "SELECT * FROM consultations"
+
+
+class ConsultationService:
+    """Consultation lifecycle with its money (see module docstring)."""
+
+    def __init__(
+        self,
+        db: HasPool,
+        bus: Publisher,
+        clock: Clock,
+        settings: BillingSettings | Any,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+        billing = getattr(settings, "billing", settings)
+        if not isinstance(billing, BillingSettings):
+            raise TypeError("settings must be BillingSettings or have a .billing attribute")
+        self._settings: BillingSettings = billing
+
+    @property
+    def settings(self) -> BillingSettings:
+        return self._settings
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def get(self, consultation_id: uuid.UUID) -> Consultation:
+        row = await self._db.pool.fetchrow(f"{_SELECT} WHERE id = $1", consultation_id)
+        if row is None:
+            raise NotFound("consultation not found", consultation_id=str(consultation_id))
+        return Consultation.from_row(row)
+
+    async def live_for_consultant(self, consultant_id: uuid.UUID) -> Consultation | None:
+        row = await self._db.pool.fetchrow(
+            f"{_SELECT} WHERE consultant_id = $1 AND state IN ('requested', 'active') "
+            "ORDER BY (state = 'active') DESC, requested_at LIMIT 1",
+            consultant_id,
+        )
+        return Consultation.from_row(row) if row else None
+
+    async def live_for_caller(self, caller_id: uuid.UUID) -> Consultation | None:
+        row = await self._db.pool.fetchrow(
+            f"{_SELECT} WHERE caller_id = $1 AND state IN ('requested', 'active')", caller_id
+        )
+        return Consultation.from_row(row) if row else None
+
+    async def statement(self, consultation_id: uuid.UUID) -> Statement:
+        return Statement.of(await self.get(consultation_id))
+
+    # ---- transitions -------------------------------------------------------------------------
+
+    async def request(
+        self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
+    ) -> Consultation:
+        """Create a requested consultation, holding MIN_START_MINUTES x rate of the wallet."""
+        mode = Mode(mode)
+        if caller_id == consultant_id:
+            raise InvalidRequest("cannot consult yourself")
+        now = self._clock.now()
+        s = self._settings
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rate, commission = await consultant_terms(conn, consultant_id, mode, s)
+            wallet = await ledger.ensure_account(conn, AccountKind.WALLET, caller_id)
+            acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
+            live = await conn.fetchval(
+                "SELECT id FROM consultations WHERE caller_id = $1 "
+                "AND state IN ('requested', 'active')",
+                caller_id,
+            )
+            if live is not None:
+                raise AlreadyLive(
+                    "caller already has a live consultation", consultation_id=str(live)
+                )
+            first = not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
+                "AND started_at IS NOT NULL)",
+                caller_id,
+            )
+            free = s.free_first_minutes if first else 0
+            needed = max(0, s.min_start_minutes - free) * rate
+            if acct.available < needed:
+                raise InsufficientBalance(
+                    "wallet balance is below the minimum to start",
+                    needed_paise=needed,
+                    available_paise=max(acct.available, 0),
+                    shortfall_paise=needed - max(acct.available, 0),
+                )
+            cid = uuid.uuid4()
+            hold_id = None
+            if needed > 0:
+                expires = now + timedelta(seconds=s.request_timeout_seconds + 300)
+                hold_id = await ledger.place_hold(conn, wallet, needed, f"consult:{cid}", expires)
+            row = await conn.fetchrow(
+                "INSERT INTO consultations (id, caller_id, consultant_id, mode, rate_paise, "
+                "commission_percent, minute_seconds, free_minutes, hold_id, caller_account_id, "
+                "requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+                cid,
+                caller_id,
+                consultant_id,
+                mode.value,
+                rate,
+                commission,
+                s.minute_seconds,
+                free,
+                hold_id,
+                wallet,
+                now,
+            )
+        c = Consultation.from_row(row)
+        log.info("consultation_requested", extra={"consultation_id": str(c.id)})
+        await self._publish_state(c)
+        return c
+
+    async def accept(self, consultation_id: uuid.UUID, consultant_id: uuid.UUID) -> Consultation:
+        """requested -> active; charges minute 1 (posting the request hold in part)."""
+        now = self._clock.now()
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, consultation_id)
+            if row["consultant_id"] != consultant_id:
+                raise NotFound("consultation not found", consultation_id=str(consultation_id))
+            check_transition(State(row["state"]), State.ACTIVE)
+            busy = await conn.fetchval(
+                "SELECT id FROM consultations WHERE consultant_id = $1 AND state = 'active'",
+                consultant_id,
+            )
+            if busy is not None:
+                raise ConsultantUnavailable("consultant is in another consultation", reason="busy")
+            earn = await ledger.ensure_account(conn, AccountKind.EARNINGS, consultant_id)
+            await conn.execute(
+                "UPDATE consultations SET state = 'active', started_at = $2, next_charge_at = $2, "
+                "consultant_account_id = $3 WHERE id = $1",
+                consultation_id,
+                now,
+                earn,
+            )
+            await self._lock_money(conn, [row])
+            results = await charge(conn, [consultation_id], [1], now)
+            hold_id = row["hold_id"]
+            if hold_id is not None:
+                paid = await conn.fetchrow(
+                    "SELECT transfer_id, amount_paise FROM consultation_charges "
+                    "WHERE consultation_id = $1 AND minute = 1 AND source = 'wallet'",
+                    consultation_id,
+                )
+                if paid is not None:
+                    await ledger.mark_hold_posted(
+                        conn, hold_id, paid["amount_paise"], paid["transfer_id"], now
+                    )
+                else:
+                    await ledger.void_hold(conn, hold_id, now)
+            c = Consultation.from_row(await self._lock(conn, consultation_id))
+        await self._publish_state(c)
+        await self._publish_charges(results)
+        return c
+
+    async def reject(self, consultation_id: uuid.UUID, consultant_id: uuid.UUID) -> Consultation:
+        """requested -> ended(rejected); releases the hold."""
+        now = self._clock.now()
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, consultation_id)
+            if row["consultant_id"] != consultant_id:
+                raise NotFound("consultation not found", consultation_id=str(consultation_id))
+            if State(row["state"]) is not State.REQUESTED:
+                raise InvalidTransition(row["state"], "rejected")
+            c = await self._finish(conn, row, EndReason.REJECTED, now, consultant_id)
+        await self._publish_state(c)
+        return c
+
+    async def end(
+        self,
+        consultation_id: uuid.UUID,
+        reason: EndReason | str,
+        *,
+        actor_id: uuid.UUID | None = None,
+        ended_at: datetime | None = None,
+    ) -> Statement:
+        """End and settle; idempotent (an ended consultation returns its statement).
+
+        `ended_at` may lie in the past (a party dropped then): minutes are owed up to it and no
+        further; a minute the tick charged after it is reversed.
+        """
+        reason = EndReason(reason)
+        now = self._clock.now()
+        end_at = min(ended_at, now) if ended_at is not None else now
+        results: list[ChargeResult] = []
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, consultation_id)
+            state = State(row["state"])
+            if state is State.ENDED:
+                return Statement.of(Consultation.from_row(row))
+            if state is State.REQUESTED:
+                if reason is EndReason.COMPLETED:
+                    reason = EndReason.CANCELLED
+                c = await self._finish(
+                    conn, row, reason, max(end_at, row["requested_at"]), actor_id
+                )
+            else:
+                end_at = max(end_at, row["started_at"])
+                owed = minutes_owed_at_end(row["started_at"], end_at, row["minute_seconds"])
+                if owed > row["minutes_charged"]:
+                    await self._lock_money(conn, [row])
+                    results = await charge(conn, [consultation_id], [owed], now)
+                elif owed < row["minutes_charged"]:
+                    await self._reverse_minutes_after(conn, row, owed)
+                row = await self._lock(conn, consultation_id)
+                if State(row["state"]) is State.ENDED:  # could not pay an owed minute
+                    await self._release_hold(conn, row, now)
+                    c = Consultation.from_row(row)
+                else:
+                    c = await self._finish(conn, row, reason, end_at, actor_id)
+        await self._publish_charges(results)
+        await self._publish_state(c)
+        return Statement.of(c)
+
+    async def tick(self, now: datetime | None = None) -> TickReport:
+        """Charge every due minute of every active consultation; end unfunded and timed-out ones.
+
+        Batched: each batch of due consultations is locked with FOR UPDATE SKIP LOCKED (so
+        concurrent ticks split the work), then charged by ONE statement (billing.charging).
+        """
+        now = now or self._clock.now()
+        report = TickReport()
+        started = time.perf_counter()
+        report.timed_out = await self._expire_requests(now)
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            report.holds_voided = len(await ledger.void_expired_holds(conn, now))
+        seen: set[uuid.UUID] = set()
+        while True:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT id, started_at, minute_seconds, minutes_charged, caller_account_id, "
+                    "consultant_account_id FROM consultations "
+                    "WHERE state = 'active' AND next_charge_at <= $1 "
+                    "AND NOT (id = ANY($3::uuid[])) "
+                    "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    now,
+                    TICK_BATCH,
+                    list(seen),
+                )
+                if not rows:
+                    break
+                seen.update(r["id"] for r in rows)
+                await self._lock_money(conn, rows)
+                dues = [minutes_due(r["started_at"], now, r["minute_seconds"]) for r in rows]
+                results = await charge(conn, [r["id"] for r in rows], dues, now)
+                ended = [r for r in results if r.ended]
+                for r in ended:
+                    if r.hold_id is not None:
+                        await ledger.void_hold(conn, r.hold_id, now)
+                ended_rows = (
+                    await conn.fetch(
+                        f"{_SELECT} WHERE id = ANY($1::uuid[])", [r.consultation_id for r in ended]
+                    )
+                    if ended
+                    else []
+                )
+            for r in results:
+                if r.charged_now:
+                    report.consultations_charged += 1
+                    report.charged_minutes += r.charged_now
+                    report.charged_paise += r.wallet_now_paise
+            report.ended_insufficient += [r.consultation_id for r in ended]
+            await self._publish_charges(results)
+            for er in ended_rows:
+                await self._publish_state(Consultation.from_row(er))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    async def _lock(self, conn: asyncpg.Connection, consultation_id: uuid.UUID) -> asyncpg.Record:
+        row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", consultation_id)
+        if row is None:
+            raise NotFound("consultation not found", consultation_id=str(consultation_id))
+        return row
+
+    async def _lock_money(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """Lock every account the charge statement may touch, in id order (one statement)."""
+        ids: set[uuid.UUID] = {PLATFORM_REVENUE, PROMOTIONS}
+        for r in rows:
+            ids.add(r["caller_account_id"])
+            if r["consultant_account_id"] is not None:
+                ids.add(r["consultant_account_id"])
+        earn = await conn.fetch(
+            "SELECT consultant_account_id FROM consultations WHERE id = ANY($1::uuid[])",
+            [r["id"] for r in rows],
+        )
+        ids.update(e["consultant_account_id"] for e in earn if e["consultant_account_id"])
+        await conn.execute(
+            "SELECT 1 FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+            sorted(ids),
+        )
+
+    async def _finish(
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        reason: EndReason,
+        end_at: datetime,
+        actor_id: uuid.UUID | None,
+    ) -> Consultation:
+        check_transition(State(row["state"]), State.ENDED)
+        updated = await conn.fetchrow(
+            "UPDATE consultations SET state = 'ended', end_reason = $2, ended_at = $3, "
+            "ended_by = $4, next_charge_at = NULL WHERE id = $1 RETURNING *",
+            row["id"],
+            reason.value,
+            end_at,
+            actor_id,
+        )
+        await self._release_hold(conn, updated, self._clock.now())
+        return Consultation.from_row(updated)
+
+    async def _release_hold(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, now: datetime
+    ) -> None:
+        if row["hold_id"] is not None:
+            await ledger.void_hold(conn, row["hold_id"], now)
+
+    async def _reverse_minutes_after(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, owed: int
+    ) -> None:
+        """Reverse charges of minutes > owed (they began after a back-dated end)."""
+        charges = await conn.fetch(
+            "SELECT minute, amount_paise, consultant_share_paise, source, transfer_id "
+            "FROM consultation_charges WHERE consultation_id = $1 AND minute > $2 "
+            "AND reversal_transfer_id IS NULL ORDER BY minute",
+            row["id"],
+            owed,
+        )
+        for ch in charges:
+            legs = await conn.fetch(
+                "SELECT account_id, amount_paise FROM ledger_entries WHERE transfer_id = $1",
+                ch["transfer_id"],
+            )
+            t = Transfer.build(
+                f"reversal:{row['id']}:{ch['minute']}",
+                "charge_reversal",
+                [(g["account_id"], -g["amount_paise"]) for g in legs],
+                consultation_id=row["id"],
+                memo="minute began after the session ended",
+            )
+            posted = await ledger.post(conn, t, allow_into_holds=True)
+            await conn.execute(
+                "UPDATE consultation_charges SET reversal_transfer_id = $3 "
+                "WHERE consultation_id = $1 AND minute = $2",
+                row["id"],
+                ch["minute"],
+                posted.transfer_id,
+            )
+            wallet = ch["amount_paise"] if ch["source"] == "wallet" else 0
+            await conn.execute(
+                "UPDATE consultations SET minutes_charged = minutes_charged - 1, "
+                "amount_charged_paise = amount_charged_paise - $2, "
+                "promo_paise = promo_paise - $3, "
+                "consultant_share_paise = consultant_share_paise - $4 WHERE id = $1",
+                row["id"],
+                wallet,
+                ch["amount_paise"] - wallet,
+                ch["consultant_share_paise"],
+            )
+
+    async def _expire_requests(self, now: datetime) -> list[uuid.UUID]:
+        cutoff = now - timedelta(seconds=self._settings.request_timeout_seconds)
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "UPDATE consultations SET state = 'ended', end_reason = 'timeout', ended_at = $1 "
+                "WHERE state = 'requested' AND requested_at <= $2 RETURNING *",
+                now,
+                cutoff,
+            )
+            for r in rows:
+                await self._release_hold(conn, r, now)
+        for r in rows:
+            await self._publish_state(Consultation.from_row(r))
+        return [r["id"] for r in rows]
+
+    async def _publish_state(self, c: Consultation) -> None:
+        await self._publish({"event": "consult_state", "consultation": c.to_json()})
+
+    async def _publish_charges(self, results: Sequence[ChargeResult]) -> None:
+        for r in results:
+            if not r.charged_now:
+                continue
+            await self._publish(
+                {
+                    "event": "billing_tick",
+                    "consultation_id": str(r.consultation_id),
+                    "caller_id": str(r.caller_id),
+                    "consultant_id": str(r.consultant_id),
+                    "minutes": r.minutes_charged,
+                    "amount_paise": r.amount_charged_paise,
+                    "balance_paise": r.balance_after_paise,
+                }
+            )
+            if not r.ended and r.minutes_left <= 2:
+                await self._publish(
+                    {
+                        "event": "balance_warning",
+                        "consultation_id": str(r.consultation_id),
+                        "caller_id": str(r.caller_id),
+                        "consultant_id": str(r.consultant_id),
+                        "minutes_left": r.minutes_left,
+                    }
+                )
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        try:
+            await self._bus.publish(TOPIC, event)
+        except Exception:  # the money is committed; a lost event must not undo it
+            log.exception("billing_event_publish_failed")
+
+
+async def consultant_terms(
+    conn: asyncpg.Connection, consultant_id: uuid.UUID, mode: Mode, settings: BillingSettings
+) -> tuple[int, int]:
+    """(rate in paise for the mode, commission percent) of a consultant."""
+    row = await conn.fetchrow(
+        f"SELECT p.rate_{mode.value}_paise AS rate, p.commission_percent AS commission "
+        "FROM consultant_profiles p WHERE p.user_id = $1",
+        consultant_id,
+    )
+    if row is None:
+        raise NotFound("consultant not found", consultant_id=str(consultant_id))
+    if not row["rate"] or row["rate"] <= 0:
+        raise ConsultantUnavailable(f"consultant does not offer {mode.value}", reason="mode")
+    commission = row["commission"]
+    return row["rate"], settings.commission_percent if commission is None else commission
