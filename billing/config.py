@@ -67,8 +67,3 @@ class BillingSettings:
             raise ValueError("BILLING_MINUTE_SECONDS must be >= 1")
         if self.request_timeout_seconds <= 0:
             raise ValueError("REQUEST_TIMEOUT must be > 0")
-        if self.production and not self.razorpay.configured:
-            raise ValueError(
-                "RAZORPAY_KEY_ID/RAZORPAY_KEY_SECRET must be set when ENV=production "
-                "(the dev gateway simulator is refused in production)"
-            )

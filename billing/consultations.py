@@ -10,7 +10,6 @@ back-dated end, releases holds) and returns a `Statement`. Events go on the bus 
 from __future__ import annotations
 
 import enum
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 
 from billing import ledger
 from billing.charging import ChargeResult, charge
@@ -31,11 +31,11 @@ from billing.errors import (
     InvalidTransition,
     NotFound,
 )
-from billing.invariants import minutes_due, minutes_owed_at_end
+from billing.invariants import minutes_due
 from billing.model import PLATFORM_REVENUE, PROMOTIONS, AccountKind, Transfer
 from billing.ports import Clock, HasPool, Publisher
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 TOPIC = "consultations"
 TICK_BATCH = 10_000
@@ -325,7 +325,7 @@ class ConsultationService:
                 now,
             )
         c = Consultation.from_row(row)
-        log.info("consultation_requested", extra={"consultation_id": str(c.id)})
+        log.info("consultation_requested", consultation_id=str(c.id), rate_paise=c.rate_paise)
         await self._publish_state(c)
         return c
 
@@ -414,7 +414,7 @@ class ConsultationService:
                 )
             else:
                 end_at = max(end_at, row["started_at"])
-                owed = minutes_owed_at_end(row["started_at"], end_at, row["minute_seconds"])
+                owed = minutes_due(row["started_at"], end_at, row["minute_seconds"])
                 if owed > row["minutes_charged"]:
                     await self._lock_money(conn, [row])
                     results = await charge(conn, [consultation_id], [owed], now)

@@ -168,15 +168,10 @@ def check_charges(
 
 
 def minutes_due(started_at: datetime, at: datetime, minute_seconds: int) -> int:
-    """Minutes payable for a session still running at `at`: minute k is due once k-1 ran."""
+    """Minutes payable for a session running at (or ending at) `at`: minute k is due once k-1
+    minutes have run (prepaid whole minutes, so at least 1)."""
     elapsed = (at - started_at).total_seconds()
     return max(1, math.floor(elapsed / minute_seconds) + 1) if elapsed >= 0 else 1
-
-
-def minutes_owed_at_end(started_at: datetime, ended_at: datetime, minute_seconds: int) -> int:
-    """Minutes payable for a session that ended at `ended_at` (prepaid whole minutes, >= 1)."""
-    elapsed = (ended_at - started_at).total_seconds()
-    return max(1, math.ceil(elapsed / minute_seconds - 1e-9))
 
 
 def check_ended_consultations(consultations: Iterable[ConsultationRow]) -> list[str]:
@@ -187,7 +182,7 @@ def check_ended_consultations(consultations: Iterable[ConsultationRow]) -> list[
             if c.state != "active" and c.minutes_charged:
                 out.append(f"consultation {c.id} never started but charged {c.minutes_charged}")
             continue
-        owed = minutes_owed_at_end(c.started_at, c.ended_at, c.minute_seconds)
+        owed = minutes_due(c.started_at, c.ended_at, c.minute_seconds)
         if c.end_reason == "insufficient_balance":
             if c.minutes_charged > owed:
                 out.append(f"consultation {c.id} charged {c.minutes_charged} > owed {owed}")

@@ -14,15 +14,17 @@ import structlog
 from aiohttp import web
 
 from api.errors import Handler, error_middleware
+from billing.consultations import ConsultationService
+from billing.ticker import Ticker
 from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
 from kundlinow.db import open_database
-from kundlinow.keys import BUS, CLOCK, DATABASE, SETTINGS
+from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, SETTINGS
 
 log = structlog.get_logger(__name__)
 
-ROUTE_MODULES: tuple[str, ...] = ("api.health",)
+ROUTE_MODULES: tuple[str, ...] = ("api.health", "api.consultations")
 """Modules exposing ``routes: web.RouteTableDef``, added in this order."""
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -79,6 +81,19 @@ def _bus_ctx(settings: Settings) -> CleanupContext:
     return bus_ctx
 
 
+def _billing_ctx(settings: Settings) -> CleanupContext:
+    async def billing_ctx(app: web.Application) -> AsyncIterator[None]:
+        service = ConsultationService(app[DATABASE], app[BUS], app[CLOCK], settings.billing)
+        app[CONSULTATIONS] = service
+        ticker = Ticker(service, settings.billing.tick_interval_seconds)
+        if settings.billing.internal_ticker:
+            ticker.start()
+        yield
+        await ticker.close()
+
+    return billing_ctx
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The whole service as one aiohttp application."""
     app = web.Application(
@@ -89,6 +104,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
+    app.cleanup_ctx.append(_billing_ctx(settings))
     for module_name in ROUTE_MODULES:
         app.router.add_routes(importlib.import_module(module_name).routes)
     return app

@@ -15,6 +15,8 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from billing.config import BillingSettings, RazorpaySettings
+
 T = TypeVar("T")
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -55,6 +57,8 @@ class Settings:
     db_pool_max: int = 10
     client_dir: Path | None = None
     """Static web client directory; ``None`` uses the repository's ``client/``."""
+    billing: BillingSettings = field(default_factory=BillingSettings)
+    """Money: minimum start minutes, commission, free minutes, billing minute, Razorpay."""
 
     @property
     def is_production(self) -> bool:
@@ -168,4 +172,51 @@ def from_env(env: Mapping[str, str]) -> Settings:
     )
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
-    return settings
+    return replace(settings, billing=billing_from_env(env, environment == "production"))
+
+
+def _float_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be more than zero seconds, got {raw!r}")
+    return value
+
+
+def _percent(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 100:
+        raise ValueError(f"must be a percentage 0-100, got {raw!r}")
+    return value
+
+
+def billing_from_env(env: Mapping[str, str], production: bool) -> BillingSettings:
+    """The money settings (MIN_START_MINUTES, COMMISSION_PERCENT, RAZORPAY_* ...)."""
+    razorpay = RazorpaySettings(
+        key_id=_text(env, "RAZORPAY_KEY_ID", ""),
+        key_secret=env.get("RAZORPAY_KEY_SECRET", "").strip(),
+        webhook_secret=env.get("RAZORPAY_WEBHOOK_SECRET", "").strip(),
+        base_url=_parse(
+            env, "RAZORPAY_BASE_URL", _dsn(("https://", "http://")), "https://api.razorpay.com"
+        ),
+        timeout_seconds=_parse(env, "RAZORPAY_TIMEOUT", _float_seconds, 10.0),
+    )
+    if bool(razorpay.key_id) != bool(razorpay.key_secret):
+        raise ConfigError(
+            "RAZORPAY_KEY_SECRET: RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET go together"
+        )
+    if razorpay.configured and not razorpay.webhook_secret:
+        raise ConfigError("RAZORPAY_WEBHOOK_SECRET: required when Razorpay keys are set")
+    return BillingSettings(
+        min_start_minutes=_parse(env, "MIN_START_MINUTES", _positive_int, 5),
+        commission_percent=_parse(env, "COMMISSION_PERCENT", _percent, 30),
+        free_first_minutes=_parse(env, "FREE_FIRST_MINUTES", _non_negative_int, 0),
+        minute_seconds=_parse(env, "BILLING_MINUTE_SECONDS", _positive_int, 60),
+        request_timeout_seconds=_parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0),
+        internal_ticker=_parse(env, "BILLING_INTERNAL_TICKER", _bool, True),
+        tick_interval_seconds=_parse(env, "BILLING_TICK_INTERVAL", _float_seconds, 5.0),
+        production=production,
+        razorpay=razorpay,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from billing.consultations import ConsultationService
 from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
+CONSULTATIONS = web.AppKey("consultations", ConsultationService)

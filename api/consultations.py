@@ -1,0 +1,83 @@
+"""REST for consultations: request, read, accept/reject, end, and the admin refund."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from api.auth import require_user
+from api.errors import ApiError
+from api.validation import parse_body
+from billing.consultations import Consultation, EndReason, Mode
+from kundlinow.keys import CONSULTATIONS
+
+routes = web.RouteTableDef()
+
+
+class ConsultationRequest(BaseModel):
+    consultant_id: uuid.UUID
+    mode: Mode
+
+
+class EndRequest(BaseModel):
+    reason: Literal["completed", "cancelled"] = "completed"
+
+
+def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise ApiError(404, "NOT_FOUND", f"no such {name}") from None
+
+
+def _visible(c: Consultation, user_id: uuid.UUID, role: str) -> None:
+    if role != "admin" and user_id not in (c.caller_id, c.consultant_id):
+        raise ApiError(404, "NOT_FOUND", "consultation not found")
+
+
+@routes.post("/consultations")
+async def create_consultation(request: web.Request) -> web.Response:
+    """A caller requests a consultation (holds MIN_START_MINUTES of the rate)."""
+    claims = await require_user(request, roles=("user",))
+    body = await parse_body(request, ConsultationRequest)
+    c = await request.app[CONSULTATIONS].request(claims.user_id, body.consultant_id, body.mode)
+    return web.json_response(c.to_json(), status=201)
+
+
+@routes.get("/consultations/{id}")
+async def get_consultation(request: web.Request) -> web.Response:
+    claims = await require_user(request)
+    c = await request.app[CONSULTATIONS].get(path_id(request))
+    _visible(c, claims.user_id, claims.role)
+    return web.json_response(c.to_json())
+
+
+@routes.post("/consultations/{id}/accept")
+async def accept_consultation(request: web.Request) -> web.Response:
+    claims = await require_user(request, roles=("consultant",))
+    c = await request.app[CONSULTATIONS].accept(path_id(request), claims.user_id)
+    return web.json_response(c.to_json())
+
+
+@routes.post("/consultations/{id}/reject")
+async def reject_consultation(request: web.Request) -> web.Response:
+    claims = await require_user(request, roles=("consultant",))
+    c = await request.app[CONSULTATIONS].reject(path_id(request), claims.user_id)
+    return web.json_response(c.to_json())
+
+
+@routes.post("/consultations/{id}/end")
+async def end_consultation(request: web.Request) -> web.Response:
+    """Either participant (or an admin) ends it; returns the settlement statement."""
+    claims = await require_user(request)
+    service = request.app[CONSULTATIONS]
+    cid = path_id(request)
+    c = await service.get(cid)
+    _visible(c, claims.user_id, claims.role)
+    body = await parse_body(request, EndRequest) if request.can_read_body else EndRequest()
+    reason = EndReason.ADMIN if claims.role == "admin" else EndReason(body.reason)
+    statement = await service.end(cid, reason, actor_id=claims.user_id)
+    return web.json_response(statement.to_json())

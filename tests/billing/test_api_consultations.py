@@ -1,0 +1,49 @@
+"""REST for consultations through the real app (create_app) and database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from tests.billing.helpers import grant
+from tests.factories import create_user
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_request_accept_end_over_rest(
+    client: TestClient[Any, Any], database: Database, settings: Settings
+) -> None:
+    caller = await create_user(database, settings, "user")
+    consultant = await create_user(database, settings, "consultant")
+    stranger = await create_user(database, settings, "user")
+    body = {"consultant_id": str(consultant.id), "mode": "voice"}
+    r = await client.post("/consultations", json=body, headers=auth(caller.token))
+    assert r.status == 402
+    err = (await r.json())["error"]
+    assert err["code"] == "INSUFFICIENT_BALANCE" and err["details"]["needed_paise"] == 5 * 1500
+    await grant(database, caller.id, 10_000)
+    r = await client.post("/consultations", json=body, headers=auth(caller.token))
+    assert r.status == 201
+    cid = (await r.json())["id"]
+    r = await client.post("/consultations", json=body, headers=auth(caller.token))
+    assert (r.status, (await r.json())["error"]["code"]) == (409, "ALREADY_LIVE")
+    r = await client.post("/consultations", json={"mode": "x"}, headers=auth(caller.token))
+    assert (r.status, (await r.json())["error"]["code"]) == (422, "VALIDATION_FAILED")
+    r = await client.get(f"/consultations/{cid}", headers=auth(stranger.token))
+    assert r.status == 404
+    r = await client.post(f"/consultations/{cid}/accept", headers=auth(consultant.token))
+    assert r.status == 200 and (await r.json())["minutes_charged"] == 1
+    r = await client.post(f"/consultations/{cid}/end", headers=auth(caller.token))
+    statement = await r.json()
+    assert r.status == 200 and statement["amount_paise"] == 1500
+    assert statement["consultation"]["end_reason"] == "completed"
+    r = await client.get("/consultations/not-a-uuid", headers=auth(caller.token))
+    assert (r.status, (await r.json())["error"]["code"]) == (404, "NOT_FOUND")
+    r = await client.post("/consultations", json=body)
+    assert r.status == 401
