@@ -20,11 +20,11 @@ from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
 from kundlinow.db import open_database
-from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, SETTINGS
+from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, SETTINGS, TURN_SETTINGS
 
 log = structlog.get_logger(__name__)
 
-ROUTE_MODULES: tuple[str, ...] = ("api.health", "api.consultations")
+ROUTE_MODULES: tuple[str, ...] = ("api.health", "api.consultations", "api.turn")
 """Modules exposing ``routes: web.RouteTableDef``, added in this order."""
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))

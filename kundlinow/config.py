@@ -16,6 +16,7 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
+from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
 
@@ -59,6 +60,8 @@ class Settings:
     """Static web client directory; ``None`` uses the repository's ``client/``."""
     billing: BillingSettings = field(default_factory=BillingSettings)
     """Money: minimum start minutes, commission, free minutes, billing minute, Razorpay."""
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    """STUN/TURN servers and the coturn shared secret; empty: host candidates only."""
 
     @property
     def is_production(self) -> bool:
@@ -134,6 +137,23 @@ def _dsn(scheme_prefixes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _turn(env: Mapping[str, str]) -> TurnSettings:
+    """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
+    secret = env.get("TURN_SECRET", "").strip() or None
+    try:
+        return TurnSettings(
+            urls=parse_urls(env.get("TURN_URLS", "")),
+            secret=secret,
+            ttl_s=_parse(env, "TURN_TTL_S", _positive_int, 3600),
+            realm=_text(env, "TURN_REALM", "") or None,
+        )
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        # TurnSettings' messages start with the variable's name.
+        raise ConfigError(str(exc)) from None
+
+
 def load_environment(dotenv_path: Path | None = Path(".env")) -> dict[str, str]:
     """The process environment over an optional ``.env`` file (the environment wins)."""
     merged: dict[str, str] = {}
@@ -169,6 +189,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
         db_pool_max=_parse(env, "DB_POOL_MAX", _positive_int, 10),
         client_dir=Path(client_dir) if client_dir else None,
+        turn=_turn(env),
     )
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)

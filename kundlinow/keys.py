@@ -9,9 +9,11 @@ from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from turn.config import TurnSettings
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
+TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)

@@ -7,7 +7,7 @@ raised here as a bad value of the variable named in its message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Default lifetime of TURN REST credentials: one hour (draft-uberti-behave-turn-rest-00
 #: §2.2 recommends a day at most; a short lifetime limits the damage of a leaked credential).
@@ -29,7 +29,7 @@ class TurnSettings:
     """STUN and TURN URIs handed to clients, e.g. ``turn:turn.example.com:3478?transport=udp``
     (RFC 7065) or ``stun:turn.example.com:3478`` (RFC 7064). Empty: no TURN, host candidates
     only."""
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
     """The secret shared with coturn (``static-auth-secret``); required with any ``turn:`` URI."""
     ttl_s: int = DEFAULT_TTL_S
     """Lifetime of each credential in seconds, 1 … :data:`MAX_TTL_S`."""

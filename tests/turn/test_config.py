@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kundlinow.config import ConfigError, from_env
 from turn.config import MAX_TTL_S, TurnSettings, parse_urls
 
 
@@ -43,3 +44,40 @@ def test_urls_split_by_kind() -> None:
     assert settings.stun_urls == ("stun:t.example:3478",)
     assert settings.turn_urls == ("turn:t.example:3478?transport=udp", "turns:t.example:5349")
     assert parse_urls("  ") == ()
+
+
+def test_settings_from_environment() -> None:
+    settings = from_env(
+        {
+            "TURN_URLS": "turn:t.example:3478?transport=udp,turns:t.example:5349",
+            "TURN_SECRET": "s3cret",
+            "TURN_TTL_S": "900",
+            "TURN_REALM": "t.example",
+        }
+    ).turn
+    assert settings == TurnSettings(
+        urls=("turn:t.example:3478?transport=udp", "turns:t.example:5349"),
+        secret="s3cret",
+        ttl_s=900,
+        realm="t.example",
+    )
+    assert from_env({}).turn == TurnSettings()
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"TURN_TTL_S": "86401"}, "TURN_TTL_S"),
+        ({"TURN_TTL_S": "soon"}, "TURN_TTL_S"),
+        ({"TURN_URLS": "turn:t.example:3478"}, "TURN_SECRET"),
+        ({"TURN_URLS": "http://t.example", "TURN_SECRET": "s"}, "TURN_URLS"),
+    ],
+)
+def test_bad_environment_names_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        from_env(env)
+
+
+def test_secret_is_not_in_the_repr() -> None:
+    settings = TurnSettings(urls=("turn:t:3478",), secret="do-not-log-me")
+    assert "do-not-log-me" not in repr(settings)

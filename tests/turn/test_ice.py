@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from aiortc import RTCIceServer
 
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from tests.conftest import AppFactory
+from tests.factories import create_user
 from tests.turn.calls import relay_call
 from tests.turn.coturn import Coturn
 from turn.config import TurnSettings
 from turn.credentials import compute_password
-from turn.ice import build_ice_servers, ice_servers_factory, to_rtc_ice_servers
+from turn.ice import IceServer, build_ice_servers, ice_servers_factory, to_rtc_ice_servers
 
 
 def test_no_servers_configured_gives_an_empty_list() -> None:
@@ -61,10 +68,29 @@ async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 5.0) -> 
         await asyncio.sleep(0.1)
 
 
+async def fetch_ice_servers(
+    aiohttp_client: Any, app: web.Application, token: str
+) -> list[IceServer]:
+    """GET /turn/credentials from the real app, as a client does before a call."""
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    response = await client.get("/turn/credentials", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200, await response.text()
+    servers: list[IceServer] = (await response.json())["ice_servers"]
+    return servers
+
+
 @pytest.mark.usefixtures("loopback_host_candidates")
-async def test_relay_only_call_through_coturn(coturn: Coturn) -> None:
-    settings = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret)
-    servers = build_ice_servers(settings, "caller-1")
+async def test_relay_only_call_through_coturn(
+    coturn: Coturn,
+    aiohttp_client: Any,
+    make_app: AppFactory,
+    database: Database,
+    settings: Settings,
+) -> None:
+    user = await create_user(database, settings)
+    turn = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret)
+    servers = await fetch_ice_servers(aiohttp_client, make_app(turn=turn), user.token)
+    assert servers[0]["username"].endswith(f":{user.id}")
 
     outcome = await relay_call(to_rtc_ice_servers(servers))
 
