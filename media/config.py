@@ -1,0 +1,45 @@
+"""Settings of the media service (the SFU), built by ``kundlinow.config``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """Everything the SFU needs to know about the network and its budgets."""
+
+    ice_host_addresses: tuple[str, ...] = ()
+    """Addresses to gather ICE host candidates on (RFC 8445 §5.1.1.1). Empty: every
+    non-loopback interface, as aioice does by default. Tests use ``("127.0.0.1",)``."""
+    public_ip: str | None = None
+    """1:1 NAT: advertise this address as a server-reflexive candidate with the same port
+    as each IPv4 host candidate (RFC 8445 §5.1.1.2), like Janus' ``nat_1_1_mapping``."""
+    udp_port_min: int = 0
+    """Lowest UDP port for host candidates; 0 with ``udp_port_max`` 0 means ephemeral."""
+    udp_port_max: int = 0
+    """Highest UDP port for host candidates (inclusive)."""
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    """RTCIceServer dictionaries (``urls``, ``username``, ``credential``) from ``turn/``."""
+    pli_interval_s: float = 0.5
+    """Minimum interval between PLIs sent to one publisher (RFC 4585 §6.3.1)."""
+    nack_history: int = 1024
+    """Packets kept per published video track to answer NACKs (RFC 4585 §6.2.1); a power of 2."""
+    max_send_buffer_bytes: int = 256 * 1024
+    """A subscriber socket holding more unsent bytes than this is congested: its video is
+    dropped until the next keyframe instead of queueing (bounded memory)."""
+    remb_bitrate_bps: int = 1_500_000
+    """Receiver-estimated maximum bitrate advertised to publishers (draft-alvestrand-rmcat-remb)."""
+    rtcp_interval_s: float = 1.0
+    """Mean RTCP report interval (RFC 3550 §6.2), randomised over [0.5, 1.5] x this."""
+    video_codecs: tuple[str, ...] = field(default=("VP8", "H264"))
+    """Video codecs the SFU negotiates, in order of preference."""
+
+    def __post_init__(self) -> None:
+        if (self.udp_port_min, self.udp_port_max) != (0, 0) and not (
+            0 < self.udp_port_min <= self.udp_port_max <= 65535
+        ):
+            raise ValueError("udp_port_min..udp_port_max must be a valid port range")
+        if self.nack_history & (self.nack_history - 1) or self.nack_history < 64:
+            raise ValueError("nack_history must be a power of two >= 64")

@@ -1,0 +1,109 @@
+"""``MediaEngine``: the service object the signalling hub drives (built by ``create_app``).
+
+It holds rooms by id and translates the hub's calls into participant operations. All
+server-initiated messages (``call_offer``) go out through the ``send_signal`` callable given
+to the constructor, as ``{"type": "call_offer", "data": {"type": "offer", "sdp": ...}}``.
+aiortc gathers every local candidate before an SDP is produced, so the server never trickles
+``ice_candidate`` messages; it accepts the client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from media.config import MediaSettings
+from media.errors import MediaError, MediaErrorCode
+from media.room import Participant, Room, SendSignal, Track
+
+logger = logging.getLogger(__name__)
+
+
+class MediaEngine:
+    """Rooms of participants with one peer connection each; forwards encoded media."""
+
+    def __init__(self, settings: MediaSettings, send_signal: SendSignal) -> None:
+        self.settings = settings
+        self._send_signal = send_signal
+        self._rooms: dict[str, Room] = {}
+        self._closed = False
+
+    def _participant(self, room_id: str, participant_id: str) -> Participant:
+        room = self._rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        if participant is None:
+            raise MediaError(MediaErrorCode.NOT_JOINED, "join the room first")
+        return participant
+
+    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> None:
+        """Create the participant's peer connection; a second join replaces the first
+        (a rejoin after a dropped connection: aiortc has no ICE restart)."""
+        if self._closed:
+            raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = self._rooms[room_id] = Room(room_id, self.settings, self._send_signal)
+        if participant_id in room.participants:
+            await room.remove(participant_id)
+        room.participants[participant_id] = Participant(
+            room, participant_id, can_publish=can_publish
+        )
+        logger.info(
+            "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}
+        )
+
+    async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str:
+        """Apply the client's offer and return the answer SDP (RFC 9429 §5.3)."""
+        return await self._participant(room_id, participant_id).handle_offer(sdp)
+
+    async def handle_answer(self, room_id: str, participant_id: str, sdp: str) -> None:
+        """Apply the client's answer to a server ``call_offer``."""
+        await self._participant(room_id, participant_id).handle_answer(sdp)
+
+    async def add_ice_candidate(
+        self, room_id: str, participant_id: str, candidate: dict[str, Any] | None
+    ) -> None:
+        """Add a trickled remote candidate (``{"candidate", "sdpMid", "sdpMLineIndex"}``)."""
+        await self._participant(room_id, participant_id).add_ice_candidate(candidate)
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        """Close the participant's peer connection; its subscribers keep their (now idle)
+        slots, so a rejoin reaches them without renegotiation."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        await room.remove(participant_id)
+        if not room.participants:
+            self._rooms.pop(room_id, None)
+        logger.info(
+            "participant_left", extra={"room_id": room_id, "participant_id": participant_id}
+        )
+
+    async def close_room(self, room_id: str) -> None:
+        """Close every peer connection of the room (``session_end``)."""
+        room = self._rooms.pop(room_id, None)
+        if room is not None:
+            await room.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        rooms = list(self._rooms)
+        await asyncio.gather(*(self.close_room(r) for r in rooms), return_exceptions=True)
+
+    def tracks(self, room_id: str) -> list[Track]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return []
+        return [t for p in room.participants.values() for t in p.tracks()]
+
+    def stats(self, room_id: str) -> dict[str, Any]:
+        """Per participant: bitrate, loss, RTT, packets/frames forwarded, keyframe requests."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return {}
+        return {pid: p.stats() for pid, p in room.participants.items()}
+
+    @property
+    def room_ids(self) -> list[str]:
+        return list(self._rooms)

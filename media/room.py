@@ -1,0 +1,558 @@
+"""The SFU's model: ``Room`` → ``Participant`` → ``Track`` (LiveKit's nouns).
+
+A participant owns one aiortc ``RTCPeerConnection`` per room. Every m-section the client
+sends on becomes a published ``Track`` (an ``UpTrack`` in the forwarding engine); every
+m-section the server may send on is a subscription slot (a ``DownTrack``). A free slot of
+the right kind and codec takes the next published track of another participant — which is
+how a rejoining publisher's media reaches the others again without renegotiating them.
+When a participant has no free slot, the server adds a send-only transceiver and sends a
+``call_offer`` (RFC 9429 JSEP §5.2 subsequent offer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.codecs import CODECS
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from media import aiortc_glue as glue
+from media.config import MediaSettings
+from media.errors import MediaError, MediaErrorCode
+from media.forwarder import DownTrack, UpTrack
+from media.ice import IcePolicy, apply_ice_policy
+from media.packets import payload_bounds
+
+logger = logging.getLogger(__name__)
+
+SendSignal = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+class ParticipantState(enum.Enum):
+    """A participant's state only moves forward (LiveKit); derived: ``is_connected``."""
+
+    JOINED = "joined"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
+_ORDER = list(ParticipantState)
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A published track as other layers see it."""
+
+    track_id: str
+    """``<participant_id>:<mid>``, unique in the room."""
+    participant_id: str
+    """Who publishes it."""
+    kind: str
+    """``audio`` or ``video``."""
+    codec: str
+    """MIME type of the encoded media, e.g. ``video/VP8``."""
+
+
+def _first_media_codec(codecs: list[RTCRtpCodecParameters]) -> RTCRtpCodecParameters | None:
+    return next((c for c in codecs if c.name.lower() != "rtx"), None)
+
+
+def _validate_sdp(sdp: str, expected_type: str) -> None:
+    """Reject what aiortc would choke on before touching the peer connection."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > 256 * 1024:
+        raise MediaError(MediaErrorCode.BAD_SDP, f"{expected_type} is not an SDP document")
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise MediaError(MediaErrorCode.BAD_SDP, f"unparsable SDP: {exc}") from exc
+    if not parsed.media:
+        raise MediaError(MediaErrorCode.BAD_SDP, "SDP has no media section")
+    for media in parsed.media:
+        ice = media.ice
+        if ice is None or not ice.usernameFragment or not ice.password or media.dtls is None:
+            raise MediaError(MediaErrorCode.BAD_SDP, "SDP lacks ICE credentials or DTLS")
+
+
+class Participant:
+    """One client's presence in a room: its peer connection, tracks and subscriptions."""
+
+    def __init__(self, room: Room, participant_id: str, *, can_publish: bool) -> None:
+        self.room = room
+        self.participant_id = participant_id
+        self.can_publish = can_publish
+        self.state = ParticipantState.JOINED
+        self.joined_at = time.time()
+        settings = room.settings
+        self._settings = settings
+        config = RTCConfiguration(
+            iceServers=[RTCIceServer(**s) for s in settings.ice_servers] or None,
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        )
+        if not settings.ice_servers:
+            config.iceServers = []
+        self.pc = RTCPeerConnection(config)
+        self._ice = IcePolicy(
+            host_addresses=settings.ice_host_addresses,
+            public_ip=settings.public_ip,
+            port_min=settings.udp_port_min,
+            port_max=settings.udp_port_max,
+        )
+        self._cname = str(uuid.uuid4())
+        self._lock = asyncio.Lock()
+        self._known: set[RTCRtpTransceiver] = set()
+        self.uptracks: dict[RTCRtpTransceiver, UpTrack] = {}
+        self.downtracks: dict[RTCRtpTransceiver, DownTrack] = {}
+        self._pending: set[DownTrack] = set()
+        self._by_ssrc: dict[int, UpTrack] = {}
+        self._links: dict[RTCDtlsTransport, glue.SrtpLink] = {}
+        self._negotiated_once = False
+        self._server_offer_out = False
+        self._needs_offer = False
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self._spawn(self._run_rtcp())
+
+    # -- state ------------------------------------------------------------------------
+
+    def _set_state(self, state: ParticipantState) -> None:
+        if state == self.state or _ORDER.index(state) < _ORDER.index(self.state):
+            return
+        logger.info(
+            "participant_state_changed %s -> %s",
+            self.state.value,
+            state.value,
+            extra={"room_id": self.room.room_id, "participant_id": self.participant_id},
+        )
+        self.state = state
+        self.room.participant_state_changed(self)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.state is ParticipantState.CONNECTED
+
+    def _on_connection_state(self) -> None:
+        s = self.pc.connectionState
+        if s == "connecting":
+            self._set_state(ParticipantState.CONNECTING)
+        elif s == "connected":
+            self._set_state(ParticipantState.CONNECTED)
+        elif s in ("failed", "closed") and self.state is not ParticipantState.CLOSED:
+            self._set_state(ParticipantState.DISCONNECTED)
+            for down in self.downtracks.values():
+                down.deactivate()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Future[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- signalling -------------------------------------------------------------------
+
+    async def handle_offer(self, sdp: str) -> str:
+        _validate_sdp(sdp, "offer")
+        async with self._lock:
+            self._check_open()
+            if self.pc.signalingState == "have-local-offer":
+                # We cannot roll back (aiortc); the client is the polite peer (RFC 9429 §4.1.8.2
+                # rollback): it drops its offer, answers ours, then offers again.
+                raise MediaError(MediaErrorCode.GLARE, "server offer outstanding: answer it first")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except MediaError:
+                raise
+            except Exception as exc:
+                raise MediaError(MediaErrorCode.BAD_SDP, f"offer rejected: {exc}") from exc
+            self._adopt_transceivers()
+            try:
+                answer = await self.pc.createAnswer()
+                apply_ice_policy(self.pc, self._ice)
+                await self.pc.setLocalDescription(answer)
+            except Exception as exc:
+                raise MediaError(MediaErrorCode.BAD_SDP, f"cannot answer: {exc}") from exc
+            self._negotiation_done()
+            return self.pc.localDescription.sdp
+
+    async def handle_answer(self, sdp: str) -> None:
+        _validate_sdp(sdp, "answer")
+        async with self._lock:
+            self._check_open()
+            if self.pc.signalingState != "have-local-offer":
+                raise MediaError(MediaErrorCode.NO_OFFER, "no server offer is outstanding")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except Exception as exc:
+                raise MediaError(MediaErrorCode.BAD_SDP, f"answer rejected: {exc}") from exc
+            self._server_offer_out = False
+            self._negotiation_done()
+
+    async def add_ice_candidate(self, candidate: dict[str, Any] | None) -> None:
+        self._check_open()
+        if candidate is None or not candidate.get("candidate"):
+            return  # aiortc gathers before answering; end-of-candidates needs nothing
+        try:
+            text = str(candidate["candidate"])
+            parsed = candidate_from_sdp(
+                text.split(":", 1)[1] if text.startswith("candidate:") else text
+            )
+            parsed.sdpMid = candidate.get("sdpMid")
+            parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
+        except Exception as exc:
+            raise MediaError(MediaErrorCode.BAD_CANDIDATE, f"bad candidate: {exc}") from exc
+        if self.pc.remoteDescription is None:
+            raise MediaError(MediaErrorCode.NO_OFFER, "candidate before any offer")
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except Exception as exc:
+            raise MediaError(MediaErrorCode.BAD_CANDIDATE, f"candidate rejected: {exc}") from exc
+
+    def _check_open(self) -> None:
+        if self.state is ParticipantState.CLOSED:
+            raise MediaError(MediaErrorCode.CLOSED, "participant has left")
+
+    # -- transceivers -> tracks -------------------------------------------------------
+
+    def _adopt_transceivers(self) -> None:
+        """Classify new m-sections from the client's offer (RFC 9429 §5.3.1 directions)."""
+        for t in self.pc.getTransceivers():
+            if t in self._known:
+                continue
+            self._known.add(t)
+            offered = t._offerDirection or "inactive"  # our view: recvonly = client sends
+            receive = offered in ("recvonly", "sendrecv") and self.can_publish
+            send = offered in ("sendonly", "sendrecv")
+            t.direction = {
+                (True, True): "sendrecv",
+                (True, False): "sendonly",
+                (False, True): "recvonly",
+                (False, False): "inactive",
+            }[(send, receive)]
+            if receive:
+                self._add_uptrack(t)
+            if send:
+                self._add_downtrack(t)
+
+    def _add_uptrack(self, t: RTCRtpTransceiver) -> None:
+        codec = _first_media_codec(t._codecs)
+        if codec is None:
+            return
+        link_send = self._rtcp_sender(t)
+        up = UpTrack(
+            f"{self.participant_id}:{t.mid}",
+            t.kind,
+            codec,
+            list(t._codecs),
+            publisher_id=self.participant_id,
+            rtcp_ssrc=t.sender._ssrc,
+            send_rtcp=link_send,
+            pli_interval_s=self._settings.pli_interval_s,
+            history=self._settings.nack_history,
+            remb_bitrate_bps=self._settings.remb_bitrate_bps,
+        )
+        self.uptracks[t] = up
+        glue.take_over_receiver(t.receiver, up.on_rtcp)
+
+    def _rtcp_sender(self, t: RTCRtpTransceiver) -> Callable[[bytes], Awaitable[None]]:
+        async def send(data: bytes) -> None:
+            await self._link(t.receiver.transport).send_rtcp(data)
+
+        return send
+
+    def _add_downtrack(self, t: RTCRtpTransceiver) -> DownTrack:
+        down = DownTrack(
+            subscriber_id=self.participant_id,
+            kind=t.kind,
+            ssrc=t.sender._ssrc,
+            rtx_ssrc=glue.sender_rtx_ssrc(t.sender),
+            codecs=list(t._codecs),
+            link=self._link(t.sender.transport),
+            max_backlog=self._settings.max_send_buffer_bytes,
+        )
+        self.downtracks[t] = down
+        self._pending.add(down)
+        glue.take_over_sender(t.sender, down.on_rtcp)
+        return down
+
+    def _link(self, dtls: RTCDtlsTransport) -> glue.SrtpLink:
+        link = self._links.get(dtls)
+        if link is None:
+            link = glue.SrtpLink(dtls)
+            self._links[dtls] = link
+            glue.tap_rtp(dtls, self._rtp_handler(dtls))
+            dtls.on("statechange", lambda: self._on_dtls_state(dtls))
+        return link
+
+    def _on_dtls_state(self, dtls: RTCDtlsTransport) -> None:
+        if dtls.state == "connected":
+            self._activate()
+        elif dtls.state in ("closed", "failed"):
+            link = self._links.get(dtls)
+            if link is not None:
+                link.close()
+            for down in self.downtracks.values():
+                if down.link is link:
+                    down.deactivate()
+
+    def _negotiation_done(self) -> None:
+        """A description pair is complete: bind transports, refresh codecs, wire the room."""
+        self._negotiated_once = True
+        for t, down in self.downtracks.items():
+            down.link = self._link(t.sender.transport)
+            down.codecs = list(t._codecs)
+            if down.source is not None and down.matching_codec(down.source.codec) is not None:
+                down.attach(down.source)  # recompute payload types from the final codecs
+        self._pending.clear()
+        for t in self.uptracks:
+            self._link(t.receiver.transport)
+        self.room.wire()
+        self._activate()
+        if self._needs_offer:
+            self._spawn(self.renegotiate())
+
+    def _activate(self) -> None:
+        for down in self.downtracks.values():
+            if (
+                down not in self._pending
+                and not down.active
+                and down.link.dtls.state == "connected"
+            ):
+                down.activate()
+
+    def _rtp_handler(self, dtls: RTCDtlsTransport) -> glue.RtpHandler:
+        by_ssrc = self._by_ssrc
+
+        async def on_rtp(data: bytes, arrival_time_ms: int) -> None:
+            if len(data) < 12:
+                return
+            ssrc = int.from_bytes(data[8:12], "big")
+            up = by_ssrc.get(ssrc)
+            if up is None:
+                receiver = glue.route(dtls, ssrc, data[1] & 0x7F)
+                up = next((u for t, u in self.uptracks.items() if t.receiver is receiver), None)
+                if up is None:
+                    return
+                by_ssrc[ssrc] = up
+            start, end = payload_bounds(data)
+            await up.on_rtp(data, start, end, arrival_time_ms)
+
+        return on_rtp
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def subscribe(self, up: UpTrack) -> None:
+        """Forward ``up`` to this participant: on a free slot, else on a new transceiver."""
+        if self.state is ParticipantState.CLOSED or not self._negotiated_once:
+            return
+        if any(d.source is up for d in self.downtracks.values()):
+            return
+        for t, down in self.downtracks.items():
+            if down.source is None and down.can_carry(up) and not t.stopped:
+                down.attach(up)
+                return
+        self._add_send_transceiver(up)
+
+    def _add_send_transceiver(self, up: UpTrack) -> None:
+        t = self.pc.addTransceiver(up.kind, direction="sendonly")
+        prefs = [
+            c
+            for c in RTCRtpSender.getCapabilities(up.kind).codecs
+            if c.mimeType.lower() == up.codec.mimeType.lower()
+            and (c.name.lower() != "h264" or c.parameters == up.codec.parameters)
+        ]
+        if not prefs:
+            prefs = [
+                c
+                for c in RTCRtpSender.getCapabilities(up.kind).codecs
+                if c.mimeType.lower() == up.codec.mimeType.lower()
+            ][:1]
+        rtx = [c for c in RTCRtpSender.getCapabilities(up.kind).codecs if c.name.lower() == "rtx"]
+        t.setCodecPreferences(prefs[:1] + rtx[:1] if up.kind == "video" else prefs[:1])
+        t._codecs = [  # provisional until the answer; lets attach() pick payload types
+            c for c in CODECS[up.kind] if c.mimeType.lower() == up.codec.mimeType.lower()
+        ]
+        self._known.add(t)
+        down = self._add_downtrack(t)
+        down.attach(up)
+        self._needs_offer = True
+        self._spawn(self.renegotiate())
+
+    async def renegotiate(self) -> None:
+        """Send a subsequent offer (RFC 9429 §5.2.2) when new send slots were added."""
+        async with self._lock:
+            if (
+                not self._needs_offer
+                or self.state is ParticipantState.CLOSED
+                or self.pc.signalingState != "stable"
+            ):
+                return
+            self._needs_offer = False
+            offer = await self.pc.createOffer()
+            apply_ice_policy(self.pc, self._ice)
+            await self.pc.setLocalDescription(offer)
+            self._server_offer_out = True
+            sdp = self.pc.localDescription.sdp
+        await self.room.send_signal(
+            self.room.room_id,
+            self.participant_id,
+            {"type": "call_offer", "data": {"type": "offer", "sdp": sdp}},
+        )
+
+    # -- RTCP -------------------------------------------------------------------------
+
+    async def _run_rtcp(self) -> None:
+        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval)."""
+        interval = self._settings.rtcp_interval_s
+        while True:
+            await asyncio.sleep(interval * (0.5 + random.random()))
+            now = time.monotonic()
+            for t, up in list(self.uptracks.items()):
+                packets = up.report(now)
+                if packets:
+                    link = self._links.get(t.receiver.transport)
+                    if link is not None:
+                        await link.send_rtcp(b"".join(bytes(p) for p in packets))
+            for down in list(self.downtracks.values()):
+                packets = down.report(now, self._cname)
+                if packets:
+                    await down.link.send_rtcp(b"".join(bytes(p) for p in packets))
+
+    # -- teardown / stats -------------------------------------------------------------
+
+    async def close(self) -> None:
+        self._set_state(ParticipantState.CLOSED)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for up in self.uptracks.values():
+            up.close()
+        for down in self.downtracks.values():
+            down.detach()
+            down.deactivate()
+        for link in self._links.values():
+            link.close()
+        await self.pc.close()
+        self._by_ssrc.clear()
+
+    def tracks(self) -> list[Track]:
+        return [
+            Track(up.track_id, self.participant_id, up.kind, up.codec.mimeType)
+            for up in self.uptracks.values()
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        published: list[dict[str, Any]] = []
+        for up in self.uptracks.values():
+            published.append(
+                {
+                    "track_id": up.track_id,
+                    "kind": up.kind,
+                    "codec": up.codec.mimeType,
+                    "bitrate_bps": round(up.rate.bitrate_bps),
+                    "packets_received": up.rate.packets,
+                    "bytes_received": up.rate.bytes,
+                    "packets_lost": up.packets_lost,
+                    "fraction_lost": up.fraction_lost / 256,
+                    "jitter_s": up.jitter_s,
+                    "frames_received": up.frames,
+                    "keyframes_received": up.keyframes,
+                    "keyframe_requests_sent": up.plis_sent,
+                    "nacks_sent": up.nacks_sent,
+                    "rtx_received": up.rtx_received,
+                    "subscribers": len(up.downtracks),
+                }
+            )
+        subscribed: list[dict[str, Any]] = []
+        for down in self.downtracks.values():
+            subscribed.append(
+                {
+                    "track_id": down.source.track_id if down.source else None,
+                    "kind": down.kind,
+                    "active": down.active,
+                    "bitrate_bps": round(down.rate.bitrate_bps),
+                    "packets_forwarded": down.packets,
+                    "bytes_forwarded": down.bytes,
+                    "frames_forwarded": down.frames,
+                    "packets_dropped": down.dropped,
+                    "nacks_received": down.nacks_received,
+                    "packets_retransmitted": down.retransmitted,
+                    "keyframe_requests_received": down.plis_received + down.firs_received,
+                    "rtt_s": down.rtt_s,
+                    "fraction_lost": down.remote_fraction_lost / 256,
+                    "packets_lost": down.remote_packets_lost,
+                }
+            )
+        rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
+        return {
+            "participant_id": self.participant_id,
+            "state": self.state.value,
+            "can_publish": self.can_publish,
+            "connection_state": self.pc.connectionState,
+            "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
+            "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
+            "rtt_s": max(rtts) if rtts else None,
+            "fraction_lost_in": max((p["fraction_lost"] for p in published), default=0.0),
+            "fraction_lost_out": max((s["fraction_lost"] for s in subscribed), default=0.0),
+            "frames_forwarded": sum(s["frames_forwarded"] for s in subscribed),
+            "packets_forwarded": sum(s["packets_forwarded"] for s in subscribed),
+            "keyframe_requests_sent": sum(p["keyframe_requests_sent"] for p in published),
+            "keyframe_requests_received": sum(s["keyframe_requests_received"] for s in subscribed),
+            "published": published,
+            "subscribed": subscribed,
+        }
+
+
+class Room:
+    """Participants of one consultation and the wiring between their tracks."""
+
+    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+        self.room_id = room_id
+        self.settings = settings
+        self.send_signal = send_signal
+        self.participants: dict[str, Participant] = {}
+
+    def participant_state_changed(self, participant: Participant) -> None:
+        if participant.state is ParticipantState.CONNECTED:
+            self.wire()
+
+    def wire(self) -> None:
+        """Subscribe every negotiated participant to every other participant's live tracks."""
+        for sub in self.participants.values():
+            for pub in self.participants.values():
+                if pub is sub:
+                    continue
+                for up in pub.uptracks.values():
+                    if not up.closed:
+                        sub.subscribe(up)
+
+    async def remove(self, participant_id: str) -> None:
+        participant = self.participants.pop(participant_id, None)
+        if participant is not None:
+            await participant.close()
+
+    async def close(self) -> None:
+        for pid in list(self.participants):
+            await self.remove(pid)

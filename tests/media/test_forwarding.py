@@ -1,0 +1,97 @@
+"""Encoded media goes through the SFU byte for byte (the proof of no transcoding)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from media.engine import MediaEngine
+from tests.media.conftest import H264, VP8_OPUS
+from tests.media.peers import Frame, Peer, wait_for
+
+
+def _annexb_nals(data: bytes) -> list[bytes]:
+    """Split an Annex B stream into NAL units (start codes of 3 or 4 bytes, RFC 6184 §1.3)."""
+    out = []
+    i = 0
+    n = len(data)
+    starts = []
+    while i + 3 <= n:
+        if data[i] == 0 and data[i + 1] == 0 and data[i + 2] == 1:
+            starts.append(i + 3)
+            i += 3
+        else:
+            i += 1
+    for k, s in enumerate(starts):
+        e = starts[k + 1] - 3 if k + 1 < len(starts) else n
+        nal = data[s:e]
+        while nal.endswith(b"\x00") and k + 1 < len(starts):
+            nal = nal[:-1]
+        out.append(nal)
+    return out
+
+
+def _match(sent: list[Frame], got: list[Frame], key: Callable[[bytes], object]) -> tuple[int, int]:
+    """Every received frame must equal a sent frame, in order. Returns (matched, window)."""
+    sent_keys = [key(f.data) for f in sent]
+    pos = 0
+    for frame in got:
+        k = key(frame.data)
+        try:
+            pos = sent_keys.index(k, pos) + 1
+        except ValueError as exc:
+            raise AssertionError(
+                f"received frame of {len(frame.data)} bytes was never sent"
+            ) from exc
+    first = sent_keys.index(key(got[0].data))
+    return len(got), pos - first
+
+
+async def _publish_and_subscribe(
+    make_peer: Callable[..., Peer], path: str, kinds: tuple[str, ...], mime: str = "video/VP8"
+) -> tuple[Peer, Peer, object, float]:
+    pub = make_peer("astrologer")
+    player = pub.publish_file(path, mime)
+    await pub.connect()
+    assert await wait_for(lambda: len(pub.published["video"].sent) > 3, 5)
+    sub = make_peer("caller")
+    sub.receive(*kinds)
+    subscribed_at = await sub.connect()
+    return pub, sub, player, subscribed_at
+
+
+async def test_vp8_opus_forwarded_byte_identical(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    pub, sub, _player, subscribed_at = await _publish_and_subscribe(
+        make_peer, VP8_OPUS, ("video", "audio")
+    )
+    assert await wait_for(lambda: len(sub.received["video"]) > 0, 3)
+    first_video = sub.received["video"][0].at - subscribed_at
+    assert first_video < 1.0, f"first video frame after {first_video:.2f}s"
+    # let the clip play out
+    await wait_for(lambda: pub.published["video"].source.readyState == "ended", 6)
+    await asyncio.sleep(0.5)
+    for kind in ("video", "audio"):
+        got = sub.received[kind]
+        assert got, f"no {kind} received"
+        matched, window = _match(pub.published[kind].sent, got, key=lambda b: b)
+        assert matched >= 0.95 * window, f"{kind}: {matched}/{window} frames arrived"
+    stats = engine.stats(pub.room_id)
+    assert stats["caller"]["frames_forwarded"] >= len(sub.received["video"])
+
+
+async def test_h264_forwarded_nal_identical(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    pub, sub, _player, subscribed_at = await _publish_and_subscribe(
+        make_peer, H264, ("video",), "video/H264"
+    )
+    assert await wait_for(lambda: len(sub.received["video"]) > 0, 3)
+    assert sub.received["video"][0].at - subscribed_at < 1.0
+    await wait_for(lambda: pub.published["video"].source.readyState == "ended", 6)
+    await asyncio.sleep(0.5)
+    got = sub.received["video"]
+    matched, window = _match(pub.published["video"].sent, got, key=lambda b: tuple(_annexb_nals(b)))
+    assert matched >= 0.95 * window, f"{matched}/{window} frames arrived"
+    assert engine.stats(pub.room_id)["astrologer"]["published"][0]["codec"] == "video/H264"
