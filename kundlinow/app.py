@@ -9,6 +9,7 @@ import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,7 +21,8 @@ from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
 from kundlinow.db import open_database
-from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, SETTINGS, TURN_SETTINGS
+from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, MEDIA, SETTINGS, TURN_SETTINGS
+from media.engine import MediaEngine
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +96,21 @@ def _billing_ctx(settings: Settings) -> CleanupContext:
     return billing_ctx
 
 
+async def _unbound_signal(room_id: str, participant_id: str, message: dict[str, Any]) -> None:
+    log.warning("media_signal_dropped", room_id=room_id, participant_id=participant_id)
+
+
+def _media_ctx(settings: Settings) -> CleanupContext:
+    async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+        # The signalling hub calls ``bind_signal`` with its per-participant sender.
+        engine = MediaEngine(settings.media, _unbound_signal)
+        app[MEDIA] = engine
+        yield
+        await engine.close()
+
+    return media_ctx
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The whole service as one aiohttp application."""
     app = web.Application(
@@ -106,6 +123,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_media_ctx(settings))
     for module_name in ROUTE_MODULES:
         app.router.add_routes(importlib.import_module(module_name).routes)
     return app

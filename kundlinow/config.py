@@ -16,6 +16,7 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
+from media.config import MediaSettings
 from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
@@ -62,6 +63,8 @@ class Settings:
     """Money: minimum start minutes, commission, free minutes, billing minute, Razorpay."""
     turn: TurnSettings = field(default_factory=TurnSettings)
     """STUN/TURN servers and the coturn shared secret; empty: host candidates only."""
+    media: MediaSettings = field(default_factory=MediaSettings)
+    """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
 
     @property
     def is_production(self) -> bool:
@@ -137,6 +140,26 @@ def _dsn(scheme_prefixes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _media(env: Mapping[str, str]) -> MediaSettings:
+    """``MEDIA_ICE_HOSTS`` (comma-separated), ``MEDIA_PUBLIC_IP``, ``MEDIA_UDP_PORT_MIN``,
+    ``MEDIA_UDP_PORT_MAX``, ``MEDIA_PLI_INTERVAL_S`` (see media/config.py)."""
+    hosts = tuple(h.strip() for h in env.get("MEDIA_ICE_HOSTS", "").split(",") if h.strip())
+    public_ip = env.get("MEDIA_PUBLIC_IP", "").strip() or None
+    port_min = _parse(env, "MEDIA_UDP_PORT_MIN", _non_negative_int, 0)
+    port_max = _parse(env, "MEDIA_UDP_PORT_MAX", _non_negative_int, 0)
+    pli = _parse(env, "MEDIA_PLI_INTERVAL_S", _float_seconds, 0.5)
+    try:
+        return MediaSettings(
+            ice_host_addresses=hosts,
+            public_ip=public_ip,
+            udp_port_min=port_min,
+            udp_port_max=port_max,
+            pli_interval_s=pli,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
+
+
 def _turn(env: Mapping[str, str]) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
@@ -190,6 +213,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         db_pool_max=_parse(env, "DB_POOL_MAX", _positive_int, 10),
         client_dir=Path(client_dir) if client_dir else None,
         turn=_turn(env),
+        media=_media(env),
     )
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)

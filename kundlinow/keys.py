@@ -9,6 +9,7 @@ from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from media.engine import MediaEngine
 from turn.config import TurnSettings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -17,3 +18,4 @@ BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
+MEDIA = web.AppKey("media", MediaEngine)

@@ -29,6 +29,12 @@ class MediaEngine:
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
+    def bind_signal(self, send_signal: SendSignal) -> None:
+        """Set where server-initiated messages go (the signalling hub, built after us)."""
+        self._send_signal = send_signal
+        for room in self._rooms.values():
+            room.send_signal = send_signal
+
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
         participant = room.participants.get(participant_id) if room else None
@@ -43,7 +49,7 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._send_signal)
+            room = self._rooms[room_id] = Room(room_id, self.settings, self._signal)
         if participant_id in room.participants:
             await room.remove(participant_id)
         room.participants[participant_id] = Participant(
@@ -52,6 +58,9 @@ class MediaEngine:
         logger.info(
             "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}
         )
+
+    async def _signal(self, room_id: str, participant_id: str, message: dict[str, Any]) -> None:
+        await self._send_signal(room_id, participant_id, message)
 
     async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str:
         """Apply the client's offer and return the answer SDP (RFC 9429 §5.3)."""
