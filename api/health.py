@@ -5,18 +5,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.errors import error_response
+from api.openapi import operation
 from kundlinow.keys import DATABASE
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
+@operation("Liveness: the process answers", tags=("operations",))
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and its event loop answers."""
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
+@operation(
+    "Readiness: database reachable and migrations applied", errors=(503,), tags=("operations",)
+)
 async def readyz(request: web.Request) -> web.Response:
     """Ready to serve: the database answers and every migration is applied."""
     try:

@@ -15,19 +15,46 @@ import structlog
 from aiohttp import web
 
 from api.errors import Handler, error_middleware
+from api.metrics import metrics_middleware
+from api.passwords import Passwords
 from billing.consultations import ConsultationService
 from billing.ticker import Ticker
 from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
 from kundlinow.db import open_database
-from kundlinow.keys import BUS, CLOCK, CONSULTATIONS, DATABASE, MEDIA, SETTINGS, TURN_SETTINGS
+from kundlinow.keys import (
+    BUS,
+    CLOCK,
+    CONSULTATIONS,
+    DATABASE,
+    MEDIA,
+    METRICS,
+    PASSWORDS,
+    PRESENCE,
+    RATE_LIMITER,
+    SETTINGS,
+    TURN_SETTINGS,
+)
+from kundlinow.metrics import HttpMetrics
+from kundlinow.presence import NoPresence
+from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
 
 log = structlog.get_logger(__name__)
 
-ROUTE_MODULES: tuple[str, ...] = ("api.health", "api.consultations", "api.turn")
-"""Modules exposing ``routes: web.RouteTableDef``, added in this order."""
+ROUTE_MODULES: tuple[str, ...] = (
+    "api.health",
+    "api.openapi",
+    "api.metrics",
+    "api.accounts",
+    "api.consultants",
+    "api.consultations",
+    "api.turn",
+    "api.client",
+)
+"""Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
+Document every handler with :func:`api.openapi.operation` (a test checks)."""
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -111,10 +138,24 @@ def _media_ctx(settings: Settings) -> CleanupContext:
     return media_ctx
 
 
+def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
+    async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        limiter: RateLimiter = (
+            RedisRateLimiter.from_url(settings.redis_url, settings.redis_prefix + "rl:")
+            if settings.redis_url
+            else MemoryRateLimiter()
+        )
+        app[RATE_LIMITER] = limiter
+        yield
+        await limiter.close()
+
+    return rate_limiter_ctx
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The whole service as one aiohttp application."""
     app = web.Application(
-        middlewares=[access_log_middleware, error_middleware],
+        middlewares=[access_log_middleware, metrics_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -124,6 +165,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
+    app.cleanup_ctx.append(_rate_limiter_ctx(settings))
+    app[METRICS] = HttpMetrics()
+    app[PASSWORDS] = Passwords()
+    app[PRESENCE] = NoPresence()  # the signalling hub stores its own lookup here
     for module_name in ROUTE_MODULES:
-        app.router.add_routes(importlib.import_module(module_name).routes)
+        module = importlib.import_module(module_name)
+        if hasattr(module, "setup"):
+            module.setup(app)
+        else:
+            app.router.add_routes(module.routes)
     return app

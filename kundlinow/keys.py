@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.passwords import Passwords
 from billing.consultations import ConsultationService
 from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from kundlinow.metrics import HttpMetrics
+from kundlinow.presence import PresenceLookup
+from kundlinow.ratelimit import RateLimiter
 from media.engine import MediaEngine
 from turn.config import TurnSettings
 
@@ -19,3 +23,9 @@ CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
 MEDIA = web.AppKey("media", MediaEngine)
+METRICS = web.AppKey("metrics", HttpMetrics)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+"""Login throttling; in-memory, or Redis when ``REDIS_URL`` is set."""
+PASSWORDS = web.AppKey("passwords", Passwords)
+PRESENCE = web.AppKey("presence", PresenceLookup)
+"""Who is online; the signalling hub replaces the default (everybody offline) with its own."""

@@ -1,0 +1,226 @@
+"""Accounts: ``POST /auth/register``, ``POST /auth/login``, ``GET /me``.
+
+Passwords are argon2id hashes (:mod:`api.passwords`). Login answers an unknown email exactly like
+a wrong password (same code, same work), and is throttled per client IP (every attempt counts)
+and per account (failed attempts count; a success clears them) → 429 ``RATE_LIMITED`` with
+``Retry-After``. Admin accounts are never created over HTTP: ``kundlinow admin create``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import asyncpg
+import structlog
+from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.auth import Role, issue_token, require_user
+from api.errors import ApiError
+from api.openapi import operation
+from api.validation import parse_body
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
+from kundlinow.ratelimit import Decision
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+PASSWORD_MIN = 8
+PASSWORD_MAX = 256
+"""Long enough for any passphrase, short enough that hashing cannot be used to burn CPU."""
+
+
+def _normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+Email = Annotated[
+    str,
+    AfterValidator(_normalise_email),
+    Field(max_length=254, pattern=EMAIL_PATTERN, examples=["asha@example.com"]),
+]
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    email: Email
+    password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    display_name: str = Field(min_length=1, max_length=80)
+    role: Literal["user", "consultant"] = Field(
+        default="user", description="`consultant` also creates an (empty) astrologer profile"
+    )
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="seconds until the token expires")
+    user: UserOut
+
+
+class EmailTaken(Exception):
+    status = 409
+    code = "EMAIL_TAKEN"
+
+
+_USER_COLUMNS = "id, email::text AS email, display_name, role, created_at"
+
+
+def _user_out(row: asyncpg.Record) -> UserOut:
+    return UserOut(
+        id=row["id"],
+        email=row["email"],
+        display_name=row["display_name"],
+        role=row["role"],
+        created_at=row["created_at"],
+    )
+
+
+async def create_account(
+    database: Database,
+    *,
+    email: str,
+    password_hash: str,
+    display_name: str,
+    role: Role,
+) -> UserOut:
+    """Insert a user (and an empty profile for a consultant); :class:`EmailTaken` on a duplicate."""
+    async with database.pool.acquire() as conn, conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO users (email, password_hash, display_name, role)"
+                f" VALUES ($1, $2, $3, $4) RETURNING {_USER_COLUMNS}",
+                email,
+                password_hash,
+                display_name,
+                role,
+            )
+        except asyncpg.UniqueViolationError:
+            raise EmailTaken("an account with this email already exists") from None
+        assert row is not None
+        if role == "consultant":
+            await conn.execute(
+                "INSERT INTO consultant_profiles (user_id, display_name) VALUES ($1, $2)",
+                row["id"],
+                display_name,
+            )
+    return _user_out(row)
+
+
+def _token(settings: Settings, user: UserOut) -> TokenOut:
+    return TokenOut(
+        access_token=issue_token(settings, user.id, user.role),
+        expires_in=settings.jwt_ttl_s,
+        user=user,
+    )
+
+
+def _rate_limited(decision: Decision, scope: str) -> ApiError:
+    return ApiError(
+        429,
+        "RATE_LIMITED",
+        "too many login attempts; try again later",
+        {"retry_after_s": decision.retry_after_s, "scope": scope},
+        headers={"Retry-After": str(decision.retry_after_s)},
+    )
+
+
+@routes.post("/auth/register")
+@operation(
+    "Create a caller or astrologer account and sign in",
+    body=RegisterRequest,
+    response=TokenOut,
+    status=201,
+    errors=(409,),
+    tags=("accounts",),
+)
+async def register(request: web.Request) -> web.Response:
+    body = await parse_body(request, RegisterRequest)
+    settings = request.app[SETTINGS]
+    password_hash = await request.app[PASSWORDS].hash(body.password)
+    user = await create_account(
+        request.app[DATABASE],
+        email=body.email,
+        password_hash=password_hash,
+        display_name=body.display_name.strip() or body.email,
+        role=body.role,
+    )
+    log.info("account_registered", user_id=str(user.id), role=user.role)
+    return web.json_response(_token(settings, user).model_dump(mode="json"), status=201)
+
+
+@routes.post("/auth/login")
+@operation(
+    "Exchange email and password for an access token",
+    body=LoginRequest,
+    response=TokenOut,
+    errors=(401, 429),
+    tags=("accounts",),
+)
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginRequest)
+    settings = request.app[SETTINGS]
+    limiter = request.app[RATE_LIMITER]
+    window = settings.login_window_s
+    by_ip = await limiter.hit(f"login:ip:{request.remote}", settings.login_ip_limit, window)
+    if not by_ip.allowed:
+        raise _rate_limited(by_ip, "ip")
+    email = _normalise_email(body.email)
+    account_key = f"login:account:{email}"
+    by_account = await limiter.peek(account_key, settings.login_account_limit, window)
+    if not by_account.allowed:
+        raise _rate_limited(by_account, "account")
+
+    database = request.app[DATABASE]
+    row = await database.pool.fetchrow(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email
+    )
+    verdict = await request.app[PASSWORDS].verify(
+        row["password_hash"] if row else None, body.password
+    )
+    if row is None or not verdict.ok:
+        await limiter.hit(account_key, settings.login_account_limit, window)
+        log.info("login_failed", known_account=row is not None)
+        raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
+    await limiter.reset(account_key)
+    if verdict.new_hash is not None:
+        await database.pool.execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash
+        )
+    user = _user_out(row)
+    structlog.contextvars.bind_contextvars(user_id=str(user.id))
+    log.info("login_succeeded")
+    return web.json_response(_token(settings, user).model_dump(mode="json"))
+
+
+@routes.get("/me")
+@operation("The signed-in account", response=UserOut, auth="any", tags=("accounts",))
+async def me(request: web.Request) -> web.Response:
+    claims = await require_user(request)
+    row = await request.app[DATABASE].pool.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", claims.user_id
+    )
+    if row is None:
+        raise ApiError(401, "UNAUTHENTICATED", "this account no longer exists")
+    return web.json_response(_user_out(row).model_dump(mode="json"))

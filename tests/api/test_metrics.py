@@ -1,0 +1,35 @@
+"""``/metrics`` counts requests by route template and status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+
+async def test_requests_are_counted_by_route_and_status(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/consultants/not-a-uuid")).status == 404
+    assert (await client.get("/nowhere")).status == 404
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    assert 'kundlinow_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert (
+        'kundlinow_http_requests_total{method="GET",route="/consultants/{id}",status="404"} 1.0'
+        in text
+    )
+    assert 'route="unmatched",status="404"' in text
+    assert "not-a-uuid" not in text
+    assert (
+        'kundlinow_http_request_duration_seconds_count{method="GET",route="/healthz"} 1.0' in text
+    )
+
+
+async def test_each_app_has_its_own_registry(client: TestClient[Any, Any], make_app: Any) -> None:
+    await client.get("/healthz")
+    other = make_app()
+    from kundlinow.keys import METRICS
+
+    assert other[METRICS].registry is not client.app[METRICS].registry
