@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from kundlinow.keys import CONSULTATIONS
@@ -39,6 +40,14 @@ def _visible(c: Consultation, user_id: uuid.UUID, role: str) -> None:
 
 
 @routes.post("/consultations")
+@operation(
+    "Request a consultation (holds the minimum minutes)",
+    body=ConsultationRequest,
+    status=201,
+    auth=("user",),
+    errors=(402, 404, 409),
+    tags=("consultations",),
+)
 async def create_consultation(request: web.Request) -> web.Response:
     """A caller requests a consultation (holds MIN_START_MINUTES of the rate)."""
     claims = await require_user(request, roles=("user",))
@@ -48,6 +57,7 @@ async def create_consultation(request: web.Request) -> web.Response:
 
 
 @routes.get("/consultations/{id}")
+@operation("One consultation", auth="any", errors=(404,), tags=("consultations",))
 async def get_consultation(request: web.Request) -> web.Response:
     claims = await require_user(request)
     c = await request.app[CONSULTATIONS].get(path_id(request))
@@ -56,6 +66,12 @@ async def get_consultation(request: web.Request) -> web.Response:
 
 
 @routes.post("/consultations/{id}/accept")
+@operation(
+    "Accept a requested consultation (charges minute 1)",
+    auth=("consultant",),
+    errors=(404, 409),
+    tags=("consultations",),
+)
 async def accept_consultation(request: web.Request) -> web.Response:
     claims = await require_user(request, roles=("consultant",))
     c = await request.app[CONSULTATIONS].accept(path_id(request), claims.user_id)
@@ -63,6 +79,12 @@ async def accept_consultation(request: web.Request) -> web.Response:
 
 
 @routes.post("/consultations/{id}/reject")
+@operation(
+    "Reject a requested consultation",
+    auth=("consultant",),
+    errors=(404, 409),
+    tags=("consultations",),
+)
 async def reject_consultation(request: web.Request) -> web.Response:
     claims = await require_user(request, roles=("consultant",))
     c = await request.app[CONSULTATIONS].reject(path_id(request), claims.user_id)
@@ -70,6 +92,13 @@ async def reject_consultation(request: web.Request) -> web.Response:
 
 
 @routes.post("/consultations/{id}/end")
+@operation(
+    "End a consultation; returns its statement",
+    body=EndRequest,
+    auth="any",
+    errors=(404, 409),
+    tags=("consultations",),
+)
 async def end_consultation(request: web.Request) -> web.Response:
     """Either participant (or an admin) ends it; returns the settlement statement."""
     claims = await require_user(request)
