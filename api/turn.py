@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from api.auth import require_user
+from api.openapi import operation
 from kundlinow.keys import TURN_SETTINGS
 from turn.ice import build_ice_servers
 
@@ -39,6 +40,12 @@ class TurnCredentialsOut(BaseModel):
 
 
 @routes.get("/turn/credentials")
+@operation(
+    "ICE servers with a fresh TURN credential",
+    response=TurnCredentialsOut,
+    auth="any",
+    tags=("turn",),
+)
 async def turn_credentials(request: web.Request) -> web.Response:
     """The caller's ICE servers; 401 without a valid access token."""
     claims = await require_user(request)
