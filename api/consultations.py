@@ -6,14 +6,15 @@ import uuid
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
-from kundlinow.keys import CONSULTATIONS
+from billing.refunds import refund_consultation
+from kundlinow.keys import CONSULTATIONS, DATABASE
 
 routes = web.RouteTableDef()
 
@@ -110,3 +111,37 @@ async def end_consultation(request: web.Request) -> web.Response:
     reason = EndReason.ADMIN if claims.role == "admin" else EndReason(body.reason)
     statement = await service.end(cid, reason, actor_id=claims.user_id)
     return web.json_response(statement.to_json())
+
+
+class RefundRequest(BaseModel):
+    amount_paise: int = Field(strict=True, ge=1)
+    reason: str = Field(min_length=3, max_length=500)
+    idempotency_key: str = Field(
+        default_factory=lambda: uuid.uuid4().hex, min_length=8, max_length=100
+    )
+
+
+@routes.post("/admin/consultations/{id}/refund")
+async def refund(request: web.Request) -> web.Response:
+    """Admin: refund all or part of what the caller paid (correcting transfer, audit logged)."""
+    claims = await require_user(request, roles=("admin",))
+    body = await parse_body(request, RefundRequest)
+    done = await refund_consultation(
+        request.app[DATABASE],
+        path_id(request),
+        body.amount_paise,
+        body.reason,
+        claims.user_id,
+        body.idempotency_key,
+    )
+    return web.json_response(
+        {
+            "consultation_id": str(done.consultation_id),
+            "amount_paise": done.amount_paise,
+            "consultant_part_paise": done.consultant_part_paise,
+            "platform_part_paise": done.platform_part_paise,
+            "transfer_id": str(done.transfer_id),
+            "replayed": done.replayed,
+        },
+        status=200 if done.replayed else 201,
+    )

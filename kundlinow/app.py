@@ -18,7 +18,11 @@ from api.errors import Handler, error_middleware
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
+from billing.gateway import build_gateway
+from billing.payments import PaymentService
+from billing.payouts import PayoutService
 from billing.ticker import Ticker
+from billing.wallets import WalletReader
 from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
@@ -31,10 +35,13 @@ from kundlinow.keys import (
     MEDIA,
     METRICS,
     PASSWORDS,
+    PAYMENTS,
+    PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
     SETTINGS,
     TURN_SETTINGS,
+    WALLETS,
 )
 from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import NoPresence
@@ -51,6 +58,9 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.consultants",
     "api.consultations",
     "api.turn",
+    "api.wallet",
+    "api.webhooks",
+    "api.payouts",
     "api.client",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
@@ -114,6 +124,12 @@ def _billing_ctx(settings: Settings) -> CleanupContext:
     async def billing_ctx(app: web.Application) -> AsyncIterator[None]:
         service = ConsultationService(app[DATABASE], app[BUS], app[CLOCK], settings.billing)
         app[CONSULTATIONS] = service
+        clock = app[CLOCK]
+        app[PAYMENTS] = PaymentService(
+            app[DATABASE], build_gateway(settings.billing), clock, settings.billing
+        )
+        app[PAYOUTS] = PayoutService(app[DATABASE], clock, settings.billing)
+        app[WALLETS] = WalletReader(app[DATABASE])
         ticker = Ticker(service, settings.billing.tick_interval_seconds)
         if settings.billing.internal_ticker:
             ticker.start()

@@ -6,6 +6,9 @@ from aiohttp import web
 
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
+from billing.payments import PaymentService
+from billing.payouts import PayoutService
+from billing.wallets import WalletReader
 from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
@@ -29,3 +32,6 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 PASSWORDS = web.AppKey("passwords", Passwords)
 PRESENCE = web.AppKey("presence", PresenceLookup)
 """Who is online; the signalling hub replaces the default (everybody offline) with its own."""
+PAYMENTS = web.AppKey("payments", PaymentService)
+PAYOUTS = web.AppKey("payouts", PayoutService)
+WALLETS = web.AppKey("wallets", WalletReader)

@@ -31,9 +31,7 @@ async def healthy(database: Database) -> None:
     assert check_all(await load_snapshot(database.pool)) == []
 
 
-async def people(
-    database: Database, settings: Settings, funds: int = 0
-) -> tuple[User, User]:
+async def people(database: Database, settings: Settings, funds: int = 0) -> tuple[User, User]:
     caller = await create_user(database, settings, "user")
     consultant = await create_user(database, settings, "consultant")
     if funds:

@@ -1,0 +1,21 @@
+"""POST /webhooks/razorpay: X-Razorpay-Signature over the raw body; de-duplicated by event id."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kundlinow.keys import PAYMENTS
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/webhooks/razorpay")
+async def razorpay_webhook(request: web.Request) -> web.Response:
+    """400 INVALID_SIGNATURE / INVALID_WEBHOOK / AMOUNT_MISMATCH; 200 when processed or a replay."""
+    body = await request.read()
+    result = await request.app[PAYMENTS].handle_webhook(
+        body,
+        request.headers.get("X-Razorpay-Signature", ""),
+        request.headers.get("X-Razorpay-Event-Id") or None,
+    )
+    return web.json_response(result)

@@ -1,0 +1,239 @@
+"""Consultant payouts: request (a hold on earnings) -> admin approval -> `kundlinow payouts run`
+settles each approved payout as the hold's pending transfer posted (bank reference recorded) or
+voided (bank failure)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from billing import ledger
+from billing.config import BillingSettings
+from billing.errors import InvalidAmount, InvalidTransition, NotFound, PayoutPending
+from billing.model import PAYOUTS_CLEARING, AccountKind, Transfer
+from billing.ports import Clock, HasPool
+
+log = structlog.get_logger(__name__)
+
+
+class PayoutFailed(Exception):
+    """The bank refused the transfer (the payout is voided, earnings released)."""
+
+
+class PayoutRail(Protocol):
+    """Sends money to the consultant's bank; idempotent on `payout_id`."""
+
+    async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
+        """Returns the bank reference (UTR); raises PayoutFailed."""
+        ...
+
+
+class SimulatedBankRail:
+    """Dev/test rail: succeeds with a stable reference per payout (fails if told to)."""
+
+    def __init__(self, fail: frozenset[uuid.UUID] = frozenset()) -> None:
+        self._fail = fail
+        self._refs: dict[uuid.UUID, str] = {}
+
+    async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
+        if payout_id in self._fail:
+            raise PayoutFailed("account closed")
+        return self._refs.setdefault(payout_id, f"SIMUTR{secrets.token_hex(6).upper()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    id: uuid.UUID
+    consultant_id: uuid.UUID
+    amount_paise: int
+    state: str
+    bank_reference: str | None
+    failure_reason: str | None
+    requested_at: datetime
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> Payout:
+        return cls(
+            r["id"],
+            r["consultant_id"],
+            r["amount_paise"],
+            r["state"],
+            r["bank_reference"],
+            r["failure_reason"],
+            r["requested_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "consultant_id": str(self.consultant_id),
+            "amount_paise": self.amount_paise,
+            "state": self.state,
+            "bank_reference": self.bank_reference,
+            "failure_reason": self.failure_reason,
+            "requested_at": self.requested_at.isoformat(),
+        }
+
+
+class PayoutService:
+    def __init__(self, db: HasPool, clock: Clock, settings: BillingSettings) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+
+    async def request(self, consultant_id: uuid.UUID, amount_paise: int) -> Payout:
+        """Reserve earnings for a payout (minimum ₹1,000; one pending at a time)."""
+        minimum = self._settings.payout_minimum_paise
+        if amount_paise < minimum:
+            raise InvalidAmount("payout is below the minimum", minimum_paise=minimum)
+        now = self._clock.now()
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            earn = await ledger.ensure_account(conn, AccountKind.EARNINGS, consultant_id)
+            await ledger.lock_accounts(conn, [earn])
+            pending = await conn.fetchval(
+                "SELECT id FROM payouts WHERE consultant_id = $1 "
+                "AND state IN ('requested', 'approved')",
+                consultant_id,
+            )
+            if pending is not None:
+                raise PayoutPending("a payout is already pending", payout_id=str(pending))
+            pid = uuid.uuid4()
+            hold = await ledger.place_hold(
+                conn,
+                earn,
+                amount_paise,
+                f"payout:{pid}",
+                now + timedelta(days=self._settings.payout_hold_days),
+            )
+            row = await conn.fetchrow(
+                "INSERT INTO payouts (id, consultant_id, amount_paise, hold_id, requested_at) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                pid,
+                consultant_id,
+                amount_paise,
+                hold,
+                now,
+            )
+        return Payout.from_row(row)
+
+    async def list_payouts(
+        self, consultant_id: uuid.UUID | None = None, state: str | None = None
+    ) -> list[Payout]:
+        rows = await self._db.pool.fetch(
+            "SELECT * FROM payouts WHERE ($1::uuid IS NULL OR consultant_id = $1) "
+            "AND ($2::text IS NULL OR state = $2) ORDER BY requested_at DESC LIMIT 200",
+            consultant_id,
+            state,
+        )
+        return [Payout.from_row(r) for r in rows]
+
+    async def decide(self, payout_id: uuid.UUID, admin_id: uuid.UUID, approve: bool) -> Payout:
+        now = self._clock.now()
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM payouts WHERE id = $1 FOR UPDATE", payout_id)
+            if row is None:
+                raise NotFound("payout not found")
+            if row["state"] != "requested":
+                raise InvalidTransition(row["state"], "approved" if approve else "rejected")
+            if not approve:
+                await ledger.void_hold(conn, row["hold_id"], now)
+            row = await conn.fetchrow(
+                "UPDATE payouts SET state = $2, decided_at = $3, decided_by = $4 "
+                "WHERE id = $1 RETURNING *",
+                payout_id,
+                "approved" if approve else "rejected",
+                now,
+                admin_id,
+            )
+            await audit(
+                conn, admin_id, "payout_approved" if approve else "payout_rejected", payout_id, {}
+            )
+        return Payout.from_row(row)
+
+    async def run(self, rail: PayoutRail) -> list[Payout]:
+        """Settle every approved payout: pending -> posted (bank reference) or voided."""
+        settled = []
+        while True:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT * FROM payouts WHERE state = 'approved' ORDER BY decided_at "
+                    "LIMIT 1 FOR UPDATE SKIP LOCKED"
+                )
+                if row is None:
+                    break
+                now = self._clock.now()
+                hold_state = await conn.fetchval(
+                    "SELECT state FROM ledger_holds WHERE id = $1", row["hold_id"]
+                )
+                if hold_state != "open":  # expired and voided by reconcile
+                    result = await self._void(conn, row, "hold expired", now)
+                else:
+                    try:
+                        reference = await rail.send(
+                            row["id"], row["consultant_id"], row["amount_paise"]
+                        )
+                    except PayoutFailed as exc:
+                        result = await self._void(conn, row, str(exc), now)
+                    else:
+                        result = await self._post(conn, row, reference, now)
+            settled.append(Payout.from_row(result))
+            log.info("payout_settled", payout_id=str(row["id"]), state=result["state"])
+        return settled
+
+    async def _post(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, reference: str, now: datetime
+    ) -> asyncpg.Record:
+        earn = await conn.fetchval(
+            "SELECT account_id FROM ledger_holds WHERE id = $1", row["hold_id"]
+        )
+        transfer = Transfer.build(
+            f"payout:{row['id']}",
+            "payout",
+            [(earn, -row["amount_paise"]), (PAYOUTS_CLEARING, row["amount_paise"])],
+            memo=reference,
+        )
+        posted = await ledger.post_hold(conn, row["hold_id"], transfer, now)
+        return await conn.fetchrow(
+            "UPDATE payouts SET state = 'posted', transfer_id = $2, bank_reference = $3, "
+            "settled_at = $4 WHERE id = $1 RETURNING *",
+            row["id"],
+            posted.transfer_id,
+            reference,
+            now,
+        )
+
+    async def _void(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, reason: str, now: datetime
+    ) -> asyncpg.Record:
+        await ledger.void_hold(conn, row["hold_id"], now)
+        return await conn.fetchrow(
+            "UPDATE payouts SET state = 'voided', failure_reason = $2, settled_at = $3 "
+            "WHERE id = $1 RETURNING *",
+            row["id"],
+            reason,
+            now,
+        )
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    actor: uuid.UUID,
+    action: str,
+    subject: uuid.UUID,
+    details: dict[str, Any],
+) -> None:
+    await conn.execute(
+        "INSERT INTO billing_audit_log (actor_id, action, subject_type, subject_id, details) "
+        "VALUES ($1, $2, 'payout', $3, $4::jsonb)",
+        actor,
+        action,
+        str(subject),
+        json.dumps(details),
+    )
