@@ -122,6 +122,14 @@ class RefundRequest(BaseModel):
 
 
 @routes.post("/admin/consultations/{id}/refund")
+@operation(
+    "Admin: refund all or part of a consultation to the wallet",
+    body=RefundRequest,
+    status=201,
+    auth=("admin",),
+    errors=(404, 409, 422),
+    tags=("admin",),
+)
 async def refund(request: web.Request) -> web.Response:
     """Admin: refund all or part of what the caller paid (correcting transfer, audit logged)."""
     claims = await require_user(request, roles=("admin",))

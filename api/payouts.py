@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
+from api.openapi import operation
 from api.validation import parse_body, parse_query
 from kundlinow.keys import PAYOUTS
 
@@ -24,6 +25,14 @@ class PayoutQuery(BaseModel):
 
 
 @routes.post("/payouts")
+@operation(
+    "Request a payout of earnings (min ₹1,000, one pending)",
+    body=PayoutRequest,
+    status=201,
+    auth=("consultant",),
+    errors=(402, 409, 422),
+    tags=("payouts",),
+)
 async def request_payout(request: web.Request) -> web.Response:
     """Minimum ₹1,000, one pending at a time; reserves the amount of the earnings."""
     claims = await require_user(request, roles=("consultant",))
@@ -33,6 +42,7 @@ async def request_payout(request: web.Request) -> web.Response:
 
 
 @routes.get("/payouts")
+@operation("My payouts", auth=("consultant",), tags=("payouts",))
 async def my_payouts(request: web.Request) -> web.Response:
     claims = await require_user(request, roles=("consultant",))
     items = await request.app[PAYOUTS].list_payouts(claims.user_id)
@@ -40,6 +50,7 @@ async def my_payouts(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/payouts")
+@operation("Admin: payouts", query=PayoutQuery, auth=("admin",), tags=("admin",))
 async def admin_payouts(request: web.Request) -> web.Response:
     await require_user(request, roles=("admin",))
     q = parse_query(request, PayoutQuery)
@@ -48,6 +59,7 @@ async def admin_payouts(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/payouts/{id}/approve")
+@operation("Admin: approve a payout", auth=("admin",), errors=(404, 409), tags=("admin",))
 async def approve_payout(request: web.Request) -> web.Response:
     claims = await require_user(request, roles=("admin",))
     payout = await request.app[PAYOUTS].decide(path_id(request), claims.user_id, approve=True)
@@ -55,6 +67,7 @@ async def approve_payout(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/payouts/{id}/reject")
+@operation("Admin: reject a payout", auth=("admin",), errors=(404, 409), tags=("admin",))
 async def reject_payout(request: web.Request) -> web.Response:
     claims = await require_user(request, roles=("admin",))
     payout = await request.app[PAYOUTS].decide(path_id(request), claims.user_id, approve=False)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
+from api.openapi import operation
 from api.validation import parse_body, parse_query
 from billing.errors import SimulatorDisabled
 from billing.gateway import SimulatorGateway
@@ -41,6 +42,7 @@ class PageQuery(BaseModel):
 
 
 @routes.get("/wallet")
+@operation("Wallet balance, available and open holds", auth="any", tags=("wallet",))
 async def get_wallet(request: web.Request) -> web.Response:
     """Balance, available (= balance - open holds) and the open holds."""
     claims = await require_user(request)
@@ -48,6 +50,13 @@ async def get_wallet(request: web.Request) -> web.Response:
 
 
 @routes.get("/wallet/transactions")
+@operation(
+    "Wallet ledger entries, newest first",
+    query=PageQuery,
+    auth="any",
+    errors=(422,),
+    tags=("wallet",),
+)
 async def wallet_transactions(request: web.Request) -> web.Response:
     """Ledger entries of the caller's wallet, newest first; page with `before`."""
     claims = await require_user(request)
@@ -57,6 +66,14 @@ async def wallet_transactions(request: web.Request) -> web.Response:
 
 
 @routes.post("/wallet/recharge")
+@operation(
+    "Create a Razorpay order for a recharge (₹1–₹1,00,000)",
+    body=RechargeRequest,
+    status=201,
+    auth="any",
+    errors=(422, 502),
+    tags=("wallet",),
+)
 async def recharge(request: web.Request) -> web.Response:
     """Create a Razorpay order for a recharge; the client opens checkout with it."""
     claims = await require_user(request)
@@ -66,6 +83,13 @@ async def recharge(request: web.Request) -> web.Response:
 
 
 @routes.post("/wallet/recharge/verify")
+@operation(
+    "Verify the checkout signature against the stored order and credit once",
+    body=VerifyRequest,
+    auth="any",
+    errors=(400, 404, 502),
+    tags=("wallet",),
+)
 async def verify_recharge(request: web.Request) -> web.Response:
     """Checkout callback: the signature is checked against the stored order; credits once."""
     claims = await require_user(request)
@@ -84,6 +108,13 @@ async def verify_recharge(request: web.Request) -> web.Response:
 
 
 @routes.post("/wallet/recharge/simulate")
+@operation(
+    "Dev gateway simulator: pay an order, get signed callbacks (not in production)",
+    body=SimulateRequest,
+    auth="any",
+    errors=(404,),
+    tags=("wallet",),
+)
 async def simulate_payment(request: web.Request) -> web.Response:
     """Dev only (no Razorpay keys, never in production): "pay" an order and get the signed
     checkout callback and `payment.captured` webhook Razorpay would send."""
@@ -98,6 +129,12 @@ async def simulate_payment(request: web.Request) -> web.Response:
 
 
 @routes.get("/earnings")
+@operation(
+    "Consultant earnings balance and entries",
+    query=PageQuery,
+    auth=("consultant",),
+    tags=("wallet",),
+)
 async def earnings(request: web.Request) -> web.Response:
     """A consultant's earnings balance (available excludes pending payouts) and entries."""
     claims = await require_user(request, roles=("consultant",))
@@ -111,6 +148,7 @@ async def earnings(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/wallets/{user_id}")
+@operation("Admin: a user's wallet and earnings", auth=("admin",), errors=(404,), tags=("admin",))
 async def admin_wallet(request: web.Request) -> web.Response:
     await require_user(request, roles=("admin",))
     user_id: uuid.UUID = path_id(request, "user_id")
@@ -125,6 +163,13 @@ async def admin_wallet(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/wallets/{user_id}/transactions")
+@operation(
+    "Admin: a user's wallet entries",
+    query=PageQuery,
+    auth=("admin",),
+    errors=(404,),
+    tags=("admin",),
+)
 async def admin_wallet_transactions(request: web.Request) -> web.Response:
     await require_user(request, roles=("admin",))
     q = parse_query(request, PageQuery)

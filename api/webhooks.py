@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.openapi import operation
 from kundlinow.keys import PAYMENTS
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/webhooks/razorpay")
+@operation(
+    "Razorpay webhook (X-Razorpay-Signature over the raw body)",
+    errors=(400, 404),
+    content_type=None,
+    tags=("wallet",),
+)
 async def razorpay_webhook(request: web.Request) -> web.Response:
     """400 INVALID_SIGNATURE / INVALID_WEBHOOK / AMOUNT_MISMATCH; 200 when processed or a replay."""
     body = await request.read()
