@@ -72,24 +72,27 @@ def make_clip(
         astream = out.add_stream("libopus", rate=48000)
         astream.bit_rate = 32000
         astream.layout = "mono"
+    total = int(seconds * 48000)
+    pcm = array.array(
+        "h", (int(math.sin(2 * math.pi * 440 * k / 48000) * 8000) for k in range(total))
+    )
+    audio_off = 0
+    # interleave: a demuxer reading ahead at most 1 s must meet both streams
     for frame in _video_frames(width, height, int(seconds * fps), fps):
         for packet in vstream.encode(frame):
             out.mux(packet)
+        while astream is not None and audio_off + 960 <= min(total, (frame.pts + 1) * 48000 // fps):
+            aframe = av.AudioFrame(format="s16", layout="mono", samples=960)
+            aframe.planes[0].update(pcm[audio_off : audio_off + 960].tobytes())
+            aframe.sample_rate = 48000
+            aframe.pts = audio_off
+            aframe.time_base = fractions.Fraction(1, 48000)
+            for packet in astream.encode(aframe):
+                out.mux(packet)
+            audio_off += 960
     for packet in vstream.encode():
         out.mux(packet)
     if astream is not None:
-        total = int(seconds * 48000)
-        pcm = array.array(
-            "h", (int(math.sin(2 * math.pi * 440 * k / 48000) * 8000) for k in range(total))
-        )
-        for off in range(0, total - 960 + 1, 960):
-            frame = av.AudioFrame(format="s16", layout="mono", samples=960)
-            frame.planes[0].update(pcm[off : off + 960].tobytes())
-            frame.sample_rate = 48000
-            frame.pts = off
-            frame.time_base = fractions.Fraction(1, 48000)
-            for packet in astream.encode(frame):
-                out.mux(packet)
         for packet in astream.encode():
             out.mux(packet)
     out.close()
@@ -100,6 +103,16 @@ def main(argv: list[str]) -> None:
     seconds = float(argv[2]) if len(argv) > 2 else 3.5
     if kind == "vp8":
         make_clip(path, container="webm", codec="libvpx", width=320, height=240, seconds=seconds)
+    elif kind == "vp8-long":
+        make_clip(
+            path,
+            container="webm",
+            codec="libvpx",
+            width=320,
+            height=240,
+            seconds=seconds,
+            bitrate=150_000,
+        )
     elif kind == "h264":
         make_clip(
             path,

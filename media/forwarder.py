@@ -250,7 +250,12 @@ class UpTrack:
 
     def _pli_due(self) -> None:
         self._pli_handle = None
-        if self.closed or self.media_ssrc is None:
+        if self.closed:
+            return
+        if self.media_ssrc is None:  # nothing received yet: ask again shortly
+            self._pli_handle = asyncio.get_running_loop().call_later(
+                self._pli_interval, self._pli_due
+            )
             return
         self._pli_last = time.monotonic()
         self.plis_sent += 1

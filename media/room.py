@@ -157,6 +157,8 @@ class Participant:
             self._set_state(ParticipantState.CONNECTING)
         elif s == "connected":
             self._set_state(ParticipantState.CONNECTED)
+            if self._needs_offer:
+                self._spawn(self.renegotiate())
         elif s in ("failed", "closed") and self.state is not ParticipantState.CLOSED:
             self._set_state(ParticipantState.DISCONNECTED)
             for down in self.downtracks.values():
@@ -399,10 +401,13 @@ class Participant:
     async def renegotiate(self) -> None:
         """Send a subsequent offer (RFC 9429 §5.2.2) when new send slots were added."""
         async with self._lock:
+            # Only once connected: then the client has applied our last answer, so a new
+            # offer cannot cross it (the server never causes glare itself).
             if (
                 not self._needs_offer
                 or self.state is ParticipantState.CLOSED
                 or self.pc.signalingState != "stable"
+                or self.pc.connectionState != "connected"
             ):
                 return
             self._needs_offer = False

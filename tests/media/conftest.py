@@ -13,6 +13,9 @@ from tests.media.peers import Peer, Switchboard
 DATA = Path(__file__).parent / "data"
 VP8_OPUS = str(DATA / "vp8_opus_320x240.webm")
 H264 = str(DATA / "h264_320x240.ts")
+VP8_OPUS_20S = str(DATA / "vp8_opus_320x240_20s.webm")
+"""20 s, 150 kbit/s: for tests that need media longer than 3.5 s (MediaPlayer's loop
+mode re-sends from pts 0 without pacing, so it cannot stand in)."""
 
 
 @pytest.fixture

@@ -86,9 +86,11 @@ class Peer:
     def __post_init__(self) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
-    def publish_file(self, path: str, video_mime: str = "video/VP8") -> MediaPlayer:
+    def publish_file(
+        self, path: str, video_mime: str = "video/VP8", *, loop: bool = False
+    ) -> MediaPlayer:
         """Send a pre-encoded file (``decode=False``), video with ``video_mime`` first."""
-        player = MediaPlayer(path, decode=False)
+        player = MediaPlayer(path, decode=False, loop=loop)
         for source in (player.video, player.audio):
             if source is not None:
                 track = RecordingTrack(source)
@@ -144,6 +146,31 @@ class Peer:
             self.room_id, self.participant_id, self.pc.localDescription.sdp
         )
         self.offers_answered += 1
+
+    def filter_incoming(self, keep: Callable[[bytes], bool]) -> None:
+        """Drop decrypted RTP packets for which ``keep`` is false (simulated loss)."""
+        dtls = self.pc.getTransceivers()[0].receiver.transport
+        original = dtls._handle_rtp_data
+
+        async def handle(data: bytes, arrival_time_ms: int) -> None:
+            if keep(data):
+                await original(data, arrival_time_ms=arrival_time_ms)
+
+        dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+
+    def record_rtcp_at_sender(self, kind: str) -> list[Any]:
+        """Keep every RTCP packet routed to our sender of ``kind`` (e.g. PLIs from the SFU)."""
+        log: list[Any] = []
+        for t in self.pc.getTransceivers():
+            if t.kind == kind and t.sender.track is not None:
+                original = t.sender._handle_rtcp_packet
+
+                async def handle(packet: Any, original: Any = original) -> None:
+                    log.append((time.monotonic(), packet))
+                    await original(packet)
+
+                t.sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+        return log
 
     async def close(self) -> None:
         for task in list(self._tasks):

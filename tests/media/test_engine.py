@@ -1,0 +1,180 @@
+"""Session behaviour of the SFU: rejoin, leak-free cycles, renegotiation, errors, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from media.engine import MediaEngine
+from media.errors import MediaError
+from tests.media.conftest import VP8_OPUS_20S
+from tests.media.peers import Peer, wait_for
+
+
+async def test_rejoin_after_abrupt_drop_media_flows_both_ways_within_3s(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    a = make_peer("caller")
+    a.publish_file(VP8_OPUS_20S)
+    await a.connect()
+    b = make_peer("astrologer")
+    b.publish_file(VP8_OPUS_20S)
+    await b.connect()
+    assert await wait_for(lambda: len(a.received["video"]) > 5 and len(b.received["video"]) > 5, 4)
+
+    # Wi-Fi -> mobile: the caller's peer connection dies without a goodbye
+    await a.pc.close()
+    await engine.leave(a.room_id, "caller")
+    before = len(b.received["video"])
+    a2 = make_peer("caller")
+    a2.publish_file(VP8_OPUS_20S)
+    t0 = await a2.connect()
+    ok = await wait_for(
+        lambda: (
+            len(a2.received["video"]) > 0
+            and len(a2.received["audio"]) > 0
+            and len(b.received["video"]) > before + 2
+        ),
+        3,
+    )
+    elapsed = time.monotonic() - t0
+    assert ok, f"media did not flow both ways after rejoin ({elapsed:.2f}s)"
+    assert b.offers_answered == 0  # no action from the other party, not even renegotiation
+    assert elapsed < 3
+
+
+async def test_twenty_join_leave_cycles_leave_nothing_behind(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    pub = make_peer("astrologer")
+    pub.publish_file(VP8_OPUS_20S)
+    await pub.connect()
+    await asyncio.sleep(0.3)
+    gc.collect()
+    threads = threading.active_count()
+    tasks = len(asyncio.all_tasks())
+    pcs = sum(isinstance(o, RTCPeerConnection) for o in gc.get_objects())
+
+    for i in range(20):
+        peer = make_peer("caller")
+        peer.receive("video", "audio")
+        await peer.connect()
+        videos = peer.received["video"]
+        ok = await wait_for(lambda: len(videos) > 0, 3)  # noqa: B023
+        assert ok, f"cycle {i}: {engine.stats(peer.room_id)['caller']['subscribed']}"
+        await engine.leave(peer.room_id, "caller")
+        await peer.close()
+
+    await asyncio.sleep(0.5)
+    gc.collect()
+    assert set(engine.stats(pub.room_id)) == {"astrologer"}
+    assert threading.active_count() <= threads
+    leftover = sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks())  # type: ignore[union-attr]
+    assert len(leftover) <= tasks + 2, leftover
+    pcs_after = sum(isinstance(o, RTCPeerConnection) for o in gc.get_objects())
+    # the 20 client peers are still referenced by the fixture; the server keeps none of its own
+    assert pcs_after <= pcs + 20
+    assert len(engine._rooms[pub.room_id].participants["astrologer"].uptracks) == 2
+    for up in engine._rooms[pub.room_id].participants["astrologer"].uptracks.values():
+        assert len(up.downtracks) == 0
+
+
+async def test_observer_gets_video_through_server_offer(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    pub = make_peer("astrologer")
+    pub.publish_file(VP8_OPUS_20S)
+    await pub.connect()
+    admin = make_peer("admin")
+    admin.receive("audio")  # offers one m-section only: video needs a server offer
+    await admin.connect(can_publish=False)
+    assert await wait_for(lambda: admin.offers_answered == 1, 3)
+    assert await wait_for(lambda: len(admin.received["video"]) > 0, 2)
+    assert await wait_for(lambda: len(admin.received["audio"]) > 0, 2)
+    stats = engine.stats(pub.room_id)
+    assert stats["admin"]["published"] == []
+    assert stats["admin"]["can_publish"] is False
+
+
+async def test_glare_client_offer_while_server_offer_outstanding(
+    engine: MediaEngine, make_peer: Callable[..., Peer], switchboard: object
+) -> None:
+    pub = make_peer("astrologer")
+    pub.publish_file(VP8_OPUS_20S)
+    await pub.connect()
+    sub = make_peer("caller")
+    sub.on_signal = lambda message: None  # type: ignore[method-assign]  # sits on the offer
+    sub.receive("audio")
+    await sub.connect()
+    participant = engine._rooms[sub.room_id].participants["caller"]
+    assert await wait_for(lambda: participant.pc.signalingState == "have-local-offer", 3)
+    other = RTCPeerConnection()
+    other.addTransceiver("video", direction="recvonly")
+    await other.setLocalDescription(await other.createOffer())
+    with pytest.raises(MediaError) as err:
+        await engine.handle_offer(sub.room_id, "caller", other.localDescription.sdp)
+    assert err.value.code == "GLARE"
+    await other.close()
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    ["", "hello", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 X 96\r\n"],
+)
+async def test_bad_sdp_is_a_media_error_and_harms_nothing(
+    engine: MediaEngine, make_peer: Callable[..., Peer], sdp: str
+) -> None:
+    await engine.join("r-bad", "p1")
+    with pytest.raises(MediaError) as err:
+        await engine.handle_offer("r-bad", "p1", sdp)
+    assert err.value.code == "BAD_SDP"
+    with pytest.raises(MediaError) as err2:
+        await engine.handle_answer("r-bad", "p1", sdp)
+    assert err2.value.code in ("BAD_SDP", "NO_OFFER")
+    with pytest.raises(MediaError) as err3:
+        await engine.add_ice_candidate("r-bad", "p1", {"candidate": "candidate:garbage"})
+    assert err3.value.code in ("BAD_CANDIDATE", "NO_OFFER")
+    # the same participant can still negotiate
+    peer = make_peer("p1", room_id="r-bad")
+    peer.receive("video")
+    await peer.connect(join=False)
+    assert await wait_for(lambda: peer.pc.connectionState == "connected", 3)
+
+
+async def test_not_joined_is_an_error(engine: MediaEngine) -> None:
+    with pytest.raises(MediaError) as err:
+        await engine.handle_offer("nowhere", "nobody", "v=0\r\n")
+    assert err.value.code == "NOT_JOINED"
+
+
+async def test_stats_are_sensible(engine: MediaEngine, make_peer: Callable[..., Peer]) -> None:
+    a = make_peer("caller")
+    a.publish_file(VP8_OPUS_20S)
+    await a.connect()
+    b = make_peer("astrologer")
+    b.publish_file(VP8_OPUS_20S)
+    await b.connect()
+    await asyncio.sleep(3.0)
+    stats = engine.stats(a.room_id)
+    assert set(stats) == {"caller", "astrologer"}
+    for pid, s in stats.items():
+        assert s["state"] == "connected", pid
+        video_in = next(p for p in s["published"] if p["kind"] == "video")
+        assert 100_000 < video_in["bitrate_bps"] < 2_000_000, video_in
+        assert video_in["packets_lost"] == 0
+        assert video_in["fraction_lost"] == 0
+        assert 0 <= video_in["jitter_s"] < 0.1
+        video_out = next(d for d in s["subscribed"] if d["kind"] == "video")
+        assert video_out["active"] and video_out["track_id"] is not None
+        assert 100_000 < video_out["bitrate_bps"] < 2_000_000, video_out
+        assert video_out["frames_forwarded"] > 30
+        assert s["rtt_s"] is not None and 0 <= s["rtt_s"] < 0.5
+        assert s["keyframe_requests_sent"] >= 1
+        assert s["packets_forwarded"] > s["frames_forwarded"]
+    assert engine.stats("no-such-room") == {}
