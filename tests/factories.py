@@ -42,7 +42,7 @@ async def create_user(
     specialities: tuple[str, ...] = ("vedic",),
 ) -> TestUser:
     """A user (with a consultant profile when ``role == "consultant"``) and a valid token."""
-    email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.test"
+    email = (email or f"{role}-{uuid.uuid4().hex[:10]}@example.test").lower()
     name = email.split("@")[0]
     async with database.pool.acquire() as conn, conn.transaction():
         user_id: uuid.UUID = await conn.fetchval(

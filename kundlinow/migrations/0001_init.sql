@@ -1,9 +1,10 @@
 -- Foundation: users and consultant profiles.
-CREATE EXTENSION IF NOT EXISTS citext;
+-- No extensions: the embedded PostgreSQL (pgserver wheel) ships none but plpgsql, so emails are
+-- stored lower-cased (the API normalises them) and compared exactly.
 
 CREATE TABLE users (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    email         citext NOT NULL UNIQUE,
+    email         text NOT NULL UNIQUE CHECK (email = lower(email)),
     password_hash text NOT NULL,
     display_name  text NOT NULL,
     role          text NOT NULL CHECK (role IN ('user', 'consultant', 'admin')),

@@ -1,0 +1,114 @@
+"""CLI subcommands owned by the API: ``kundlinow admin create`` and ``kundlinow seed-demo``.
+
+Admins exist only through ``admin create`` (never over HTTP). The password comes from
+``--password``, else from standard input (one line) when it is not a terminal, else from a
+prompt (asked twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
+from api.passwords import Passwords
+from api.seed import seed_demo
+from kundlinow.config import Settings
+from kundlinow.db import open_database
+
+
+def register(commands: Any) -> None:
+    admin = commands.add_parser("admin", help="manage admin accounts")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create", help="create an admin account")
+    create.add_argument("--email", required=True)
+    create.add_argument(
+        "--password",
+        default=None,
+        help="the password (else read from stdin, or prompted for on a terminal)",
+    )
+    create.add_argument("--display-name", default="Administrator")
+    create.set_defaults(func=_admin_create)
+
+    seed = commands.add_parser(
+        "seed-demo", help="create demo accounts (admin, astrologers, caller); idempotent"
+    )
+    seed.set_defaults(func=_seed_demo)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        password: str = args.password
+        return password
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ValueError("the passwords differ")
+    return first
+
+
+def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        email = TypeAdapter(Email).validate_python(args.email)
+    except ValidationError:
+        print(f"kundlinow: not an email address: {args.email!r}", file=sys.stderr)
+        return 2
+    try:
+        password = _read_password(args)
+    except (ValueError, EOFError) as exc:
+        print(f"kundlinow: {exc}", file=sys.stderr)
+        return 2
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        print(
+            f"kundlinow: the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> str:
+        password_hash = await Passwords().hash(password)
+        async with open_database(settings) as database:
+            user = await create_account(
+                database,
+                email=email,
+                password_hash=password_hash,
+                display_name=args.display_name,
+                role="admin",
+            )
+        return str(user.id)
+
+    try:
+        user_id = asyncio.run(run())
+    except EmailTaken:
+        print(f"kundlinow: EMAIL_TAKEN: an account with {email} already exists", file=sys.stderr)
+        return 1
+    print(f"admin created: {email} (id {user_id})")
+    return 0
+
+
+def _seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.is_production:
+        print("kundlinow: seed-demo is refused when ENV=production", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[list[Any], list[str]]:
+        async with open_database(settings) as database:
+            return await seed_demo(database, settings, Passwords())
+
+    seeded, lines = asyncio.run(run())
+    created = sum(1 for s in seeded if s.created)
+    print(f"Demo accounts ({created} created, {len(seeded) - created} already there):")
+    width = max(len(s.account.email) for s in seeded)
+    for s in seeded:
+        role = "astrologer" if s.account.role == "consultant" else s.account.role
+        note = "" if s.created else "  (existed: password unchanged by this run)"
+        print(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
+    for line in lines:
+        print(line)
+    return 0
