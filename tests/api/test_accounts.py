@@ -73,7 +73,9 @@ async def test_register_consultant_creates_profile(client: Client, database: Dat
 async def test_register_stores_an_argon2id_hash(client: Client, database: Database) -> None:
     email = _email()
     assert (await _register(client, email=email)).status == 201
-    stored = await database.pool.fetchval("SELECT password_hash FROM users WHERE email = $1", email)
+    stored = await database.pool.fetchval(
+        "SELECT password_hash FROM users WHERE email = $1", email.lower()
+    )
     assert stored.startswith("$argon2id$")
     assert "s3cret-enough" not in stored
 

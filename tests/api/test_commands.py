@@ -56,7 +56,7 @@ def test_admin_create_reads_stdin_and_refuses_a_taken_email(
         db = await Database.connect(db_dsn, min_size=1, max_size=1)
         try:
             return await db.pool.fetchrow(
-                "SELECT role, password_hash FROM users WHERE email = $1", email
+                "SELECT role, password_hash FROM users WHERE email = $1", email.lower()
             )
         finally:
             await db.close()
