@@ -32,6 +32,7 @@ from kundlinow.keys import (
     CLOCK,
     CONSULTATIONS,
     DATABASE,
+    HUB,
     MEDIA,
     METRICS,
     PASSWORDS,
@@ -47,6 +48,8 @@ from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import NoPresence
 from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
+from signalling.compose import open_hub
+from signalling.ports import BillingConsultations
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +64,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.wallet",
     "api.webhooks",
     "api.payouts",
+    "api.messages",
     "api.client",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
@@ -168,6 +172,29 @@ def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     return rate_limiter_ctx
 
 
+def _signalling_ctx(settings: Settings) -> CleanupContext:
+    async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = app[MEDIA]
+        async with open_hub(
+            settings, app[DATABASE], app[BUS], BillingConsultations(app[CONSULTATIONS]),
+            media=engine,
+        ) as hub:
+            app[HUB] = hub
+            app[PRESENCE] = hub.presence
+            engine.bind_signal(hub.send_signal)
+            yield
+            engine.bind_signal(_unbound_signal)
+
+    return signalling_ctx
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """on_shutdown: every socket gets GOING_AWAY before the resources close."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.shutdown()
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The whole service as one aiohttp application."""
     app = web.Application(
@@ -185,6 +212,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[METRICS] = HttpMetrics()
     app[PASSWORDS] = Passwords()
     app[PRESENCE] = NoPresence()  # the signalling hub stores its own lookup here
+
+
+    app.cleanup_ctx.append(_signalling_ctx(settings))
+    app.on_shutdown.append(_close_sockets)
     for module_name in ROUTE_MODULES:
         module = importlib.import_module(module_name)
         if hasattr(module, "setup"):

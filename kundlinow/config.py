@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
 from media.config import MediaSettings
+from signalling.config import MASKABLE, SignallingSettings
 from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
@@ -65,6 +66,8 @@ class Settings:
     """STUN/TURN servers and the coturn shared secret; empty: host candidates only."""
     media: MediaSettings = field(default_factory=MediaSettings)
     """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
+    signalling: SignallingSettings = field(default_factory=SignallingSettings)
+    """The WebSocket hub's limits and timers (``WS_*``, ``REQUEST_TIMEOUT``, ...)."""
 
     @property
     def is_production(self) -> bool:
@@ -175,6 +178,59 @@ def _turn(env: Mapping[str, str]) -> TurnSettings:
     except ValueError as exc:
         # TurnSettings' messages start with the variable's name.
         raise ConfigError(str(exc)) from None
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"must be a positive number, got {raw!r}")
+    return value
+
+
+def _masking(raw: str) -> frozenset[str]:
+    if raw.lower() in ("off", "none", "false", "0"):
+        return frozenset()
+    if raw.lower() in ("on", "all", "true", "1"):
+        return MASKABLE
+    kinds = frozenset(k.strip().lower() for k in raw.split(",") if k.strip())
+    unknown = kinds - MASKABLE
+    if unknown:
+        allowed = ",".join(sorted(MASKABLE))
+        raise ValueError(f"unknown kinds {sorted(unknown)}; use {allowed} or off")
+    return kinds
+
+
+def _content_types(raw: str) -> frozenset[str]:
+    types = frozenset(t.strip().lower() for t in raw.split(",") if t.strip())
+    if not types or any("/" not in t for t in types):
+        raise ValueError(f"must be a comma-separated list of MIME types, got {raw!r}")
+    return types
+
+
+def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
+    """The hub's settings (see ``.env.example``)."""
+    d = SignallingSettings()
+    return SignallingSettings(
+        request_timeout_s=_parse(env, "REQUEST_TIMEOUT", _positive_float, d.request_timeout_s),
+        reconnect_grace_s=_parse(env, "RECONNECT_GRACE", _positive_float, d.reconnect_grace_s),
+        max_frame_bytes=_parse(env, "WS_MAX_FRAME", _positive_int, d.max_frame_bytes),
+        hard_frame_bytes=_parse(env, "WS_HARD_FRAME", _positive_int, d.hard_frame_bytes),
+        rate_per_s=_parse(env, "WS_RATE", _positive_float, d.rate_per_s),
+        rate_burst=_parse(env, "WS_RATE_BURST", _positive_int, d.rate_burst),
+        max_connections_per_user=_parse(
+            env, "WS_MAX_CONNECTIONS_PER_USER", _positive_int, d.max_connections_per_user
+        ),
+        heartbeat_s=_parse(env, "HEARTBEAT", _positive_float, d.heartbeat_s),
+        auth_timeout_s=_parse(env, "WS_AUTH_TIMEOUT", _positive_float, d.auth_timeout_s),
+        masking=_parse(env, "CHAT_MASKING", _masking, d.masking),
+        upload_max_bytes=_parse(env, "UPLOAD_MAX_BYTES", _positive_int, d.upload_max_bytes),
+        upload_types=_parse(env, "UPLOAD_TYPES", _content_types, d.upload_types),
+        presence_node_ttl_s=_parse(
+            env, "PRESENCE_NODE_TTL", _positive_float, d.presence_node_ttl_s
+        ),
+        presence_heartbeat_s=_parse(
+            env, "PRESENCE_HEARTBEAT", _positive_float, d.presence_heartbeat_s
+        ),
+        waitlist_offer_s=_parse(env, "WAITLIST_OFFER", _positive_float, d.waitlist_offer_s),
+    )
 
 
 def load_environment(dotenv_path: Path | None = Path(".env")) -> dict[str, str]:
@@ -214,6 +270,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         client_dir=Path(client_dir) if client_dir else None,
         turn=_turn(env),
         media=_media(env),
+        signalling=signalling_from_env(env),
     )
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)

@@ -17,6 +17,7 @@ from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import PresenceLookup
 from kundlinow.ratelimit import RateLimiter
 from media.engine import MediaEngine
+from signalling.hub import Hub
 from turn.config import TurnSettings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +36,5 @@ PRESENCE = web.AppKey("presence", PresenceLookup)
 PAYMENTS = web.AppKey("payments", PaymentService)
 PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
+HUB = web.AppKey("hub", Hub)
+"""The signalling hub of this node (sockets, rooms, presence, chat)."""

@@ -1,0 +1,74 @@
+"""Builds the hub from settings and the shared resources (called by ``kundlinow.app``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from api.auth import decode_token
+from kundlinow.bus import EventBus
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from signalling.chat import ChatStore
+from signalling.hub import Hub, Identity
+from signalling.ports import Consultations, MediaPort
+from signalling.presence import (
+    MemoryPresenceStore,
+    PresenceService,
+    PresenceStore,
+    RedisPresenceStore,
+)
+from signalling.waitlist import Waitlist
+
+
+@asynccontextmanager
+async def open_hub(
+    settings: Settings,
+    database: Database,
+    bus: EventBus,
+    consultations: Consultations,
+    *,
+    media: MediaPort | None = None,
+    node_id: str | None = None,
+) -> AsyncIterator[Hub]:
+    """A started hub; presence in Redis when ``REDIS_URL`` is set, in memory otherwise."""
+    node = node_id or uuid.uuid4().hex[:12]
+    cfg = settings.signalling
+    redis: Any = None
+    store: PresenceStore
+    if settings.redis_url:
+        redis = aioredis.from_url(settings.redis_url)
+        store = RedisPresenceStore(
+            redis, settings.redis_prefix, node,
+            node_ttl_s=cfg.presence_node_ttl_s, heartbeat_s=cfg.presence_heartbeat_s,
+        )
+    else:
+        store = MemoryPresenceStore()
+
+    def authenticate(token: str) -> Identity:
+        claims = decode_token(settings, token)
+        return Identity(claims.user_id, claims.role)
+
+    hub = Hub(
+        cfg,
+        bus=bus,
+        store=store,
+        presence=PresenceService(store, database.pool),
+        chat=ChatStore(database.pool),
+        waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
+        consultations=consultations,
+        authenticate=authenticate,
+        media=media,
+        node_id=node,
+    )
+    try:
+        await hub.start()
+        yield hub
+    finally:
+        await hub.close()
+        if redis is not None:
+            await redis.aclose()

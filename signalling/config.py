@@ -1,0 +1,45 @@
+"""Settings of the signalling hub (built by ``kundlinow.config``; nothing here reads the env)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MASKABLE = frozenset({"phone", "email", "link"})
+
+
+@dataclass(frozen=True, slots=True)
+class SignallingSettings:
+    """Limits and timers of the WebSocket hub."""
+
+    request_timeout_s: float = 60.0
+    """A ``requested`` consultation not accepted within this ends with ``timeout``."""
+    reconnect_grace_s: float = 30.0
+    """A party that drops and is not back within this ends the consultation (``disconnected``)."""
+    max_frame_bytes: int = 64 * 1024
+    """Largest accepted client frame; larger ones get ``FRAME_TOO_LARGE`` (socket stays open)."""
+    hard_frame_bytes: int = 1024 * 1024
+    """Transport limit: a frame above this closes the socket (1009), it is never buffered."""
+    rate_per_s: float = 20.0
+    """Sustained client messages per second per connection (token bucket)."""
+    rate_burst: int = 40
+    """Token bucket size: messages a connection may send at once."""
+    max_connections_per_user: int = 5
+    """Concurrent sockets per user across all nodes (devices, tabs)."""
+    heartbeat_s: float = 20.0
+    """WebSocket ping interval; no pong within half of it closes the socket."""
+    auth_timeout_s: float = 10.0
+    """Without a token in ``Sec-WebSocket-Protocol``, the first ``auth`` must come within this."""
+    masking: frozenset[str] = field(default_factory=lambda: MASKABLE)
+    """Which of ``phone``, ``email``, ``link`` are masked in chat text (empty: masking off)."""
+    upload_max_bytes: int = 5 * 1024 * 1024
+    """Largest chat image upload."""
+    upload_types: frozenset[str] = field(
+        default_factory=lambda: frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+    )
+    """Accepted upload content types (checked against the file's magic bytes too)."""
+    presence_node_ttl_s: float = 10.0
+    """Redis presence: a node that misses heartbeats this long is dead; its users go offline."""
+    presence_heartbeat_s: float = 3.0
+    """Redis presence: how often a node renews its liveness key and re-asserts its counts."""
+    waitlist_offer_s: float = 60.0
+    """How long a waitlisted caller holds the freed slot before it passes to the next one."""

@@ -1,0 +1,250 @@
+"""Presence: who is connected (on any node, any device), who set themself away, who is busy.
+
+Counts are kept per key (``user:<id>`` for a user's sockets, ``room:<consultation>:<id>`` for a
+party joined to a consultation) and per node. :class:`MemoryPresenceStore` serves one node.
+:class:`RedisPresenceStore` keeps one hash per key (field = node id, value = that node's count);
+each node owns only its own fields and renews a liveness key ``node:<id>`` (TTL) every few
+seconds, re-asserting its counts. Readers ignore fields of nodes whose liveness key expired, so a
+node killed with SIGKILL stops counting within the TTL, and its users show offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, Protocol
+from uuid import UUID
+
+import asyncpg
+import structlog
+from redis.asyncio import Redis
+
+from kundlinow.presence import PresenceStatus
+
+log = structlog.get_logger(__name__)
+
+ONLINE = "online"
+BUSY = "busy"
+OFFLINE = "offline"
+AWAY = "away"
+Status = Literal["online", "busy", "away", "offline"]
+
+
+def user_key(user_id: UUID) -> str:
+    return f"user:{user_id}"
+
+
+def room_key(room: UUID, user_id: UUID) -> str:
+    return f"room:{room}:{user_id}"
+
+
+class PresenceStore(Protocol):
+    async def add(self, key: str) -> None:
+        """This node holds one more socket under ``key``."""
+
+    async def remove(self, key: str) -> None:
+        """This node holds one socket less under ``key``."""
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        """Sockets under each key on all live nodes."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryPresenceStore:
+    """Single node: plain counters."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    async def add(self, key: str) -> None:
+        self._counts[key] += 1
+
+    async def remove(self, key: str) -> None:
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        return [self._counts.get(k, 0) for k in keys]
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisPresenceStore:
+    """Many nodes: per-node counts in Redis hashes, liveness by heartbeat with TTL."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        node_id: str,
+        *,
+        node_ttl_s: float = 10.0,
+        heartbeat_s: float = 3.0,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}presence:"
+        self._node_id = node_id
+        self._ttl_ms = int(node_ttl_s * 1000)
+        self._heartbeat_s = heartbeat_s
+        self._local: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def _node_key(self, node: str) -> str:
+        return f"{self._prefix}node:{node}"
+
+    async def start(self) -> None:
+        await self._redis.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
+        self._task = asyncio.create_task(self._beat(), name="presence-heartbeat")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # A clean shutdown withdraws this node at once instead of waiting for the TTL.
+        with contextlib.suppress(Exception):
+            pipe = self._redis.pipeline(transaction=False)
+            for key in self._local:
+                pipe.hdel(self._prefix + key, self._node_id)
+            pipe.delete(self._node_key(self._node_id))
+            await pipe.execute()
+        self._local.clear()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
+                for key, count in self._local.items():
+                    pipe.hset(self._prefix + key, self._node_id, count)
+                await pipe.execute()
+            except Exception:
+                log.warning("presence_heartbeat_failed", exc_info=True)
+
+    async def add(self, key: str) -> None:
+        self._local[key] += 1
+        await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+
+    async def remove(self, key: str) -> None:
+        self._local[key] -= 1
+        if self._local[key] <= 0:
+            del self._local[key]
+            await self._redis.hdel(self._prefix + key, self._node_id)
+        else:
+            await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._prefix + key)
+        raw_tables: list[dict[bytes | str, bytes | str]] = await pipe.execute()
+        tables = [{_text(n): int(v) for n, v in t.items()} for t in raw_tables]
+        nodes = sorted({n for table in tables for n in table})
+        alive: dict[str, bool] = {}
+        if nodes:
+            flags = await self._redis.mget([self._node_key(n) for n in nodes])
+            alive = {n: f is not None for n, f in zip(nodes, flags, strict=True)}
+        dead = [n for n, ok in alive.items() if not ok]
+        if dead:
+            # Forget a dead node's counts (it can no longer do so itself).
+            pipe = self._redis.pipeline(transaction=False)
+            for key, table in zip(keys, tables, strict=True):
+                stale = [n for n in table if n in dead]
+                if stale:
+                    pipe.hdel(self._prefix + key, *stale)
+            await pipe.execute()
+        return [
+            sum(v for n, v in table.items() if alive.get(n, False)) for table in tables
+        ]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_STATUS_SQL = """
+    SELECT u.id,
+           COALESCE(p.away, false) AS away,
+           EXISTS (SELECT 1 FROM consultations c
+                   WHERE c.consultant_id = u.id AND c.state = 'active') AS busy
+    FROM unnest($1::uuid[]) AS u(id)
+    LEFT JOIN consultant_profiles p ON p.user_id = u.id
+"""
+_AWAY_SQL = """
+    SELECT u.id, COALESCE(p.away, false) AS away, false AS busy
+    FROM unnest($1::uuid[]) AS u(id)
+    LEFT JOIN consultant_profiles p ON p.user_id = u.id
+"""
+
+
+class PresenceService:
+    """Astrologer status for listings: ``online``, ``busy``, ``away`` or ``offline``.
+
+    Offline when no socket of theirs is open on any node; otherwise ``busy`` while one of their
+    consultations is active, ``away`` when they said so (``consultant_profiles.away``, durable),
+    else ``online``. The busy/away facts come from PostgreSQL in one query per call.
+    """
+
+    def __init__(self, store: PresenceStore, pool: asyncpg.Pool) -> None:
+        self._store = store
+        self._pool = pool
+
+    async def statuses(self, consultant_ids: Iterable[UUID]) -> dict[UUID, Status]:
+        """``online``, ``busy``, ``away`` or ``offline`` for each id."""
+        ids = list(dict.fromkeys(consultant_ids))
+        if not ids:
+            return {}
+        counts = await self._store.counts([user_key(u) for u in ids])
+        connected = [u for u, n in zip(ids, counts, strict=True) if n > 0]
+        busy: set[UUID] = set()
+        away: set[UUID] = set()
+        if connected:
+            try:
+                rows = await self._pool.fetch(_STATUS_SQL, connected)
+            except asyncpg.UndefinedTableError:
+                # Billing's consultations table is not there (yet): nobody is busy.
+                rows = await self._pool.fetch(_AWAY_SQL, connected)
+            busy = {r["id"] for r in rows if r["busy"]}
+            away = {r["id"] for r in rows if r["away"]}
+        result: dict[UUID, Status] = {}
+        for user_id, count in zip(ids, counts, strict=True):
+            if count <= 0:
+                result[user_id] = "offline"
+            elif user_id in busy:
+                result[user_id] = "busy"
+            elif user_id in away:
+                result[user_id] = "away"
+            else:
+                result[user_id] = "online"
+        return result
+
+    async def get_many(self, ids: Iterable[UUID]) -> Mapping[UUID, PresenceStatus]:
+        """``kundlinow.presence.PresenceLookup`` for ``GET /consultants``: ``online``, ``busy``
+        or ``offline`` from the live sockets on all nodes (the listing applies the away flag)."""
+        found = await self.statuses(ids)
+        return {u: ("online" if s == "away" else s) for u, s in found.items()}
+
+    async def get(self, consultant_id: UUID) -> Status:
+        return (await self.statuses([consultant_id]))[consultant_id]
+
+    async def set_away(self, consultant_id: UUID, away: bool) -> bool:
+        """Mark an astrologer away (or back); False when they have no profile."""
+        result = await self._pool.execute(
+            "UPDATE consultant_profiles SET away = $2, updated_at = now() WHERE user_id = $1",
+            consultant_id, away,
+        )
+        return result != "UPDATE 0"

@@ -1,0 +1,173 @@
+"""Routing: which sockets belong to which user and room, and fan-out across nodes.
+
+The hub sees only :class:`Router`. :class:`BusRouter` publishes every delivery on the event bus;
+each node's listener hands it to the sockets it holds (:class:`LocalRegistry`). With ``LocalBus``
+that is one process; with ``RedisBus`` (pub/sub) any number of nodes behave as one. The choice is
+made once, in the composition root, by the bus it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from kundlinow.bus import EventBus
+from signalling.connection import Connection
+
+log = structlog.get_logger(__name__)
+
+TOPIC = "signalling"
+
+
+class Router(Protocol):
+    """Delivery to users and rooms wherever their sockets are."""
+
+    async def to_users(self, user_ids: Iterable[UUID], frame: str) -> None:
+        """Every socket of these users, on every node."""
+
+    async def to_room(
+        self, room: UUID, frame: str, *, exclude: str | None = None, seq: int | None = None
+    ) -> None:
+        """Every socket joined to ``room`` except connection ``exclude``; ``seq`` marks chat."""
+
+    async def control(self, event: dict[str, Any]) -> None:
+        """A hub-to-hub notice (e.g. a party rejoined) seen by every node."""
+
+
+class LocalRegistry:
+    """The sockets held by this node, by user and by room."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[UUID, set[Connection]] = {}
+        self.by_room: dict[UUID, set[Connection]] = {}
+
+    def add(self, conn: Connection) -> None:
+        self.by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        for room in list(conn.rooms):
+            self.leave(room, conn)
+        conns = self.by_user.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.by_user[conn.user_id]
+
+    def join(self, room: UUID, conn: Connection) -> None:
+        conn.rooms.add(room)
+        self.by_room.setdefault(room, set()).add(conn)
+
+    def leave(self, room: UUID, conn: Connection) -> None:
+        conn.rooms.discard(room)
+        conn.cursors.pop(room, None)
+        conn.replays.pop(room, None)
+        members = self.by_room.get(room)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self.by_room[room]
+
+    def user_in_room(self, room: UUID, user_id: UUID) -> bool:
+        return any(c.user_id == user_id for c in self.by_room.get(room, ()))
+
+    def all(self) -> list[Connection]:
+        return [c for conns in self.by_user.values() for c in conns]
+
+    async def send_users(self, user_ids: Iterable[UUID], frame: str) -> None:
+        for user_id in set(user_ids):
+            for conn in list(self.by_user.get(user_id, ())):
+                await conn.send(frame)
+
+    async def send_room(
+        self, room: UUID, frame: str, exclude: str | None = None, seq: int | None = None
+    ) -> None:
+        for conn in list(self.by_room.get(room, ())):
+            if conn.id == exclude:
+                continue
+            if seq is None:
+                await conn.send(frame)
+            else:
+                await conn.send_chat(room, seq, frame)
+
+
+class BusRouter:
+    """:class:`Router` over an :class:`EventBus`; owns the one listener task of this node."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        registry: LocalRegistry,
+        node_id: str,
+        on_control: Callable[[dict[str, Any]], Awaitable[None]],
+        topic: str = TOPIC,
+    ) -> None:
+        self._bus = bus
+        self._registry = registry
+        self._node_id = node_id
+        self._on_control = on_control
+        self._topic = topic
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe before returning, so nothing published afterwards is missed."""
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._listen(ready), name="signalling-router")
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()  # re-raise why the subscription failed
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def to_users(self, user_ids: Iterable[UUID], frame: str) -> None:
+        ids = [str(u) for u in set(user_ids)]
+        await self._bus.publish(self._topic, {"k": "u", "ids": ids, "f": frame})
+
+    async def to_room(
+        self, room: UUID, frame: str, *, exclude: str | None = None, seq: int | None = None
+    ) -> None:
+        event: dict[str, Any] = {"k": "r", "room": str(room), "f": frame}
+        if exclude is not None:
+            event["x"] = f"{self._node_id}/{exclude}"
+        if seq is not None:
+            event["s"] = seq
+        await self._bus.publish(self._topic, event)
+
+    async def control(self, event: dict[str, Any]) -> None:
+        await self._bus.publish(self._topic, {"k": "c", "e": event})
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        async with self._bus.subscribe(self._topic) as sub:
+            ready.set()
+            async for event in sub:
+                try:
+                    await self._deliver(event)
+                except Exception:
+                    log.exception("signal_delivery_failed", kind=event.get("k"))
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("k")
+        if kind == "u":
+            await self._registry.send_users((UUID(u) for u in event["ids"]), event["f"])
+        elif kind == "r":
+            exclude = event.get("x")
+            local_exclude = None
+            if isinstance(exclude, str):
+                node, _, conn_id = exclude.partition("/")
+                local_exclude = conn_id if node == self._node_id else None
+            await self._registry.send_room(
+                UUID(event["room"]), event["f"], local_exclude, event.get("s")
+            )
+        elif kind == "c":
+            await self._on_control(event["e"])

@@ -1,0 +1,328 @@
+"""The consultation lifecycle over real sockets, real PostgreSQL and billing's real service."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from kundlinow.keys import HUB
+from tests.signalling.conftest import WorldFactory
+from tests.signalling.wsclient import WsClient
+
+FUNDS = 100_000  # paise
+
+
+async def _start(caller: WsClient, astro: WsClient, astro_id: str, mode: str = "chat") -> str:
+    ack = await caller.ok("consult_request", {"consultant_id": astro_id, "mode": mode})
+    consultation = ack["consultation"]
+    assert consultation["state"] == "requested"
+    cid: str = consultation["id"]
+    incoming = await astro.event("consult_request")
+    assert incoming["consultation"]["id"] == cid
+    accepted = await astro.ok("accept", {"consultation_id": cid})
+    assert accepted["consultation"]["state"] == "active"
+    return cid
+
+
+async def test_full_chat_consultation(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    for side in (caller, astro):
+        state = await side.event("consult_state")
+        while state["consultation"]["state"] != "active":
+            state = await side.event("consult_state")
+    assert (await caller.ok("join_consult", {"consultation_id": cid}))["last_seq"] == 0
+    await astro.ok("join_consult", {"consultation_id": cid})
+    assert (await astro.ok("presence", {"consultant_ids": [str(astro_user.id)]}))["statuses"] == {
+        str(astro_user.id): "busy"
+    }
+    sent = await caller.ok("message", {"consultation_id": cid, "client_id": "k1",
+                                       "text": "Namaste, will I travel this year?"})
+    assert sent["message"]["seq"] == 1 and not sent["duplicate"]
+    got = await astro.event("message")
+    assert got["message"]["text"] == "Namaste, will I travel this year?"
+    await astro.ok("typing", {"consultation_id": cid, "typing": True})
+    assert (await caller.event("typing"))["user_id"] == str(astro_user.id)
+    await astro.ok("read", {"consultation_id": cid, "seq": 1})
+    assert (await caller.event("read"))["seq"] == 1
+    end = await caller.ok("session_end", {"consultation_id": cid})
+    assert end["statement"]["minutes"] == 1
+    for side in (caller, astro):
+        ended = await side.event("session_end")
+        assert ended["reason"] == "completed" and ended["consultation_id"] == cid
+    assert await caller.fail("message", {"consultation_id": cid, "client_id": "k2",
+                                         "text": "late"}) == "NOT_JOINED"
+
+
+async def test_reject(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id), "mode": "chat"})
+    cid = ack["consultation"]["id"]
+    await astro.event("consult_request")
+    await astro.ok("reject", {"consultation_id": cid})
+    ended = await caller.event("session_end")
+    assert ended["reason"] == "rejected"
+    assert (await astro.event("session_end"))["reason"] == "rejected"
+
+
+async def test_request_times_out(make_world: WorldFactory) -> None:
+    world = await make_world(request_timeout_s=0.5)
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    started = asyncio.get_running_loop().time()
+    ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id), "mode": "chat"})
+    cid = ack["consultation"]["id"]
+    ended = await caller.event("session_end", consultation_id=cid)
+    assert ended["reason"] == "timeout"
+    assert 0.4 < asyncio.get_running_loop().time() - started < 3
+    assert (await astro.event("session_end"))["reason"] == "timeout"
+    # the hold is released: the caller can ask again at once
+    again = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
+                                                "mode": "chat"})
+    assert again["consultation"]["state"] == "requested"
+
+
+async def test_offline_astrologer_and_errors_from_billing(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    poor = await world.user()
+    caller = await world.ws(poor)
+    data = {"consultant_id": str(astro_user.id), "mode": "video"}
+    assert await caller.fail("consult_request", data) == "CONSULTANT_OFFLINE"
+    await world.ws(astro_user)
+    frame = await caller.request("consult_request", data)
+    assert frame["data"]["code"] == "INSUFFICIENT_BALANCE"
+    assert frame["data"]["details"]["needed_paise"] > 0
+
+
+async def test_waitlist_fifo_offer(make_world: WorldFactory) -> None:
+    world = await make_world(waitlist_offer_s=30)
+    astro_user = await world.user("consultant")
+    users = [await world.user(paise=FUNDS) for _ in range(3)]
+    astro = await world.ws(astro_user)
+    first, second, third = [await world.ws(u) for u in users]
+    cid = await _start(first, astro, str(astro_user.id))
+    request = {"consultant_id": str(astro_user.id), "mode": "chat"}
+    assert await second.fail("consult_request", request) == "CONSULTANT_UNAVAILABLE"
+    assert (await second.ok("consult_request", {**request, "waitlist": True}))["position"] == 1
+    assert (await third.ok("consult_request", {**request, "waitlist": True}))["position"] == 2
+    await astro.ok("session_end", {"consultation_id": cid})
+    offer = await second.event("waitlist")
+    assert offer["status"] == "offered" and offer["consultant_id"] == str(astro_user.id)
+    # the slot is held for the head of the queue
+    assert await third.fail("consult_request", request) == "CONSULTANT_UNAVAILABLE"
+    ack = await second.ok("consult_request", request)
+    assert ack["consultation"]["caller_id"] == str(users[1].id)
+    assert third.events == [] or all(e["type"] != "waitlist" for e in third.events)
+
+
+async def test_waitlist_offer_expires_to_next(make_world: WorldFactory) -> None:
+    world = await make_world(waitlist_offer_s=0.4)
+    astro_user = await world.user("consultant")
+    users = [await world.user(paise=FUNDS) for _ in range(3)]
+    astro = await world.ws(astro_user)
+    first, second, third = [await world.ws(u) for u in users]
+    cid = await _start(first, astro, str(astro_user.id))
+    for side in (second, third):
+        await side.ok("waitlist", {"consultant_id": str(astro_user.id), "action": "join"})
+    await first.ok("session_end", {"consultation_id": cid})
+    assert (await second.event("waitlist"))["status"] == "offered"
+    assert (await second.event("waitlist"))["status"] == "expired"
+    assert (await third.event("waitlist"))["status"] == "offered"
+
+
+async def test_only_participants_and_admins_join(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    stranger_user = await world.user()
+    admin_user = await world.user("admin")
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    stranger = await world.ws(stranger_user)
+    assert await stranger.fail("join_consult", {"consultation_id": cid}) == "FORBIDDEN"
+    assert await stranger.fail("session_end", {"consultation_id": cid}) == "FORBIDDEN"
+    assert await stranger.fail("join_consult", {
+        "consultation_id": "00000000-0000-4000-8000-000000000000"}) == "NOT_FOUND"
+    admin = await world.ws(admin_user)
+    await admin.ok("join_consult", {"consultation_id": cid})
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await caller.ok("message", {"consultation_id": cid, "client_id": "a", "text": "hi"})
+    assert (await admin.event("message"))["message"]["text"] == "hi"  # observer sees chat
+    assert await admin.fail("message", {"consultation_id": cid, "client_id": "b",
+                                        "text": "psst"}) == "FORBIDDEN"
+
+
+async def test_reconnect_with_since_gets_exactly_the_missed(make_world: WorldFactory) -> None:
+    world = await make_world(rate_per_s=1000, rate_burst=1000)
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    for i in range(3):
+        await astro.ok("message", {"consultation_id": cid, "client_id": f"a{i}", "text": f"{i}"})
+    seen = [(await caller.event("message"))["message"]["seq"] for _ in range(3)]
+    assert seen == [1, 2, 3]
+    await caller.close()
+    for i in range(3, 8):
+        await astro.ok("message", {"consultation_id": cid, "client_id": f"a{i}", "text": f"{i}"})
+    back = await world.ws(caller_user)
+
+    async def chatter() -> None:  # live messages while the replay runs
+        for i in range(8, 20):
+            await astro.ok("message", {"consultation_id": cid, "client_id": f"a{i}",
+                                       "text": f"{i}"})
+
+    task = asyncio.create_task(chatter())
+    ack = await back.ok("join_consult", {"consultation_id": cid, "since": 3})
+    await task
+    assert ack["replayed"] >= 5
+    frames = await back.drain(0.5)
+    seqs = [f["data"]["message"]["seq"] for f in frames if f["type"] == "message"]
+    assert sorted(seqs) == list(range(4, 21)), seqs  # every missed one, none twice
+    assert seqs[: ack["replayed"]] == list(range(4, 4 + ack["replayed"]))  # replay in order
+
+
+async def test_resent_client_id_is_stored_once(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    body = {"consultation_id": cid, "client_id": "same-id", "text": "once"}
+    first = await caller.ok("message", body)
+    again = await caller.ok("message", body)
+    assert again["duplicate"] and again["message"]["id"] == first["message"]["id"]
+    rows = await world.database.pool.fetchval(
+        "SELECT count(*) FROM chat_messages WHERE consultation_id = $1::uuid", cid
+    )
+    assert rows == 1
+    frames = await astro.drain(0.3)
+    assert [f["data"]["message"]["seq"] for f in frames if f["type"] == "message"] == [1]
+
+
+async def test_masking_in_chat(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    text = "born 12-05-1990; call +91 98765 43210 or mail me@x.com, see www.x.in"
+    sent = (await astro.ok("message", {"consultation_id": cid, "client_id": "m",
+                                       "text": text}))["message"]
+    assert sent["masked"]
+    assert sent["text"] == "born 12-05-1990; call [hidden] or mail [hidden], see [hidden]"
+    assert (await caller.event("message"))["message"]["text"] == sent["text"]
+    stored = await world.database.pool.fetchval(
+        "SELECT body FROM chat_messages WHERE consultation_id = $1::uuid", cid
+    )
+    assert "98765" not in stored
+
+
+async def test_masking_off(make_world: WorldFactory) -> None:
+    world = await make_world(masking=frozenset())
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    sent = await caller.ok("message", {"consultation_id": cid, "client_id": "m",
+                                       "text": "call 9876543210"})
+    assert sent["message"]["text"] == "call 9876543210" and not sent["message"]["masked"]
+
+
+async def test_drop_without_return_ends_disconnected_at_drop_time(
+    make_world: WorldFactory,
+) -> None:
+    world = await make_world(reconnect_grace_s=0.6)
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    await caller.close()
+    dropped = datetime.now().astimezone()
+    notice = await astro.event("presence", status="reconnecting")
+    assert notice["user_id"] == str(caller_user.id) and notice["grace_s"] == 0.6
+    ended = await astro.event("session_end", wait_s=5)
+    assert ended["reason"] == "disconnected"
+    ended_at = datetime.fromisoformat(ended["ended_at"])
+    assert abs((ended_at - dropped).total_seconds()) < 0.3  # the drop, not the grace's end
+
+
+async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
+    world = await make_world(reconnect_grace_s=0.6)
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    await caller.close()
+    await astro.event("presence", status="reconnecting")
+    back = await world.ws(caller_user)
+    await back.ok("join_consult", {"consultation_id": cid, "since": 0})
+    assert (await astro.event("presence", status="online"))["user_id"] == str(caller_user.id)
+    await asyncio.sleep(0.9)
+    frames = await astro.drain(0.1)
+    assert not [f for f in frames if f["type"] == "session_end"]
+    assert not world.server.app[HUB].has_timer(("grace", __import__("uuid").UUID(cid),
+                                                caller_user.id))
+    assert (await back.ok("message", {"consultation_id": cid, "client_id": "x",
+                                      "text": "still here"}))["message"]["seq"] == 1
+
+
+async def test_billing_ticks_and_insufficient_balance_end(make_world: WorldFactory) -> None:
+    world = await make_world(minute_seconds=1, tick_interval_seconds=0.2, min_start_minutes=1)
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=3000)  # three minutes of chat at 1000 paise
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    tick = await caller.event("billing_tick", wait_s=5)
+    assert tick["consultation_id"] == cid and tick["balance_paise"] is not None
+    astro_tick = await astro.event("billing_tick", wait_s=5)
+    assert astro_tick["balance_paise"] is None  # the caller's balance is not shown to them
+    warning = await caller.event("balance_warning", wait_s=5)
+    assert warning["minutes_left"] <= 2
+    for side in (caller, astro):
+        ended = await side.event("session_end", wait_s=10)
+        assert ended["reason"] == "insufficient_balance"
+        assert ended["minutes"] == 3
+
+
+async def test_peer_sdp_relay(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id), mode="video")
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    await caller.ok("call_offer", {"consultation_id": cid, "sdp": sdp, "target": "peer"})
+    offer = await astro.event("call_offer")
+    assert offer["sdp"] == sdp and offer["from"] == str(caller_user.id)
+    await astro.ok("call_answer", {"consultation_id": cid, "sdp": sdp, "target": "peer"})
+    assert (await caller.event("call_answer"))["from"] == str(astro_user.id)
+    cand = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0",
+            "sdpMLineIndex": 0}
+    await caller.ok("ice_candidate", {"consultation_id": cid, "candidate": cand, "target": "peer"})
+    assert (await astro.event("ice_candidate"))["candidate"] == cand
+    # to the SFU, a broken SDP is the media engine's stable error, not a crash
+    frame = await caller.request("call_offer", {"consultation_id": cid, "sdp": "garbage"})
+    assert frame["type"] == "error" and frame["data"]["code"].isupper()
+    assert await caller.ok("ping")
