@@ -180,7 +180,8 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
             media=engine,
         ) as hub:
             app[HUB] = hub
-            app[PRESENCE] = hub.presence
+            if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
+                app[PRESENCE] = hub.presence
             engine.bind_signal(hub.send_signal)
             yield
             engine.bind_signal(_unbound_signal)
@@ -212,8 +213,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[METRICS] = HttpMetrics()
     app[PASSWORDS] = Passwords()
     app[PRESENCE] = NoPresence()  # the signalling hub stores its own lookup here
-
-
     app.cleanup_ctx.append(_signalling_ctx(settings))
     app.on_shutdown.append(_close_sockets)
     for module_name in ROUTE_MODULES:
