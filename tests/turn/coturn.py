@@ -19,6 +19,7 @@ from aioice import stun
 REPO = Path(__file__).resolve().parents[2]
 TEST_CONF = REPO / "infra" / "coturn-test.conf"
 PROD_CONF = REPO / "coturn.conf"
+ENTRYPOINT = REPO / "infra" / "coturn-entrypoint.sh"
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
 
@@ -55,6 +56,7 @@ class Coturn:
     realm: str
     log: Path
     """coturn's stdout and stderr."""
+    pid: int
 
     @property
     def address(self) -> tuple[str, int]:
@@ -98,7 +100,11 @@ async def _wait_ready(address: tuple[str, int], proc: subprocess.Popen[bytes], l
 
 class CoturnProcess:
     """Starts ``turnserver -c <conf>`` with per-run overrides on the command line; ``stop()``
-    terminates it (SIGTERM, then SIGKILL)."""
+    terminates it (SIGTERM, then SIGKILL).
+
+    With ``via_entrypoint`` it starts coturn the way docker-compose does, through
+    infra/coturn-entrypoint.sh with the secret in ``TURN_SECRET`` instead of on the command line.
+    """
 
     def __init__(
         self,
@@ -108,7 +114,9 @@ class CoturnProcess:
         realm: str,
         host: str = "127.0.0.1",
         extra: tuple[str, ...] = (),
+        via_entrypoint: bool = False,
     ) -> None:
+        self._via_entrypoint = via_entrypoint
         self._host = host
         self._conf = conf
         self._workdir = workdir
@@ -124,31 +132,47 @@ class CoturnProcess:
         min_port = random.randrange(20000, 32000, 200)
         secret = secrets.token_urlsafe(24)
         log = self._workdir / "turnserver.out"
-        args = [
-            TURNSERVER,
-            "-c",
-            str(self._conf),
+        # Both configurations log to stdout (log-file=stdout), which goes to `log`.
+        overrides = [
             f"--listening-ip={host}",
             f"--relay-ip={host}",
             f"--listening-port={port}",
             f"--min-port={min_port}",
             f"--max-port={min_port + 199}",
-            f"--static-auth-secret={secret}",
-            f"--realm={self._realm}",
-            f"--pidfile={self._workdir / 'turnserver.pid'}",
-            f"--userdb={self._workdir / 'turndb'}",
-            # Both configurations log to stdout (log-file=stdout), which goes to `log`.
             *self._extra,
         ]
-        self._proc = self._spawn(args, log)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if self._via_entrypoint:
+            args = ["/bin/sh", str(ENTRYPOINT), *overrides]
+            env |= {
+                "TURN_SECRET": secret,
+                "TURN_REALM": self._realm,
+                "COTURN_CONF": str(self._conf),
+                "COTURN_RUN_DIR": str(self._workdir / "run"),
+                "TURNSERVER": TURNSERVER,
+            }
+        else:
+            args = [
+                TURNSERVER,
+                "-c",
+                str(self._conf),
+                *overrides,
+                f"--static-auth-secret={secret}",
+                f"--realm={self._realm}",
+                f"--pidfile={self._workdir / 'turnserver.pid'}",
+                f"--userdb={self._workdir / 'turndb'}",
+            ]
+        self._proc = self._spawn(args, env, log)
         try:
             await _wait_ready((host, port), self._proc, log)
         except BaseException:
             self.stop()
             raise
-        return Coturn(host=host, port=port, secret=secret, realm=self._realm, log=log)
+        return Coturn(
+            host=host, port=port, secret=secret, realm=self._realm, log=log, pid=self._proc.pid
+        )
 
-    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             return subprocess.Popen(
                 args,
@@ -156,6 +180,7 @@ class CoturnProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self._workdir,
+                env=env,
                 start_new_session=True,
             )
 
