@@ -52,7 +52,9 @@ def build_ice_servers(
     return servers
 
 
-def ice_servers_factory(settings: TurnSettings, user_id: str) -> Callable[[], list[IceServer]]:
+def ice_servers_factory(
+    settings: TurnSettings, user_id: str, *, clock: Callable[[], float] = time.time
+) -> Callable[[], list[IceServer]]:
     """A callable returning a fresh list on every call.
 
     For long-lived users of TURN such as the SFU: credentials expire after ``ttl_s``, so each new
@@ -60,7 +62,7 @@ def ice_servers_factory(settings: TurnSettings, user_id: str) -> Callable[[], li
     """
 
     def factory() -> list[IceServer]:
-        return build_ice_servers(settings, user_id, now=time.time())
+        return build_ice_servers(settings, user_id, now=clock())
 
     return factory
 

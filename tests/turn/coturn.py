@@ -75,27 +75,46 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:]
 
 
-async def _wait_ready(address: tuple[str, int], proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until coturn answers a STUN Binding request (RFC 8489 §6) with anything at all:
-    a success, or 401 when ``secure-stun`` demands authentication."""
+async def _probe(address: tuple[str, int]) -> bool:
+    """One STUN Binding request (RFC 8489 §6) from a fresh socket; True if coturn answered
+    with anything at all: a success, or 401 when ``secure-stun`` demands authentication."""
     loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 10
     with socket.socket(_family(address[0]), socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         sock.connect(address)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"turnserver exited with {proc.returncode}:\n{_tail(log)}")
-            request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-            sock.send(bytes(request))
-            try:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), 0.2)
-            except (TimeoutError, ConnectionRefusedError):
-                await asyncio.sleep(0.05)
-                continue
-            if stun.parse_message(data).transaction_id == request.transaction_id:
-                return
-    raise RuntimeError(f"turnserver did not answer on {address}:\n{_tail(log)}")
+        request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        sock.send(bytes(request))
+        try:
+            async with asyncio.timeout(0.2):
+                while True:
+                    data = await loop.sock_recv(sock, 2048)
+                    if stun.parse_message(data).transaction_id == request.transaction_id:
+                        return True
+        except (TimeoutError, ConnectionRefusedError, ValueError):
+            return False
+
+
+#: Consecutive answered probes, 50 ms apart, that count as "started".
+READY_PROBES = 5
+
+
+async def _wait_ready(address: tuple[str, int], proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until coturn has finished starting.
+
+    coturn 4.6 answers on its UDP port before its worker threads have settled: during that
+    window (longer on a loaded machine) a client's first packets may get no answer at all, or
+    an ICMP port-unreachable, and the 5-tuple can stay broken. So: several consecutive probes,
+    each from a new source port, must all be answered.
+    """
+    deadline = time.monotonic() + 15
+    answered = 0
+    while answered < READY_PROBES:
+        if proc.poll() is not None:
+            raise RuntimeError(f"turnserver exited with {proc.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"turnserver did not answer on {address}:\n{_tail(log)}")
+        answered = answered + 1 if await _probe(address) else 0
+        await asyncio.sleep(0.05)
 
 
 class CoturnProcess:

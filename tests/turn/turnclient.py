@@ -66,6 +66,9 @@ class TurnTestClient:
                                 return message
                 except TimeoutError:
                     continue
+                except ConnectionRefusedError:
+                    # An ICMP port-unreachable for an earlier send: retransmit (RFC 8489 §6.2.1).
+                    await asyncio.sleep(0.1)
 
     async def allocate(self) -> stun.Message:
         """Allocate (RFC 8656 §7.1): first unauthenticated, then once more with the realm and
