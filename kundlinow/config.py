@@ -163,9 +163,11 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
         raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
-def _turn(env: Mapping[str, str]) -> TurnSettings:
+def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
+    if production and secret is not None and len(secret) < 32:
+        raise ConfigError("TURN_SECRET: must be at least 32 characters in production")
     try:
         return TurnSettings(
             urls=parse_urls(env.get("TURN_URLS", "")),
@@ -268,7 +270,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
         db_pool_max=_parse(env, "DB_POOL_MAX", _positive_int, 10),
         client_dir=Path(client_dir) if client_dir else None,
-        turn=_turn(env),
+        turn=_turn(env, environment == "production"),
         media=_media(env),
         signalling=signalling_from_env(env),
     )

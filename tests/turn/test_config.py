@@ -71,6 +71,10 @@ def test_settings_from_environment() -> None:
         ({"TURN_TTL_S": "soon"}, "TURN_TTL_S"),
         ({"TURN_URLS": "turn:t.example:3478"}, "TURN_SECRET"),
         ({"TURN_URLS": "http://t.example", "TURN_SECRET": "s"}, "TURN_URLS"),
+        (
+            {"ENV": "production", "JWT_SECRET": "j" * 32, "TURN_SECRET": "short"},
+            "TURN_SECRET",
+        ),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], variable: str) -> None:
