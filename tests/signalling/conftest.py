@@ -34,10 +34,7 @@ class World:
 WorldFactory = Callable[..., Awaitable[World]]
 
 
-@pytest.fixture
-def make_world(
-    aiohttp_client: Any, settings: Settings, database: Database
-) -> WorldFactory:
+def world_factory(aiohttp_client: Any, settings: Settings, database: Database) -> WorldFactory:
     """``await make_world(request_timeout_s=..., minute_seconds=...)``: signalling and billing
     settings by name; the internal billing ticker is off unless ``tick_interval_seconds`` is set."""
 
@@ -56,3 +53,8 @@ def make_world(
         return World(server, database, configured)
 
     return build
+
+
+@pytest.fixture
+def make_world(aiohttp_client: Any, settings: Settings, database: Database) -> WorldFactory:
+    return world_factory(aiohttp_client, settings, database)

@@ -129,31 +129,29 @@ async def test_oversized_and_binary_frames_get_errors(
     assert await client.ok("ping")
 
 
-@pytest.mark.parametrize(
-    ("raw", "code", "msg_id"),
-    [
-        ("not json", "INVALID_JSON", None),
-        ("[1,2]", "INVALID_MESSAGE", None),
-        ('{"type":"ping"}', "INVALID_MESSAGE", None),
-        ('{"type":"nope","id":"a1"}', "UNKNOWN_TYPE", "a1"),
-        ('{"type":"ping","id":"a2","v":2}', "UNSUPPORTED_VERSION", "a2"),
-        ('{"type":"join_consult","id":"a3","data":{"consultation_id":"x"}}',
-         "INVALID_MESSAGE", "a3"),
-        ('{"type":"message","id":"a4","data":{"consultation_id":'
-         '"00000000-0000-0000-0000-000000000000","client_id":"c","text":"a","upload_id":'
-         '"00000000-0000-0000-0000-000000000000"}}', "INVALID_MESSAGE", "a4"),
-        ('{"type":"typing","id":"a5","data":{"consultation_id":'
-         '"00000000-0000-0000-0000-000000000000","typing":true}}', "NOT_JOINED", "a5"),
-    ],
-)
-async def test_malformed_examples(
-    server: Any, database: Database, settings: Settings, raw: str, code: str, msg_id: str | None
-):
+MALFORMED = [
+    ("not json", "INVALID_JSON", None),
+    ("[1,2]", "INVALID_MESSAGE", None),
+    ('{"type":"ping"}', "INVALID_MESSAGE", None),
+    ('{"type":"nope","id":"a1"}', "UNKNOWN_TYPE", "a1"),
+    ('{"type":"ping","id":"a2","v":2}', "UNSUPPORTED_VERSION", "a2"),
+    ('{"type":"join_consult","id":"a3","data":{"consultation_id":"x"}}',
+     "INVALID_MESSAGE", "a3"),
+    ('{"type":"message","id":"a4","data":{"consultation_id":'
+     '"00000000-0000-0000-0000-000000000000","client_id":"c","text":"a","upload_id":'
+     '"00000000-0000-0000-0000-000000000000"}}', "INVALID_MESSAGE", "a4"),
+    ('{"type":"typing","id":"a5","data":{"consultation_id":'
+     '"00000000-0000-0000-0000-000000000000","typing":true}}', "NOT_JOINED", "a5"),
+]
+
+
+async def test_malformed_examples(server: Any, database: Database, settings: Settings):
     user = await create_user(database, settings)
     client = await connect(server, "/ws", user.token)
-    await client.send_raw(raw)
-    frame = await client.reply(msg_id)
-    assert frame["type"] == "error" and frame["data"]["code"] == code, frame
+    for raw, code, msg_id in MALFORMED:
+        await client.send_raw(raw)
+        frame = await client.reply(msg_id)
+        assert frame["type"] == "error" and frame["data"]["code"] == code, (raw, frame)
     assert await client.ok("ping")
 
 
@@ -192,7 +190,7 @@ async def test_hypothesis_bad_frames_each_get_an_error(
     bystander = await connect(server, "/ws", bystander_user.token)
     seen: list[str] = []
 
-    @hsettings(max_examples=150, deadline=None,
+    @hsettings(max_examples=120, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(frame=_frames)
     def run(frame: str) -> None:

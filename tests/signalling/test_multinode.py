@@ -1,0 +1,201 @@
+"""Two real server processes (``python -m kundlinow serve``) sharing PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from tests.billing.helpers import grant
+from tests.conftest import TEST_JWT_SECRET
+from tests.factories import create_user
+from tests.signalling.wsclient import WsClient, connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Node:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+async def _wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            raise RuntimeError(f"node exited: {node.log.read_text()[-3000:]}")
+        try:
+            async with session.get(f"{node.url}/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"node not ready: {node.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+async def nodes(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[list[Node]]:
+    started: list[Node] = []
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
+    env.update(
+        DATABASE_URL=db_dsn, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="WARNING",
+        MIGRATE_ON_START="false", BILLING_MINUTE_SECONDS="1", BILLING_TICK_INTERVAL="0.2",
+        MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10", PRESENCE_HEARTBEAT="3",
+        HOST="127.0.0.1",
+    )
+    try:
+        for name in ("a", "b"):
+            port = _free_port()
+            log = tmp_path / f"node-{name}.log"
+            with log.open("wb") as out:
+                # Popen returns at once (fork/exec); readiness is awaited below.
+                process = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "kundlinow", "serve"],
+                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            started.append(Node(f"http://127.0.0.1:{port}", process, log))
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(_wait_ready(session, n) for n in started))
+        yield started
+    finally:
+        for node in started:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in started:
+            try:
+                node.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+
+async def _ws(session: aiohttp.ClientSession, node: Node, token: str) -> WsClient:
+    return await connect(session, f"{node.url}/ws", token)
+
+
+async def test_cross_node_session(
+    nodes: list[Node], database: Database, settings: Settings
+) -> None:
+    a, b = nodes
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 3000)  # three 1-second "minutes" of chat
+    async with aiohttp.ClientSession() as session:
+        astro = await _ws(session, a, astro_user.token)
+        caller = await _ws(session, b, caller_user.token)
+        # the request on node b reaches the astrologer on node a
+        ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
+                                                  "mode": "video"})
+        cid = ack["consultation"]["id"]
+        assert (await astro.event("consult_request"))["consultation"]["id"] == cid
+        await astro.ok("accept", {"consultation_id": cid})
+        await caller.ok("join_consult", {"consultation_id": cid})
+        await astro.ok("join_consult", {"consultation_id": cid})
+        # chat both ways
+        await caller.ok("message", {"consultation_id": cid, "client_id": "c1", "text": "hello"})
+        assert (await astro.event("message"))["message"]["text"] == "hello"
+        await astro.ok("message", {"consultation_id": cid, "client_id": "a1", "text": "namaste"})
+        assert (await caller.event("message"))["message"]["text"] == "namaste"
+        # typing
+        await astro.ok("typing", {"consultation_id": cid, "typing": True})
+        assert (await caller.event("typing"))["user_id"] == str(astro_user.id)
+        # SDP and candidates relayed peer to peer across nodes
+        sdp = "v=0\r\no=- 7 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        await caller.ok("call_offer", {"consultation_id": cid, "sdp": sdp, "target": "peer"})
+        assert (await astro.event("call_offer"))["sdp"] == sdp
+        await astro.ok("call_answer", {"consultation_id": cid, "sdp": sdp, "target": "peer"})
+        assert (await caller.event("call_answer"))["from"] == str(astro_user.id)
+        candidate = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host",
+                     "sdpMid": "0", "sdpMLineIndex": 0}
+        await astro.ok("ice_candidate", {"consultation_id": cid, "candidate": candidate,
+                                         "target": "peer"})
+        assert (await caller.event("ice_candidate"))["candidate"] == candidate
+        # billing ticks reach both nodes; the unfunded minute ends it on both within 2 s
+        assert (await caller.event("billing_tick", wait_s=10))["consultation_id"] == cid
+        for side in (caller, astro):
+            ended = await side.event("session_end", wait_s=15)
+            received = datetime.now(UTC)
+            assert ended["reason"] == "insufficient_balance"
+            lag = (received - datetime.fromisoformat(ended["ended_at"])).total_seconds()
+            # ended_at is the charged boundary; the tick runs every 0.2 s after it
+            assert lag < 2.0, lag
+
+
+async def test_killed_node_takes_its_astrologers_offline(
+    nodes: list[Node], database: Database, settings: Settings
+) -> None:
+    a, b = nodes
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    ids = [str(astro_user.id)]
+    async with aiohttp.ClientSession() as session:
+        astro = await _ws(session, a, astro_user.token)
+        watcher = await _ws(session, b, caller_user.token)
+        statuses = (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"]
+        assert statuses == {ids[0]: "online"}
+        async with session.get(f"{b.url}/consultants/{astro_user.id}") as response:
+            assert (await response.json())["status"] == "online"
+        a.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        a.process.wait()
+        while True:
+            statuses = (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"]
+            if statuses[ids[0]] == "offline":
+                break
+            assert time.monotonic() - killed < 15, "astrologer still online 15 s after SIGKILL"
+            await asyncio.sleep(0.25)
+        offline_after = time.monotonic() - killed
+        assert offline_after < 15
+        async with session.get(f"{b.url}/consultants/{astro_user.id}") as response:
+            assert (await response.json())["status"] == "offline"
+        print(f"astrologer offline {offline_after:.1f} s after SIGKILL of their node")
+        await astro.ws.close()
+
+
+async def test_clean_shutdown_withdraws_presence_at_once(
+    nodes: list[Node], database: Database, settings: Settings
+) -> None:
+    a, b = nodes
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    ids = [str(astro_user.id)]
+    async with aiohttp.ClientSession() as session:
+        astro = await _ws(session, a, astro_user.token)
+        watcher = await _ws(session, b, caller_user.token)
+        assert (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"][ids[0]] == (
+            "online"
+        )
+        a.process.send_signal(signal.SIGTERM)
+        msg = await astro.ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001  # GOING_AWAY
+        a.process.wait(timeout=15)
+        assert (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"][ids[0]] == (
+            "offline"
+        )
