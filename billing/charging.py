@@ -40,7 +40,8 @@ avail AS (
     SELECT c.id, a.balance_paise AS balance,
            a.balance_paise - COALESCE((SELECT sum(h.amount_paise) FROM ledger_holds h
                                         WHERE h.account_id = c.wallet AND h.state = 'open'
-                                          AND h.id IS DISTINCT FROM c.hold_id), 0) AS avail
+                                          AND h.id IS DISTINCT FROM c.hold_id), 0)::bigint
+               AS avail
       FROM c JOIN ledger_accounts a ON a.id = c.wallet
 ),
 mins AS (

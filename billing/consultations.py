@@ -430,7 +430,7 @@ class ConsultationService:
         await self._publish_state(c)
         return Statement.of(c)
 
-    async def tick(self, now: datetime | None = None) -> TickReport:
+    async def tick(self, now: datetime | None = None, *, batch: int = TICK_BATCH) -> TickReport:
         """Charge every due minute of every active consultation; end unfunded and timed-out ones.
 
         Batched: each batch of due consultations is locked with FOR UPDATE SKIP LOCKED (so
@@ -452,7 +452,7 @@ class ConsultationService:
                     "AND NOT (id = ANY($3::uuid[])) "
                     "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                     now,
-                    TICK_BATCH,
+                    batch,
                     list(seen),
                 )
                 if not rows:

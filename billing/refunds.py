@@ -48,7 +48,7 @@ async def refund_consultation(
         if c["state"] != "ended":
             raise InvalidTransition(c["state"], "refunded")
         wallet_share = await conn.fetchval(
-            "SELECT COALESCE(sum(consultant_share_paise), 0) FROM consultation_charges "
+            "SELECT COALESCE(sum(consultant_share_paise), 0)::bigint FROM consultation_charges "
             "WHERE consultation_id = $1 AND source = 'wallet' AND reversal_transfer_id IS NULL",
             consultation_id,
         )

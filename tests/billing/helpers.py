@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,8 @@ class RecordingBus:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
-        self.events.append((topic, dict(event)))
+        # Events cross nodes as JSON (RedisBus): money must be plain ints, ids strings.
+        self.events.append((topic, json.loads(json.dumps(event))))
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for _, e in self.events if e.get("event") == kind]
