@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import asyncpg
 import pytest
@@ -49,7 +50,7 @@ async def test_fifty_concurrent_debits_and_recharges_leave_the_exact_balance(
                 f"order_c{i}",
             )
         )
-    jobs = [debit(database, user.id, 300, f"buy:{i}") for i in range(25)]
+    jobs: list[Awaitable[object]] = [debit(database, user.id, 300, f"buy:{i}") for i in range(25)]
     jobs += [payments._credit_outside(o, f"pay_c{i}", 1000) for i, o in enumerate(orders)]
     results = await asyncio.gather(*jobs)
     assert all(results[:25])
