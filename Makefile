@@ -21,6 +21,9 @@ serve: install
 test: install
 	$(PY) -m pytest -q
 
+bench-http: install
+	$(PY) -m bench.http
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .

@@ -72,7 +72,11 @@ def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> str:
-        password_hash = await Passwords().hash(password)
+        passwords = Passwords(workers=1)
+        try:
+            password_hash = await passwords.hash(password)
+        finally:
+            passwords.close()
         async with open_database(settings) as database:
             user = await create_account(
                 database,
@@ -98,15 +102,19 @@ def _seed_demo(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> tuple[list[Any], list[str]]:
-        async with open_database(settings) as database:
-            return await seed_demo(database, settings, Passwords())
+        passwords = Passwords()
+        try:
+            async with open_database(settings) as database:
+                return await seed_demo(database, settings, passwords)
+        finally:
+            passwords.close()
 
     seeded, lines = asyncio.run(run())
     created = sum(1 for s in seeded if s.created)
     print(f"Demo accounts ({created} created, {len(seeded) - created} already there):")
     width = max(len(s.account.email) for s in seeded)
     for s in seeded:
-        role = "astrologer" if s.account.role == "consultant" else s.account.role
+        role = {"consultant": "astrologer", "user": "caller"}.get(s.account.role, s.account.role)
         note = "" if s.created else "  (existed: password unchanged by this run)"
         print(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
     for line in lines:

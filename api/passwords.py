@@ -1,12 +1,16 @@
 """Password hashing with argon2id (RFC 9106), off the event loop.
 
-Hashing is deliberately slow (tens of milliseconds and 64 MiB per hash at the defaults), so it
-runs in a worker thread; the event loop keeps serving other requests meanwhile.
+Hashing is deliberately slow (tens of milliseconds of CPU and 64 MiB per hash at the defaults),
+so it runs in this object's own small thread pool: the event loop keeps serving other requests,
+a burst of logins cannot take more than ``workers × 64 MiB`` of memory, and it cannot starve the
+default executor that other components use for their blocking calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -24,9 +28,16 @@ class Verification:
 class Passwords:
     """argon2id hashing with the library's RFC 9106 low-memory profile by default."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, hasher: PasswordHasher | None = None, workers: int | None = None) -> None:
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="argon2"
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads (after the queued hashes finish)."""
+        self._pool.shutdown(wait=True)
 
     def _dummy(self) -> str:
         # Verified against when the account does not exist, so an unknown email costs the same
@@ -36,7 +47,9 @@ class Passwords:
         return self._dummy_hash
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._hasher.hash, password
+        )
 
     def _verify(self, stored: str | None, password: str) -> Verification:
         try:
@@ -52,4 +65,6 @@ class Passwords:
     async def verify(self, stored: str | None, password: str) -> Verification:
         """Check ``password`` against ``stored`` (``None``: unknown account, always fails after
         spending the same effort)."""
-        return await asyncio.to_thread(self._verify, stored, password)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._verify, stored, password
+        )

@@ -5,6 +5,7 @@ Each resource opens and closes with the application through one ``cleanup_ctx`` 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 import uuid
@@ -158,6 +159,13 @@ def _media_ctx(settings: Settings) -> CleanupContext:
     return media_ctx
 
 
+async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    passwords = Passwords()
+    app[PASSWORDS] = passwords
+    yield
+    await asyncio.to_thread(passwords.close)
+
+
 def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         limiter: RateLimiter = (
@@ -211,7 +219,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()
-    app[PASSWORDS] = Passwords()
+    app.cleanup_ctx.append(_passwords_ctx)
     app[PRESENCE] = NoPresence()  # the signalling hub stores its own lookup here
     app.cleanup_ctx.append(_signalling_ctx(settings))
     app.on_shutdown.append(_close_sockets)

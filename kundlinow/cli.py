@@ -27,6 +27,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    print(f"kundlinow: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr, flush=True)
     web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None)
     return 0
 
