@@ -3,7 +3,8 @@
 Passwords are argon2id hashes (:mod:`api.passwords`). Login answers an unknown email exactly like
 a wrong password (same code, same work), and is throttled per client IP (every attempt counts)
 and per account (failed attempts count; a success clears them) → 429 ``RATE_LIMITED`` with
-``Retry-After``. Admin accounts are never created over HTTP: ``kundlinow admin create``.
+``Retry-After``; registrations have their own per-IP budget of the same size. Admin accounts
+are never created over HTTP: ``kundlinow admin create``.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _rate_limited(decision: Decision, scope: str) -> ApiError:
     return ApiError(
         429,
         "RATE_LIMITED",
-        "too many login attempts; try again later",
+        "too many attempts; try again later",
         {"retry_after_s": decision.retry_after_s, "scope": scope},
         headers={"Retry-After": str(decision.retry_after_s)},
     )
@@ -152,12 +153,18 @@ def _rate_limited(decision: Decision, scope: str) -> ApiError:
     body=RegisterRequest,
     response=TokenOut,
     status=201,
-    errors=(409,),
+    errors=(409, 429),
     tags=("accounts",),
 )
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterRequest)
     settings = request.app[SETTINGS]
+    # Each registration costs an argon2id hash: the same per-IP budget as logins (its own key).
+    by_ip = await request.app[RATE_LIMITER].hit(
+        f"register:ip:{request.remote}", settings.login_ip_limit, settings.login_window_s
+    )
+    if not by_ip.allowed:
+        raise _rate_limited(by_ip, "ip")
     password_hash = await request.app[PASSWORDS].hash(body.password)
     user = await create_account(
         request.app[DATABASE],

@@ -279,3 +279,12 @@ async def test_me_for_a_deleted_account_is_401(
     await database.pool.execute("DELETE FROM users WHERE id = $1", user.id)
     response = await client.get("/me", headers={"Authorization": f"Bearer {user.token}"})
     assert response.status == 401
+
+
+async def test_registrations_per_ip_are_limited(aiohttp_client: Any, make_app: AppFactory) -> None:
+    client = await aiohttp_client(make_app(login_ip_limit=2))
+    statuses = [(await _register(client)).status for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    # Logins from the same IP have their own budget.
+    login = await client.post("/auth/login", json={"email": _email(), "password": "x" * 9})
+    assert login.status == 401
