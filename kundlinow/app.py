@@ -10,6 +10,7 @@ import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -51,6 +52,7 @@ from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
 from signalling.compose import open_hub
 from signalling.ports import BillingConsultations
+from turn.ice import sfu_ice_servers_factory
 
 log = structlog.get_logger(__name__)
 
@@ -151,7 +153,12 @@ async def _unbound_signal(room_id: str, participant_id: str, message: dict[str, 
 def _media_ctx(settings: Settings) -> CleanupContext:
     async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         # The signalling hub calls ``bind_signal`` with its per-participant sender.
-        engine = MediaEngine(settings.media, _unbound_signal)
+        media_settings = settings.media
+        sfu_ice_servers = sfu_ice_servers_factory(settings.turn)
+        if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
+            # The SFU's own peer connections use TURN too, with fresh credentials each.
+            media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
+        engine = MediaEngine(media_settings, _unbound_signal)
         app[MEDIA] = engine
         yield
         await engine.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,10 @@ class MediaSettings:
     """Highest UDP port for host candidates (inclusive)."""
     ice_servers: tuple[dict[str, Any], ...] = ()
     """RTCIceServer dictionaries (``urls``, ``username``, ``credential``) from ``turn/``."""
+    ice_servers_factory: Callable[[], Sequence[Mapping[str, Any]]] | None = None
+    """Called for every new peer connection for fresh RTCIceServer dictionaries (TURN REST
+    credentials expire: ``turn.ice.sfu_ice_servers_factory``); when set, wins over
+    ``ice_servers``. ``create_app`` sets it when TURN is configured."""
     pli_interval_s: float = 0.5
     """Minimum interval between PLIs sent to one publisher (RFC 4585 §6.3.1)."""
     nack_history: int = 1024

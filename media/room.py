@@ -105,12 +105,15 @@ class Participant:
         self.joined_at = time.time()
         settings = room.settings
         self._settings = settings
+        ice_servers = (
+            settings.ice_servers_factory()
+            if settings.ice_servers_factory is not None
+            else settings.ice_servers
+        )
         config = RTCConfiguration(
-            iceServers=[RTCIceServer(**s) for s in settings.ice_servers] or None,
+            iceServers=[RTCIceServer(**s) for s in ice_servers],
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
-        if not settings.ice_servers:
-            config.iceServers = []
         self.pc = RTCPeerConnection(config)
         self._ice = IcePolicy(
             host_addresses=settings.ice_host_addresses,

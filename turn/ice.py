@@ -67,6 +67,21 @@ def ice_servers_factory(
     return factory
 
 
+#: The TURN user id of the SFU's own peer connections (coturn logs it; quotas count it).
+SFU_TURN_USER = "sfu"
+
+
+def sfu_ice_servers_factory(settings: TurnSettings) -> Callable[[], list[IceServer]] | None:
+    """The factory for the SFU's own peer connections, or None without a ``turn:`` URI.
+
+    With it, each SFU peer connection also gathers a relayed candidate (RFC 8656), for an SFU
+    that is itself behind a NAT or firewall; ICE picks the best pair (RFC 8445 §6.1.2.6).
+    """
+    if not settings.turn_urls:
+        return None
+    return ice_servers_factory(settings, SFU_TURN_USER)
+
+
 def to_rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
     """The same list as aiortc ``RTCIceServer`` objects for ``RTCConfiguration(iceServers=…)``."""
     return [
