@@ -119,7 +119,8 @@ async def create_account(
             )
         except asyncpg.UniqueViolationError:
             raise EmailTaken("an account with this email already exists") from None
-        assert row is not None
+        if row is None:  # INSERT … RETURNING always returns the row
+            raise RuntimeError("user insert returned no row")
         if role == "consultant":
             await conn.execute(
                 "INSERT INTO consultant_profiles (user_id, display_name) VALUES ($1, $2)",

@@ -218,7 +218,7 @@ class _Listing:
         return f"${len(self.args)}"
 
     async def fetch(
-        self, conn: asyncpg.Pool, after: tuple[int, uuid.UUID] | None, count: int
+        self, pool: asyncpg.Pool, after: tuple[int, uuid.UUID] | None, count: int
     ) -> list[asyncpg.Record]:
         conditions, args = list(self.conditions), list(self.args)
         if after is not None:
@@ -229,7 +229,7 @@ class _Listing:
             )
             args.extend(after)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows: list[asyncpg.Record] = await conn.fetch(
+        rows: list[asyncpg.Record] = await pool.fetch(
             f"SELECT {_PROFILE_COLUMNS}, {self.key_sql} AS sort_key"
             f" FROM consultant_profiles p {where}"
             f" ORDER BY sort_key {self.order}, p.user_id ASC LIMIT {count}",
@@ -242,8 +242,8 @@ class _Listing:
             return True
         return (status == "online") == self.query.online
 
-    def cursor(self, after: tuple[int, uuid.UUID]) -> str:
-        return _encode_cursor(self.query.sort, self.price_mode, *after)
+    def cursor(self, after: tuple[int, uuid.UUID] | None) -> str | None:
+        return None if after is None else _encode_cursor(self.query.sort, self.price_mode, *after)
 
 
 async def list_consultants(
@@ -260,14 +260,12 @@ async def list_consultants(
         statuses = await _statuses(presence, rows)
         for row in rows:
             if len(items) == query.limit:
-                assert after is not None
                 return ConsultantPage(items=items, next_cursor=listing.cursor(after))
             after = (row["sort_key"], row["user_id"])
             if listing.wanted(statuses[row["user_id"]]):
                 items.append(_out(row, statuses[row["user_id"]]))
         if len(rows) < batch:
             return ConsultantPage(items=items, next_cursor=None)
-    assert after is not None
     return ConsultantPage(items=items, next_cursor=listing.cursor(after))
 
 
