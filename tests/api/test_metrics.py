@@ -23,7 +23,8 @@ async def test_requests_are_counted_by_route_and_status(client: TestClient[Any, 
     assert 'route="unmatched",status="404"' in text
     assert "not-a-uuid" not in text
     assert (
-        'kundlinow_http_request_duration_seconds_count{method="GET",route="/healthz"} 1.0' in text
+        "kundlinow_http_request_duration_seconds_count"
+        '{method="GET",route="/healthz",status="200"} 1.0' in text
     )
 
 
