@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,12 @@ from signalling.presence import (
     RedisPresenceStore,
 )
 from signalling.waitlist import Waitlist
+from turn.ice import build_ice_servers
+
+
+def _ice_servers(settings: Settings, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The ICE server list of GET /turn/credentials, for the ``join_consult`` ack."""
+    return [dict(server) for server in build_ice_servers(settings.turn, str(user_id))]
 
 
 @asynccontextmanager
@@ -64,6 +71,7 @@ async def open_hub(
         authenticate=authenticate,
         media=media,
         node_id=node,
+        ice_servers=functools.partial(_ice_servers, settings),
     )
     try:
         await hub.start()

@@ -96,8 +96,11 @@ class Hub:
         authenticate: Authenticator,
         media: MediaPort | None = None,
         node_id: str | None = None,
+        ice_servers: Callable[[UUID], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.settings = settings
+        self._ice_servers = ice_servers
+        """The caller's ICE servers (turn.ice.build_ice_servers), sent with ``join_consult``."""
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.registry = LocalRegistry()
         self.router = BusRouter(bus, self.registry, self.node_id, self._on_control)
@@ -684,6 +687,8 @@ class Hub:
             "last_seq": await self.chat.last_seq(room),
             "replayed": replayed,
             "reads": {str(k): v for k, v in (await self.chat.reads(room)).items()},
+            # STUN/TURN servers with a fresh credential for this user; [] without TURN.
+            "ice_servers": self._ice_servers(conn.user_id) if self._ice_servers else [],
         }
 
     async def _replay(self, conn: Connection, room: UUID, since: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,10 +12,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiortc import RTCIceServer
 
+from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from tests.billing.helpers import grant
 from tests.conftest import AppFactory
 from tests.factories import create_user
+from tests.signalling.wsclient import connect
 from tests.turn.calls import relay_call
 from tests.turn.coturn import Coturn
 from turn.config import TurnSettings
@@ -131,3 +135,33 @@ async def test_call_with_bad_credentials_does_not_connect(coturn: Coturn, kind: 
         rf"user <{username}>: incoming packet message processed, "
         r"error 401: Unauthorized",
     )
+
+
+async def test_join_consult_carries_the_ice_servers(
+    aiohttp_client: Any, settings: Settings, database: Database
+) -> None:
+    """The signalling ack of ``join_consult`` holds the same list as GET /turn/credentials,
+    minted for the joining user."""
+    turn = TurnSettings(urls=("turn:turn.example.test:3478?transport=udp",), secret="s" * 32)
+    configured = replace(settings, turn=turn)
+    server = await aiohttp_client(create_app(configured))
+    astro = await create_user(database, configured, "consultant")
+    caller = await create_user(database, configured)
+    await grant(database, caller.id, 100_000)
+    caller_ws = await connect(server, "/ws", caller.token)
+    astro_ws = await connect(server, "/ws", astro.token)
+    try:
+        ack = await caller_ws.ok(
+            "consult_request", {"consultant_id": str(astro.id), "mode": "video"}
+        )
+        cid = ack["consultation"]["id"]
+        await astro_ws.event("consult_request")
+        await astro_ws.ok("accept", {"consultation_id": cid})
+        joined = await caller_ws.ok("join_consult", {"consultation_id": cid})
+    finally:
+        await caller_ws.close()
+        await astro_ws.close()
+    (entry,) = joined["ice_servers"]
+    assert entry["urls"] == ["turn:turn.example.test:3478?transport=udp"]
+    assert entry["username"].endswith(f":{caller.id}")
+    assert entry["credential"] == compute_password("s" * 32, entry["username"])
