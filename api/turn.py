@@ -14,11 +14,18 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from api.auth import require_user
+from api.errors import ApiError
 from api.openapi import operation
-from kundlinow.keys import TURN_SETTINGS
+from kundlinow.keys import RATE_LIMITER, TURN_SETTINGS
 from turn.ice import build_ice_servers
 
 routes = web.RouteTableDef()
+
+#: Credentials one user may fetch per window. coturn's user-quota counts allocations per
+#: username, and every credential has its own username (its expiry), so this limit is what
+#: bounds one person's concurrent relay allocations (docs/DEPLOY.md).
+CREDENTIALS_LIMIT = 30
+CREDENTIALS_WINDOW_S = 60
 
 
 class IceServerOut(BaseModel):
@@ -44,11 +51,24 @@ class TurnCredentialsOut(BaseModel):
     "ICE servers with a fresh TURN credential",
     response=TurnCredentialsOut,
     auth="any",
+    errors=(429,),
     tags=("turn",),
 )
 async def turn_credentials(request: web.Request) -> web.Response:
-    """The caller's ICE servers; 401 without a valid access token."""
+    """The caller's ICE servers; 401 without a valid access token, 429 past the per-user
+    limit."""
     claims = await require_user(request)
+    decision = await request.app[RATE_LIMITER].hit(
+        f"turn:credentials:{claims.user_id}", CREDENTIALS_LIMIT, CREDENTIALS_WINDOW_S
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            "too many TURN credential requests; try again later",
+            {"retry_after_s": decision.retry_after_s, "scope": "user"},
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
     settings = request.app[TURN_SETTINGS]
     now = time.time()
     servers = build_ice_servers(settings, str(claims.user_id), now=now)

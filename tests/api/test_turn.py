@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.turn import CREDENTIALS_LIMIT
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.conftest import AppFactory
@@ -65,3 +66,26 @@ async def test_without_turn_the_list_is_empty(
     )
     assert response.status == 200
     assert await response.json() == {"ice_servers": [], "ttl_s": 3600, "expires_at": None}
+
+
+async def test_fetching_is_rate_limited_per_user(
+    aiohttp_client: Any, make_app: AppFactory, database: Database, settings: Settings
+) -> None:
+    first, second = await create_user(database, settings), await create_user(database, settings)
+    client: TestClient[Any, Any] = await aiohttp_client(make_app(turn=TURN))
+    for _ in range(CREDENTIALS_LIMIT):
+        response = await client.get(
+            "/turn/credentials", headers={"Authorization": f"Bearer {first.token}"}
+        )
+        assert response.status == 200
+    response = await client.get(
+        "/turn/credentials", headers={"Authorization": f"Bearer {first.token}"}
+    )
+    assert response.status == 429
+    assert (await response.json())["error"]["code"] == "RATE_LIMITED"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    # Another user is not affected.
+    response = await client.get(
+        "/turn/credentials", headers={"Authorization": f"Bearer {second.token}"}
+    )
+    assert response.status == 200
