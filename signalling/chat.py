@@ -1,13 +1,17 @@
 """Durable chat: messages are stored before they are fanned out.
 
 Each consultation has its own sequence (``chat_rooms.last_seq``) advanced under the row lock in
-the same transaction as the insert, so sequence order is commit order: a reader that saw seq n
+the same statement as the insert, so sequence order is commit order: a reader that saw seq n
 has seen every message before it, which makes "replay everything after ``since``" exact.
-``(consultation, sender, client_id)`` is UNIQUE: a resent message is stored once.
+``(consultation, sender, client_id)`` is UNIQUE: a resent message is stored once. Sequence
+numbers are gapless except when two copies of the same message race: the loser's number is
+skipped (order, uniqueness and replay are unaffected).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,13 +82,75 @@ def _message(row: asyncpg.Record) -> ChatMessage:
     )
 
 
-class _Duplicate(Exception):
-    """Raised inside the transaction to roll back the sequence bump of a duplicate."""
+_APPEND = f"""
+WITH existing AS (
+    SELECT {_COLUMNS} FROM chat_messages
+    WHERE consultation_id = $1 AND sender_id = $2 AND client_id = $3
+), bump AS (
+    INSERT INTO chat_rooms AS r (consultation_id, last_seq)
+    SELECT $1, 1 WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (consultation_id) DO UPDATE SET last_seq = r.last_seq + 1
+    RETURNING last_seq
+), inserted AS (
+    INSERT INTO chat_messages
+        (consultation_id, seq, sender_id, client_id, kind, body, upload_id, masked)
+    SELECT $1, bump.last_seq, $2, $3, $4, $5, $6, $7 FROM bump
+    ON CONFLICT (consultation_id, sender_id, client_id) DO NOTHING
+    RETURNING {_COLUMNS}
+)
+SELECT *, true AS new FROM inserted
+UNION ALL
+SELECT *, false AS new FROM existing
+"""
 
 
 class ChatStore:
+    """Chat rows in PostgreSQL.
+
+    The hot path (``append``) can run on a few dedicated connections ("writers") instead of the
+    shared pool: asyncpg resets a pooled connection on every release (``RESET ALL; UNLISTEN *;
+    CLOSE ALL; pg_advisory_unlock_all()``), one extra round trip per message; the append is one
+    autocommit statement that leaves no session state behind, so its writers need no reset.
+    """
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._dsn: str | None = None
+        self._writers: asyncio.Queue[asyncpg.Connection] | None = None
+        self._all: list[asyncpg.Connection] = []
+
+    @classmethod
+    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 2) -> ChatStore:
+        store = cls(pool)
+        store._dsn = dsn
+        store._writers = asyncio.Queue()
+        for _ in range(writers):
+            con = await asyncpg.connect(dsn)
+            store._all.append(con)
+            store._writers.put_nowait(con)
+        return store
+
+    async def close(self) -> None:
+        for con in self._all:
+            with contextlib.suppress(Exception):
+                await con.close()
+        self._all.clear()
+
+    async def _append_rows(self, *args: Any) -> list[asyncpg.Record]:
+        if self._writers is None or self._dsn is None:
+            async with self._pool.acquire() as con:
+                return list(await con.fetch(_APPEND, *args))
+        con = await self._writers.get()
+        try:
+            return list(await con.fetch(_APPEND, *args))
+        finally:
+            if con.is_closed():  # the server went away: replace the writer for the next caller
+                self._all.remove(con)
+                with contextlib.suppress(Exception):
+                    con = await asyncpg.connect(self._dsn)
+                    self._all.append(con)
+            if not con.is_closed():
+                self._writers.put_nowait(con)
 
     async def append(
         self,
@@ -98,38 +164,20 @@ class ChatStore:
     ) -> tuple[ChatMessage, bool]:
         """Store a message; returns it and whether it is new (False: a resend of ``client_id``)."""
         kind = "text" if upload_id is None else "image"
+        # One statement, one round trip, its own transaction: a resend finds its first copy and
+        # bumps nothing; otherwise the room's counter row is locked, bumped, and the message
+        # inserted with that seq, all committed together (seq order = commit order).
+        rows = await self._append_rows(
+            consultation_id, sender_id, client_id, kind, text, upload_id, masked
+        )
+        if rows:
+            return _message(rows[0]), bool(rows[0]["new"])
+        # Lost a race with a concurrent resend of the same client id: its copy won.
         async with self._pool.acquire() as con:
-            existing = await self._find(con, consultation_id, sender_id, client_id)
-            if existing is not None:
-                return existing, False
-            try:
-                async with con.transaction():
-                    row = await con.fetchrow(
-                        f"""
-                        WITH bump AS (
-                            INSERT INTO chat_rooms AS r (consultation_id, last_seq)
-                            VALUES ($1, 1)
-                            ON CONFLICT (consultation_id)
-                            DO UPDATE SET last_seq = r.last_seq + 1
-                            RETURNING last_seq
-                        )
-                        INSERT INTO chat_messages
-                            (consultation_id, seq, sender_id, client_id, kind, body, upload_id,
-                             masked)
-                        SELECT $1, bump.last_seq, $2, $3, $4, $5, $6, $7 FROM bump
-                        ON CONFLICT (consultation_id, sender_id, client_id) DO NOTHING
-                        RETURNING {_COLUMNS}
-                        """,
-                        consultation_id, sender_id, client_id, kind, text, upload_id, masked,
-                    )
-                    if row is None:
-                        raise _Duplicate
-            except _Duplicate:
-                found = await self._find(con, consultation_id, sender_id, client_id)
-                if found is None:  # pragma: no cover - the conflicting row is committed
-                    raise RuntimeError("duplicate chat message vanished") from None
-                return found, False
-            return _message(row), True
+            found = await self._find(con, consultation_id, sender_id, client_id)
+        if found is None:  # pragma: no cover - the conflicting row is committed
+            raise RuntimeError("duplicate chat message vanished")
+        return found, False
 
     @staticmethod
     async def _find(

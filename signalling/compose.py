@@ -60,12 +60,13 @@ async def open_hub(
         claims = decode_token(settings, token)
         return Identity(claims.user_id, claims.role)
 
+    chat = await ChatStore.open(database.pool, database.dsn, writers=2)
     hub = Hub(
         cfg,
         bus=bus,
         store=store,
         presence=PresenceService(store, database.pool),
-        chat=ChatStore(database.pool),
+        chat=chat,
         waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
         consultations=consultations,
         authenticate=authenticate,
@@ -78,5 +79,6 @@ async def open_hub(
         yield hub
     finally:
         await hub.close()
+        await chat.close()
         if redis is not None:
             await redis.aclose()
