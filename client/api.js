@@ -1,0 +1,106 @@
+// REST and WebSocket access to the kundlinow server (protocol: docs/PROTOCOL.md).
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || { code: "HTTP_" + status, message: "request failed" };
+    super(error.message);
+    this.status = status;
+    this.code = error.code;
+    this.details = error.details || {};
+  }
+}
+
+export class Api {
+  constructor(token = null) {
+    this.token = token;
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.token) headers.Authorization = "Bearer " + this.token;
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  get(path) { return this.request("GET", path); }
+  post(path, body = {}) { return this.request("POST", path, body); }
+  patch(path, body) { return this.request("PATCH", path, body); }
+}
+
+// One signalling socket per device: request/reply with ids, server events to listeners, and
+// automatic reconnection (the session view resumes with `since`, so no message is lost).
+export class Signalling extends EventTarget {
+  constructor(token) {
+    super();
+    this.token = token;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.closed = false;
+    this.retryMs = 500;
+    this.ready = this.connect();
+  }
+
+  connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    return new Promise((resolve) => {
+      // The token travels as a subprotocol, never in the URL (URLs end up in logs).
+      const ws = new WebSocket(url, ["kundlinow.v1", "bearer." + this.token]);
+      this.ws = ws;
+      ws.onmessage = (event) => this.onFrame(JSON.parse(event.data), resolve);
+      ws.onclose = () => {
+        for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
+        this.pending.clear();
+        this.dispatchEvent(new CustomEvent("disconnected"));
+        if (!this.closed) {
+          setTimeout(() => { this.ready = this.connect(); }, this.retryMs);
+          this.retryMs = Math.min(this.retryMs * 2, 8000);
+        }
+      };
+    });
+  }
+
+  onFrame(frame, resolveReady) {
+    if (frame.type === "hello") {
+      this.retryMs = 500;
+      this.hello = frame.data;
+      resolveReady();
+      this.dispatchEvent(new CustomEvent("connected", { detail: frame.data }));
+      return;
+    }
+    if ((frame.type === "ack" || frame.type === "error") && this.pending.has(frame.id)) {
+      const { resolve, reject } = this.pending.get(frame.id);
+      this.pending.delete(frame.id);
+      if (frame.type === "ack") resolve(frame.data || {});
+      else reject(Object.assign(new Error(frame.data.message), { code: frame.data.code }));
+      return;
+    }
+    this.dispatchEvent(new CustomEvent(frame.type, { detail: frame.data }));
+  }
+
+  async send(type, data = {}) {
+    await this.ready;
+    const id = "c" + this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ type, id, data }));
+    });
+  }
+
+  // Returns a function that removes the listener (views come and go, the socket stays).
+  on(type, handler) {
+    const listener = (event) => handler(event.detail);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+
+  close() {
+    this.closed = true;
+    if (this.ws) this.ws.close(1000);
+  }
+}

@@ -1,0 +1,98 @@
+// A voice or video call through the SFU (RFC 9429 JSEP over the kundlinow.v1 socket).
+//
+// The browser offers once with its microphone (and camera); the server answers. When the other
+// party publishes or leaves, the server sends its own offer (renegotiation) and we answer.
+// Candidates are sent inside the SDP after gathering completes (no trickle): host and TURN
+// candidates gather in well under a second, and one round trip is simpler to reason about.
+
+export class CallSession {
+  constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null }) {
+    this.signalling = signalling;
+    this.consultationId = consultationId;
+    this.video = video;
+    this.candidateFilter = candidateFilter;
+    this.pc = new RTCPeerConnection({ iceServers });
+    this.remote = new MediaStream();
+    this.unsubscribe = [
+      signalling.on("call_answer", (data) => this.onAnswer(data)),
+      signalling.on("call_offer", (data) => this.onOffer(data)),
+      signalling.on("ice_candidate", (data) => this.onCandidate(data)),
+    ];
+    this.pc.ontrack = (event) => this.remote.addTrack(event.track);
+  }
+
+  async start() {
+    this.local = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: this.video ? { width: 640, height: 480, frameRate: 30 } : false,
+    });
+    for (const track of this.local.getTracks()) {
+      this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+    }
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.send("call_offer");
+    return this.local;
+  }
+
+  mine(data) { return data.consultation_id === this.consultationId && data.from === "sfu"; }
+
+  async onAnswer(data) {
+    if (this.mine(data)) await this.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+  }
+
+  async onOffer(data) {
+    if (!this.mine(data)) return;
+    await this.pc.setRemoteDescription({ type: "offer", sdp: data.sdp });
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.send("call_answer");
+  }
+
+  async onCandidate(data) {
+    if (this.mine(data) && data.candidate) await this.pc.addIceCandidate(data.candidate);
+  }
+
+  async send(type) {
+    await this.gathered();
+    await this.signalling.send(type, {
+      consultation_id: this.consultationId, sdp: this.filterSdp(this.pc.localDescription.sdp),
+    });
+  }
+
+  gathered() {
+    return new Promise((resolve) => {
+      if (this.pc.iceGatheringState === "complete") return resolve();
+      const check = () => {
+        if (this.pc.iceGatheringState !== "complete") return;
+        this.pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      this.pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  filterSdp(sdp) {
+    if (!this.candidateFilter) return sdp;
+    return sdp.split("\r\n")
+      .filter((line) => !line.startsWith("a=candidate:") || this.candidateFilter(line))
+      .join("\r\n");
+  }
+
+  setMuted(kind, muted) {
+    for (const track of this.local ? this.local.getTracks() : []) {
+      if (track.kind === kind) track.enabled = !muted;
+    }
+  }
+
+  async stats() {
+    const report = await this.pc.getStats();
+    const inbound = {};
+    report.forEach((s) => { if (s.type === "inbound-rtp") inbound[s.kind] = s; });
+    return inbound;
+  }
+
+  close() {
+    for (const off of this.unsubscribe) off();
+    for (const track of this.local ? this.local.getTracks() : []) track.stop();
+    this.pc.close();
+  }
+}
