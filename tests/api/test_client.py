@@ -10,12 +10,14 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import AppFactory
 
 
-async def test_index_lists_consultants_through_the_api(client: TestClient[Any, Any]) -> None:
+async def test_index_loads_the_app_from_the_static_mount(client: TestClient[Any, Any]) -> None:
     index = await client.get("/")
     assert index.status == 200
     assert index.headers["Content-Type"].startswith("text/html")
     page = await index.text()
-    assert "/consultants" in page
+    assert '<script type="module" src="/client/app.js">' in page
+    for asset in ("app.js", "api.js", "call.js", "style.css"):
+        assert (await client.get(f"/client/{asset}")).status == 200, asset
     same = await client.get("/client/index.html")
     assert same.status == 200 and await same.text() == page
     assert (await client.get("/client/../setup.cfg")).status in (403, 404)
