@@ -5,8 +5,11 @@ Runs in its own process and starts the server(s) it measures as subprocesses
 ``BENCH_PG`` (default 127.0.0.1:5432) and, for the two-node run, the Redis at ``BENCH_REDIS``
 (default 127.0.0.1:6379, unique key prefix). Every loop is bounded in count and time.
 
-    python bench/ws.py                      # all three scenarios with the issue's figures
-    python bench/ws.py --sockets 1000 --rate 200 --seconds 5   # a quick run
+    python -m bench.ws                      # all three scenarios with the issue's figures
+    python -m bench.ws --sockets 1000 --rate 200 --seconds 5   # a quick run
+
+(Run it as a module from the repository root: ``bench/http.py`` would shadow aiohttp's ``http``
+module if the script's directory were first on ``sys.path``.)
 
 Scenarios:
   idle     N authenticated sockets on one node; server RSS growth per socket (goal <= 40 KiB)
@@ -40,14 +43,13 @@ import aiohttp
 import asyncpg
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from api.auth import issue_token
+from billing import ledger
+from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
+from kundlinow.config import Settings
+from kundlinow.db import Database
 
-from api.auth import issue_token  # noqa: E402
-from billing import ledger  # noqa: E402
-from billing.model import GATEWAY_CLEARING, AccountKind, Transfer  # noqa: E402
-from kundlinow.config import Settings  # noqa: E402
-from kundlinow.db import Database  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PROTOCOL = "kundlinow.v1"
 JWT_SECRET = "bench-" + secrets.token_hex(24)

@@ -266,3 +266,26 @@ def test_settings_defaults_are_the_documented_ones() -> None:
     cfg = SignallingSettings()
     assert cfg.request_timeout_s == 60 and cfg.reconnect_grace_s == 30
     assert cfg.max_frame_bytes == 64 * 1024
+
+
+async def test_heartbeat_timeout_drops_a_silent_client(
+    aiohttp_client: Any, make_app: Any, database: Database, settings: Settings
+):
+    """A client that stops answering pings is closed within ~1.5 heartbeats and goes offline."""
+    server = await aiohttp_client(
+        make_app(signalling=replace(settings.signalling, heartbeat_s=0.4))
+    )
+    astro = await create_user(database, settings, "consultant")
+    silent = await connect(server, "/ws", astro.token, autoping=False)
+    presence = server.app[HUB].presence
+    assert await presence.get(astro.id) == "online"
+    started = asyncio.get_running_loop().time()
+    while True:
+        msg = await silent.ws.receive(timeout=5)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.ERROR):
+            break
+        assert msg.type == aiohttp.WSMsgType.PING  # the server's heartbeat, unanswered
+    assert asyncio.get_running_loop().time() - started < 2.0
+    await asyncio.sleep(0.1)
+    assert await presence.get(astro.id) == "offline"
