@@ -202,6 +202,10 @@ class Hub:
     def has_timer(self, key: Hashable) -> bool:
         return key in self._timers
 
+    @property
+    def media(self) -> MediaPort | None:
+        return self._media
+
     # ------------------------------------------------------------------ sockets
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -326,3 +326,31 @@ async def test_peer_sdp_relay(make_world: WorldFactory) -> None:
     frame = await caller.request("call_offer", {"consultation_id": cid, "sdp": "garbage"})
     assert frame["type"] == "error" and frame["data"]["code"].isupper()
     assert await caller.ok("ping")
+
+
+async def test_sfu_offer_answer_through_the_hub(make_world: WorldFactory) -> None:
+    """A real aiortc peer negotiates with the node's media engine over the socket."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id), mode="voice")
+    await caller.ok("join_consult", {"consultation_id": cid})
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        await caller.ok("call_offer", {"consultation_id": cid, "sdp": pc.localDescription.sdp})
+        answer = await caller.event("call_answer", wait_s=10)
+        assert answer["from"] == "sfu" and answer["sdp"].startswith("v=0")
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        assert pc.signalingState == "stable"
+        hub = world.server.app[HUB]
+        assert hub.media is not None and cid in hub.media.room_ids
+        await caller.ok("session_end", {"consultation_id": cid})
+        await caller.event("session_end")
+        assert cid not in hub.media.room_ids  # closed with the session
+    finally:
+        await pc.close()
