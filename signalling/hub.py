@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -119,6 +119,11 @@ class Hub:
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._seen: set[tuple[UUID, UUID]] = set()
+        """(room, party) observed connected to the room on some node (watchdog state)."""
+        self._grace_elsewhere: set[tuple[UUID, UUID]] = set()
+        """(room, party) whose grace timer runs on another node."""
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "consult_request": self._consult_request,
@@ -149,6 +154,7 @@ class Hub:
         if self._listener.done():
             waiter.cancel()
             self._listener.result()
+        self._watchdog = asyncio.create_task(self._watch_rooms(), name="signalling-watchdog")
 
     async def shutdown(self) -> None:
         """Close every socket with GOING_AWAY (RFC 6455 §7.4.1: 1001)."""
@@ -165,11 +171,14 @@ class Hub:
         tasks = list(self._tasks)
         if self._listener is not None:
             tasks.append(self._listener)
+        if self._watchdog is not None:
+            tasks.append(self._watchdog)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._listener = None
+        self._watchdog = None
         await self.router.close()
         await self._store.close()
 
@@ -439,6 +448,9 @@ class Hub:
             ("grace", room, user_id), grace,
             lambda: self._grace_expired(room, user_id, dropped_at),
         )
+        await self.router.control(
+            {"e": "dropped", "room": str(room), "user": str(user_id), "node": self.node_id}
+        )
 
     async def _grace_expired(self, room: UUID, user_id: UUID, dropped_at: datetime) -> None:
         if (await self._store.counts([room_key(room, user_id)]))[0] > 0:
@@ -452,8 +464,57 @@ class Hub:
         )
 
     async def _on_control(self, event: dict[str, Any]) -> None:
+        key = (UUID(event["room"]), UUID(event["user"]))
         if event.get("e") == "rejoined":
-            self._cancel_timer(("grace", UUID(event["room"]), UUID(event["user"])))
+            self._cancel_timer(("grace", *key))
+            self._grace_elsewhere.discard(key)
+        elif event.get("e") == "dropped" and event.get("node") != self.node_id:
+            self._grace_elsewhere.add(key)
+        elif event.get("e") == "left":
+            self._seen.discard(key)
+
+    async def _watch_rooms(self) -> None:
+        """Notice parties whose sockets vanished without a goodbye (their node died).
+
+        A node that loses a socket starts the grace itself; a node killed outright cannot. Every
+        node therefore checks, every presence heartbeat, the parties of the active rooms it
+        holds sockets for: a party seen connected before and now on no live node gets the same
+        grace as a dropped socket, its drop time taken as one node TTL ago (in the caller's
+        favour: at most that much earlier than the truth).
+        """
+        interval = self.settings.presence_heartbeat_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._check_rooms()
+            except Exception:
+                log.warning("room_watchdog_failed", exc_info=True)
+
+    async def _check_rooms(self) -> None:
+        pairs = [
+            (room, user)
+            for room, view in self._rooms.items()
+            if view.state == ACTIVE
+            for user in view.parties()
+        ]
+        if not pairs:
+            self._seen.clear()
+            return
+        counts = await self._store.counts([room_key(room, user) for room, user in pairs])
+        live = set(pairs)
+        self._seen &= live
+        self._grace_elsewhere &= live
+        for pair, count in zip(pairs, counts, strict=True):
+            if count > 0:
+                self._seen.add(pair)
+                continue
+            if pair not in self._seen or self.has_timer(("grace", *pair)):
+                continue
+            if pair in self._grace_elsewhere:
+                continue
+            self._seen.discard(pair)
+            dropped_at = _now() - timedelta(seconds=self.settings.presence_node_ttl_s)
+            await self._party_dropped(pair[0], pair[1], dropped_at)
 
     # ------------------------------------------------------------------ billing's events
 
@@ -725,6 +786,10 @@ class Hub:
         if room in conn.rooms:
             await self._left_room(conn, room, dropped_at=None)
             self.registry.leave(room, conn)
+            # A deliberate leave is not a drop: no node's watchdog should start a grace for it.
+            await self.router.control(
+                {"e": "left", "room": str(room), "user": str(conn.user_id)}
+            )
             if not self.registry.by_room.get(room):
                 self._rooms.pop(room, None)
         return {"consultation_id": str(room)}

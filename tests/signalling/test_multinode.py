@@ -67,6 +67,7 @@ async def nodes(
         JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="WARNING",
         MIGRATE_ON_START="false", BILLING_MINUTE_SECONDS="1", BILLING_TICK_INTERVAL="0.2",
         MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10", PRESENCE_HEARTBEAT="3",
+        RECONNECT_GRACE="2",
         HOST="127.0.0.1",
     )
     try:
@@ -151,31 +152,45 @@ async def test_cross_node_session(
 async def test_killed_node_takes_its_astrologers_offline(
     nodes: list[Node], database: Database, settings: Settings
 ) -> None:
+    """SIGKILL node a: its astrologer shows offline on node b within 15 s, and their live
+    consultation with a caller on node b ends ``disconnected`` after the grace."""
     a, b = nodes
     astro_user = await create_user(database, settings, "consultant")
     caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 1_000_000)
     ids = [str(astro_user.id)]
     async with aiohttp.ClientSession() as session:
         astro = await _ws(session, a, astro_user.token)
-        watcher = await _ws(session, b, caller_user.token)
-        statuses = (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"]
+        caller = await _ws(session, b, caller_user.token)
+        statuses = (await caller.ok("presence", {"consultant_ids": ids}))["statuses"]
         assert statuses == {ids[0]: "online"}
         async with session.get(f"{b.url}/consultants/{astro_user.id}") as response:
             assert (await response.json())["status"] == "online"
+        ack = await caller.ok("consult_request", {"consultant_id": ids[0], "mode": "chat"})
+        cid = ack["consultation"]["id"]
+        await astro.event("consult_request")
+        await astro.ok("accept", {"consultation_id": cid})
+        await astro.ok("join_consult", {"consultation_id": cid})
+        await caller.ok("join_consult", {"consultation_id": cid})
+        await asyncio.sleep(3.5)  # a watchdog round sees both parties connected
         a.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         a.process.wait()
         while True:
-            statuses = (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"]
+            statuses = (await caller.ok("presence", {"consultant_ids": ids}))["statuses"]
             if statuses[ids[0]] == "offline":
                 break
             assert time.monotonic() - killed < 15, "astrologer still online 15 s after SIGKILL"
             await asyncio.sleep(0.25)
         offline_after = time.monotonic() - killed
-        assert offline_after < 15
         async with session.get(f"{b.url}/consultants/{astro_user.id}") as response:
             assert (await response.json())["status"] == "offline"
         print(f"astrologer offline {offline_after:.1f} s after SIGKILL of their node")
+        notice = await caller.event("presence", status="reconnecting", wait_s=10)
+        assert notice["user_id"] == ids[0]
+        ended = await caller.event("session_end", wait_s=10)
+        assert ended["reason"] == "disconnected"
+        assert datetime.fromisoformat(ended["ended_at"]) < datetime.now(UTC)
         await astro.ws.close()
 
 
