@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Default lifetime of TURN REST credentials: one hour (draft-uberti-behave-turn-rest-00
-#: §2.2 recommends a day at most; a short lifetime limits the damage of a leaked credential).
+#: Default lifetime of TURN REST credentials: one hour. draft-uberti-behave-turn-rest-00 §2.2
+#: recommends one day; shorter limits what a leaked credential is worth.
 DEFAULT_TTL_S = 3600
-#: Longest lifetime accepted: 24 hours. Longer would turn a leaked credential into a
-#: long-lived open relay.
+#: Longest lifetime accepted: 24 hours, the draft's recommended value. Longer would turn a
+#: leaked credential into a long-lived relay for anyone.
 MAX_TTL_S = 86400
 
 #: URI schemes of RFC 7064 (stun, stuns) and RFC 7065 (turn, turns).

@@ -1,5 +1,5 @@
 """The PRODUCTION coturn.conf refuses to relay into private, loopback, link-local, metadata and
-other special-purpose networks — RFC 8656 §9.2 / §17: 403 "Forbidden IP" — shown against a
+other special-purpose networks — RFC 8656 §10.2 and §19: 403 "Forbidden IP" — shown against a
 real coturn running that very file on 127.0.0.1 (and on ::1 for the IPv6 ranges).
 
 Only the TURN server on loopback receives packets: a CreatePermission request names a peer but

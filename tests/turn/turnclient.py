@@ -1,4 +1,4 @@
-"""A minimal TURN client over UDP for tests: Allocate and CreatePermission (RFC 8656 §7, §9)
+"""A minimal TURN client over UDP for tests: Allocate and CreatePermission (RFC 8656 §7, §10)
 with the long-term credential mechanism (RFC 8489 §9.2), built on ``aioice.stun`` messages.
 
 Unlike aioice's own TURN client it returns error responses instead of retrying or raising, so a
@@ -14,7 +14,7 @@ from types import TracebackType
 
 from aioice import stun
 
-#: REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.7: protocol 17 in the first octet).
+#: REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8: protocol 17 in the first octet).
 UDP_TRANSPORT = 17 << 24
 
 
@@ -84,7 +84,7 @@ class TurnTestClient:
         return response
 
     async def create_permission(self, peer_ip: str) -> stun.Message:
-        """CreatePermission for ``peer_ip`` (RFC 8656 §9.1); the port is ignored by the server.
+        """CreatePermission for ``peer_ip`` (RFC 8656 §10.1); the port is ignored by the server.
         No packet is sent to ``peer_ip``: only the TURN server sees this request."""
         request = stun.Message(stun.Method.CREATE_PERMISSION, stun.Class.REQUEST)
         request.attributes["XOR-PEER-ADDRESS"] = (peer_ip, 9)
