@@ -8,13 +8,25 @@ sends nothing to it (RFC 8656 §9), so no traffic goes to any of the addresses b
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
+import socket
+import ssl
+import warnings
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aioice import stun
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from tests.turn.coturn import PROD_CONF, Coturn, CoturnProcess
-from tests.turn.turnclient import TurnTestClient
+from tests.turn.coturn import PROD_CONF, Coturn, CoturnProcess, free_port
+from tests.turn.turnclient import UDP_TRANSPORT, TurnTestClient
 from turn.credentials import make_credential
 
 FORBIDDEN_V4 = [
@@ -146,3 +158,137 @@ def test_production_conf_has_no_escape_hatches() -> None:
         "log-file",
     ):
         assert required in options, required
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away P-256 certificate for turn.kundlinow.test."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "turn.kundlinow.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+async def coturn_production_tls(tmp_path: Path) -> AsyncIterator[tuple[Coturn, int]]:
+    """The production coturn.conf with its TLS listener on, using a test certificate."""
+    cert, key = _self_signed(tmp_path)
+    tls_port = free_port()
+    process = CoturnProcess(
+        PROD_CONF,
+        tmp_path,
+        realm="turn.kundlinow.example",
+        extra=(f"--tls-listening-port={tls_port}", f"--cert={cert}", f"--pkey={key}"),
+    )
+    server = await process.start()
+    try:
+        yield server, tls_port
+    finally:
+        process.stop()
+
+
+def _client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # a throw-away self-signed test certificate
+    if version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer old versions at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1: deprecated, on purpose
+        context.minimum_version = context.maximum_version = version
+    return context
+
+
+async def _stun_over_stream(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: stun.Message
+) -> stun.Message:
+    """One STUN transaction over TCP/TLS framing (RFC 8489 §6.2.2: messages back to back)."""
+    writer.write(bytes(request))
+    await writer.drain()
+    async with asyncio.timeout(3):
+        header = await reader.readexactly(20)
+        body = await reader.readexactly(int.from_bytes(header[2:4], "big"))
+    return stun.parse_message(header + body)
+
+
+async def test_turns_over_tls_12_with_the_configured_ciphers(
+    coturn_production_tls: tuple[Coturn, int],
+) -> None:
+    """`turns:` (RFC 7065) works: TLS 1.2 with a cipher from coturn.conf's cipher-list, then an
+    Allocate over TLS completes the long-term credential exchange (RFC 8489 §9.2)."""
+    server, tls_port = coturn_production_tls
+    reader, writer = await asyncio.open_connection(
+        server.host, tls_port, ssl=_client_context(ssl.TLSVersion.TLSv1_2)
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        assert ssl_object.version() == "TLSv1.2"
+        configured = re.search(r'^cipher-list="([^"]+)"', PROD_CONF.read_text(), re.M)
+        assert configured is not None
+        assert ssl_object.cipher()[0] in configured.group(1).split(":")
+
+        credential = make_credential(server.secret, "caller-1", ttl_s=60)
+        allocate = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST)
+        allocate.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
+        challenge = await _stun_over_stream(reader, writer, allocate)
+        assert challenge.error_code == 401
+        realm, nonce = challenge.attributes["REALM"], challenge.attributes["NONCE"]
+        allocate = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST)
+        allocate.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
+        allocate.attributes["USERNAME"] = credential.username
+        allocate.attributes["REALM"] = realm
+        allocate.attributes["NONCE"] = nonce
+        allocate.add_message_integrity(
+            hashlib.md5(f"{credential.username}:{realm}:{credential.password}".encode()).digest()
+        )
+        allocated = await _stun_over_stream(reader, writer, allocate)
+        assert allocated.error_code is None, allocated.attributes.get("ERROR-CODE")
+        assert "XOR-RELAYED-ADDRESS" in allocated.attributes
+    finally:
+        writer.close()
+
+
+def _handshake(address: tuple[str, int], context: ssl.SSLContext) -> str | None:
+    """A blocking TLS handshake (fails fast on the server's alert); the negotiated version."""
+    with (
+        socket.create_connection(address, timeout=2) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        return tls.version()
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+async def test_old_tls_versions_are_refused(
+    coturn_production_tls: tuple[Coturn, int], version: str
+) -> None:
+    """No TLS 1.0/1.1 session (``no-tlsv1``, ``no-tlsv1_1``): coturn 4.6.1 answers such a
+    ClientHello with an alert or not at all. The same listener completes TLS 1.2 above, so a
+    failure here is the version, not a dead listener; the test checks that too."""
+    server, tls_port = coturn_production_tls
+    context = _client_context(getattr(ssl.TLSVersion, version))
+    with pytest.raises((ssl.SSLError, TimeoutError, ConnectionError)):
+        await asyncio.to_thread(_handshake, (server.host, tls_port), context)
+    assert (
+        await asyncio.to_thread(
+            _handshake, (server.host, tls_port), _client_context(ssl.TLSVersion.TLSv1_2)
+        )
+        == "TLSv1.2"
+    )
