@@ -9,6 +9,7 @@ sends nothing to it (RFC 8656 §9), so no traffic goes to any of the addresses b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import socket
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.turn.coturn import PROD_CONF, Coturn, CoturnProcess, free_port
-from tests.turn.turnclient import UDP_TRANSPORT, TurnTestClient
+from tests.turn.turnclient import TCP_TRANSPORT, UDP_TRANSPORT, TurnTestClient
 from turn.credentials import make_credential
 
 FORBIDDEN_V4 = [
@@ -292,3 +293,43 @@ async def test_old_tls_versions_are_refused(
         )
         == "TLSv1.2"
     )
+
+
+async def test_anonymous_stun_is_refused(coturn_production: Coturn) -> None:
+    """``secure-stun``: a Binding request without credentials gets 401 (RFC 8489 §9.2.4), so
+    the server is no anonymous reflector."""
+    async with TurnTestClient(coturn_production.address, "nobody", "nothing") as client:
+        response = await client.transact(stun.Message(stun.Method.BINDING, stun.Class.REQUEST))
+    assert response.error_code == 401
+    assert "XOR-MAPPED-ADDRESS" not in response.attributes
+
+
+async def test_tcp_relay_is_refused(coturn_production: Coturn) -> None:
+    """``no-tcp-relay``: an Allocate for a TCP relay (RFC 6062) gets 442 Unsupported Transport
+    Protocol (RFC 8656 §19), even with valid credentials."""
+    credential = make_credential(coturn_production.secret, "caller-1", ttl_s=60)
+    async with TurnTestClient(
+        coturn_production.address,
+        credential.username,
+        credential.password,
+        transport=TCP_TRANSPORT,
+    ) as client:
+        response = await client.allocate()
+    assert response.error_code == 442
+
+
+async def test_user_quota_caps_allocations_per_credential(coturn_production: Coturn) -> None:
+    """``user-quota``: one credential holds at most that many allocations at once; the next
+    Allocate gets 486 Allocation Quota Reached (RFC 8656 §19)."""
+    configured = re.search(r"^user-quota=(\d+)$", PROD_CONF.read_text(), re.M)
+    assert configured is not None
+    quota = int(configured.group(1))
+    credential = make_credential(coturn_production.secret, "caller-1", ttl_s=60)
+    async with contextlib.AsyncExitStack() as stack:
+        results: list[int | None] = []
+        for _ in range(quota + 1):
+            client = await stack.enter_async_context(
+                TurnTestClient(coturn_production.address, credential.username, credential.password)
+            )
+            results.append((await client.allocate()).error_code)
+    assert results == [None] * quota + [486]

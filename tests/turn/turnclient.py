@@ -16,12 +16,22 @@ from aioice import stun
 
 #: REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8: protocol 17 in the first octet).
 UDP_TRANSPORT = 17 << 24
+#: REQUESTED-TRANSPORT value for TCP (RFC 6062 §5.1).
+TCP_TRANSPORT = 6 << 24
 
 
 class TurnTestClient:
     """One UDP 5-tuple to a TURN server; at most one allocation."""
 
-    def __init__(self, server: tuple[str, int], username: str, password: str) -> None:
+    def __init__(
+        self,
+        server: tuple[str, int],
+        username: str,
+        password: str,
+        *,
+        transport: int = UDP_TRANSPORT,
+    ) -> None:
+        self._transport = transport
         self._server = server
         self._username = username
         self._password = password
@@ -92,6 +102,6 @@ class TurnTestClient:
 
     def _allocate_request(self) -> stun.Message:
         request = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST)
-        request.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
+        request.attributes["REQUESTED-TRANSPORT"] = self._transport
         request.attributes["LIFETIME"] = 60
         return request
