@@ -121,12 +121,21 @@ class SrtpLink:
 
     @property
     def is_open(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+        t = self._transport
+        if t is None:
+            return False
+        # A relayed pair's transport is aioice's TurnTransport (RFC 8656), which has no
+        # is_closing(): it is open until closed, and its sendto() drops data after that.
+        is_closing = getattr(t, "is_closing", None)
+        return is_closing is None or not is_closing()
 
     def backlog(self) -> int:
-        """Bytes queued in the socket transport (asyncio buffers when the kernel says EAGAIN)."""
-        t = self._transport
-        return t.get_write_buffer_size() if t is not None else 0  # type: ignore[attr-defined]
+        """Bytes queued in the socket transport (asyncio buffers when the kernel says EAGAIN).
+
+        Always 0 on a TURN relay: aioice sends each datagram from its own task there, so the
+        backlog is invisible and congestion is not detected on relayed pairs."""
+        get_size = getattr(self._transport, "get_write_buffer_size", None)
+        return int(get_size()) if get_size is not None else 0
 
     def send(self, packet: bytes) -> bool:
         """Encrypt and send one RTP packet; False if the link is down."""
