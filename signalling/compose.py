@@ -73,6 +73,7 @@ async def open_hub(
         media=media,
         node_id=node,
         ice_servers=functools.partial(_ice_servers, settings),
+        multi_node=settings.redis_url is not None,
     )
     try:
         await hub.start()

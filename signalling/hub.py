@@ -97,13 +97,16 @@ class Hub:
         media: MediaPort | None = None,
         node_id: str | None = None,
         ice_servers: Callable[[UUID], list[dict[str, Any]]] | None = None,
+        multi_node: bool = False,
     ) -> None:
         self.settings = settings
         self._ice_servers = ice_servers
         """The caller's ICE servers (turn.ice.build_ice_servers), sent with ``join_consult``."""
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.registry = LocalRegistry()
-        self.router = BusRouter(bus, self.registry, self.node_id, self._on_control)
+        self.router = BusRouter(
+            bus, self.registry, self.node_id, self._on_control, multi_node=multi_node
+        )
         self._bus = bus
         self._store = store
         self.presence = presence

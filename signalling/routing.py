@@ -96,7 +96,12 @@ class LocalRegistry:
 
 
 class BusRouter:
-    """:class:`Router` over an :class:`EventBus`; owns the one listener task of this node."""
+    """:class:`Router` over an :class:`EventBus`; owns the one listener task of this node.
+
+    This node's own sockets are served directly; the bus carries each delivery to the other
+    nodes (which skip what they published themselves). With ``multi_node`` false (one process,
+    ``LocalBus``) nothing is published at all.
+    """
 
     def __init__(
         self,
@@ -105,16 +110,21 @@ class BusRouter:
         node_id: str,
         on_control: Callable[[dict[str, Any]], Awaitable[None]],
         topic: str = TOPIC,
+        *,
+        multi_node: bool = True,
     ) -> None:
         self._bus = bus
         self._registry = registry
         self._node_id = node_id
         self._on_control = on_control
         self._topic = topic
+        self._multi_node = multi_node
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Subscribe before returning, so nothing published afterwards is missed."""
+        if not self._multi_node:
+            return
         ready = asyncio.Event()
         self._task = asyncio.create_task(self._listen(ready), name="signalling-router")
         waiter = asyncio.create_task(ready.wait())
@@ -131,21 +141,28 @@ class BusRouter:
             self._task = None
 
     async def to_users(self, user_ids: Iterable[UUID], frame: str) -> None:
-        ids = [str(u) for u in set(user_ids)]
-        await self._bus.publish(self._topic, {"k": "u", "ids": ids, "f": frame})
+        users = set(user_ids)
+        await self._registry.send_users(users, frame)
+        if self._multi_node:
+            ids = [str(u) for u in users]
+            await self._bus.publish(
+                self._topic, {"k": "u", "n": self._node_id, "ids": ids, "f": frame}
+            )
 
     async def to_room(
         self, room: UUID, frame: str, *, exclude: str | None = None, seq: int | None = None
     ) -> None:
-        event: dict[str, Any] = {"k": "r", "room": str(room), "f": frame}
-        if exclude is not None:
-            event["x"] = f"{self._node_id}/{exclude}"
-        if seq is not None:
-            event["s"] = seq
-        await self._bus.publish(self._topic, event)
+        await self._registry.send_room(room, frame, exclude, seq)
+        if self._multi_node:
+            event: dict[str, Any] = {"k": "r", "n": self._node_id, "room": str(room), "f": frame}
+            if seq is not None:
+                event["s"] = seq
+            await self._bus.publish(self._topic, event)
 
     async def control(self, event: dict[str, Any]) -> None:
-        await self._bus.publish(self._topic, {"k": "c", "e": event})
+        await self._on_control(event)
+        if self._multi_node:
+            await self._bus.publish(self._topic, {"k": "c", "n": self._node_id, "e": event})
 
     async def _listen(self, ready: asyncio.Event) -> None:
         async with self._bus.subscribe(self._topic) as sub:
@@ -157,17 +174,12 @@ class BusRouter:
                     log.exception("signal_delivery_failed", kind=event.get("k"))
 
     async def _deliver(self, event: dict[str, Any]) -> None:
+        if event.get("n") == self._node_id:
+            return  # served directly when it was sent
         kind = event.get("k")
         if kind == "u":
             await self._registry.send_users((UUID(u) for u in event["ids"]), event["f"])
         elif kind == "r":
-            exclude = event.get("x")
-            local_exclude = None
-            if isinstance(exclude, str):
-                node, _, conn_id = exclude.partition("/")
-                local_exclude = conn_id if node == self._node_id else None
-            await self._registry.send_room(
-                UUID(event["room"]), event["f"], local_exclude, event.get("s")
-            )
+            await self._registry.send_room(UUID(event["room"]), event["f"], None, event.get("s"))
         elif kind == "c":
             await self._on_control(event["e"])
