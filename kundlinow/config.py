@@ -232,6 +232,7 @@ def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
             env, "PRESENCE_HEARTBEAT", _positive_float, d.presence_heartbeat_s
         ),
         waitlist_offer_s=_parse(env, "WAITLIST_OFFER", _positive_float, d.waitlist_offer_s),
+        chat_writers=_parse(env, "CHAT_DB_WRITERS", _positive_int, d.chat_writers),
     )
 
 

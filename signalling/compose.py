@@ -60,7 +60,7 @@ async def open_hub(
         claims = decode_token(settings, token)
         return Identity(claims.user_id, claims.role)
 
-    chat = await ChatStore.open(database.pool, database.dsn, writers=2)
+    chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
     hub = Hub(
         cfg,
         bus=bus,
