@@ -114,27 +114,33 @@ async def test_relay_only_call_through_coturn(
 
 
 @pytest.mark.usefixtures("loopback_host_candidates")
-@pytest.mark.parametrize("kind", ["expired", "forged"])
-async def test_call_with_bad_credentials_does_not_connect(coturn: Coturn, kind: str) -> None:
-    if kind == "expired":
-        settings = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret, ttl_s=60)
-        # Minted in 2001, expired since.
-        servers = build_ice_servers(settings, "caller-1", now=1_000_000_000)
-    else:
-        settings = TurnSettings(urls=(coturn.turn_url,), secret="forged-" + coturn.secret)
-        servers = build_ice_servers(settings, "caller-1")
-
-    outcome = await relay_call(to_rtc_ice_servers(servers), within_s=2.0)
-
-    assert not outcome.connected
-    assert outcome.frames_received == 0
-    assert outcome.caller_local_types == ()  # no relayed candidate: the Allocate was refused
-    username = re.escape(servers[0]["username"])
-    await _wait_for_log(
-        coturn,
-        rf"user <{username}>: incoming packet message processed, "
-        r"error 401: Unauthorized",
+async def test_calls_with_expired_or_forged_credentials_do_not_connect(coturn: Coturn) -> None:
+    """Two relay-only calls at once (they wait out the same 2 s): one with a credential that
+    expired long ago, one signed with the wrong secret. coturn refuses both Allocates with
+    401, so the caller has no candidate at all and the call never connects."""
+    expired = build_ice_servers(
+        TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret, ttl_s=60),
+        "caller-expired",
+        now=1_000_000_000,  # minted in 2001
     )
+    forged = build_ice_servers(
+        TurnSettings(urls=(coturn.turn_url,), secret="forged-" + coturn.secret), "caller-forged"
+    )
+
+    outcomes = await asyncio.gather(
+        relay_call(to_rtc_ice_servers(expired), within_s=2.0),
+        relay_call(to_rtc_ice_servers(forged), within_s=2.0),
+    )
+
+    for servers, outcome in zip((expired, forged), outcomes, strict=True):
+        assert not outcome.connected
+        assert outcome.frames_received == 0
+        assert outcome.caller_local_types == ()  # no relayed candidate: Allocate refused
+        username = re.escape(servers[0]["username"])
+        await _wait_for_log(
+            coturn,
+            rf"user <{username}>: incoming packet message processed, error 401: Unauthorized",
+        )
 
 
 async def test_join_consult_carries_the_ice_servers(
