@@ -218,10 +218,12 @@ class ChatStore:
         return int(value or 0)
 
     async def mark_read(self, consultation_id: UUID, user_id: UUID, seq: int) -> int:
-        """Advance the user's read marker (never backwards); returns the stored marker."""
+        """Advance the user's read marker (never backwards, never past the last message);
+        returns the stored marker."""
         value = await self._pool.fetchval(
             """INSERT INTO chat_reads AS r (consultation_id, user_id, last_read_seq)
-               VALUES ($1, $2, $3)
+               VALUES ($1, $2, LEAST($3, COALESCE(
+                   (SELECT last_seq FROM chat_rooms WHERE consultation_id = $1), 0)))
                ON CONFLICT (consultation_id, user_id) DO UPDATE
                SET last_read_seq = GREATEST(r.last_read_seq, EXCLUDED.last_read_seq),
                    updated_at = now()

@@ -67,6 +67,9 @@ async def test_read_marker_only_moves_forward(database: Database, settings: Sett
     chat = ChatStore(database.pool)
     room = uuid.uuid4()
     user = await create_user(database, settings)
+    for i in range(6):
+        await chat.append(room, user.id, f"r{i}", text="x")
     assert await chat.mark_read(room, user.id, 5) == 5
     assert await chat.mark_read(room, user.id, 3) == 5
     assert await chat.reads(room) == {user.id: 5}
+    assert await chat.mark_read(room, user.id, 99) == 6  # not past the last message

@@ -200,6 +200,7 @@ async def test_clean_shutdown_withdraws_presence_at_once(
     a, b = nodes
     astro_user = await create_user(database, settings, "consultant")
     caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 1_000_000)
     ids = [str(astro_user.id)]
     async with aiohttp.ClientSession() as session:
         astro = await _ws(session, a, astro_user.token)
@@ -207,8 +208,30 @@ async def test_clean_shutdown_withdraws_presence_at_once(
         assert (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"][ids[0]] == (
             "online"
         )
+        # The caller drops on node b and comes back on node a within the grace (2 s here):
+        # node b's grace timer is cancelled from node a, the session goes on.
+        ack = await watcher.ok("consult_request", {"consultant_id": ids[0], "mode": "chat"})
+        cid = ack["consultation"]["id"]
+        await astro.event("consult_request")
+        await astro.ok("accept", {"consultation_id": cid})
+        await astro.ok("join_consult", {"consultation_id": cid})
+        await watcher.ok("join_consult", {"consultation_id": cid})
+        await watcher.ws.close()
+        notice = await astro.event("presence", status="reconnecting")
+        assert notice["user_id"] == str(caller_user.id)
+        back = await _ws(session, a, caller_user.token)
+        await back.ok("join_consult", {"consultation_id": cid, "since": 0})
+        assert (await astro.event("presence", status="online"))["user_id"] == str(caller_user.id)
+        await asyncio.sleep(2.5)
+        assert not [f for f in await astro.drain(0.1) if f["type"] == "session_end"]
+        sent = await back.ok("message", {"consultation_id": cid, "client_id": "r",
+                                         "text": "back"})
+        assert sent["message"]["seq"] == 1
+        watcher = await _ws(session, b, caller_user.token)
         a.process.send_signal(signal.SIGTERM)
         msg = await astro.ws.receive(timeout=10)
+        while msg.type == aiohttp.WSMsgType.TEXT:  # events still in flight
+            msg = await astro.ws.receive(timeout=10)
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001  # GOING_AWAY
         a.process.wait(timeout=15)
         assert (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"][ids[0]] == (
