@@ -45,11 +45,16 @@ avail AS (
       FROM c JOIN ledger_accounts a ON a.id = c.wallet
 ),
 mins AS (
-    SELECT c.id, m AS minute, c.rate, c.share, (m <= c.free_minutes) AS promo
-      FROM c JOIN avail v ON v.id = c.id
-     CROSS JOIN LATERAL generate_series(c.charged + 1, c.due) AS m
-     WHERE m <= c.free_minutes
-        OR (m - GREATEST(c.free_minutes, c.charged))::bigint * c.rate <= v.avail
+    -- The minutes to charge come expanded from Python (see `expand`), so the planner knows
+    -- how many rows there are; widx is the minute's index among wallet-paid minutes (0 = paid
+    -- by promotions). The wallet pays minute m only while widx * rate fits its available
+    -- balance, which is monotone in widx: the paid minutes are always a prefix.
+    SELECT c.id, m.minute, c.rate, c.share, m.widx = 0 AS promo
+      FROM unnest($6::uuid[], $7::int[], $8::int[]) AS m(id, minute, widx)
+      JOIN c ON c.id = m.id
+      JOIN avail v ON v.id = c.id
+     WHERE m.minute > c.charged AND m.minute <= c.due
+       AND (m.widx = 0 OR m.widx::bigint * c.rate <= v.avail)
 ),
 ins AS (
     INSERT INTO consultation_charges AS cc
@@ -135,6 +140,31 @@ SELECT u.id, u.caller_id, u.consultant_id, u.state, u.minutes_charged, u.amount_
 
 
 @dataclass(frozen=True, slots=True)
+class Due:
+    """A locked active consultation and the minute it must have paid up to."""
+
+    id: uuid.UUID
+    charged: int
+    """minutes_charged as read under the row lock."""
+    free_minutes: int
+    due: int
+
+
+def expand(dues: Sequence[Due]) -> tuple[list[uuid.UUID], list[int], list[int]]:
+    """(consultation, minute, wallet index) for every minute from charged+1 to due."""
+    ids: list[uuid.UUID] = []
+    minutes: list[int] = []
+    widx: list[int] = []
+    for d in dues:
+        first_wallet = max(d.free_minutes, d.charged)
+        for m in range(d.charged + 1, d.due + 1):
+            ids.append(d.id)
+            minutes.append(m)
+            widx.append(0 if m <= d.free_minutes else m - first_wallet)
+    return ids, minutes, widx
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeResult:
     """What the charge statement did to one consultation."""
 
@@ -163,15 +193,20 @@ class ChargeResult:
 
 
 async def charge(
-    conn: asyncpg.Connection,
-    ids: Sequence[uuid.UUID],
-    dues: Sequence[int],
-    now: datetime,
+    conn: asyncpg.Connection, dues: Sequence[Due], now: datetime
 ) -> list[ChargeResult]:
-    """Charge minutes up to `dues[i]` for consultation `ids[i]` (locked, active) in one pass."""
-    if not ids:
+    """Charge every minute up to `due` of each (locked, active) consultation in one statement."""
+    if not dues:
         return []
-    rows = await conn.fetch(CHARGE_SQL, list(ids), list(dues), now, PLATFORM_REVENUE, PROMOTIONS)
+    rows = await conn.fetch(
+        CHARGE_SQL,
+        [d.id for d in dues],
+        [d.due for d in dues],
+        now,
+        PLATFORM_REVENUE,
+        PROMOTIONS,
+        *expand(dues),
+    )
     return [
         ChargeResult(
             consultation_id=r["id"],

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from billing.audit import load_snapshot
-from billing.consultations import TICK_BATCH, ConsultationService
+from billing.consultations import ConsultationService
 from billing.invariants import check_all
 from billing.payouts import PayoutService, SimulatedBankRail
 from kundlinow.bus import EventBus, LocalBus, RedisBus
@@ -94,7 +94,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub = billing.add_subparsers(dest="billing_command", required=True)
     tick = sub.add_parser("tick", help="charge every due minute once (cron, idempotent)")
     tick.add_argument(
-        "--batch-size", type=int, default=TICK_BATCH, help="consultations per transaction"
+        "--batch-size", type=int, default=None, help="consultations per transaction (default 10000)"
     )
     tick.set_defaults(func=_tick)
     run = sub.add_parser("run", help="tick in a loop")

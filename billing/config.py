@@ -43,6 +43,10 @@ class BillingSettings:
     """BILLING_INTERNAL_TICKER: run the tick inside the server (turn off when cron runs it)."""
     tick_interval_seconds: float = 5.0
     """How often the internal ticker runs."""
+    tick_batch: int = 10_000
+    """Consultations charged per transaction (one statement) by a tick worker."""
+    tick_workers: int = 1
+    """Parallel tick workers (connections) per tick; they split the due consultations."""
     payout_minimum_paise: int = 100_000
     """Smallest payout request (₹1,000)."""
     payout_hold_days: int = 30

@@ -9,6 +9,7 @@ back-dated end, releases holds) and returns a `Statement`. Events go on the bus 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 import uuid
@@ -21,7 +22,7 @@ import asyncpg
 import structlog
 
 from billing import ledger
-from billing.charging import ChargeResult, charge
+from billing.charging import ChargeResult, Due, charge
 from billing.config import BillingSettings
 from billing.errors import (
     AlreadyLive,
@@ -32,13 +33,12 @@ from billing.errors import (
     NotFound,
 )
 from billing.invariants import minutes_due
-from billing.model import PLATFORM_REVENUE, PROMOTIONS, AccountKind, Transfer
+from billing.model import AccountKind, Transfer
 from billing.ports import Clock, HasPool, Publisher
 
 log = structlog.get_logger(__name__)
 
 TOPIC = "consultations"
-TICK_BATCH = 10_000
 
 
 class Mode(enum.StrEnum):
@@ -352,7 +352,7 @@ class ConsultationService:
                 earn,
             )
             await self._lock_money(conn, [row])
-            results = await charge(conn, [consultation_id], [1], now)
+            results = await charge(conn, [Due(consultation_id, 0, row["free_minutes"], 1)], now)
             hold_id = row["hold_id"]
             if hold_id is not None:
                 paid = await conn.fetchrow(
@@ -417,7 +417,8 @@ class ConsultationService:
                 owed = minutes_due(row["started_at"], end_at, row["minute_seconds"])
                 if owed > row["minutes_charged"]:
                     await self._lock_money(conn, [row])
-                    results = await charge(conn, [consultation_id], [owed], now)
+                    due = Due(consultation_id, row["minutes_charged"], row["free_minutes"], owed)
+                    results = await charge(conn, [due], now)
                 elif owed < row["minutes_charged"]:
                     await self._reverse_minutes_after(conn, row, owed)
                 row = await self._lock(conn, consultation_id)
@@ -430,44 +431,64 @@ class ConsultationService:
         await self._publish_state(c)
         return Statement.of(c)
 
-    async def tick(self, now: datetime | None = None, *, batch: int = TICK_BATCH) -> TickReport:
+    async def tick(
+        self, now: datetime | None = None, *, batch: int | None = None, workers: int | None = None
+    ) -> TickReport:
         """Charge every due minute of every active consultation; end unfunded and timed-out ones.
 
-        Batched: each batch of due consultations is locked with FOR UPDATE SKIP LOCKED (so
-        concurrent ticks split the work), then charged by ONE statement (billing.charging).
+        Batched and set-based: each worker repeatedly locks a batch of due consultations with
+        FOR UPDATE SKIP LOCKED (so workers, and concurrent ticks in other processes, split the
+        work), locks their wallets and earnings, and charges the whole batch with ONE statement
+        (billing.charging). Workers meet only at the system accounts' final update.
         """
         now = now or self._clock.now()
+        s = self._settings
         report = TickReport()
         started = time.perf_counter()
         report.timed_out = await self._expire_requests(now)
         async with self._db.pool.acquire() as conn, conn.transaction():
             report.holds_voided = len(await ledger.void_expired_holds(conn, now))
-        seen: set[uuid.UUID] = set()
+        await asyncio.gather(
+            *(
+                self._tick_worker(now, batch or s.tick_batch, report)
+                for _ in range(max(1, workers or s.tick_workers))
+            )
+        )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _tick_worker(self, now: datetime, batch: int, report: TickReport) -> None:
         while True:
             async with self._db.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(
-                    "SELECT id, started_at, minute_seconds, minutes_charged, caller_account_id, "
-                    "consultant_account_id FROM consultations "
+                    "SELECT id, started_at, minute_seconds, minutes_charged, free_minutes, "
+                    "caller_account_id, consultant_account_id FROM consultations "
                     "WHERE state = 'active' AND next_charge_at <= $1 "
-                    "AND NOT (id = ANY($3::uuid[])) "
                     "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                     now,
                     batch,
-                    list(seen),
                 )
                 if not rows:
-                    break
-                seen.update(r["id"] for r in rows)
+                    return
                 await self._lock_money(conn, rows)
-                dues = [minutes_due(r["started_at"], now, r["minute_seconds"]) for r in rows]
-                results = await charge(conn, [r["id"] for r in rows], dues, now)
+                dues = [
+                    Due(
+                        r["id"],
+                        r["minutes_charged"],
+                        r["free_minutes"],
+                        minutes_due(r["started_at"], now, r["minute_seconds"]),
+                    )
+                    for r in rows
+                ]
+                results = await charge(conn, dues, now)
                 ended = [r for r in results if r.ended]
                 for r in ended:
                     if r.hold_id is not None:
                         await ledger.void_hold(conn, r.hold_id, now)
                 ended_rows = (
                     await conn.fetch(
-                        f"{_SELECT} WHERE id = ANY($1::uuid[])", [r.consultation_id for r in ended]
+                        f"{_SELECT} WHERE id = ANY($1::uuid[])",
+                        [r.consultation_id for r in ended],
                     )
                     if ended
                     else []
@@ -481,8 +502,8 @@ class ConsultationService:
             await self._publish_charges(results)
             for er in ended_rows:
                 await self._publish_state(Consultation.from_row(er))
-        report.seconds = time.perf_counter() - started
-        return report
+            if not any(r.charged_now or r.ended for r in results):
+                return  # nothing moved (cannot happen with consistent rows): never spin
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -493,8 +514,9 @@ class ConsultationService:
         return row
 
     async def _lock_money(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
-        """Lock every account the charge statement may touch, in id order (one statement)."""
-        ids: set[uuid.UUID] = {PLATFORM_REVENUE, PROMOTIONS}
+        """Lock the wallets and earnings the charge statement touches, in id order (one
+        statement); the system accounts are locked by the entries trigger (billing.ledger)."""
+        ids: set[uuid.UUID] = set()
         for r in rows:
             ids.add(r["caller_account_id"])
             if r["consultant_account_id"] is not None:

@@ -1,10 +1,15 @@
 """PostgreSQL ledger operations on an asyncpg connection that is already inside a transaction.
 
-Locking discipline (the one rule that keeps the ledger deadlock-free): a transaction locks
-consultation rows first, then account rows, and all account rows it needs in ONE statement,
-`SELECT ... WHERE id = ANY($1) ORDER BY id FOR UPDATE`, so every transaction takes them in the
-same global order. Balances are then changed only by inserting entries (the 0002 trigger applies
-them), never by a direct UPDATE.
+Locking discipline (the rules that keep the ledger deadlock-free):
+1. A transaction locks its entity rows first (consultation, order, payout), then the OWNED
+   accounts it touches (wallets, earnings) in ONE statement,
+   `SELECT ... WHERE id = ANY($1) ORDER BY id FOR UPDATE`, so all take them in one global order.
+2. System accounts (platform revenue, gateway clearing, promotions, payouts clearing) are never
+   locked up front: the entries trigger (0006) locks them in id order at the end of the statement
+   that inserts the entries, and the transaction then only touches rows it already holds before
+   committing. Hot system rows are therefore held for the shortest possible time, and two ticks
+   can charge disjoint consultations in parallel, meeting only at that final update.
+Balances change only by inserting entries (the trigger applies them), never by a direct UPDATE.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from billing.errors import (
     InsufficientEarnings,
     NotFound,
 )
-from billing.model import NEGATIVE_ALLOWED, AccountKind, Transfer
+from billing.model import NEGATIVE_ALLOWED, SYSTEM_ACCOUNTS, AccountKind, Transfer
+
+SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +80,23 @@ async def ensure_account(
 async def lock_accounts(
     conn: asyncpg.Connection, ids: Iterable[uuid.UUID], *, exclude_hold: uuid.UUID | None = None
 ) -> dict[uuid.UUID, LockedAccount]:
-    """Lock accounts in id order; returns balances and open holds (minus `exclude_hold`)."""
+    """Lock the owned accounts in id order (system ones are only read); returns balances and
+    open holds (minus `exclude_hold`)."""
     wanted = sorted(set(ids))
-    rows = await conn.fetch(
-        "SELECT id, kind, balance_paise FROM ledger_accounts WHERE id = ANY($1::uuid[]) "
-        "ORDER BY id FOR UPDATE",
-        wanted,
+    owned = [a for a in wanted if a not in SYSTEM_IDS]
+    rows = list(
+        await conn.fetch(
+            "SELECT id, kind, balance_paise FROM ledger_accounts WHERE id = ANY($1::uuid[]) "
+            "ORDER BY id FOR UPDATE",
+            owned,
+        )
     )
+    system = [a for a in wanted if a in SYSTEM_IDS]
+    if system:  # read, not locked (rule 2); a racing debit is still stopped by the CHECK
+        rows += await conn.fetch(
+            "SELECT id, kind, balance_paise FROM ledger_accounts WHERE id = ANY($1::uuid[])",
+            system,
+        )
     if len(rows) != len(wanted):
         raise NotFound("ledger account not found")
     held = {

@@ -104,6 +104,22 @@ async def test_database_refuses_unbalanced_entries_and_edits(
                 tid,
                 PLATFORM_REVENUE,
             )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):  # set-based check (0006)
+            await conn.execute(
+                "INSERT INTO ledger_entries (transfer_id, account_id, amount_paise) "
+                "VALUES ($2, $1, 5), ($2, $1, -5)",
+                PLATFORM_REVENUE,
+                uuid.uuid4(),
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(
+                "INSERT INTO ledger_entries (transfer_id, account_id, amount_paise) "
+                "VALUES ($1, gen_random_uuid(), -5), ($1, $2, 5)",
+                tid,
+                PLATFORM_REVENUE,
+            )
+        with pytest.raises(asyncpg.PostgresError):
+            await conn.execute("DELETE FROM ledger_accounts")
         with pytest.raises(asyncpg.PostgresError):
             await conn.execute("UPDATE ledger_entries SET amount_paise = amount_paise + 1")
         with pytest.raises(asyncpg.PostgresError):

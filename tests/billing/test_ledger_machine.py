@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 
 from billing import ledger
 from billing.audit import load_snapshot
-from billing.charging import charge
+from billing.charging import Due, charge
 from billing.config import BillingSettings
 from billing.consultations import ConsultationService, EndReason, Mode, State
 from billing.errors import BillingError
@@ -305,9 +305,15 @@ class LedgerMachine(RuleBasedStateMachine):
                         await victim.execute("SELECT 1 FROM ledger_accounts ORDER BY id FOR UPDATE")
                         now = self.clock.now() + timedelta(minutes=30)
                         dues = [
-                            minutes_due(r["started_at"], now, r["minute_seconds"]) for r in rows
+                            Due(
+                                r["id"],
+                                r["minutes_charged"],
+                                r["free_minutes"],
+                                minutes_due(r["started_at"], now, r["minute_seconds"]),
+                            )
+                            for r in rows
                         ]
-                        await charge(victim, [r["id"] for r in rows], dues, now)
+                        await charge(victim, dues, now)
                     await victim.execute("SELECT pg_sleep(30)")
 
             task = asyncio.ensure_future(work())
