@@ -22,6 +22,8 @@ from signalling.connection import Connection
 log = structlog.get_logger(__name__)
 
 TOPIC = "signalling"
+OUTBOX_LIMIT = 100_000
+"""Deliveries waiting for the bus before new ones are dropped (memory stays bounded)."""
 
 
 class Router(Protocol):
@@ -120,6 +122,8 @@ class BusRouter:
         self._topic = topic
         self._multi_node = multi_node
         self._task: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOX_LIMIT)
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Subscribe before returning, so nothing published afterwards is missed."""
@@ -132,37 +136,58 @@ class BusRouter:
         if self._task in done:
             waiter.cancel()
             self._task.result()  # re-raise why the subscription failed
+        self._flusher = asyncio.create_task(self._flush(), name="signalling-outbox")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._flusher, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._flusher = None
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        """Queue a delivery for the other nodes (sent in order, batched by :meth:`_flush`)."""
+        try:
+            self._outbox.put_nowait(event)
+        except asyncio.QueueFull:
+            # The bus is stuck; chat is in the database and comes back with ``since``.
+            log.warning("signal_outbox_full", kind=event.get("k"))
+
+    async def _flush(self) -> None:
+        """One bus message per batch of deliveries queued meanwhile: under load a publish (one
+        Redis round trip and its client-side cost) carries many, in their order."""
+        while True:
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < 256:
+                batch.append(self._outbox.get_nowait())
+            try:
+                await self._bus.publish(
+                    self._topic, {"k": "b", "n": self._node_id, "items": batch}
+                )
+            except Exception:
+                log.warning("signal_publish_failed", dropped=len(batch), exc_info=True)
 
     async def to_users(self, user_ids: Iterable[UUID], frame: str) -> None:
         users = set(user_ids)
         await self._registry.send_users(users, frame)
         if self._multi_node:
-            ids = [str(u) for u in users]
-            await self._bus.publish(
-                self._topic, {"k": "u", "n": self._node_id, "ids": ids, "f": frame}
-            )
+            self._publish({"k": "u", "ids": [str(u) for u in users], "f": frame})
 
     async def to_room(
         self, room: UUID, frame: str, *, exclude: str | None = None, seq: int | None = None
     ) -> None:
         await self._registry.send_room(room, frame, exclude, seq)
         if self._multi_node:
-            event: dict[str, Any] = {"k": "r", "n": self._node_id, "room": str(room), "f": frame}
+            event: dict[str, Any] = {"k": "r", "room": str(room), "f": frame}
             if seq is not None:
                 event["s"] = seq
-            await self._bus.publish(self._topic, event)
+            self._publish(event)
 
     async def control(self, event: dict[str, Any]) -> None:
         await self._on_control(event)
         if self._multi_node:
-            await self._bus.publish(self._topic, {"k": "c", "n": self._node_id, "e": event})
+            self._publish({"k": "c", "e": event})
 
     async def _listen(self, ready: asyncio.Event) -> None:
         async with self._bus.subscribe(self._topic) as sub:
@@ -176,6 +201,13 @@ class BusRouter:
     async def _deliver(self, event: dict[str, Any]) -> None:
         if event.get("n") == self._node_id:
             return  # served directly when it was sent
+        for item in event.get("items", ()):
+            try:
+                await self._deliver_one(item)
+            except Exception:
+                log.exception("signal_delivery_failed", kind=item.get("k"))
+
+    async def _deliver_one(self, event: dict[str, Any]) -> None:
         kind = event.get("k")
         if kind == "u":
             await self._registry.send_users((UUID(u) for u in event["ids"]), event["f"])
