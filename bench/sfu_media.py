@@ -16,6 +16,7 @@ import fractions
 import math
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import av
 
@@ -62,12 +63,12 @@ def make_clip(
         }
     )
     out = av.open(path, mode="w", format=container)
-    vstream = out.add_stream(codec, rate=fps)
+    vstream: Any = out.add_stream(codec, rate=fps)
     vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
     vstream.bit_rate = bitrate
     vstream.gop_size = gop
     vstream.options = options
-    astream = None
+    astream: Any = None
     if audio:
         astream = out.add_stream("libopus", rate=48000)
         astream.bit_rate = 32000
@@ -81,7 +82,8 @@ def make_clip(
     for frame in _video_frames(width, height, int(seconds * fps), fps):
         for packet in vstream.encode(frame):
             out.mux(packet)
-        while astream is not None and audio_off + 960 <= min(total, (frame.pts + 1) * 48000 // fps):
+        audio_due = min(total, ((frame.pts or 0) + 1) * 48000 // fps)
+        while astream is not None and audio_off + 960 <= audio_due:
             aframe = av.AudioFrame(format="s16", layout="mono", samples=960)
             aframe.planes[0].update(pcm[audio_off : audio_off + 960].tobytes())
             aframe.sample_rate = 48000

@@ -1,0 +1,240 @@
+"""SFU benchmark: kundlinow's SFU vs aiortc's stock MediaRelay vs Janus videoroom.
+
+Each point starts a fresh server process and a load generator process (bench/sfu_load.py):
+1 publisher (640x480 30 fps VP8 + Opus, pre-encoded, ``decode=False``) with N subscribers
+that count packets and frames without decoding ("fan-out"), or M rooms of one publisher and
+one subscriber each ("calls"). The server's CPU time and RSS are sampled with psutil between
+the load generator's MEASURE_START and MEASURE_END marks.
+
+Janus runs in its own network namespace (bench/sfu_janus.py; needs root and iproute2).
+
+    python -m bench.sfu                                  # the default matrix
+    python -m bench.sfu --servers sfu --fanout 1,10 --calls '' --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import sfu_janus
+
+PY = sys.executable
+CLIP = Path(os.environ.get("SFU_BENCH_CLIP", "/tmp/sfu_640x480.webm"))
+
+
+@dataclass
+class Point:
+    server: str
+    scenario: str
+    n: int
+    subscribers: int = 0
+    connected: str = ""
+    cpu_pct: float = 0.0
+    rss_mb: float = 0.0
+    rss_idle_mb: float = 0.0
+    fps_median: float = 0.0
+    fps_min: float = 0.0
+    note: str = ""
+
+    @property
+    def streams(self) -> int:
+        """Forwarded video streams (each subscriber also receives one audio stream)."""
+        return self.subscribers
+
+    @property
+    def cpu_per_stream(self) -> float:
+        return self.cpu_pct / self.streams if self.streams else 0.0
+
+    @property
+    def rss_per_stream_kb(self) -> float:
+        return (self.rss_mb - self.rss_idle_mb) * 1024 / self.streams if self.streams else 0.0
+
+
+@contextlib.contextmanager
+def _server(kind: str) -> Iterator[psutil.Process]:
+    proc = subprocess.Popen(
+        [PY, "-m", "bench.sfu_server", "--mode", kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        p = psutil.Process(proc.pid)
+        p.port = int(line.split()[1])
+        yield p
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _measure(point: Point, server: psutil.Process, load_cmd: list[str], timeout: float) -> Point:
+    time.sleep(0.5)
+    point.rss_idle_mb = server.memory_info().rss / 2**20
+    load = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start_cpu = start_wall = 0.0
+    result: dict[str, object] = {}
+    try:
+        assert load.stdout is not None
+        deadline = time.monotonic() + timeout
+        for line in load.stdout:
+            if line.startswith("MEASURE_START"):
+                t = server.cpu_times()
+                start_cpu, start_wall = t.user + t.system, time.monotonic()
+            elif line.startswith("MEASURE_END"):
+                t = server.cpu_times()
+                point.cpu_pct = (
+                    (t.user + t.system - start_cpu) / (time.monotonic() - start_wall) * 100
+                )
+                point.rss_mb = server.memory_info().rss / 2**20
+            elif line.startswith("RESULT"):
+                result = json.loads(line[len("RESULT ") :])
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        load.wait(30)
+    except (TimeoutError, subprocess.TimeoutExpired):
+        load.kill()
+        point.note = "load generator timed out"
+    if not result:
+        err = load.stderr.read()[-400:] if load.stderr else ""
+        point.note = point.note or f"no result: {err.strip().splitlines()[-1:] if err else ''}"
+        return point
+    point.subscribers = int(result["subscribers"])  # type: ignore[call-overload]
+    point.connected = f"{result['connected']}/{result['peer_connections']}"
+    point.fps_median = float(result["fps_median"])  # type: ignore[arg-type]
+    point.fps_min = float(result["fps_min"])  # type: ignore[arg-type]
+    return point
+
+
+def _load_args(scenario: str, n: int, args: argparse.Namespace) -> list[str]:
+    rooms, subs = (1, n) if scenario == "fanout" else (n, 1)
+    return [
+        "-m",
+        "bench.sfu_load",
+        "--file",
+        str(CLIP),
+        "--rooms",
+        str(rooms),
+        "--subscribers",
+        str(subs),
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+    ]
+
+
+def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Point:
+    point = Point(kind, scenario, n)
+    timeout = args.duration + args.warmup + 150
+    if kind in ("sfu", "relay"):
+        with _server(kind) as server:
+            url = f"http://127.0.0.1:{server.port}"
+            cmd = [PY, *_load_args(scenario, n, args), "--url", url]
+            return _measure(point, server, cmd, timeout)
+    rooms = range(1000, 1000 + max(n, 1))
+    with sfu_janus.janus(rooms) as proc:
+        server = psutil.Process(proc.pid)
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            sfu_janus.LOAD_NS,
+            PY,
+            *_load_args(scenario, n, args),
+            "--janus",
+            "--url",
+            f"http://{sfu_janus.JANUS_IP}:8088",
+            "--ice-host",
+            sfu_janus.LOAD_IP,
+        ]
+        return _measure(point, server, cmd, timeout)
+
+
+def _table(points: list[Point]) -> str:
+    head = (
+        "| server | scenario | N | connected PCs | server CPU % | CPU % per video stream "
+        "| RSS MB | RSS per stream KB | fps median | fps min | note |"
+    )
+    rows = [head, "|" + "---|" * 11]
+    for p in points:
+        rows.append(
+            f"| {p.server} | {p.scenario} | {p.n} | {p.connected} | {p.cpu_pct:.1f} "
+            f"| {p.cpu_per_stream:.2f} | {p.rss_mb:.0f} | {p.rss_per_stream_kb:.0f} "
+            f"| {p.fps_median:.1f} | {p.fps_min:.1f} | {p.note} |"
+        )
+    return "\n".join(rows)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", default="sfu,relay,janus")
+    parser.add_argument("--fanout", default="1,10,50,100", help="N subscribers of one publisher")
+    parser.add_argument("--calls", default="1,10,25", help="M rooms of 1 publisher + 1 subscriber")
+    parser.add_argument("--relay-max", type=int, default=10, help="skip larger N/M for MediaRelay")
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    args = parser.parse_args()
+    if not CLIP.exists():
+        from bench.sfu_media import main as make
+
+        make(["vp8-640", str(CLIP), "90"])
+    servers = [s for s in args.servers.split(",") if s]
+    plan = [(s, "fanout", n) for n in _ints(args.fanout) for s in servers] + [
+        (s, "calls", m) for m in _ints(args.calls) for s in servers
+    ]
+    points: list[Point] = []
+    ns = sfu_janus.namespaces() if "janus" in servers else contextlib.nullcontext()
+    with ns:
+        for kind, scenario, n in plan:
+            if kind == "relay" and n > args.relay_max:
+                points.append(
+                    Point(kind, scenario, n, note=f"skipped (> --relay-max {args.relay_max})")
+                )
+                continue
+            try:
+                point = run_point(kind, scenario, n, args)
+            except Exception as exc:  # record what failed and go on
+                point = Point(kind, scenario, n, note=f"failed: {exc}"[:120])
+            points.append(point)
+            print(
+                f"{kind:6} {scenario:6} N={n:<4} cpu={point.cpu_pct:6.1f}% "
+                f"rss={point.rss_mb:6.0f}MB fps={point.fps_median:5.1f}/{point.fps_min:5.1f} "
+                f"{point.connected} {point.note}",
+                flush=True,
+            )
+    print()
+    print(
+        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"cores: {psutil.cpu_count()}, duration {args.duration}s per point"
+    )
+    print(_table(points))
+
+
+if __name__ == "__main__":
+    main()

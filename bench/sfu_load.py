@@ -1,0 +1,308 @@
+"""The load generator of ``bench/sfu.py`` (its own process; for Janus, its own netns).
+
+1 publisher (pre-encoded file, ``decode=False``) and N subscribers per room that never
+decode: each subscriber's DTLS transport hands decrypted RTP to a counter (packets, video
+frames by marker bit) instead of aiortc's jitter buffer and decoder.
+
+Prints ``MEASURE_START`` / ``MEASURE_END`` lines (the orchestrator samples the server's CPU
+between them) and finally one ``RESULT {json}`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+
+from media.ice import IcePolicy, apply_ice_policy
+
+
+@dataclass
+class Counter:
+    video_pts: set[int] = field(default_factory=set)
+    video_packets: int = 0
+    audio_packets: int = 0
+    frames: int = 0
+
+    async def on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        if data[1] & 0x7F in self.video_pts:
+            self.video_packets += 1
+            if data[1] & 0x80:
+                self.frames += 1
+        else:
+            self.audio_packets += 1
+
+
+def _count_only(pc: RTCPeerConnection, counter: Counter) -> None:
+    for t in pc.getTransceivers():
+        if t.kind == "video":
+            counter.video_pts.update(c.payloadType or 0 for c in t._codecs)
+    dtls = pc.getTransceivers()[0].receiver.transport
+    dtls._handle_rtp_data = counter.on_rtp  # type: ignore[method-assign]
+
+
+class HttpSignal:
+    """The bench server's signalling (bench/sfu_server.py)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.session.post(self.base + path, json=body) as resp:
+            resp.raise_for_status()
+            data: dict[str, Any] = await resp.json()
+            return data
+
+    async def publish(self, room: str, pid: str, pc: RTCPeerConnection) -> None:
+        await self._post("/join", {"room": room, "pid": pid, "publish": True})
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self._post(
+            "/offer", {"room": room, "pid": pid, "sdp": pc.localDescription.sdp}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+
+    async def subscribe(self, room: str, pid: str, pc: RTCPeerConnection) -> None:
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        await self._post("/join", {"room": room, "pid": pid, "publish": False})
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self._post(
+            "/offer", {"room": room, "pid": pid, "sdp": pc.localDescription.sdp}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+
+    async def close(self) -> None:
+        pass
+
+
+class JanusSignal:
+    """Janus videoroom over the HTTP transport (janus.plugin.videoroom API)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+        self.feeds: dict[str, int] = {}
+        self.sessions: list[int] = []
+        self._keepalive: asyncio.Task[None] | None = None
+
+    def _tx(self) -> str:
+        return f"{random.getrandbits(64):016x}"
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = {"transaction": self._tx(), **body}
+        async with self.session.post(self.base + path, json=body) as resp:
+            data: dict[str, Any] = await resp.json()
+            if data.get("janus") == "error":
+                raise RuntimeError(data)
+            return data
+
+    async def _handle(self) -> tuple[int, int]:
+        s = (await self._post("/janus", {"janus": "create"}))["data"]["id"]
+        self.sessions.append(s)
+        if self._keepalive is None:
+            self._keepalive = asyncio.ensure_future(self._keep())
+        h = (
+            await self._post(f"/janus/{s}", {"janus": "attach", "plugin": "janus.plugin.videoroom"})
+        )["data"]["id"]
+        return s, h
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(20)
+            for s in list(self.sessions):
+                try:
+                    await self._post(f"/janus/{s}", {"janus": "keepalive"})
+                except Exception:
+                    pass
+
+    async def _event(self, s: int, want_jsep: bool) -> dict[str, Any]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            async with self.session.get(f"{self.base}/janus/{s}?maxev=1") as resp:
+                data: dict[str, Any] = await resp.json()
+            if data.get("janus") == "event" and (not want_jsep or "jsep" in data):
+                return data
+        raise TimeoutError("no event from Janus")
+
+    async def publish(self, room: str, pid: str, pc: RTCPeerConnection) -> None:
+        s, h = await self._handle()
+        await pc.setLocalDescription(await pc.createOffer())
+        await self._post(
+            f"/janus/{s}/{h}",
+            {
+                "janus": "message",
+                "body": {
+                    "request": "joinandconfigure",
+                    "ptype": "publisher",
+                    "room": int(room),
+                    "audio": True,
+                    "video": True,
+                },
+                "jsep": {"type": "offer", "sdp": pc.localDescription.sdp},
+            },
+        )
+        ev = await self._event(s, want_jsep=True)
+        self.feeds[room] = ev["plugindata"]["data"]["id"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
+
+    async def subscribe(self, room: str, pid: str, pc: RTCPeerConnection) -> None:
+        s, h = await self._handle()
+        await self._post(
+            f"/janus/{s}/{h}",
+            {
+                "janus": "message",
+                "body": {
+                    "request": "join",
+                    "ptype": "subscriber",
+                    "room": int(room),
+                    "feed": self.feeds[room],
+                },
+            },
+        )
+        ev = await self._event(s, want_jsep=True)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self._post(
+            f"/janus/{s}/{h}",
+            {
+                "janus": "message",
+                "body": {"request": "start", "room": int(room)},
+                "jsep": {"type": "answer", "sdp": pc.localDescription.sdp},
+            },
+        )
+
+    async def close(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        for s in self.sessions:
+            try:
+                await self._post(f"/janus/{s}", {"janus": "destroy"})
+            except Exception:
+                pass
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    policy = IcePolicy(host_addresses=(args.ice_host,))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        signal: HttpSignal | JanusSignal = (
+            JanusSignal(http, args.url) if args.janus else HttpSignal(http, args.url)
+        )
+        pcs: list[RTCPeerConnection] = []
+        players: list[MediaPlayer] = []
+        counters: list[Counter] = []
+        rooms = [str(args.room_base + i) for i in range(args.rooms)]
+        subs_per_room = args.subscribers
+        started = time.monotonic()
+
+        def new_pc() -> RTCPeerConnection:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pcs.append(pc)
+            return pc
+
+        try:
+            for room in rooms:  # publishers
+                pc = new_pc()
+                player = MediaPlayer(args.file, decode=False)
+                players.append(player)
+                assert player.video is not None and player.audio is not None
+                pc.addTransceiver(player.video, direction="sendonly")
+                pc.addTransceiver(player.audio, direction="sendonly")
+                apply_ice_policy(pc, policy)
+                await signal.publish(room, "pub", pc)
+            await asyncio.sleep(1.0)
+
+            sem = asyncio.Semaphore(8)
+
+            async def add_subscriber(room: str, i: int) -> None:
+                async with sem:
+                    pc = new_pc()
+                    counter = Counter()
+                    counters.append(counter)
+                    apply_ice_policy(pc, policy)
+                    if args.janus:
+                        # Janus offers: the policy must be in place before our answer
+                        orig = pc.setRemoteDescription
+
+                        async def srd(desc: RTCSessionDescription) -> None:
+                            await orig(desc)
+                            apply_ice_policy(pc, policy)
+
+                        pc.setRemoteDescription = srd  # type: ignore[method-assign, assignment]
+                    await signal.subscribe(room, f"sub{i}", pc)
+                    _count_only(pc, counter)
+
+            await asyncio.gather(
+                *(add_subscriber(room, i) for room in rooms for i in range(subs_per_room))
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # poll aiortc's state, bounded
+                if all(pc.connectionState == "connected" for pc in pcs):
+                    break
+                await asyncio.sleep(0.2)
+            connected = sum(pc.connectionState == "connected" for pc in pcs)
+            setup_s = time.monotonic() - started
+            await asyncio.sleep(args.warmup)
+
+            before = [(c.frames, c.video_packets, c.audio_packets) for c in counters]
+            print("MEASURE_START", flush=True)
+            t0 = time.monotonic()
+            await asyncio.sleep(args.duration)
+            elapsed = time.monotonic() - t0
+            print("MEASURE_END", flush=True)
+            after = [(c.frames, c.video_packets, c.audio_packets) for c in counters]
+            fps = sorted((a[0] - b[0]) / elapsed for a, b in zip(after, before, strict=True))
+            return {
+                "subscribers": len(counters),
+                "publishers": len(rooms),
+                "connected": connected,
+                "peer_connections": len(pcs),
+                "setup_s": round(setup_s, 1),
+                "seconds": round(elapsed, 2),
+                "fps_min": round(fps[0], 1) if fps else 0,
+                "fps_median": round(fps[len(fps) // 2], 1) if fps else 0,
+                "fps_mean": round(sum(fps) / len(fps), 1) if fps else 0,
+                "video_pps": round(
+                    sum(a[1] - b[1] for a, b in zip(after, before, strict=True)) / elapsed
+                ),
+                "audio_pps": round(
+                    sum(a[2] - b[2] for a, b in zip(after, before, strict=True)) / elapsed
+                ),
+            }
+        finally:
+            await signal.close()
+            for player in players:
+                for t in (player.video, player.audio):
+                    if t is not None:
+                        t.stop()
+            await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--janus", action="store_true")
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--rooms", type=int, default=1)
+    parser.add_argument("--room-base", type=int, default=1000)
+    parser.add_argument("--subscribers", type=int, default=1, help="per room")
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--ice-host", default="127.0.0.1")
+    args = parser.parse_args()
+    result = asyncio.run(asyncio.wait_for(run(args), timeout=args.duration + args.warmup + 150))
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

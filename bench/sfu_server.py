@@ -1,0 +1,139 @@
+"""The server side of ``bench/sfu.py``: one process, either our SFU or aiortc's stock relay.
+
+A tiny HTTP signalling API (bench only, no auth) in front of either:
+
+* ``--mode sfu``: ``media.MediaEngine`` (RTP forwarding, no decode/encode);
+* ``--mode relay``: aiortc's ``MediaRelay`` as its examples use it — the publisher's tracks
+  are decoded once and every subscriber's sender encodes its own copy.
+
+    POST /join   {"room", "pid", "publish"}
+    POST /offer  {"room", "pid", "sdp"}        -> {"sdp"}
+    POST /leave  {"room", "pid"}
+
+Prints ``READY <port>`` once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+
+from media.config import MediaSettings
+from media.engine import MediaEngine
+from media.ice import IcePolicy, apply_ice_policy
+
+
+class RelayServer:
+    """aiortc's stock fan-out: decode once, encode per subscriber."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        self.relay = MediaRelay()
+        self.policy = IcePolicy(host_addresses=hosts)
+        self.pcs: dict[tuple[str, str], RTCPeerConnection] = {}
+        self.tracks: dict[str, list[Any]] = {}
+
+    async def join(self, room: str, pid: str, publish: bool) -> None:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pcs[(room, pid)] = pc
+        if publish:
+            pc.on("track", lambda track: self.tracks.setdefault(room, []).append(track))
+
+    async def offer(self, room: str, pid: str, sdp: str) -> str:
+        pc = self.pcs[(room, pid)]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        published = self.tracks.get(room, [])
+        for t in pc.getTransceivers():
+            source = next((x for x in published if x.kind == t.kind), None)
+            if source is not None and t._offerDirection in ("sendonly", "sendrecv"):
+                t.sender.replaceTrack(self.relay.subscribe(source))
+                t.direction = "sendonly"
+        apply_ice_policy(pc, self.policy)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    async def leave(self, room: str, pid: str) -> None:
+        pc = self.pcs.pop((room, pid), None)
+        if pc is not None:
+            await pc.close()
+
+    async def close(self) -> None:
+        for key in list(self.pcs):
+            await self.leave(*key)
+
+
+class SfuServer:
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        async def drop(room: str, pid: str, message: dict[str, Any]) -> None:
+            logging.warning("server offer not expected in the bench: %s", message["type"])
+
+        self.engine = MediaEngine(MediaSettings(ice_host_addresses=hosts), drop)
+
+    async def join(self, room: str, pid: str, publish: bool) -> None:
+        await self.engine.join(room, pid, can_publish=publish)
+
+    async def offer(self, room: str, pid: str, sdp: str) -> str:
+        return await self.engine.handle_offer(room, pid, sdp)
+
+    async def leave(self, room: str, pid: str) -> None:
+        await self.engine.leave(room, pid)
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+
+async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
+    backend: RelayServer | SfuServer = RelayServer(hosts) if mode == "relay" else SfuServer(hosts)
+
+    async def join(request: web.Request) -> web.Response:
+        body = await request.json()
+        await backend.join(body["room"], body["pid"], bool(body.get("publish")))
+        return web.json_response({})
+
+    async def offer(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(
+            {"sdp": await backend.offer(body["room"], body["pid"], body["sdp"])}
+        )
+
+    async def leave(request: web.Request) -> web.Response:
+        body = await request.json()
+        await backend.leave(body["room"], body["pid"])
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/join", join)
+    app.router.add_post("/offer", offer)
+    app.router.add_post("/leave", leave)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"READY {port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await backend.close()
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("sfu", "relay"), required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        asyncio.run(serve(args.mode, args.host, (args.host,)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
