@@ -33,21 +33,30 @@ class Counter:
     audio_packets: int = 0
     frames: int = 0
 
-    async def on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        if data[1] & 0x7F in self.video_pts:
-            self.video_packets += 1
-            if data[1] & 0x80:
-                self.frames += 1
-        else:
-            self.audio_packets += 1
-
 
 def _count_only(pc: RTCPeerConnection, counter: Counter) -> None:
+    """Count SRTP packets from their clear-text RTP header (RFC 3711 §3.1 leaves it
+    unencrypted) before aioice queues them: no decryption, no parsing, no decoding.
+    STUN, DTLS and SRTCP still go to aiortc, so ICE consent and RTCP keep working."""
     for t in pc.getTransceivers():
         if t.kind == "video":
             counter.video_pts.update(c.payloadType or 0 for c in t._codecs)
-    dtls = pc.getTransceivers()[0].receiver.transport
-    dtls._handle_rtp_data = counter.on_rtp  # type: ignore[method-assign]
+    connection = pc.getTransceivers()[0].receiver.transport.transport._connection
+    original = connection.data_received
+    video_pts = counter.video_pts
+
+    def data_received(data: bytes, component: int) -> None:
+        if 127 < data[0] < 192 and not 191 < data[1] < 224:  # SRTP, not SRTCP (RFC 5761 §4)
+            if data[1] & 0x7F in video_pts:
+                counter.video_packets += 1
+                if data[1] & 0x80:
+                    counter.frames += 1
+            else:
+                counter.audio_packets += 1
+            return
+        original(data, component)
+
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 class HttpSignal:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -84,6 +86,13 @@ class SfuServer:
         await self.engine.leave(room, pid)
 
     async def close(self) -> None:
+        dropped = forwarded = 0
+        for room in self.engine.room_ids:
+            for stats in self.engine.stats(room).values():
+                for sub in stats["subscribed"]:
+                    dropped += sub["packets_dropped"]
+                    forwarded += sub["packets_forwarded"]
+        print(f"forwarded={forwarded} dropped_congested={dropped}", file=sys.stderr, flush=True)
         await self.engine.close()
 
 
@@ -127,12 +136,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=("sfu", "relay"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--profile", help="write a cProfile dump here on SIGTERM")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         asyncio.run(serve(args.mode, args.host, (args.host,)))
     except KeyboardInterrupt:
         pass
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

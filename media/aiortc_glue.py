@@ -25,9 +25,14 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import AnyRtcpPacket
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
+from media.packets import RTP_HEADER
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
+_srtp_protect = _srtp_lib.srtp_protect
 
 
 class IdleTrack(MediaStreamTrack):
@@ -90,15 +95,40 @@ def sender_rtx_ssrc(sender: RTCRtpSender) -> int:
     return sender._rtx_ssrc
 
 
-class SrtpLink:
-    """Synchronous SRTP-protect-and-send over a connected DTLS transport (RFC 3711 §3.3)."""
+SEND_OK = 0
+SEND_CONGESTED = 1
+SEND_DOWN = 2
+_MAX_RTP = 1500 - 16  # room for the SRTP auth tag / GCM tag (RFC 3711 §3.1, RFC 7714)
 
-    __slots__ = ("_addr", "_protect", "_transport", "dtls", "sent_bytes")
+
+class SrtpLink:
+    """Synchronous SRTP-protect-and-send over a connected DTLS transport (RFC 3711 §3.3).
+
+    The packet is assembled in a C buffer, encrypted in place by libsrtp (through
+    pylibsrtp's cffi binding, skipping its per-call allocations) and written with one
+    non-blocking ``sendto`` on the nominated ICE pair's socket. A full socket buffer
+    (``EAGAIN``) is reported as congestion: the caller drops instead of queueing.
+    """
+
+    __slots__ = (
+        "_addr",
+        "_relay",
+        "_buf",
+        "_cdata",
+        "_len",
+        "_session",
+        "_sock",
+        "_srtp",
+        "_view",
+        "dtls",
+        "sent_bytes",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self.dtls = dtls
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._session: Any = None
+        self._sock: Any = None
+        self._relay: Any = None
         self._addr: tuple[str, int] | None = None
         self.sent_bytes = 0
 
@@ -107,45 +137,61 @@ class SrtpLink:
         if self.dtls.state != "connected":
             return False
         pair = self.dtls.transport._connection._nominated.get(1)
-        srtp = self.dtls._tx_srtp
-        if pair is None or srtp is None:
+        session = self.dtls._tx_srtp
+        if pair is None or session is None:
             return False
-        self._protect = srtp.protect
-        self._transport = pair.protocol.transport
+        transport = pair.protocol.transport
+        sock = getattr(transport, "_sock", None)
+        # A relayed pair (RFC 8656 TURN) has aioice's TurnTransport, no socket of its own:
+        # its sendto() wraps each datagram for the relay.
+        self._relay = None if sock is not None else transport
+        self._session = session  # keeps the libsrtp context alive
+        self._srtp = session._srtp[0]
+        self._cdata = _srtp_ffi.new("char[]", 1500)
+        self._buf = _srtp_ffi.buffer(self._cdata)
+        self._view = memoryview(self._buf)
+        self._len = _srtp_ffi.new("int *")
+        self._sock = sock
         self._addr = pair.remote_addr
         return True
 
     def close(self) -> None:
-        self._protect = None
-        self._transport = None
+        self._sock = None
+        self._relay = None
+        self._session = None
 
     @property
     def is_open(self) -> bool:
-        t = self._transport
-        if t is None:
-            return False
-        # A relayed pair's transport is aioice's TurnTransport (RFC 8656), which has no
-        # is_closing(): it is open until closed, and its sendto() drops data after that.
-        is_closing = getattr(t, "is_closing", None)
-        return is_closing is None or not is_closing()
+        if self._relay is not None:
+            return True
+        return self._sock is not None and self._sock.fileno() != -1
 
-    def backlog(self) -> int:
-        """Bytes queued in the socket transport (asyncio buffers when the kernel says EAGAIN).
-
-        Always 0 on a TURN relay: aioice sends each datagram from its own task there, so the
-        backlog is invisible and congestion is not detected on relayed pairs."""
-        get_size = getattr(self._transport, "get_write_buffer_size", None)
-        return int(get_size()) if get_size is not None else 0
-
-    def send(self, packet: bytes) -> bool:
-        """Encrypt and send one RTP packet; False if the link is down."""
-        t = self._transport
-        if t is None or self._protect is None:
-            return False
-        data = self._protect(packet)
-        t.sendto(data, self._addr)
-        self.sent_bytes += len(data)
-        return True
+    def send_rtp(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> int:
+        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*."""
+        sock = self._sock
+        n = 12 + len(payload)
+        if (sock is None and self._relay is None) or n > _MAX_RTP:
+            return SEND_DOWN
+        buf = self._buf
+        RTP_HEADER.pack_into(buf, 0, 0x80, b1, seq, ts, ssrc)
+        buf[12:n] = payload
+        length = self._len
+        length[0] = n
+        if _srtp_protect(self._srtp, self._cdata, length):
+            return SEND_DOWN
+        size = length[0]
+        if sock is None:
+            self._relay.sendto(bytes(self._view[:size]), self._addr)
+            self.sent_bytes += size
+            return SEND_OK
+        try:
+            sock.sendto(self._view[:size], self._addr)
+        except BlockingIOError:
+            return SEND_CONGESTED
+        except OSError:
+            return SEND_DOWN
+        self.sent_bytes += size
+        return SEND_OK
 
     async def send_rtcp(self, data: bytes) -> None:
         """Send a compound RTCP packet through aiortc (low rate, keeps its counters right)."""

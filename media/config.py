@@ -31,9 +31,6 @@ class MediaSettings:
     """Minimum interval between PLIs sent to one publisher (RFC 4585 §6.3.1)."""
     nack_history: int = 1024
     """Packets kept per published video track to answer NACKs (RFC 4585 §6.2.1); a power of 2."""
-    max_send_buffer_bytes: int = 256 * 1024
-    """A subscriber socket holding more unsent bytes than this is congested: its video is
-    dropped until the next keyframe instead of queueing (bounded memory)."""
     remb_bitrate_bps: int = 1_500_000
     """Receiver-estimated maximum bitrate advertised to publishers (draft-alvestrand-rmcat-remb)."""
     rtcp_interval_s: float = 1.0

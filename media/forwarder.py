@@ -44,7 +44,7 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
-from media.aiortc_glue import SrtpLink
+from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
 from media.packets import RTP_HEADER, RTX_OSN, always_start, h264_is_keyframe, vp8_is_keyframe
 
 logger = logging.getLogger(__name__)
@@ -351,7 +351,6 @@ class DownTrack:
         rtx_ssrc: int,
         codecs: list[RTCRtpCodecParameters],
         link: SrtpLink,
-        max_backlog: int,
     ) -> None:
         self.subscriber_id = subscriber_id
         self.kind = kind
@@ -359,7 +358,6 @@ class DownTrack:
         self.rtx_ssrc = rtx_ssrc
         self.codecs = codecs
         self.link = link
-        self.max_backlog = max_backlog
         self.source: UpTrack | None = None
         self.active = False
         self._pt = 0
@@ -459,25 +457,27 @@ class DownTrack:
             if not key:
                 return
             self._rebase(seq, ts)
-        elif self.link.backlog() > self.max_backlog:
-            # congested: drop until the next keyframe rather than queue (bounded memory)
-            self.dropped += 1
-            self._need_start = True
-            if self.source is not None:
-                self.source.request_keyframe()
-            return
         out_seq = (seq + self._seq_off) & 0xFFFF
-        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
         if pt < 0:
             return
-        packet = RTP_HEADER.pack(0x80, (b1 & 0x80) | pt, out_seq, out_ts, self.ssrc) + payload
-        if not self.link.send(packet):
-            self.active = False
+        result = self.link.send_rtp(
+            (b1 & 0x80) | pt, out_seq, (ts + self._ts_off) & 0xFFFFFFFF, self.ssrc, payload
+        )
+        if result:
+            if result == SEND_CONGESTED:
+                # the socket buffer is full: skip to the next keyframe instead of queueing
+                self.dropped += 1
+                if self.kind == "video":
+                    self._need_start = True
+                    if self.source is not None:
+                        self.source.request_keyframe()
+            else:
+                self.active = False
             return
-        if _seq_gt(out_seq, self.last_seq) or self.packets == 0:
+        if self.packets == 0 or ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
-            self.last_ts = out_ts
+            self.last_ts = (ts + self._ts_off) & 0xFFFFFFFF
             self._last_time = time.monotonic()
         self.packets += 1
         self.bytes += len(payload)
@@ -542,20 +542,18 @@ class DownTrack:
             return
         _, ts, b1, payload = entry
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
-        if self._rtx_pt is not None:
-            packet = (
-                RTP_HEADER.pack(
-                    0x80, (b1 & 0x80) | self._rtx_pt, self._rtx_seq, out_ts, self.rtx_ssrc
-                )
-                + RTX_OSN.pack(out_seq)
-                + payload
+        if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
+            result = self.link.send_rtp(
+                (b1 & 0x80) | self._rtx_pt,
+                self._rtx_seq,
+                out_ts,
+                self.rtx_ssrc,
+                RTX_OSN.pack(out_seq) + payload,
             )
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         else:
-            packet = (
-                RTP_HEADER.pack(0x80, (b1 & 0x80) | self._pt, out_seq, out_ts, self.ssrc) + payload
-            )
-        if self.link.send(packet):
+            result = self.link.send_rtp((b1 & 0x80) | self._pt, out_seq, out_ts, self.ssrc, payload)
+        if result == SEND_OK:
             self.retransmitted += 1
 
     def report(self, now: float, cname: str) -> list[AnyRtcpPacket]:

@@ -291,7 +291,6 @@ class Participant:
             rtx_ssrc=glue.sender_rtx_ssrc(t.sender),
             codecs=list(t._codecs),
             link=self._link(t.sender.transport),
-            max_backlog=self._settings.max_send_buffer_bytes,
         )
         self.downtracks[t] = down
         self._pending.add(down)
