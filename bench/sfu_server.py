@@ -93,6 +93,44 @@ class SfuServer:
                     dropped += sub["packets_dropped"]
                     forwarded += sub["packets_forwarded"]
         print(f"forwarded={forwarded} dropped_congested={dropped}", file=sys.stderr, flush=True)
+        for room in self.engine.room_ids[:3]:
+            for pid, st in self.engine.stats(room).items():
+                for pub in st["published"]:
+                    print(
+                        room,
+                        pid,
+                        {
+                            k: pub[k]
+                            for k in (
+                                "kind",
+                                "packets_received",
+                                "frames_received",
+                                "keyframes_received",
+                                "packets_lost",
+                                "nacks_sent",
+                                "rtx_received",
+                            )
+                        },
+                        file=sys.stderr,
+                    )
+                for sub in st["subscribed"]:
+                    print(
+                        room,
+                        pid,
+                        {
+                            k: sub[k]
+                            for k in (
+                                "kind",
+                                "packets_forwarded",
+                                "frames_forwarded",
+                                "packets_dropped",
+                                "nacks_received",
+                                "packets_retransmitted",
+                                "keyframe_requests_received",
+                            )
+                        },
+                        file=sys.stderr,
+                    )
         await self.engine.close()
 
 

@@ -406,10 +406,25 @@ class DownTrack:
     def attach(self, up: UpTrack) -> None:
         """Start forwarding ``up`` on this sender (from its next keyframe)."""
         self.detach()
-        codec = self.matching_codec(up.codec)
-        if codec is None:
+        if not self._bind_codec(up):
             raise ValueError("codec not negotiated on this sender")
         self.source = up
+        self._need_start = True
+        self._switched = True
+        up.downtracks.append(self)
+        if self.active:
+            up.request_keyframe()
+
+    def set_codecs(self, codecs: list[RTCRtpCodecParameters]) -> None:
+        """Negotiation finished: take the final payload types, keep forwarding state."""
+        self.codecs = codecs
+        if self.source is not None and not self._bind_codec(self.source):
+            self.detach()
+
+    def _bind_codec(self, up: UpTrack) -> bool:
+        codec = self.matching_codec(up.codec)
+        if codec is None:
+            return False
         self._pt = codec.payloadType or 0
         self._clock_rate = codec.clockRate
         self._rtx_pt = next(
@@ -421,11 +436,7 @@ class DownTrack:
             None,
         )
         self._src_pt = up.codec.payloadType or 0
-        self._need_start = True
-        self._switched = True
-        up.downtracks.append(self)
-        if self.active:
-            up.request_keyframe()
+        return True
 
     def detach(self) -> None:
         if self.source is not None:

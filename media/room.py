@@ -322,9 +322,7 @@ class Participant:
         self._negotiated_once = True
         for t, down in self.downtracks.items():
             down.link = self._link(t.sender.transport)
-            down.codecs = list(t._codecs)
-            if down.source is not None and down.matching_codec(down.source.codec) is not None:
-                down.attach(down.source)  # recompute payload types from the final codecs
+            down.set_codecs(list(t._codecs))
         self._pending.clear()
         for t in self.uptracks:
             self._link(t.receiver.transport)

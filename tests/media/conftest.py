@@ -19,7 +19,7 @@ mode re-sends from pts 0 without pacing, so it cannot stand in)."""
 
 
 @pytest.fixture
-def settings() -> MediaSettings:
+def media_settings() -> MediaSettings:
     return MediaSettings(ice_host_addresses=("127.0.0.1",), pli_interval_s=0.3)
 
 
@@ -29,8 +29,10 @@ def switchboard() -> Switchboard:
 
 
 @pytest.fixture
-async def engine(settings: MediaSettings, switchboard: Switchboard) -> AsyncIterator[MediaEngine]:
-    engine = MediaEngine(settings, switchboard)
+async def engine(
+    media_settings: MediaSettings, switchboard: Switchboard
+) -> AsyncIterator[MediaEngine]:
+    engine = MediaEngine(media_settings, switchboard)
     yield engine
     await engine.close()
 

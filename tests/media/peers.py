@@ -87,12 +87,17 @@ class Peer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
     def publish_file(
-        self, path: str, video_mime: str = "video/VP8", *, loop: bool = False
+        self,
+        path: str,
+        video_mime: str = "video/VP8",
+        *,
+        loop: bool = False,
+        kinds: tuple[str, ...] = ("video", "audio"),
     ) -> MediaPlayer:
         """Send a pre-encoded file (``decode=False``), video with ``video_mime`` first."""
         player = MediaPlayer(path, decode=False, loop=loop)
         for source in (player.video, player.audio):
-            if source is not None:
+            if source is not None and source.kind in kinds:
                 track = RecordingTrack(source)
                 self.published[track.kind] = track
                 t = self.pc.addTransceiver(track, direction="sendrecv")

@@ -102,6 +102,26 @@ async def test_observer_gets_video_through_server_offer(
     assert stats["admin"]["can_publish"] is False
 
 
+async def test_voice_to_video_upgrade_mid_session(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    a = make_peer("caller")
+    a.publish_file(VP8_OPUS_20S, kinds=("audio",))
+    await a.connect()
+    b = make_peer("astrologer")
+    b.publish_file(VP8_OPUS_20S, kinds=("audio",))
+    await b.connect()
+    assert await wait_for(lambda: len(a.received["audio"]) > 5 and len(b.received["audio"]) > 5, 3)
+    assert not b.received["video"]
+
+    a.publish_file(VP8_OPUS_20S, kinds=("video",))  # the caller turns the camera on
+    await a.connect(join=False)  # client-initiated renegotiation (RFC 9429 §5.2.2)
+    assert await wait_for(lambda: b.offers_answered == 1, 3), "astrologer got no server offer"
+    assert await wait_for(lambda: len(b.received["video"]) > 0, 2)
+    audio_before = len(b.received["audio"])
+    assert await wait_for(lambda: len(b.received["audio"]) > audio_before + 10, 2)
+
+
 async def test_glare_client_offer_while_server_offer_outstanding(
     engine: MediaEngine, make_peer: Callable[..., Peer], switchboard: object
 ) -> None:

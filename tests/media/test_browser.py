@@ -1,0 +1,102 @@
+"""Real browsers through the real server: two headless Chromium pages hold a video consult
+over ``/ws`` and the SFU, with VP8 and with H.264 (``getStats`` shows decoded video and
+received audio on both sides)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from playwright.async_api import async_playwright
+
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from media.config import MediaSettings
+from tests.media.conftest import DATA
+from tests.signalling.conftest import world_factory
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+PEER_JS = (DATA / "browser_peer.js").read_text()
+STATS_JS = """async () => {
+  const p = window.__peer;
+  if (!p || !p.pc) return null;
+  const out = { framesDecoded: 0, audioPackets: 0, videoCodec: null, error: p.error,
+                state: p.pc.connectionState };
+  const report = await p.pc.getStats();
+  const codecs = {};
+  report.forEach((s) => { if (s.type === "codec") codecs[s.id] = s.mimeType; });
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      out.framesDecoded += s.framesDecoded || 0;
+      if (s.codecId) out.videoCodec = codecs[s.codecId] || null;
+    }
+    if (s.type === "inbound-rtp" && s.kind === "audio") out.audioPackets += s.packetsReceived || 0;
+  });
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+async def test_two_chromium_pages_hold_a_video_consult(
+    aiohttp_client: Any, settings: Settings, database: Database, codec: str
+) -> None:
+    settings = replace(settings, media=MediaSettings(ice_host_addresses=("127.0.0.1",)))
+    world = await world_factory(aiohttp_client, settings, database)()
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=1_000_000)
+    astro_ws, caller_ws = await world.ws(astro_user), await world.ws(caller_user)
+    ack = await caller_ws.ok(
+        "consult_request", {"consultant_id": str(astro_user.id), "mode": "video"}
+    )
+    cid = ack["consultation"]["id"]
+    await astro_ws.event("consult_request")
+    assert (await astro_ws.ok("accept", {"consultation_id": cid}))["consultation"][
+        "state"
+    ] == "active"
+
+    server = world.server.server
+    base = f"http://127.0.0.1:{server.port}"
+    ws_url = f"ws://127.0.0.1:{server.port}/ws"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            pages = []
+            for user in (caller_user, astro_user):
+                context = await browser.new_context()
+                page = await context.new_page()
+                await page.goto(base + "/health")  # a secure-context origin for getUserMedia
+                await page.evaluate(
+                    PEER_JS,
+                    {"wsUrl": ws_url, "token": user.token, "consultationId": cid, "codec": codec},
+                )
+                pages.append(page)
+            deadline = time.monotonic() + 20
+            stats: list[Any] = []
+            while time.monotonic() < deadline:
+                stats = [await p.evaluate(STATS_JS) for p in pages]
+                if all(s and s["framesDecoded"] > 0 and s["audioPackets"] > 0 for s in stats):
+                    break
+                await asyncio.sleep(0.5)
+            assert all(s and s["framesDecoded"] > 0 for s in stats), json.dumps(stats)
+            assert all(s["audioPackets"] > 0 for s in stats), json.dumps(stats)
+            assert all(s["videoCodec"] == codec for s in stats), json.dumps(stats)
+            assert all(s["error"] is None for s in stats), json.dumps(stats)
+        finally:
+            await browser.close()
