@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
@@ -163,9 +165,41 @@ async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"READY {port}", flush=True)
+    lags: list[float] = []
+    gc_pauses: list[float] = []
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append(time.perf_counter() - gc_start[0])
+
+    gc.callbacks.append(on_gc)
+
+    async def watch_lag() -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - t - 0.01)
+
+    watcher = asyncio.ensure_future(watch_lag())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        watcher.cancel()
+        lags.sort()
+        if lags:
+            print(
+                f"loop lag p50={lags[len(lags) // 2] * 1000:.1f}ms "
+                f"p99={lags[int(len(lags) * 0.99)] * 1000:.1f}ms "
+                f"max={lags[-1] * 1000:.0f}ms; gc pauses n={len(gc_pauses)} "
+                f"max={max(gc_pauses, default=0) * 1000:.0f}ms sum={sum(gc_pauses):.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         await backend.close()
         await runner.cleanup()
 
@@ -183,7 +217,6 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         asyncio.run(serve(args.mode, args.host, (args.host,)))
     except KeyboardInterrupt:

@@ -160,10 +160,19 @@ class Bench:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
         env.update(
-            DATABASE_URL=self.dsn, JWT_SECRET=JWT_SECRET, ENV="test", LOG_LEVEL="WARNING",
-            LOG_FORMAT="json", MIGRATE_ON_START="false", DB_POOL_MAX="20",
-            WS_MAX_CONNECTIONS_PER_USER="10", WS_RATE="200", WS_RATE_BURST="400",
-            BILLING_TICK_INTERVAL="5", MIN_START_MINUTES="1", HOST="127.0.0.1",
+            DATABASE_URL=self.dsn,
+            JWT_SECRET=JWT_SECRET,
+            ENV="test",
+            LOG_LEVEL="WARNING",
+            LOG_FORMAT="json",
+            MIGRATE_ON_START="false",
+            DB_POOL_MAX="20",
+            WS_MAX_CONNECTIONS_PER_USER="10",
+            WS_RATE="200",
+            WS_RATE_BURST="400",
+            BILLING_TICK_INTERVAL="5",
+            MIN_START_MINUTES="1",
+            HOST="127.0.0.1",
         )
         env.update(extra)
         return env
@@ -212,8 +221,9 @@ async def create_users(
                 await ledger.post(
                     conn,
                     Transfer.build(
-                        f"bench:{uid}", "grant", [(GATEWAY_CLEARING, -funds_paise),
-                                                  (wallet, funds_paise)],
+                        f"bench:{uid}",
+                        "grant",
+                        [(GATEWAY_CLEARING, -funds_paise), (wallet, funds_paise)],
                     ),
                 )
     return [(uid, issue_token(settings, uid, role)) for uid, _ in rows]  # type: ignore[arg-type]
@@ -285,7 +295,10 @@ async def open_socket(
     session: aiohttp.ClientSession, url: str, token: str
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(
-        f"{url}/ws", protocols=(PROTOCOL, f"bearer.{token}"), heartbeat=None, autoping=True,
+        f"{url}/ws",
+        protocols=(PROTOCOL, f"bearer.{token}"),
+        heartbeat=None,
+        autoping=True,
         timeout=aiohttp.ClientWSTimeout(ws_close=5),
     )
     msg = await ws.receive(timeout=30)
@@ -320,8 +333,11 @@ async def scenario_idle(bench: Bench, sockets: int) -> dict[str, Any]:
             for ws in opened:
                 await ws.close()
         return {
-            "sockets": sockets, "alive": alive, "connect_s": round(connect_s, 1),
-            "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
+            "sockets": sockets,
+            "alive": alive,
+            "connect_s": round(connect_s, 1),
+            "rss_before_mib": round(before / 2**20, 1),
+            "rss_after_mib": round(after / 2**20, 1),
             "kib_per_socket": round((after - before) / sockets / 1024, 1),
         }
     finally:
@@ -329,7 +345,10 @@ async def scenario_idle(bench: Bench, sockets: int) -> dict[str, Any]:
 
 
 async def start_pairs(
-    session: aiohttp.ClientSession, caller_url: str, astro_url: str, pairs: int,
+    session: aiohttp.ClientSession,
+    caller_url: str,
+    astro_url: str,
+    pairs: int,
     bench: Bench,
 ) -> list[tuple[Sock, Sock, str]]:
     callers = await create_users(bench.database, "user", pairs, funds_paise=10_000_000)
@@ -377,8 +396,13 @@ async def chat_load(
         caller, astro, cid = pairs[i % len(pairs)]
         sender = caller if (i // len(pairs)) % 2 == 0 else astro
         text = f"{stamp(time.perf_counter())} how is my Saturn doing"
-        acks.append(asyncio.ensure_future(sender.request(
-            "message", {"consultation_id": cid, "client_id": f"{run}-{i}", "text": text})))
+        acks.append(
+            asyncio.ensure_future(
+                sender.request(
+                    "message", {"consultation_id": cid, "client_id": f"{run}-{i}", "text": text}
+                )
+            )
+        )
     sent_s = time.perf_counter() - start
     done, pending = await asyncio.wait(acks, timeout=30)
     for task in pending:
@@ -391,9 +415,13 @@ async def chat_load(
         await asyncio.sleep(0.1)  # bounded: the receivers' readers append as frames arrive
     ms = [x * 1000 for x in latencies]
     return {
-        "messages": total, "delivered": len(ms), "errors": errors,
-        "offered_rate": rate, "achieved_rate": round(total / sent_s, 1),
-        "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+        "messages": total,
+        "delivered": len(ms),
+        "errors": errors,
+        "offered_rate": rate,
+        "achieved_rate": round(total / sent_s, 1),
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p99_ms": round(percentile(ms, 99), 1),
         "max_ms": round(max(ms), 1) if ms else float("nan"),
         "mean_ms": round(statistics.fmean(ms), 1) if ms else float("nan"),
     }
@@ -447,8 +475,9 @@ def table(title: str, rows: list[dict[str, Any]]) -> str:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sockets", type=int, default=5000)
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1000.0)
@@ -461,8 +490,10 @@ async def main() -> int:
     only = set(args.only or ("idle", "chat1", "chat2"))
     workdir = REPO / "bench" / "out"
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB; "
-          f"python {sys.version.split()[0]}; aiohttp {aiohttp.__version__}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB; "
+        f"python {sys.version.split()[0]}; aiohttp {aiohttp.__version__}"
+    )
     async with bench_database(admin_dsn) as (dsn, database):
         bench = Bench(admin_dsn, dsn, database, redis_url, workdir)
         if "idle" in only:
@@ -470,14 +501,25 @@ async def main() -> int:
             print(table("\nidle sockets, one node (goal <= 40 KiB per socket)", [idle]))
         chats = []
         if "chat1" in only:
-            chats.append(await scenario_chat(bench, nodes=1, pairs=args.pairs, rate=args.rate,
-                                             seconds=args.seconds))
+            chats.append(
+                await scenario_chat(
+                    bench, nodes=1, pairs=args.pairs, rate=args.rate, seconds=args.seconds
+                )
+            )
         if "chat2" in only:
-            chats.append(await scenario_chat(bench, nodes=2, pairs=args.pairs, rate=args.rate,
-                                             seconds=args.seconds))
+            chats.append(
+                await scenario_chat(
+                    bench, nodes=2, pairs=args.pairs, rate=args.rate, seconds=args.seconds
+                )
+            )
         if chats:
-            print(table("\nchat delivery latency, send -> other party's receipt "
-                        "(goals p99 <= 50 ms one node, <= 100 ms two nodes)", chats))
+            print(
+                table(
+                    "\nchat delivery latency, send -> other party's receipt "
+                    "(goals p99 <= 50 ms one node, <= 100 ms two nodes)",
+                    chats,
+                )
+            )
     return 0
 
 

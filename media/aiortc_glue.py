@@ -112,10 +112,10 @@ class SrtpLink:
 
     __slots__ = (
         "_addr",
-        "_relay",
         "_buf",
         "_cdata",
         "_len",
+        "_relay",
         "_session",
         "_sock",
         "_srtp",

@@ -21,6 +21,9 @@ class MediaSettings:
     """Lowest UDP port for host candidates; 0 with ``udp_port_max`` 0 means ephemeral."""
     udp_port_max: int = 0
     """Highest UDP port for host candidates (inclusive)."""
+    udp_recv_buffer_bytes: int = 4 * 1024 * 1024
+    """SO_RCVBUF of each media socket (the kernel caps it at ``net.core.rmem_max``): absorbs
+    the moments the single-threaded server is not scheduled, instead of dropping packets."""
     ice_servers: tuple[dict[str, Any], ...] = ()
     """RTCIceServer dictionaries (``urls``, ``username``, ``credential``) from ``turn/``."""
     ice_servers_factory: Callable[[], Sequence[Mapping[str, Any]]] | None = None

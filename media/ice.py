@@ -52,6 +52,9 @@ class IcePolicy:
     """First port of the UDP range (0: ephemeral ports)."""
     port_max: int = 0
     """Last port of the UDP range (inclusive)."""
+    recv_buffer_bytes: int = 0
+    """SO_RCVBUF for host sockets (0: aioice's 256 KiB). A single-threaded server that is
+    descheduled for a moment must not lose the datagrams that arrive meanwhile."""
 
 
 def _connections(pc: RTCPeerConnection) -> Iterator[Connection]:
@@ -92,6 +95,11 @@ def _make_gatherer(connection: Connection, policy: IcePolicy, original: GatherFn
             candidates = await original(component=component, addresses=hosts, timeout=timeout)
         if policy.public_ip:
             candidates += _nat_candidates(candidates, policy.public_ip)
+        if policy.recv_buffer_bytes:
+            for protocol in connection._protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, policy.recv_buffer_bytes)
         return candidates
 
     return gather

@@ -120,6 +120,7 @@ class Participant:
             public_ip=settings.public_ip,
             port_min=settings.udp_port_min,
             port_max=settings.udp_port_max,
+            recv_buffer_bytes=settings.udp_recv_buffer_bytes,
         )
         self._cname = str(uuid.uuid4())
         self._lock = asyncio.Lock()
