@@ -150,9 +150,8 @@ async def client(
     return await aiohttp_client(make_app())
 
 
-@pytest.fixture
-async def redis_url() -> str:
-    """A reachable Redis; skipped only when there is none and this is not CI."""
+async def reachable_redis() -> str:
+    """The test Redis URL; skips only when there is none and this is not CI (fails in CI)."""
     url = os.environ.get("TEST_REDIS_URL", LOCAL_REDIS)
     client = aioredis.from_url(url)
     try:
@@ -164,6 +163,12 @@ async def redis_url() -> str:
     finally:
         await client.aclose()
     return url
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """A reachable Redis (see :func:`reachable_redis`)."""
+    return await reachable_redis()
 
 
 @pytest.fixture

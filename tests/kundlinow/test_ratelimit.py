@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,22 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from tests.conftest import LOCAL_REDIS
-
-
-async def reachable_redis() -> str:
-    """The test Redis (as the ``redis_url`` fixture, which an async fixture cannot request)."""
-    url = os.environ.get("TEST_REDIS_URL", LOCAL_REDIS)
-    client = aioredis.from_url(url)
-    try:
-        await client.ping()
-    except (OSError, aioredis.ConnectionError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is required in CI and is unreachable at {url}: {exc}")
-        pytest.skip(f"Redis unreachable at {url}")
-    finally:
-        await client.aclose()
-    return url
+from tests.conftest import reachable_redis
 
 
 class FakeTime:
