@@ -152,7 +152,7 @@ async def _unbound_signal(room_id: str, participant_id: str, message: dict[str, 
 
 def _media_ctx(settings: Settings) -> CleanupContext:
     async def media_ctx(app: web.Application) -> AsyncIterator[None]:
-        # The signalling hub calls ``bind_signal`` with its per-participant sender.
+        # The signalling hub (signalling.compose.open_hub) binds the engine's callback.
         media_settings = settings.media
         sfu_ice_servers = sfu_ice_servers_factory(settings.turn)
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
@@ -197,7 +197,6 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
             app[HUB] = hub
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
-            engine.bind_signal(hub.send_signal)
             yield
             engine.bind_signal(_unbound_signal)
 

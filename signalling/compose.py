@@ -16,7 +16,14 @@ from kundlinow.config import Settings
 from kundlinow.db import Database
 from signalling.chat import ChatStore
 from signalling.hub import Hub, Identity
-from signalling.ports import Consultations, MediaPort
+from signalling.media_routing import (
+    LocalMediaRoomRouter,
+    MediaEngineLike,
+    MediaRoomRouter,
+    RedisMediaRoomRouter,
+    RoutedMedia,
+)
+from signalling.ports import Consultations
 from signalling.presence import (
     MemoryPresenceStore,
     PresenceService,
@@ -39,10 +46,14 @@ async def open_hub(
     bus: EventBus,
     consultations: Consultations,
     *,
-    media: MediaPort | None = None,
+    media: MediaEngineLike | None = None,
     node_id: str | None = None,
 ) -> AsyncIterator[Hub]:
-    """A started hub; presence in Redis when ``REDIS_URL`` is set, in memory otherwise."""
+    """A started hub; presence in Redis when ``REDIS_URL`` is set, in memory otherwise.
+
+    ``media`` (the node's SFU engine) is wrapped in :class:`RoutedMedia`: with Redis, each
+    room's media is hosted by the one node that claimed it; alone, always by this node.
+    """
     node = node_id or uuid.uuid4().hex[:12]
     cfg = settings.signalling
     redis: Any = None
@@ -60,6 +71,19 @@ async def open_hub(
         claims = decode_token(settings, token)
         return Identity(claims.user_id, claims.role)
 
+    routed: RoutedMedia | None = None
+    if media is not None:
+        router: MediaRoomRouter
+        if redis is not None:
+            router = RedisMediaRoomRouter(
+                redis, settings.redis_prefix, node,
+                node_key_prefix=f"{settings.redis_prefix}presence:node:",
+                ttl_s=cfg.presence_node_ttl_s, refresh_s=cfg.presence_heartbeat_s,
+            )
+        else:
+            router = LocalMediaRoomRouter(node)
+        routed = RoutedMedia(media, router, bus)
+
     chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
     hub = Hub(
         cfg,
@@ -70,15 +94,21 @@ async def open_hub(
         waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
         consultations=consultations,
         authenticate=authenticate,
-        media=media,
+        media=routed,
         node_id=node,
         ice_servers=functools.partial(_ice_servers, settings),
         multi_node=settings.redis_url is not None,
     )
+    if routed is not None:
+        routed.bind(hub.send_signal)
     try:
         await hub.start()
+        if routed is not None:
+            await routed.start()
         yield hub
     finally:
+        if routed is not None:
+            await routed.close()
         await hub.close()
         await chat.close()
         if redis is not None:

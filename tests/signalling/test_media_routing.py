@@ -1,0 +1,407 @@
+"""Media across nodes: two real server processes, one hosting node per room (Redis claims).
+
+The caller's socket is on node a, the astrologer's on node b; both publish VP8 + Opus from a
+pre-encoded file with real aiortc peers, and each receives the other's video and audio through
+the one node that claimed the room. ``session_end`` closes the room on that node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+
+from kundlinow.bus import LocalBus, RedisBus
+from kundlinow.config import Settings
+from kundlinow.db import Database
+from media.config import MediaSettings
+from media.engine import MediaEngine
+from media.errors import MediaError
+from media.ice import apply_ice_policy
+from signalling.errors import SignalError
+from signalling.media_routing import LocalMediaRoomRouter, RedisMediaRoomRouter, RoutedMedia
+from tests.billing.helpers import grant
+from tests.conftest import TEST_JWT_SECRET
+from tests.factories import create_user
+from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack, wait_for
+from tests.signalling.test_multinode import Node, _free_port, _wait_ready
+from tests.signalling.wsclient import WsClient, connect
+
+REPO = Path(__file__).resolve().parents[2]
+CLIP = str(REPO / "tests" / "media" / "data" / "vp8_opus_320x240_20s.webm")
+
+
+@pytest.fixture
+async def media_nodes(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[list[Node]]:
+    started: list[Node] = []
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
+    env.update(
+        DATABASE_URL=db_dsn, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="INFO",
+        MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
+        PRESENCE_HEARTBEAT="3", HOST="127.0.0.1", MEDIA_ICE_HOSTS="127.0.0.1",
+    )
+    try:
+        for name in ("a", "b"):
+            port = _free_port()
+            log = tmp_path / f"node-{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "kundlinow", "serve"],
+                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            started.append(Node(f"http://127.0.0.1:{port}", process, log))
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(_wait_ready(session, n) for n in started))
+        yield started
+    finally:
+        for node in started:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in started:
+            try:
+                node.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+
+class WsPeer:
+    """An aiortc client driven over the real socket: offers to the SFU, answers its offers."""
+
+    def __init__(self, client: WsClient, cid: str) -> None:
+        self.client = client
+        self.cid = cid
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.received: dict[str, list[Frame]] = {"audio": [], "video": []}
+        self.frames: list[dict[str, Any]] = []
+        self._hooked: set[int] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self.player: MediaPlayer | None = None
+
+    def publish(self) -> None:
+        self.player = MediaPlayer(CLIP, decode=False)
+        for source in (self.player.video, self.player.audio):
+            assert source is not None
+            t = self.pc.addTransceiver(RecordingTrack(source), direction="sendrecv")
+            if source.kind == "video":
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                t.setCodecPreferences([c for c in caps if c.mimeType == "video/VP8"][:1])
+
+    def _hook(self) -> None:
+        for t in self.pc.getTransceivers():
+            if id(t.receiver) not in self._hooked:
+                self._hooked.add(id(t.receiver))
+                t.receiver._RTCRtpReceiver__decoder_queue = (  # type: ignore[attr-defined]
+                    RecordingQueue(self.received[t.kind])
+                )
+
+    async def connect(self) -> None:
+        offer = await self.pc.createOffer()
+        apply_ice_policy(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(offer)
+        await self.client.ok("call_offer", {"consultation_id": self.cid,
+                                            "sdp": self.pc.localDescription.sdp})
+        answer = await self.client.event("call_answer", wait_s=10, **{"from": "sfu"})
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        self._hook()
+        self._pump = asyncio.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        """The only reader of the socket from now on: answers server offers, keeps the rest."""
+        while True:
+            try:
+                frame = await self.client._read(30)
+            except (TimeoutError, ConnectionError):
+                return
+            if frame["type"] != "call_offer":
+                self.frames.append(frame)
+                continue
+            offer = frame["data"]
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            self._hook()
+            answer = await self.pc.createAnswer()
+            apply_ice_policy(self.pc, LOOPBACK)
+            await self.pc.setLocalDescription(answer)
+            await self.client.send("call_answer", {"consultation_id": self.cid,
+                                                   "sdp": self.pc.localDescription.sdp})
+
+    def got(self, kind: str, **match: Any) -> bool:
+        return any(f["type"] == kind and all(f["data"].get(k) == v for k, v in match.items())
+                   for f in self.frames)
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        await self.pc.close()
+        if self.player is not None:
+            for track in (self.player.video, self.player.audio):
+                if track is not None:
+                    track.stop()
+
+
+def _log_events(node: Node) -> list[dict[str, Any]]:
+    out = []
+    for line in node.log.read_text(errors="replace").splitlines():
+        with_json = line[line.find("{"):] if "{" in line else ""
+        try:
+            out.append(json.loads(with_json))
+        except ValueError:
+            continue
+    return out
+
+
+def _claims(node: Node, cid: str, event: str) -> int:
+    return sum(1 for e in _log_events(node)
+               if e.get("event") == event and e.get("room_id") == cid)
+
+
+async def test_cross_node_video_call_through_one_host(
+    media_nodes: list[Node], database: Database, settings: Settings, redis_url: str,
+    redis_prefix: str,
+) -> None:
+    a, b = media_nodes
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 1_000_000)
+    redis = aioredis.from_url(redis_url, decode_responses=True)
+    peers: list[WsPeer] = []
+    async with aiohttp.ClientSession() as session:
+        try:
+            caller = await connect(session, f"{a.url}/ws", caller_user.token)
+            astro = await connect(session, f"{b.url}/ws", astro_user.token)
+            ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
+                                                      "mode": "video"})
+            cid = ack["consultation"]["id"]
+            await astro.event("consult_request")
+            await astro.ok("accept", {"consultation_id": cid})
+            await caller.ok("join_consult", {"consultation_id": cid})
+            await astro.ok("join_consult", {"consultation_id": cid})
+
+            caller_peer, astro_peer = WsPeer(caller, cid), WsPeer(astro, cid)
+            peers += [caller_peer, astro_peer]
+            caller_peer.publish()
+            await caller_peer.connect()  # node a claims the room's media
+            claim_key = f"{redis_prefix}media:room:{cid}"
+            host = await redis.get(claim_key)
+            assert host is not None
+            astro_peer.publish()
+            await astro_peer.connect()  # node b forwards to node a
+            assert await redis.get(claim_key) == host  # still one host
+
+            started = time.monotonic()
+            both = await wait_for(
+                lambda: all(len(p.received[k]) >= 10 for p in peers for k in ("video", "audio")),
+                8,
+            )
+            assert both, _counts(peers)
+            print(f"media both ways across nodes after {time.monotonic() - started:.1f} s")
+            # one hosting node: a claimed it, b never did and holds no peer connection
+            assert _claims(a, cid, "media_room_claimed") == 1
+            assert _claims(b, cid, "media_room_claimed") == 0
+            assert _count(a, "participant_joined") == 2
+            assert _count(b, "participant_joined") == 0
+            # the frames are the publisher's, byte for byte (forwarded, never transcoded)
+            sent = {bytes(f.data) for f in _sent(astro_peer, "video")}
+            got = [f.data for f in caller_peer.received["video"]]
+            assert sum(1 for d in got if d in sent) >= 0.9 * len(got)
+
+            # the astrologer drops (socket and peer connection, as on a network switch): node
+            # b's hub leaves on the host; a new socket + peer connection on node b within the
+            # grace gets media flowing both ways again with no action from the caller
+            await astro.close()
+            await astro_peer.close()
+            assert await wait_for(lambda: _count(a, "participant_left") == 1, 5)
+            astro = await connect(session, f"{b.url}/ws", astro_user.token)
+            await astro.ok("join_consult", {"consultation_id": cid})
+            astro_peer = WsPeer(astro, cid)
+            peers[1] = astro_peer
+            astro_peer.publish()
+            before = len(caller_peer.received["video"])
+            rejoined = time.monotonic()
+            await astro_peer.connect()
+            assert await wait_for(
+                lambda: len(caller_peer.received["video"]) > before + 5
+                and all(len(astro_peer.received[k]) >= 5 for k in ("video", "audio")),
+                3,
+            ), _counts(peers)
+            print(f"rejoin across nodes: media again after {time.monotonic() - rejoined:.1f} s")
+            assert _count(b, "participant_joined") == 0
+
+            # session_end closes the room on the host node; the claim goes; media stops
+            await caller.send("session_end", {"consultation_id": cid})
+            assert await wait_for(lambda: caller_peer.got("session_end", consultation_id=cid)
+                                  and astro_peer.got("session_end", consultation_id=cid), 5)
+            assert await wait_for_async(lambda: _absent(redis, claim_key), 5)
+            assert await wait_for(lambda: _claims(a, cid, "media_room_closed") == 1, 3)
+            assert _claims(b, cid, "media_room_closed") == 0
+            await asyncio.sleep(0.5)
+            frozen = _counts(peers)
+            await asyncio.sleep(1.0)
+            after = _counts(peers)
+            assert after == frozen, (frozen, after)
+        finally:
+            for peer in peers:
+                await peer.close()
+            await redis.aclose()
+
+
+def _counts(peers: list[WsPeer]) -> list[dict[str, int]]:
+    return [{k: len(v) for k, v in p.received.items()} for p in peers]
+
+
+def _count(node: Node, event: str) -> int:
+    return sum(1 for e in _log_events(node) if e.get("event") == event)
+
+
+def _sent(peer: WsPeer, kind: str) -> list[Frame]:
+    for t in peer.pc.getTransceivers():
+        track = t.sender.track
+        if isinstance(track, RecordingTrack) and track.kind == kind:
+            return track.sent
+    return []
+
+
+async def _absent(redis: Any, key: str) -> bool:
+    return not await redis.exists(key)
+
+
+async def wait_for_async(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(await check())
+
+
+# ---------------------------------------------------------------------- claims, in one process
+
+
+async def test_claim_takeover_ttl_and_release(redis_url: str, redis_prefix: str) -> None:
+    redis = aioredis.from_url(redis_url)
+    alive = f"{redis_prefix}presence:node:"
+
+    def router(node: str, ttl_s: float = 1.0) -> RedisMediaRoomRouter:
+        return RedisMediaRoomRouter(redis, redis_prefix, node, node_key_prefix=alive,
+                                    ttl_s=ttl_s, refresh_s=0.2)
+
+    x, y, z = router("x"), router("y"), router("z", ttl_s=0.3)
+    try:
+        await redis.set(alive + "x", "1")
+        await redis.set(alive + "y", "1")
+        await x.start()
+        assert await x.host_for("r1") == "x"  # first come claims
+        assert await y.host_for("r1") == "x"  # alive host: no takeover
+        await asyncio.sleep(1.5)  # x refreshes its claim beyond the 1 s TTL
+        assert await y.current_host("r1") == "x"
+        await y.release("r1")  # not y's claim: untouched
+        assert await y.current_host("r1") == "x"
+        await redis.delete(alive + "x")  # x's presence lapsed: x is dead
+        assert await y.host_for("r1") == "y"
+        await x.release("r1")  # a stale host cannot delete the new claim
+        assert await y.current_host("r1") == "y"
+        await y.release("r1")
+        assert await y.current_host("r1") is None
+        # a host that stops refreshing (no refresh task: it died) loses the claim at its TTL
+        await redis.set(alive + "z", "1")
+        assert await z.host_for("r2") == "z"
+        assert await y.host_for("r2") == "z"
+        await asyncio.sleep(0.5)
+        assert await y.host_for("r2") == "y"
+    finally:
+        await x.close()
+        await y.close()
+        await redis.aclose()
+
+
+async def _noop(room_id: str, participant_id: str, message: dict[str, Any]) -> None:
+    return None
+
+
+async def test_remote_errors_keep_their_code_and_a_silent_host_times_out(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Node y's requests run on node x's engine; x's media errors reach y with their codes."""
+    redis = aioredis.from_url(redis_url)
+    bus = RedisBus.from_url(redis_url, redis_prefix)
+    alive = f"{redis_prefix}presence:node:"
+    engines = [MediaEngine(MediaSettings(ice_host_addresses=("127.0.0.1",)), _noop)
+               for _ in range(2)]
+    nodes = [
+        RoutedMedia(engine, RedisMediaRoomRouter(redis, redis_prefix, name,
+                                                 node_key_prefix=alive),
+                    bus, request_timeout_s=1.0)
+        for engine, name in zip(engines, ("x", "y"), strict=True)
+    ]
+    x, y = nodes
+    try:
+        for node in nodes:
+            await node.start()
+        await redis.set(alive + "x", "1")
+        await redis.set(alive + "y", "1")
+        await x.join("room", "caller")
+        await y.join("room", "astro")  # hosted by x
+        assert engines[1].room_ids == [] and engines[0].tracks("room") == []
+        assert set(engines[0].stats("room")) == {"caller", "astro"}
+        with pytest.raises(SignalError) as bad:
+            await y.handle_offer("room", "astro", "garbage")
+        assert bad.value.code == "BAD_SDP"
+        await y.leave("room", "astro")
+        assert set(engines[0].stats("room")) == {"caller"}
+        await y.join("room", "astro")
+        await x.close()  # x stops listening but still looks alive
+        with pytest.raises(SignalError) as silent:
+            await y.handle_answer("room", "astro", "v=0")
+        assert silent.value.code == "MEDIA_UNAVAILABLE"
+    finally:
+        for node in nodes:
+            await node.close()
+        for engine in engines:
+            await engine.close()
+        await bus.close()
+        await redis.aclose()
+
+
+async def test_one_node_uses_no_bus() -> None:
+    """The single-node router runs everything on the local engine; nothing is published."""
+    bus = LocalBus()
+    engine = MediaEngine(MediaSettings(ice_host_addresses=("127.0.0.1",)), _noop)
+    routed = RoutedMedia(engine, LocalMediaRoomRouter("solo"), bus)
+    published: list[tuple[str, Any]] = []
+    original = bus.publish
+
+    async def spy(topic: str, event: Any) -> None:
+        published.append((topic, event))
+        await original(topic, event)
+
+    bus.publish = spy  # type: ignore[method-assign]
+    try:
+        await routed.start()
+        await routed.join("room", "p")
+        assert routed.room_ids == ["room"]
+        with pytest.raises(MediaError):
+            await routed.handle_offer("room", "p", "garbage")
+        await routed.close_room("room")
+        assert routed.room_ids == []
+        assert published == []
+    finally:
+        await routed.close()
+        await engine.close()
