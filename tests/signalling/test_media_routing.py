@@ -94,6 +94,7 @@ class WsPeer:
         self._hooked: set[int] = set()
         self._pump: asyncio.Task[None] | None = None
         self.player: MediaPlayer | None = None
+        self.offers_answered = 0
 
     def publish(self) -> None:
         self.player = MediaPlayer(CLIP, decode=False)
@@ -103,6 +104,10 @@ class WsPeer:
             if source.kind == "video":
                 caps = RTCRtpSender.getCapabilities("video").codecs
                 t.setCodecPreferences([c for c in caps if c.mimeType == "video/VP8"][:1])
+
+    def receive(self, *kinds: str) -> None:
+        for kind in kinds:
+            self.pc.addTransceiver(kind, direction="recvonly")
 
     def _hook(self) -> None:
         for t in self.pc.getTransceivers():
@@ -141,6 +146,7 @@ class WsPeer:
             await self.pc.setLocalDescription(answer)
             await self.client.send("call_answer", {"consultation_id": self.cid,
                                                    "sdp": self.pc.localDescription.sdp})
+            self.offers_answered += 1
 
     def got(self, kind: str, **match: Any) -> bool:
         return any(f["type"] == kind and all(f["data"].get(k) == v for k, v in match.items())
@@ -223,12 +229,31 @@ async def test_cross_node_video_call_through_one_host(
             got = [f.data for f in caller_peer.received["video"]]
             assert sum(1 for d in got if d in sent) >= 0.9 * len(got)
 
+            # an admin observer on node b offers audio only: the host's renegotiation offer
+            # for the video comes back over the bus to node b and on to the observer's socket
+            admin_user = await create_user(database, settings, "admin")
+            admin = await connect(session, f"{b.url}/ws", admin_user.token)
+            await admin.ok("join_consult", {"consultation_id": cid})
+            observer = WsPeer(admin, cid)
+            peers.append(observer)
+            observer.receive("audio")
+            await observer.connect()
+            assert await wait_for(lambda: observer.offers_answered >= 1, 5)
+            assert await wait_for(
+                lambda: all(len(observer.received[k]) >= 5 for k in ("video", "audio")), 5
+            ), _counts(peers)
+            assert _count(b, "participant_joined") == 0
+            await admin.close()
+            await observer.close()
+            peers.remove(observer)
+            assert await wait_for(lambda: _count(a, "participant_left") == 1, 5)
+
             # the astrologer drops (socket and peer connection, as on a network switch): node
             # b's hub leaves on the host; a new socket + peer connection on node b within the
             # grace gets media flowing both ways again with no action from the caller
             await astro.close()
             await astro_peer.close()
-            assert await wait_for(lambda: _count(a, "participant_left") == 1, 5)
+            assert await wait_for(lambda: _count(a, "participant_left") == 2, 5)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
             await astro.ok("join_consult", {"consultation_id": cid})
             astro_peer = WsPeer(astro, cid)
