@@ -270,7 +270,11 @@ class ConsultationService:
     async def request(
         self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
     ) -> Consultation:
-        """Create a requested consultation, holding MIN_START_MINUTES x rate of the wallet."""
+        """Create a requested consultation, holding MIN_START_MINUTES x rate of the wallet.
+
+        CONSULTANT_UNAVAILABLE (409) when the consultant has no rate for the mode or already has
+        a requested or active consultation; ALREADY_LIVE when the caller has one;
+        INSUFFICIENT_BALANCE (402, details.needed_paise) below the minimum."""
         mode = Mode(mode)
         if caller_id == consultant_id:
             raise InvalidRequest("cannot consult yourself")
@@ -288,6 +292,22 @@ class ConsultationService:
             if live is not None:
                 raise AlreadyLive(
                     "caller already has a live consultation", consultation_id=str(live)
+                )
+            # One live consultation per consultant too: requests for the same consultant are
+            # serialised (the signalling waitlist takes over on CONSULTANT_UNAVAILABLE).
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock("
+                "hashtextextended('consultant:' || $1::uuid::text, 0))",
+                consultant_id,
+            )
+            taken = await conn.fetchval(
+                "SELECT state FROM consultations WHERE consultant_id = $1 "
+                "AND state IN ('requested', 'active') LIMIT 1",
+                consultant_id,
+            )
+            if taken is not None:
+                raise ConsultantUnavailable(
+                    "consultant is busy", reason="busy", consultant_state=taken
                 )
             first = not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "

@@ -215,9 +215,9 @@ async def test_per_consultant_commission_and_busy_consultant(
     assert c.rate_paise == 2000
     await service.accept(c.id, consultant.id)
     assert await balance(database, AccountKind.EARNINGS, consultant.id) == 1800
-    c2 = await service.request(other.id, consultant.id, Mode.CHAT)
-    with pytest.raises(ConsultantUnavailable):
-        await service.accept(c2.id, consultant.id)
+    with pytest.raises(ConsultantUnavailable) as busy:
+        await service.request(other.id, consultant.id, Mode.CHAT)
+    assert busy.value.details["reason"] == "busy"
     assert (await service.live_for_consultant(consultant.id)).id == c.id  # type: ignore[union-attr]
     await healthy(database)
 

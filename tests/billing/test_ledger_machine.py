@@ -190,7 +190,7 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             c = self.run(self.service.request(self.callers[who], self.consultants[whom], mode))
         except BillingError as exc:
-            assert exc.code in ("INSUFFICIENT_BALANCE", "ALREADY_LIVE")
+            assert exc.code in ("INSUFFICIENT_BALANCE", "ALREADY_LIVE", "CONSULTANT_UNAVAILABLE")
         else:
             self.consultations.append(c.id)
 
