@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.billing.helpers import grant
@@ -47,3 +52,31 @@ async def test_request_accept_end_over_rest(
     assert (r.status, (await r.json())["error"]["code"]) == (404, "NOT_FOUND")
     r = await client.post("/consultations", json=body)
     assert r.status == 401
+
+
+async def test_internal_ticker_charges_live_consultations(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    database: Database,
+    settings: Settings,
+) -> None:
+    """The server's own ticker (cleanup_ctx) charges each elapsed minute with no cron."""
+    fast = replace(
+        settings,
+        billing=replace(settings.billing, minute_seconds=1, tick_interval_seconds=0.2),
+    )
+    client = await aiohttp_client(create_app(fast))
+    caller = await create_user(database, fast, "user")
+    consultant = await create_user(database, fast, "consultant")
+    await grant(database, caller.id, 100_000)
+    body = {"consultant_id": str(consultant.id), "mode": "chat"}
+    r = await client.post("/consultations", json=body, headers=auth(caller.token))
+    cid = (await r.json())["id"]
+    await client.post(f"/consultations/{cid}/accept", headers=auth(consultant.token))
+    minutes = 0
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        r = await client.get(f"/consultations/{cid}", headers=auth(caller.token))
+        minutes = (await r.json())["minutes_charged"]
+        if minutes >= 3:
+            break
+    assert minutes >= 3
