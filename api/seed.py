@@ -17,7 +17,7 @@ from api.passwords import Passwords
 from kundlinow.config import Settings
 from kundlinow.db import Database
 
-SEED_HOOK_MODULES: tuple[str, ...] = ()
+SEED_HOOK_MODULES: tuple[str, ...] = ("billing.seed",)
 """Modules whose ``seed_demo(database, settings, accounts)`` runs after the accounts exist."""
 
 
