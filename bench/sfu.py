@@ -146,7 +146,7 @@ def _load_args(scenario: str, n: int, args: argparse.Namespace) -> list[str]:
 def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Point:
     point = Point(kind, scenario, n)
     timeout = args.duration + args.warmup + 150
-    if kind in ("sfu", "relay"):
+    if kind in ("sfu", "relay", "frames"):
         with _server(kind) as server:
             url = f"http://127.0.0.1:{server.port}"
             cmd = [PY, *_load_args(scenario, n, args), "--url", url]
@@ -193,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--servers", default="sfu,relay,janus")
+    parser.add_argument("--servers", default="sfu,relay,janus", help="also: frames")
     parser.add_argument("--fanout", default="1,10,50,100", help="N subscribers of one publisher")
     parser.add_argument("--calls", default="1,10,25", help="M rooms of 1 publisher + 1 subscriber")
     parser.add_argument("--relay-max", type=int, default=10, help="skip larger N/M for MediaRelay")

@@ -4,7 +4,9 @@ A tiny HTTP signalling API (bench only, no auth) in front of either:
 
 * ``--mode sfu``: ``media.MediaEngine`` (RTP forwarding, no decode/encode);
 * ``--mode relay``: aiortc's ``MediaRelay`` as its examples use it — the publisher's tracks
-  are decoded once and every subscriber's sender encodes its own copy.
+  are decoded once and every subscriber's sender encodes its own copy;
+* ``--mode frames``: design option (a), encoded-frame pass-through (no decode/encode, but
+  aiortc's jitter buffer on receive and its packetiser per subscriber).
 
     POST /join   {"room", "pid", "publish"}
     POST /offer  {"room", "pid", "sdp"}        -> {"sdp"}
@@ -17,15 +19,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
 import gc
 import logging
+import queue
 import signal
 import sys
 import time
 from typing import Any
 
+import av
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaRelay
 
 from media.config import MediaSettings
@@ -45,7 +55,7 @@ class RelayServer:
     async def join(self, room: str, pid: str, publish: bool) -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pcs[(room, pid)] = pc
-        if publish:
+        if publish and not isinstance(self, FramesServer):
             pc.on("track", lambda track: self.tracks.setdefault(room, []).append(track))
 
     async def offer(self, room: str, pid: str, sdp: str) -> str:
@@ -69,6 +79,59 @@ class RelayServer:
     async def close(self) -> None:
         for key in list(self.pcs):
             await self.leave(*key)
+
+
+class _PacketTrack(MediaStreamTrack):
+    """Encoded frames of one received track, as ``av.Packet``s (no decoder)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def recv(self) -> Any:
+        return await self.queue.get()
+
+
+class _PassThroughQueue(queue.Queue[Any]):
+    """Replaces an aiortc receiver's decoder queue: reassembled frames become packets."""
+
+    def __init__(self, track: _PacketTrack) -> None:
+        super().__init__()
+        self.track = track
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            super().put(None)  # lets the idle decoder thread end
+            return
+        codec, frame = item
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = fractions.Fraction(1, codec.clockRate)
+        self.track.queue.put_nowait(packet)
+
+
+class FramesServer(RelayServer):
+    """Option (a) of the design: aiortc's receiver reassembles encoded frames (jitter buffer,
+    depayloading), a pass-through "decoder" hands them on as ``av.Packet``s and every
+    subscriber's sender re-packetises them with its encoder's ``pack()``."""
+
+    async def offer(self, room: str, pid: str, sdp: str) -> str:
+        pc = self.pcs[(room, pid)]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        published = self.tracks.setdefault(room, [])
+        for t in pc.getTransceivers():
+            if t._offerDirection in ("recvonly", "sendrecv") and t.receiver.track is not None:
+                track = _PacketTrack(t.kind)
+                t.receiver._RTCRtpReceiver__decoder_queue = _PassThroughQueue(track)  # type: ignore[attr-defined]
+                published.append(track)
+            source = next((x for x in published if x.kind == t.kind), None)
+            if source is not None and t._offerDirection in ("sendonly", "sendrecv"):
+                t.sender.replaceTrack(self.relay.subscribe(source))
+                t.direction = "sendonly"
+        apply_ice_policy(pc, self.policy)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
 
 
 class SfuServer:
@@ -137,7 +200,13 @@ class SfuServer:
 
 
 async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
-    backend: RelayServer | SfuServer = RelayServer(hosts) if mode == "relay" else SfuServer(hosts)
+    backend: RelayServer | SfuServer = (
+        RelayServer(hosts)
+        if mode == "relay"
+        else FramesServer(hosts)
+        if mode == "frames"
+        else SfuServer(hosts)
+    )
 
     async def join(request: web.Request) -> web.Response:
         body = await request.json()
@@ -206,7 +275,7 @@ async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("sfu", "relay"), required=True)
+    parser.add_argument("--mode", choices=("sfu", "relay", "frames"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--profile", help="write a cProfile dump here on SIGTERM")
     args = parser.parse_args()
