@@ -82,6 +82,19 @@ async def media_nodes(
                 node.process.wait()
 
 
+class _TeeQueue(RecordingQueue):
+    """Records a receiver's encoded frames per kind and per receiver."""
+
+    def __init__(self, sink: list[Frame], own: list[Frame]) -> None:
+        super().__init__(sink)
+        self.own = own
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        before = len(self.sink)
+        super().put(item, block, timeout)
+        self.own.extend(self.sink[before:])
+
+
 class WsPeer:
     """An aiortc client driven over the real socket: offers to the SFU, answers its offers."""
 
@@ -90,6 +103,7 @@ class WsPeer:
         self.cid = cid
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received: dict[str, list[Frame]] = {"audio": [], "video": []}
+        self.by_receiver: dict[int, list[Frame]] = {}
         self.frames: list[dict[str, Any]] = []
         self._hooked: set[int] = set()
         self._pump: asyncio.Task[None] | None = None
@@ -113,8 +127,9 @@ class WsPeer:
         for t in self.pc.getTransceivers():
             if id(t.receiver) not in self._hooked:
                 self._hooked.add(id(t.receiver))
+                mine = self.by_receiver[id(t.receiver)] = []
                 t.receiver._RTCRtpReceiver__decoder_queue = (  # type: ignore[attr-defined]
-                    RecordingQueue(self.received[t.kind])
+                    _TeeQueue(self.received[t.kind], mine)
                 )
 
     async def connect(self) -> None:
@@ -236,11 +251,17 @@ async def test_cross_node_video_call_through_one_host(
             await admin.ok("join_consult", {"consultation_id": cid})
             observer = WsPeer(admin, cid)
             peers.append(observer)
-            observer.receive("audio")
+            observer.receive("audio", "video")
             await observer.connect()
+            offered = len(observer.pc.getTransceivers())
             assert await wait_for(lambda: observer.offers_answered >= 1, 5)
+            server_added = lambda: observer.pc.getTransceivers()[offered:]  # noqa: E731
+            assert any(t.kind == "audio" for t in server_added())
             assert await wait_for(
-                lambda: all(len(observer.received[k]) >= 5 for k in ("video", "audio")), 5
+                lambda: all(len(observer.received[k]) >= 5 for k in ("video", "audio"))
+                and any(len(observer.by_receiver.get(id(t.receiver), ())) >= 5
+                        for t in server_added() if t.kind == "audio"),
+                5,
             ), _counts(peers)
             assert _count(b, "participant_joined") == 0
             await admin.close()
