@@ -378,6 +378,7 @@ class DownTrack:
         self.bytes = 0
         self.frames = 0
         self.dropped = 0
+        self.send_errors = 0
         self.nacks_received = 0
         self.retransmitted = 0
         self.plis_received = 0
@@ -484,7 +485,11 @@ class DownTrack:
                     if self.source is not None:
                         self.source.request_keyframe()
             else:
-                self.active = False
+                # one failed packet (SRTP error, unroutable) must not stop the stream for
+                # good: only a closed link deactivates (the DTLS state change reactivates)
+                self.send_errors += 1
+                if not self.link.is_open:
+                    self.active = False
             return
         if self.packets == 0 or ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq

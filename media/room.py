@@ -503,6 +503,7 @@ class Participant:
                     "bytes_forwarded": down.bytes,
                     "frames_forwarded": down.frames,
                     "packets_dropped": down.dropped,
+                    "send_errors": down.send_errors,
                     "nacks_received": down.nacks_received,
                     "packets_retransmitted": down.retransmitted,
                     "keyframe_requests_received": down.plis_received + down.firs_received,

@@ -40,16 +40,19 @@ class Frame:
 class RecordingQueue(queue.Queue[Any]):
     """Stands in for an aiortc receiver's decoder queue: keeps encoded frames."""
 
-    def __init__(self, sink: list[Frame]) -> None:
+    def __init__(self, sink: list[Frame], own: list[Frame] | None = None) -> None:
         super().__init__()
         self.sink = sink
+        self.own: list[Frame] = own if own is not None else []
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:
             super().put(None)
             return
         _codec, encoded = item
-        self.sink.append(Frame(time.monotonic(), bytes(encoded.data), encoded.timestamp))
+        frame = Frame(time.monotonic(), bytes(encoded.data), encoded.timestamp)
+        self.sink.append(frame)
+        self.own.append(frame)
 
 
 class RecordingTrack(MediaStreamTrack):
@@ -78,6 +81,8 @@ class Peer:
     participant_id: str
     pc: RTCPeerConnection = field(init=False)
     received: dict[str, list[Frame]] = field(default_factory=lambda: {"audio": [], "video": []})
+    by_mid: dict[str, list[Frame]] = field(default_factory=dict)
+    """Frames per m-section (``mid``), e.g. to check a server-added m-line on its own."""
     published: dict[str, RecordingTrack] = field(default_factory=dict)
     offers_answered: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -119,7 +124,8 @@ class Peer:
             if id(r) in self._hooked:
                 continue
             self._hooked.add(id(r))
-            r._RTCRtpReceiver__decoder_queue = RecordingQueue(self.received[t.kind])  # type: ignore[attr-defined]
+            own = self.by_mid.setdefault(str(t.mid), [])
+            r._RTCRtpReceiver__decoder_queue = RecordingQueue(self.received[t.kind], own)  # type: ignore[attr-defined]
 
     async def connect(self, *, can_publish: bool = True, join: bool = True) -> float:
         """Join, offer, apply the answer. Returns the monotonic time the answer was applied."""
