@@ -102,6 +102,25 @@ async def test_observer_gets_video_through_server_offer(
     assert stats["admin"]["can_publish"] is False
 
 
+async def test_observer_of_two_publishers_gets_video_on_its_own_and_server_added_mlines(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    for pid in ("caller", "astrologer"):
+        peer = make_peer(pid)
+        peer.publish_file(VP8_OPUS_20S)
+        await peer.connect()
+    admin = make_peer("admin")
+    admin.receive("audio", "video")  # one slot per kind; the second publisher's need a server offer
+    await admin.connect(can_publish=False)
+    assert await wait_for(lambda: admin.offers_answered == 1, 3)
+    videos = [str(t.mid) for t in admin.pc.getTransceivers() if t.kind == "video"]
+    assert len(videos) == 2
+    ok = await wait_for(lambda: all(len(admin.by_mid.get(m, [])) >= 30 for m in videos), 4)
+    assert ok, {m: len(admin.by_mid.get(m, [])) for m in videos}
+    subscribed = engine.stats(admin.room_id)["admin"]["subscribed"]
+    assert all(s["send_errors"] == 0 and s["active"] for s in subscribed), subscribed
+
+
 async def test_voice_to_video_upgrade_mid_session(
     engine: MediaEngine, make_peer: Callable[..., Peer]
 ) -> None:
