@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +24,8 @@ Event = dict[str, Any]
 SUBSCRIBER_QUEUE_LIMIT = 10_000
 """Events buffered per local subscriber before the oldest is dropped (a stuck consumer must not
 grow memory without bound)."""
+RECONNECT_BACKOFF_MIN_S = 0.05
+RECONNECT_BACKOFF_MAX_S = 2.0
 
 
 class EventBus(Protocol):
@@ -33,9 +36,20 @@ class EventBus(Protocol):
     async def close(self) -> None: ...
 
 
-async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
-    while True:
-        yield await queue.get()
+class _Subscription:
+    """The events of one subscription. Unlike an async generator, a read that is cancelled
+    (``asyncio.wait_for(anext(events), t)`` timing out) leaves the iterator usable."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: asyncio.Queue[Event]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()
 
 
 def _offer(queue: asyncio.Queue[Event], event: Event, topic: str) -> None:
@@ -62,7 +76,7 @@ class LocalBus:
         queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_LIMIT)
         self._subscribers.setdefault(topic, set()).add(queue)
         try:
-            yield _drain(queue)
+            yield _Subscription(queue)
         finally:
             subscribers = self._subscribers[topic]
             subscribers.discard(queue)
@@ -94,13 +108,23 @@ class RedisBus:
         queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_LIMIT)
 
         async def pump() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    _offer(queue, json.loads(message["data"]), topic)
+            backoff = RECONNECT_BACKOFF_MIN_S
+            while True:
+                try:
+                    async for message in pubsub.listen():
+                        backoff = RECONNECT_BACKOFF_MIN_S
+                        if message.get("type") == "message":
+                            _offer(queue, json.loads(message["data"]), topic)
+                except (RedisConnectionError, OSError) as exc:
+                    # redis-py reconnects on the next read and re-subscribes in on_connect; what
+                    # was published meanwhile is lost (pub/sub is at-most-once, see above).
+                    log.warning("bus_subscription_lost", topic=topic, error=str(exc))
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_S)
 
         pump_task = asyncio.create_task(pump(), name=f"redis-bus:{topic}")
         try:
-            yield _drain(queue)
+            yield _Subscription(queue)
         finally:
             pump_task.cancel()
             await asyncio.gather(pump_task, return_exceptions=True)

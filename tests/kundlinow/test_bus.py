@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 
 import pytest
+import redis.asyncio as aioredis
 
 from kundlinow.bus import EventBus, LocalBus, RedisBus
 
@@ -36,3 +39,36 @@ async def test_redis_bus_crosses_nodes(redis_url: str, redis_prefix: str) -> Non
     finally:
         await node_a.close()
         await node_b.close()
+
+
+async def test_redis_subscription_survives_a_dropped_connection(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Redis closes the subscriber's connection (restart, failover, idle timeout): the
+    subscription comes back by itself and later events arrive."""
+    name = f"kntest-bus-{uuid.uuid4().hex[:8]}"
+    subscriber = RedisBus(
+        aioredis.from_url(redis_url, decode_responses=True, client_name=name), redis_prefix
+    )
+    publisher = RedisBus.from_url(redis_url, redis_prefix)
+    admin = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        async with subscriber.subscribe("consultations") as events:
+            await publisher.publish("consultations", {"n": 0})
+            assert (await asyncio.wait_for(anext(events), 2))["n"] == 0
+            victims = [c["id"] for c in await admin.client_list() if c.get("name") == name]
+            assert victims
+            for client_id in victims:
+                await admin.execute_command("CLIENT", "KILL", "ID", client_id)
+            received: list[int] = []
+            for n in range(1, 40):  # published until the subscription is back, 4 s at most
+                await publisher.publish("consultations", {"n": n})
+                with contextlib.suppress(TimeoutError):
+                    received.append((await asyncio.wait_for(anext(events), 0.1))["n"])
+                if len(received) >= 3:
+                    break
+            assert len(received) >= 3 and received == sorted(received)
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await admin.aclose()
