@@ -311,8 +311,9 @@ class RoutedMedia:
     async def _host_of(self, room_id: str, participant_id: str, *, rejoin: bool) -> str:
         key = (room_id, participant_id)
         host = self._hosts.get(key, self._node)
-        if rejoin and host != self._node and await self._router.current_host(room_id) != host:
-            # The host died (or released the room): a new offer means a new peer connection.
+        if rejoin and host != self._node and await self._router.host_for(room_id) != host:
+            # The host died (taken over now) or released the room: a new offer from the
+            # client means a new peer connection, on the room's current host.
             await self.join(room_id, participant_id, can_publish=self._can_publish.get(key, True))
             host = self._hosts[key]
         return host

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,9 @@ REPO = Path(__file__).resolve().parents[2]
 CLIP = str(REPO / "tests" / "media" / "data" / "vp8_opus_320x240_20s.webm")
 
 
-@pytest.fixture
-async def media_nodes(
-    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
+@asynccontextmanager
+async def _serve_two(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path, **extra: str
 ) -> AsyncIterator[list[Node]]:
     started: list[Node] = []
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
@@ -56,6 +57,7 @@ async def media_nodes(
         MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
         PRESENCE_HEARTBEAT="3", HOST="127.0.0.1", MEDIA_ICE_HOSTS="127.0.0.1",
     )
+    env.update(extra)
     try:
         for name in ("a", "b"):
             port = _free_port()
@@ -80,6 +82,24 @@ async def media_nodes(
             except subprocess.TimeoutExpired:
                 node.process.kill()
                 node.process.wait()
+
+
+@pytest.fixture
+async def media_nodes(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[list[Node]]:
+    async with _serve_two(db_dsn, redis_url, redis_prefix, tmp_path) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+async def quick_failover_nodes(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[list[Node]]:
+    """Nodes whose liveness keys lapse 2 s after they die."""
+    async with _serve_two(db_dsn, redis_url, redis_prefix, tmp_path,
+                          PRESENCE_NODE_TTL="2", PRESENCE_HEARTBEAT="0.5") as nodes:
+        yield nodes
 
 
 class _TeeQueue(RecordingQueue):
@@ -303,6 +323,78 @@ async def test_cross_node_video_call_through_one_host(
             await asyncio.sleep(1.0)
             after = _counts(peers)
             assert after == frozen, (frozen, after)
+        finally:
+            for peer in peers:
+                await peer.close()
+            await redis.aclose()
+
+
+async def test_dead_host_is_taken_over_and_parties_rejoin(
+    quick_failover_nodes: list[Node], database: Database, settings: Settings, redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """SIGKILL the hosting node: once its liveness key lapses, the surviving party's new peer
+    connection (same socket) makes node b take the room over; the other party reconnects to
+    node b and media flows both ways again through the new host."""
+    a, b = quick_failover_nodes
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 1_000_000)
+    redis: Any = aioredis.from_url(redis_url, decode_responses=True)
+    peers: list[WsPeer] = []
+    async with aiohttp.ClientSession() as session:
+        try:
+            caller = await connect(session, f"{a.url}/ws", caller_user.token)
+            astro = await connect(session, f"{b.url}/ws", astro_user.token)
+            ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
+                                                      "mode": "video"})
+            cid = ack["consultation"]["id"]
+            await astro.event("consult_request")
+            await astro.ok("accept", {"consultation_id": cid})
+            await caller.ok("join_consult", {"consultation_id": cid})
+            await astro.ok("join_consult", {"consultation_id": cid})
+            peers += [WsPeer(caller, cid), WsPeer(astro, cid)]
+            for peer in peers:
+                peer.publish()
+                await peer.connect()
+            claim_key = f"{redis_prefix}media:room:{cid}"
+            old_host = await redis.get(claim_key)
+            assert old_host is not None
+            assert await wait_for(
+                lambda: all(len(p.received["video"]) >= 5 for p in peers), 8
+            ), _counts(peers)
+
+            a.process.send_signal(signal.SIGKILL)
+            a.process.wait()
+            killed = time.monotonic()
+            for peer in peers:
+                await peer.close()
+            peers.clear()
+            alive_key = f"{redis_prefix}presence:node:{old_host}"
+            assert await wait_for_async(lambda: _absent(redis, alive_key), 5)
+
+            # the astrologer's socket on node b survived: a new peer connection on it
+            astro_peer = WsPeer(astro, cid)
+            peers.append(astro_peer)
+            astro_peer.publish()
+            await astro_peer.connect()
+            new_host = await redis.get(claim_key)
+            assert new_host not in (None, old_host)
+            # claimed afresh (the dead host's claim lapsed) or taken over (it had not yet)
+            assert (_claims(b, cid, "media_room_taken_over")
+                    + _claims(b, cid, "media_room_claimed")) == 1
+            # the caller comes back on node b within the grace
+            caller = await connect(session, f"{b.url}/ws", caller_user.token)
+            await caller.ok("join_consult", {"consultation_id": cid})
+            caller_peer = WsPeer(caller, cid)
+            peers.append(caller_peer)
+            caller_peer.publish()
+            await caller_peer.connect()
+            assert await wait_for(
+                lambda: all(len(p.received[k]) >= 5 for p in peers for k in ("video", "audio")),
+                5,
+            ), _counts(peers)
+            print(f"media again {time.monotonic() - killed:.1f} s after SIGKILL of the host")
         finally:
             for peer in peers:
                 await peer.close()
