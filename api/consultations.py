@@ -14,7 +14,7 @@ from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import CONSULTATIONS, DATABASE
+from kundlinow.keys import CONSULTATIONS, DATABASE, MEDIA
 
 routes = web.RouteTableDef()
 
@@ -152,4 +152,22 @@ async def refund(request: web.Request) -> web.Response:
             "replayed": done.replayed,
         },
         status=200 if done.replayed else 201,
+    )
+
+
+@routes.get("/admin/consultations/{id}/media")
+@operation(
+    "Admin: live media stats of a consultation's participants on this node's SFU",
+    auth=("admin",),
+    errors=(404,),
+    tags=("admin",),
+)
+async def media_stats(request: web.Request) -> web.Response:
+    """Per participant: bitrate, loss, RTT, packets/frames forwarded, keyframe requests.
+    Empty while nobody is connected to the SFU (or the room is hosted by another node)."""
+    await require_user(request, roles=("admin",))
+    consultation = await request.app[CONSULTATIONS].get(path_id(request))
+    room = str(consultation.id)
+    return web.json_response(
+        {"consultation_id": room, "participants": request.app[MEDIA].stats(room)}
     )

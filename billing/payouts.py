@@ -4,7 +4,6 @@ voided (bank failure)."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from billing.config import BillingSettings
 from billing.errors import InvalidAmount, InvalidTransition, NotFound, PayoutPending
 from billing.model import PAYOUTS_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
+from kundlinow import audit as audit_log
 
 log = structlog.get_logger(__name__)
 
@@ -229,11 +229,4 @@ async def audit(
     subject: uuid.UUID,
     details: dict[str, Any],
 ) -> None:
-    await conn.execute(
-        "INSERT INTO billing_audit_log (actor_id, action, subject_type, subject_id, details) "
-        "VALUES ($1, $2, 'payout', $3, $4::jsonb)",
-        actor,
-        action,
-        str(subject),
-        json.dumps(details),
-    )
+    await audit_log.record(conn, actor, action, "payout", str(subject), details)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from billing import ledger
 from billing.errors import InvalidAmount, InvalidTransition, NotFound
 from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
+from kundlinow import audit as audit_log
 
 log = structlog.get_logger(__name__)
 
@@ -79,20 +79,19 @@ async def refund_consultation(
                 consultation_id,
                 amount_paise,
             )
-            await conn.execute(
-                "INSERT INTO billing_audit_log (actor_id, action, subject_type, subject_id, "
-                "details) VALUES ($1, 'consultation_refund', 'consultation', $2, $3::jsonb)",
+            await audit_log.record(
+                conn,
                 actor_id,
+                "consultation_refund",
+                "consultation",
                 str(consultation_id),
-                json.dumps(
-                    {
-                        "amount_paise": amount_paise,
-                        "reason": reason,
-                        "transfer_id": str(posted.transfer_id),
-                        "consultant_part_paise": consultant_part,
-                        "platform_part_paise": platform_part,
-                    }
-                ),
+                {
+                    "amount_paise": amount_paise,
+                    "reason": reason,
+                    "transfer_id": str(posted.transfer_id),
+                    "consultant_part_paise": consultant_part,
+                    "platform_part_paise": platform_part,
+                },
             )
             log.info(
                 "consultation_refunded",

@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from api.auth import decode_token
+from kundlinow import audit as audit_log
 from kundlinow.bus import EventBus
 from kundlinow.config import Settings
 from kundlinow.db import Database
@@ -98,6 +99,7 @@ async def open_hub(
         node_id=node,
         ice_servers=functools.partial(_ice_servers, settings),
         multi_node=settings.redis_url is not None,
+        audit=functools.partial(audit_log.record, database.pool),
     )
     if routed is not None:
         routed.bind(hub.send_signal)

@@ -54,6 +54,9 @@ from signalling.waitlist import Waitlist
 
 log = structlog.get_logger(__name__)
 
+AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
+"""(actor, action, subject type, subject id, details) -> recorded."""
+
 CONSULTATIONS_TOPIC = "consultations"
 _CODE = re.compile(r"[A-Z][A-Z_]{1,63}")
 REPLAY_PAGE = 500
@@ -98,8 +101,11 @@ class Hub:
         node_id: str | None = None,
         ice_servers: Callable[[UUID], list[dict[str, Any]]] | None = None,
         multi_node: bool = False,
+        audit: AuditRecorder | None = None,
     ) -> None:
         self.settings = settings
+        self._audit = audit
+        """Records admins observing a consultation (kundlinow.audit.record on the pool)."""
         self._ice_servers = ice_servers
         """The caller's ICE servers (turn.ice.build_ice_servers), sent with ``join_consult``."""
         self.node_id = node_id or uuid.uuid4().hex[:12]
@@ -736,6 +742,10 @@ class Hub:
         self._rooms[room] = view
         if first:
             self.registry.join(room, conn)
+            if not participant and self._audit is not None:
+                # An admin watching a private consultation is always on the record.
+                await self._audit(conn.user_id, "observer_joined", "consultation", str(room),
+                                  {"node": self.node_id, "state": view.state})
             if participant and view.state != ENDED:
                 await self._store.add(room_key(room, conn.user_id))
                 await self.router.control(

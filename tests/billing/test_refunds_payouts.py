@@ -55,7 +55,7 @@ async def test_admin_refund_is_a_correcting_transfer_with_audit(
     assert (r.status, (await r.json())["error"]["code"]) == (422, "INVALID_AMOUNT")
     assert await balance(database, AccountKind.WALLET, caller.id) == 8_000
     assert await balance(database, AccountKind.EARNINGS, consultant.id) == 1_400
-    log = await database.pool.fetch("SELECT * FROM billing_audit_log")
+    log = await database.pool.fetch("SELECT * FROM audit_log")
     assert len(log) == 1 and log[0]["actor_id"] == admin.id
     assert log[0]["action"] == "consultation_refund"
     assert check_all(await load_snapshot(database.pool)) == []

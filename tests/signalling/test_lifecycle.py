@@ -158,6 +158,9 @@ async def test_only_participants_and_admins_join(make_world: WorldFactory) -> No
     assert (await admin.event("message"))["message"]["text"] == "hi"  # observer sees chat
     assert await admin.fail("message", {"consultation_id": cid, "client_id": "b",
                                         "text": "psst"}) == "FORBIDDEN"
+    audit = await world.database.pool.fetch(
+        "SELECT actor_id, action, subject_type, subject_id FROM audit_log")
+    assert [tuple(r) for r in audit] == [(admin_user.id, "observer_joined", "consultation", cid)]
 
 
 async def test_reconnect_with_since_gets_exactly_the_missed(make_world: WorldFactory) -> None:
