@@ -24,11 +24,13 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, async_playwright
 
 from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.embedded_pg import EmbeddedPostgres
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 T = TypeVar("T")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -175,3 +177,16 @@ async def redis_url() -> str:
 def redis_prefix() -> str:
     """A key/channel prefix no other test uses."""
     return f"kntest:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """A headless Chromium (see tests/browser.py), closed after the test."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -6,43 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
-
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
@@ -75,17 +52,17 @@ async def start_consult(caller: Page, astrologer: Page, consultant: TestUser, mo
 
 
 async def test_caller_recharges_consults_chats_and_pays(
-    browser: Browser, base_url: str, database: Database, settings: Settings
+    chromium: Browser, base_url: str, database: Database, settings: Settings
 ) -> None:
     caller_user = await create_user(database, settings, "user")
     consultant = await create_user(database, settings, "consultant", rates=(1000, 1500, 2000))
-    caller = await logged_in(browser, base_url, caller_user)
+    caller = await logged_in(chromium, base_url, caller_user)
     await expect(caller.locator("#available")).to_have_text("₹0.00")
     await caller.fill("#recharge input[name=amount]", "500")
     await caller.click("#recharge button")
     await expect(caller.locator("#available")).to_have_text("₹500.00")
 
-    astrologer = await logged_in(browser, base_url, consultant)
+    astrologer = await logged_in(chromium, base_url, consultant)
     await start_consult(caller, astrologer, consultant, "chat")
 
     await caller.fill("#chat-form input", "call me on 98765 43210")
@@ -108,15 +85,15 @@ async def test_caller_recharges_consults_chats_and_pays(
 
 
 async def test_video_consult_through_the_sfu(
-    browser: Browser, base_url: str, database: Database, settings: Settings
+    chromium: Browser, base_url: str, database: Database, settings: Settings
 ) -> None:
     caller_user = await create_user(database, settings, "user")
     consultant = await create_user(database, settings, "consultant")
-    caller = await logged_in(browser, base_url, caller_user)
+    caller = await logged_in(chromium, base_url, caller_user)
     await caller.fill("#recharge input[name=amount]", "500")
     await caller.click("#recharge button")
     await expect(caller.locator("#available")).to_have_text("₹500.00")
-    astrologer = await logged_in(browser, base_url, consultant)
+    astrologer = await logged_in(chromium, base_url, consultant)
     await start_consult(caller, astrologer, consultant, "video")
 
     async def decoding(page: Page) -> dict[str, Any]:

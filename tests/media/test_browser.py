@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser
 
 from kundlinow.config import Settings
 from kundlinow.db import Database
@@ -19,20 +19,6 @@ from media.config import MediaSettings
 from tests.media.conftest import DATA
 from tests.signalling.conftest import world_factory
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 PEER_JS = (DATA / "browser_peer.js").read_text()
 STATS_JS = """async () => {
   const p = window.__peer;
@@ -55,7 +41,7 @@ STATS_JS = """async () => {
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
 async def test_two_chromium_pages_hold_a_video_consult(
-    aiohttp_client: Any, settings: Settings, database: Database, codec: str
+    aiohttp_client: Any, settings: Settings, database: Database, chromium: Browser, codec: str
 ) -> None:
     settings = replace(settings, media=MediaSettings(ice_host_addresses=("127.0.0.1",)))
     world = await world_factory(aiohttp_client, settings, database)()
@@ -74,29 +60,24 @@ async def test_two_chromium_pages_hold_a_video_consult(
     server = world.server.server
     base = f"http://127.0.0.1:{server.port}"
     ws_url = f"ws://127.0.0.1:{server.port}/ws"
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            pages = []
-            for user in (caller_user, astro_user):
-                context = await browser.new_context()
-                page = await context.new_page()
-                await page.goto(base + "/health")  # a secure-context origin for getUserMedia
-                await page.evaluate(
-                    PEER_JS,
-                    {"wsUrl": ws_url, "token": user.token, "consultationId": cid, "codec": codec},
-                )
-                pages.append(page)
-            deadline = time.monotonic() + 20
-            stats: list[Any] = []
-            while time.monotonic() < deadline:
-                stats = [await p.evaluate(STATS_JS) for p in pages]
-                if all(s and s["framesDecoded"] > 0 and s["audioPackets"] > 0 for s in stats):
-                    break
-                await asyncio.sleep(0.5)
-            assert all(s and s["framesDecoded"] > 0 for s in stats), json.dumps(stats)
-            assert all(s["audioPackets"] > 0 for s in stats), json.dumps(stats)
-            assert all(s["videoCodec"] == codec for s in stats), json.dumps(stats)
-            assert all(s["error"] is None for s in stats), json.dumps(stats)
-        finally:
-            await browser.close()
+    pages = []
+    for user in (caller_user, astro_user):
+        context = await chromium.new_context()
+        page = await context.new_page()
+        await page.goto(base + "/health")  # a secure-context origin for getUserMedia
+        await page.evaluate(
+            PEER_JS,
+            {"wsUrl": ws_url, "token": user.token, "consultationId": cid, "codec": codec},
+        )
+        pages.append(page)
+    deadline = time.monotonic() + 20
+    stats: list[Any] = []
+    while time.monotonic() < deadline:
+        stats = [await p.evaluate(STATS_JS) for p in pages]
+        if all(s and s["framesDecoded"] > 0 and s["audioPackets"] > 0 for s in stats):
+            break
+        await asyncio.sleep(0.5)
+    assert all(s and s["framesDecoded"] > 0 for s in stats), json.dumps(stats)
+    assert all(s["audioPackets"] > 0 for s in stats), json.dumps(stats)
+    assert all(s["videoCodec"] == codec for s in stats), json.dumps(stats)
+    assert all(s["error"] is None for s in stats), json.dumps(stats)
