@@ -14,7 +14,8 @@ from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import CONSULTATIONS, DATABASE, MEDIA
+from kundlinow.keys import CONSULTATIONS, DATABASE, HUB, MEDIA
+from signalling.media_routing import RoutedMedia
 
 routes = web.RouteTableDef()
 
@@ -157,17 +158,22 @@ async def refund(request: web.Request) -> web.Response:
 
 @routes.get("/admin/consultations/{id}/media")
 @operation(
-    "Admin: live media stats of a consultation's participants on this node's SFU",
+    "Admin: live media stats of a consultation's participants on the hosting node's SFU",
     auth=("admin",),
     errors=(404,),
     tags=("admin",),
 )
 async def media_stats(request: web.Request) -> web.Response:
     """Per participant: bitrate, loss, RTT, packets/frames forwarded, keyframe requests.
-    Empty while nobody is connected to the SFU (or the room is hosted by another node)."""
+    Empty while nobody is connected to the SFU. With several nodes, asked of the node that
+    hosts the room's media (signalling.media_routing)."""
     await require_user(request, roles=("admin",))
     consultation = await request.app[CONSULTATIONS].get(path_id(request))
     room = str(consultation.id)
-    return web.json_response(
-        {"consultation_id": room, "participants": request.app[MEDIA].stats(room)}
-    )
+    hub = request.app.get(HUB)
+    routed = hub.media if hub is not None else None
+    if isinstance(routed, RoutedMedia):
+        participants = await routed.room_stats(room)
+    else:
+        participants = request.app[MEDIA].stats(room)
+    return web.json_response({"consultation_id": room, "participants": participants})

@@ -63,6 +63,8 @@ class MediaEngineLike(Protocol):
     @property
     def room_ids(self) -> list[str]: ...
 
+    def stats(self, room_id: str) -> dict[str, Any]: ...
+
 
 class MediaRoomRouter(Protocol):
     """Which node hosts a room's media; the host keeps its claim alive until the room closes."""
@@ -362,6 +364,15 @@ class RoutedMedia:
                     _topic(host), {"k": "close", "room": room_id, "from": self._node}
                 )
 
+    async def room_stats(self, room_id: str) -> dict[str, Any]:
+        """The SFU's per-participant stats of ``room_id``, from whichever node hosts it
+        (empty when no node does). Never claims the room."""
+        host = await self._router.current_host(room_id)
+        if host is None or host == self._node or room_id in self._engine.room_ids:
+            return self._engine.stats(room_id)
+        result = await self._call(host, "stats", room_id, "")
+        return dict(result) if isinstance(result, dict) else {}
+
     # ------------------------------------------------------------------ host side
 
     async def _leave_here(self, room_id: str, participant_id: str) -> None:
@@ -480,6 +491,8 @@ class RoutedMedia:
                     )
                 elif op == "leave":
                     await self._leave_here(room_id, participant_id)
+                elif op == "stats":
+                    reply["result"] = self._engine.stats(room_id)
                 else:
                     raise SignalError(errors.INTERNAL, f"unknown media op {op!r}")
         except Exception as exc:

@@ -264,9 +264,16 @@ async def test_cross_node_video_call_through_one_host(
             got = [f.data for f in caller_peer.received["video"]]
             assert sum(1 for d in got if d in sent) >= 0.9 * len(got)
 
-            # an admin observer on node b offers audio only: the host's renegotiation offer
-            # for the video comes back over the bus to node b and on to the observer's socket
+            # the admin media stats: the same, from the hosting node, whichever node is asked
             admin_user = await create_user(database, settings, "admin")
+            for node in (a, b):
+                stats = await _media_stats(session, node, cid, admin_user.token)
+                assert set(stats) == {str(caller_user.id), str(astro_user.id)}, stats
+                for party in stats.values():
+                    assert sum(d["frames_forwarded"] for d in party["subscribed"]) > 0, party
+
+            # an admin observer on node b adds a server-offered m-line per kind: the host's
+            # renegotiation offer comes back over the bus to node b and on to its socket
             admin = await connect(session, f"{b.url}/ws", admin_user.token)
             await admin.ok("join_consult", {"consultation_id": cid})
             observer = WsPeer(admin, cid)
@@ -317,6 +324,8 @@ async def test_cross_node_video_call_through_one_host(
             assert await wait_for_async(lambda: _absent(redis, claim_key), 5)
             assert await wait_for(lambda: _claims(a, cid, "media_room_closed") == 1, 3)
             assert _claims(b, cid, "media_room_closed") == 0
+            for node in (a, b):
+                assert await _media_stats(session, node, cid, admin_user.token) == {}
             await asyncio.sleep(0.5)
             frozen = _counts(peers)
             await asyncio.sleep(1.0)
@@ -398,6 +407,17 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
             for peer in peers:
                 await peer.close()
             await redis.aclose()
+
+
+async def _media_stats(
+    session: aiohttp.ClientSession, node: Node, cid: str, token: str
+) -> dict[str, Any]:
+    async with session.get(f"{node.url}/admin/consultations/{cid}/media",
+                           headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    participants: dict[str, Any] = body["participants"]
+    return participants
 
 
 def _counts(peers: list[WsPeer]) -> list[dict[str, int]]:
