@@ -905,7 +905,8 @@ class Hub:
         """The media engine's callback: a server-initiated offer or candidate to a participant.
 
         ``message`` is ``{"type": "call_offer", "data": {"type": "offer", "sdp": ...}}``; it goes
-        to the participant's socket(s) on this node joined to the room (the SFU is per node).
+        to the participant's socket(s) on this node joined to the room (signals of a room hosted
+        by another node arrive through ``signalling.media_routing.RoutedMedia``).
         """
         kind = str(message.get("type", ""))
         if kind not in ("call_offer", "call_answer", "ice_candidate"):

@@ -385,6 +385,7 @@ class RoutedMedia:
     async def _close_here(self, room_id: str) -> None:
         for key in [k for k in self._origins if k[0] == room_id]:
             self._origins.pop(key, None)
+        for key in [k for k in self._locks if k[0] == room_id]:
             self._locks.pop(key, None)
         hosted = room_id in self._engine.room_ids
         await self._engine.close_room(room_id)
@@ -471,8 +472,12 @@ class RoutedMedia:
         room_id, participant_id = str(event["room"]), str(event["participant"])
         origin, op = str(event["from"]), event.get("op")
         key = (room_id, participant_id)
-        lock = self._locks.setdefault(key, asyncio.Lock())
         reply: dict[str, Any] = {"k": "rep", "id": event.get("id"), "ok": True, "result": None}
+        if op == "stats":  # read-only: no per-participant ordering needed
+            reply["result"] = self._engine.stats(room_id)
+            await self._bus.publish(_topic(origin), reply)
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
                 if op == "join":
@@ -491,8 +496,6 @@ class RoutedMedia:
                     )
                 elif op == "leave":
                     await self._leave_here(room_id, participant_id)
-                elif op == "stats":
-                    reply["result"] = self._engine.stats(room_id)
                 else:
                     raise SignalError(errors.INTERNAL, f"unknown media op {op!r}")
         except Exception as exc:
