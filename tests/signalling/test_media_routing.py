@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,60 +31,21 @@ from media.ice import apply_ice_policy
 from signalling.errors import SignalError
 from signalling.media_routing import LocalMediaRoomRouter, RedisMediaRoomRouter, RoutedMedia
 from tests.billing.helpers import grant
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import create_user
 from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack, wait_for
-from tests.signalling.test_multinode import Node, _free_port, _wait_ready
+from tests.signalling.cluster import Node, serve_nodes
 from tests.signalling.wsclient import WsClient, connect
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = str(REPO / "tests" / "media" / "data" / "vp8_opus_320x240_20s.webm")
-
-
-@asynccontextmanager
-async def _serve_two(
-    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path, **extra: str
-) -> AsyncIterator[list[Node]]:
-    started: list[Node] = []
-    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
-    env.update(
-        DATABASE_URL=db_dsn, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
-        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="INFO",
-        MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
-        PRESENCE_HEARTBEAT="3", HOST="127.0.0.1", MEDIA_ICE_HOSTS="127.0.0.1",
-    )
-    env.update(extra)
-    try:
-        for name in ("a", "b"):
-            port = _free_port()
-            log = tmp_path / f"node-{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(  # noqa: ASYNC220
-                    [sys.executable, "-m", "kundlinow", "serve"],
-                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Node(f"http://127.0.0.1:{port}", process, log))
-        async with aiohttp.ClientSession() as session:
-            await asyncio.gather(*(_wait_ready(session, n) for n in started))
-        yield started
-    finally:
-        for node in started:
-            if node.process.poll() is None:
-                node.process.send_signal(signal.SIGTERM)
-        for node in started:
-            try:
-                node.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait()
+MEDIA_ENV = {"LOG_LEVEL": "INFO", "MEDIA_ICE_HOSTS": "127.0.0.1"}
 
 
 @pytest.fixture
 async def media_nodes(
     db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[list[Node]]:
-    async with _serve_two(db_dsn, redis_url, redis_prefix, tmp_path) as nodes:
+    async with serve_nodes(db_dsn, redis_url, redis_prefix, tmp_path, **MEDIA_ENV) as nodes:
         yield nodes
 
 
@@ -97,8 +54,8 @@ async def quick_failover_nodes(
     db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[list[Node]]:
     """Nodes whose liveness keys lapse 2 s after they die."""
-    async with _serve_two(db_dsn, redis_url, redis_prefix, tmp_path,
-                          PRESENCE_NODE_TTL="2", PRESENCE_HEARTBEAT="0.5") as nodes:
+    async with serve_nodes(db_dsn, redis_url, redis_prefix, tmp_path, **MEDIA_ENV,
+                           PRESENCE_NODE_TTL="2", PRESENCE_HEARTBEAT="0.5") as nodes:
         yield nodes
 
 

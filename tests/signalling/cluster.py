@@ -1,0 +1,91 @@
+"""Several real server processes (``python -m kundlinow serve``) sharing PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import TEST_JWT_SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Node:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            raise RuntimeError(f"node exited: {node.log.read_text()[-3000:]}")
+        try:
+            async with session.get(f"{node.url}/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"node not ready: {node.log.read_text()[-3000:]}")
+
+
+@asynccontextmanager
+async def serve_nodes(
+    db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path, **env_overrides: str
+) -> AsyncIterator[list[Node]]:
+    """Two nodes ``a`` and ``b`` on free ports, ready; SIGTERM (then SIGKILL) on exit."""
+    started: list[Node] = []
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
+    env.update(
+        DATABASE_URL=db_dsn, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="WARNING",
+        MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
+        PRESENCE_HEARTBEAT="3", HOST="127.0.0.1",
+    )
+    env.update(env_overrides)
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            log = log_dir / f"node-{name}.log"
+            with log.open("wb") as out:
+                # Popen returns at once (fork/exec); readiness is awaited below.
+                process = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "kundlinow", "serve"],
+                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            started.append(Node(f"http://127.0.0.1:{port}", process, log))
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(wait_ready(session, n) for n in started))
+        yield started
+    finally:
+        for node in started:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in started:
+            try:
+                node.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
