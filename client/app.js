@@ -340,6 +340,17 @@ async function sessionView(consultationId) {
     if (c.state === "ended" && call) { call.close(); call = null; videos.hidden = true; }
   };
 
+  const offerRating = () => {
+    const box = el("div", { class: "row", id: "rating" }, el("span", {}, "Rate this consultation:"),
+      ...[1, 2, 3, 4, 5].map((stars) => el("button", { class: "secondary", "data-stars": stars, onclick: async () => {
+        try {
+          await state.api.post(`/consultations/${consultationId}/rating`, { stars });
+          box.replaceChildren(el("span", {}, `Thanks for rating ${"★".repeat(stars)}`));
+        } catch (error) { failure(error); }
+      } }, "★".repeat(stars))));
+    chatForm.after(box);
+  };
+
   const join = async () => {
     const reply = await socket.send("join_consult", { consultation_id: consultationId, since: lastSeq });
     show(reply.consultation);
@@ -372,6 +383,7 @@ async function sessionView(consultationId) {
       stateLine.textContent = `Ended (${data.reason}): ${data.minutes} min, ${rupees(data.amount_paise)}`;
       chatForm.hidden = true;
       endButton.hidden = true;
+      if (state.me.role === "user" && data.minutes > 0) offerRating();
       if (call) { call.close(); call = null; videos.hidden = true; }
       refreshBalance().catch(() => {});
     })),

@@ -63,6 +63,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.accounts",
     "api.consultants",
     "api.consultations",
+    "api.ratings",
     "api.turn",
     "api.wallet",
     "api.webhooks",

@@ -82,6 +82,9 @@ async def test_caller_recharges_consults_chats_and_pays(
     )
     await expect(astrologer.locator("#consult-state")).to_contain_text("Ended (completed)")
     await expect(caller.locator("#balance")).to_have_text("Wallet ₹490.00")
+    await caller.click('#rating button[data-stars="4"]')
+    await expect(caller.locator("#rating")).to_have_text("Thanks for rating ★★★★")
+    assert await astrologer.locator("#rating").count() == 0  # only the caller rates
 
 
 async def test_video_consult_through_the_sfu(
