@@ -6,7 +6,8 @@ import asyncio
 from datetime import datetime
 
 from kundlinow.keys import HUB
-from tests.signalling.conftest import WorldFactory
+from tests.factories import TestUser
+from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
 
 FUNDS = 100_000  # paise
@@ -23,6 +24,17 @@ async def _start(caller: WsClient, astro: WsClient, astro_id: str, mode: str = "
     assert accepted["consultation"]["state"] == "active"
     return cid
 
+
+
+async def _in_room(world: World) -> tuple[TestUser, TestUser, WsClient, WsClient, str]:
+    """An astrologer and a funded caller in an active consultation, both joined to its room."""
+    astro_user = await world.user("consultant")
+    caller_user = await world.user(paise=FUNDS)
+    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
+    cid = await _start(caller, astro, str(astro_user.id))
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    return astro_user, caller_user, astro, caller, cid
 
 async def test_full_chat_consultation(make_world: WorldFactory) -> None:
     world = await make_world()
@@ -165,12 +177,7 @@ async def test_only_participants_and_admins_join(make_world: WorldFactory) -> No
 
 async def test_reconnect_with_since_gets_exactly_the_missed(make_world: WorldFactory) -> None:
     world = await make_world(rate_per_s=1000, rate_burst=1000)
-    astro_user = await world.user("consultant")
-    caller_user = await world.user(paise=FUNDS)
-    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
+    _astro_user, caller_user, astro, caller, cid = await _in_room(world)
     for i in range(3):
         await astro.ok("message", {"consultation_id": cid, "client_id": f"a{i}", "text": f"{i}"})
     seen = [(await caller.event("message"))["message"]["seq"] for _ in range(3)]
@@ -197,12 +204,7 @@ async def test_reconnect_with_since_gets_exactly_the_missed(make_world: WorldFac
 
 async def test_resent_client_id_is_stored_once(make_world: WorldFactory) -> None:
     world = await make_world()
-    astro_user = await world.user("consultant")
-    caller_user = await world.user(paise=FUNDS)
-    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
+    _astro_user, _caller_user, astro, caller, cid = await _in_room(world)
     body = {"consultation_id": cid, "client_id": "same-id", "text": "once"}
     first = await caller.ok("message", body)
     again = await caller.ok("message", body)
@@ -217,12 +219,7 @@ async def test_resent_client_id_is_stored_once(make_world: WorldFactory) -> None
 
 async def test_masking_in_chat(make_world: WorldFactory) -> None:
     world = await make_world()
-    astro_user = await world.user("consultant")
-    caller_user = await world.user(paise=FUNDS)
-    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
+    _astro_user, _caller_user, astro, caller, cid = await _in_room(world)
     text = "born 12-05-1990; call +91 98765 43210 or mail me@x.com, see www.x.in"
     sent = (await astro.ok("message", {"consultation_id": cid, "client_id": "m",
                                        "text": text}))["message"]
@@ -251,12 +248,7 @@ async def test_drop_without_return_ends_disconnected_at_drop_time(
     make_world: WorldFactory,
 ) -> None:
     world = await make_world(reconnect_grace_s=0.6)
-    astro_user = await world.user("consultant")
-    caller_user = await world.user(paise=FUNDS)
-    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
+    _astro_user, caller_user, astro, caller, _cid = await _in_room(world)
     await caller.close()
     dropped = datetime.now().astimezone()
     notice = await astro.event("presence", status="reconnecting")
@@ -269,12 +261,7 @@ async def test_drop_without_return_ends_disconnected_at_drop_time(
 
 async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
     world = await make_world(reconnect_grace_s=0.6)
-    astro_user = await world.user("consultant")
-    caller_user = await world.user(paise=FUNDS)
-    astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
+    _astro_user, caller_user, astro, caller, cid = await _in_room(world)
     await caller.close()
     await astro.event("presence", status="reconnecting")
     back = await world.ws(caller_user)
