@@ -6,15 +6,16 @@ The collectors live in :class:`kundlinow.metrics.HttpMetrics`, one per app under
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest
 
-from api.errors import Handler
+from api.errors import ApiError, Handler
 from api.openapi import operation
-from kundlinow.keys import METRICS
+from kundlinow.keys import METRICS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -51,8 +52,19 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 @operation(
     "Prometheus metrics (text exposition format)",
     content_type=CONTENT_TYPE_LATEST.split(";")[0],
+    errors=(401,),
     tags=("operations",),
 )
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise ApiError(
+                401,
+                "METRICS_TOKEN_REQUIRED",
+                "/metrics needs the METRICS_TOKEN bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

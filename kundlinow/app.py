@@ -29,6 +29,7 @@ from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
 from kundlinow.db import open_database
+from kundlinow.forwarded import trusted_proxy_middleware
 from kundlinow.keys import (
     BUS,
     CLOCK,
@@ -213,8 +214,10 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The whole service as one aiohttp application."""
+    # The proxy rewrite runs first so the access log and the rate limits see the real client.
+    proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
-        middlewares=[access_log_middleware, metrics_middleware, error_middleware],
+        middlewares=[*proxy, access_log_middleware, metrics_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

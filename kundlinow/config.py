@@ -16,6 +16,7 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
+from kundlinow.forwarded import IPNetwork, parse_networks
 from media.config import MediaSettings
 from signalling.config import MASKABLE, SignallingSettings
 from turn.config import TurnSettings, parse_urls
@@ -56,6 +57,10 @@ class Settings:
     login_account_limit: int = 5
     """Failed login attempts allowed per account per ``login_window_s``."""
     login_window_s: int = 300
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    """Reverse proxies whose ``X-Forwarded-For`` is believed (see kundlinow/forwarded.py)."""
+    metrics_token: str | None = field(default=None, repr=False)
+    """Bearer token ``/metrics`` requires; ``None`` leaves it open (restrict it at the network)."""
     db_pool_min: int = 1
     db_pool_max: int = 10
     client_dir: Path | None = None
@@ -268,6 +273,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         login_ip_limit=_parse(env, "LOGIN_IP_LIMIT", _positive_int, 20),
         login_account_limit=_parse(env, "LOGIN_ACCOUNT_LIMIT", _positive_int, 5),
         login_window_s=_parse(env, "LOGIN_WINDOW_SECONDS", _positive_int, 300),
+        trusted_proxies=_parse(env, "TRUSTED_PROXIES", parse_networks, ()),
+        metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
         db_pool_max=_parse(env, "DB_POOL_MAX", _positive_int, 10),
         client_dir=Path(client_dir) if client_dir else None,

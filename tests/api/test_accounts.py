@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from api.auth import issue_token
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from kundlinow.forwarded import parse_networks
 from tests.conftest import AppFactory
 from tests.factories import DEFAULT_PASSWORD, create_user
 
@@ -221,6 +222,54 @@ async def test_many_logins_from_one_ip_are_429(aiohttp_client: Any, make_app: Ap
         for _ in range(6)
     ]
     assert statuses == [401] * 4 + [429] * 2
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_login_budget(
+    aiohttp_client: Any, make_app: AppFactory
+) -> None:
+    """The test client connects from 127.0.0.1, playing the load balancer."""
+    client = await aiohttp_client(
+        make_app(
+            login_ip_limit=2,
+            login_account_limit=100,
+            trusted_proxies=parse_networks("127.0.0.0/8"),
+        )
+    )
+
+    async def login_from(forwarded_for: str) -> int:
+        body = {"email": _email(), "password": "x" * 8}
+        headers = {"X-Forwarded-For": forwarded_for}
+        return (await client.post("/auth/login", json=body, headers=headers)).status
+
+    # A client cannot escape its budget by prepending made-up hops: only the right-most
+    # untrusted hop (what our proxy saw) counts.
+    assert [
+        await login_from(f"{fake}, 203.0.113.5") for fake in ("1.1.1.1", "2.2.2.2", "3.3.3.3")
+    ] == [401, 401, 429]
+    assert await login_from("198.51.100.9") == 401
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+    aiohttp_client: Any, make_app: AppFactory
+) -> None:
+    client = await aiohttp_client(
+        make_app(
+            login_ip_limit=2,
+            login_account_limit=100,
+            trusted_proxies=parse_networks("10.0.0.0/8"),
+        )
+    )
+    statuses = [
+        (
+            await client.post(
+                "/auth/login",
+                json={"email": _email(), "password": "x" * 8},
+                headers={"X-Forwarded-For": f"192.0.2.{n}"},
+            )
+        ).status
+        for n in range(3)
+    ]
+    assert statuses == [401, 401, 429]
 
 
 async def test_login_limits_are_shared_through_redis(

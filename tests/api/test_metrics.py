@@ -34,3 +34,20 @@ async def test_each_app_has_its_own_registry(client: TestClient[Any, Any], make_
     from kundlinow.keys import METRICS
 
     assert other[METRICS].registry is not client.app[METRICS].registry
+
+
+async def test_metrics_token_is_required_when_configured(
+    aiohttp_client: Any, make_app: Any
+) -> None:
+    client = await aiohttp_client(make_app(metrics_token="s3cret-scrape-token"))
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "s3cret-scrape-token"},
+    ):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 401
+        assert (await response.json())["error"]["code"] == "METRICS_TOKEN_REQUIRED"
+    ok = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape-token"})
+    assert ok.status == 200
+    assert "kundlinow_http_requests_total" in await ok.text()
