@@ -7,10 +7,10 @@
 //
 // Microphone and camera switch without renegotiation. Mute disables the audio track (the browser
 // keeps sending RTP carrying silence). Camera off goes further: it stops the camera track, so the
-// camera (and its light) is released, and replaceTrack(null) stops video RTP altogether; camera
-// on opens the camera again and replaces the new track into the same sender. Each change is told
-// to the other party with `media_state`, since the receiver cannot tell silence or a paused
-// stream from a network problem.
+// camera (and its light) is released, and replaceTrack(null) (W3C WebRTC 1.0 §5.2) stops video
+// RTP altogether; camera on opens the camera again and replaces the new track into the same
+// sender. Each change is told to the other party with `media_state`, since the receiver cannot
+// tell silence or a paused stream from a network problem.
 
 const CAMERA = { width: 640, height: 480, frameRate: 30 };
 
@@ -57,7 +57,12 @@ export class CallSession {
     if (!this.cameraSender || on === this.cameraOn) return;
     if (on) {
       const [track] = (await navigator.mediaDevices.getUserMedia({ video: CAMERA })).getVideoTracks();
-      await this.cameraSender.replaceTrack(track);
+      try {
+        await this.cameraSender.replaceTrack(track);
+      } catch (error) {
+        track.stop(); // the call closed while the camera opened: do not leave it (and its light) on
+        throw error;
+      }
       this.local.addTrack(track);
     } else {
       const track = this.cameraSender.track;
