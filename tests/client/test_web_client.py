@@ -137,9 +137,9 @@ async def test_video_consult_through_the_sfu_with_mute_and_camera_off(
     assert re.search(r"\d+ min", await caller.locator("#meter").inner_text())
 
     # The caller mutes and turns the camera off: the astrologer's page says so, and what it
-    # receives is silence (totalAudioEnergy stops growing) and no video frames at all.
-    assert (await received_during(astrologer, 1.0))["energy"] > LOUD  # the fake device's beeps
-    await caller.evaluate("() => { window.camera = window.kundlinowCall.local.getVideoTracks()[0]; }")
+    # receives is silence (totalAudioEnergy stops growing) and no video frames at all, until the
+    # caller turns both back on (which also shows that the energy measure hears the beeps).
+    await caller.evaluate("() => { window.camera = kundlinowCall.local.getVideoTracks()[0]; }")
     await caller.click("#mute")
     await caller.click("#camera")
     await expect(caller.locator("#camera")).to_have_attribute("aria-pressed", "true")
