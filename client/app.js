@@ -294,6 +294,7 @@ async function sessionView(consultationId) {
   const seen = new Set();
   let lastSeq = 0;
   let call = null;
+  let callStarting = false;
   let consultation = null;
   const log = el("div", { class: "log", id: "chat-log" });
   const typing = el("div", { class: "typing muted", id: "typing" });
@@ -324,10 +325,17 @@ async function sessionView(consultationId) {
   };
 
   const startCall = async () => {
-    if (call || consultation.mode === "chat" || consultation.state !== "active") return;
-    const { ice_servers } = await state.api.get("/turn/credentials");
-    call = new CallSession(socket, consultationId,
-      { video: consultation.mode === "video", iceServers: ice_servers, candidateFilter });
+    // show() runs for the join reply and for consult_state events; the astrologer's page often
+    // gets both at once, and two calls on one socket fight over its one SFU peer connection.
+    if (call || callStarting || consultation.mode === "chat" || consultation.state !== "active") return;
+    callStarting = true;
+    try {
+      const { ice_servers } = await state.api.get("/turn/credentials");
+      call = new CallSession(socket, consultationId,
+        { video: consultation.mode === "video", iceServers: ice_servers, candidateFilter });
+    } finally {
+      callStarting = false;
+    }
     const local = await call.start();
     videos.hidden = false;
     localVideo.srcObject = local;
