@@ -848,8 +848,8 @@ class Hub:
         return {}
 
     async def _media_state(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-        """A party muted/unmuted or turned the camera off/on: tell the room (not stored; each
-        client sends its state again when the other party comes back online)."""
+        """A party muted/unmuted or turned the camera off/on: tell the room. Not stored: the
+        clients send their state again when a call starts and when either party rejoins."""
         view = self._joined_party(conn, data)
         if view.state != ACTIVE:
             raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
