@@ -294,15 +294,23 @@ async function sessionView(consultationId) {
   const seen = new Set();
   let lastSeq = 0;
   let call = null;
+  let callStarting = false;
   let consultation = null;
   const log = el("div", { class: "log", id: "chat-log" });
   const typing = el("div", { class: "typing muted", id: "typing" });
   const meter = el("div", { class: "meter", id: "meter" }, "");
   const stateLine = el("div", { id: "consult-state" }, "Connecting…");
+  const remoteMedia = el("div", { class: "warning", id: "remote-media", "aria-live": "polite" });
+  const cameraOffCover = el("div", { class: "camera-off", id: "remote-camera-off", hidden: true });
+  const localVideo = el("video", { class: "local", id: "local-video", autoplay: true, playsinline: true, muted: true });
+  localVideo.muted = true; // the attribute alone does not mute playback
   const videos = el("div", { class: "videos", hidden: true },
     el("video", { class: "remote", id: "remote-video", autoplay: true, playsinline: true }),
-    el("video", { class: "local", id: "local-video", autoplay: true, playsinline: true, muted: true }));
-  videos.querySelector(".local").muted = true; // the attribute alone does not mute playback
+    cameraOffCover, localVideo);
+  const micButton = el("button", { class: "secondary toggle", id: "mute", type: "button", "aria-pressed": "false" }, "Mute");
+  const cameraButton = el("button", { class: "secondary toggle", id: "camera", type: "button", "aria-pressed": "false" }, "Camera off");
+  const ownMedia = el("span", { class: "muted", id: "own-media" });
+  const callControls = el("div", { class: "row call-controls", hidden: true }, micButton, cameraButton, ownMedia);
   const input = el("input", { name: "text", placeholder: "Type a message", autocomplete: "off", maxlength: "4000" });
   const chatForm = el("form", { class: "row", id: "chat-form" }, input, el("button", {}, "Send"));
   const endButton = el("button", { class: "secondary", id: "end" }, "End consultation");
@@ -317,15 +325,66 @@ async function sessionView(consultationId) {
   };
 
   const startCall = async () => {
-    if (call || consultation.mode === "chat" || consultation.state !== "active") return;
-    const { ice_servers } = await state.api.get("/turn/credentials");
-    call = new CallSession(socket, consultationId,
-      { video: consultation.mode === "video", iceServers: ice_servers, candidateFilter });
+    // show() runs for the join reply and for consult_state events; the astrologer's page often
+    // gets both at once, and two calls on one socket fight over its one SFU peer connection.
+    if (call || callStarting || consultation.mode === "chat" || consultation.state !== "active") return;
+    callStarting = true;
+    try {
+      const { ice_servers } = await state.api.get("/turn/credentials");
+      call = new CallSession(socket, consultationId,
+        { video: consultation.mode === "video", iceServers: ice_servers, candidateFilter });
+    } finally {
+      callStarting = false;
+    }
     const local = await call.start();
     videos.hidden = false;
-    document.getElementById("local-video").srcObject = local;
+    localVideo.srcObject = local;
     document.getElementById("remote-video").srcObject = call.remote;
+    cameraButton.hidden = consultation.mode !== "video";
+    showOwnMedia();
+    callControls.hidden = false;
     window.kundlinowCall = call; // for diagnostics (getStats) from the console
+    // Best effort: it fails only if the consultation ended or the socket dropped meanwhile,
+    // and the rejoin after a drop announces again.
+    call.announce().catch(() => {});
+  };
+
+  // The pressed state of our toggles and our preview follow the call, not the clicks.
+  const showOwnMedia = () => {
+    micButton.setAttribute("aria-pressed", String(!call.microphoneOn));
+    cameraButton.setAttribute("aria-pressed", String(!call.cameraOn));
+    localVideo.hidden = !call.cameraOn;
+    ownMedia.textContent = [call.microphoneOn ? "" : "You are muted",
+      call.video && !call.cameraOn ? "your camera is off" : ""].filter(Boolean).join(" · ");
+  };
+
+  const toggle = (button, change) => button.addEventListener("click", async () => {
+    if (!call) return;
+    button.disabled = true; // the camera takes a moment to open; no second camera meanwhile
+    try { await change(call); } catch (error) { failure(error); }
+    button.disabled = false;
+    if (call) showOwnMedia();
+  });
+  toggle(micButton, (c) => c.setMicrophone(!c.microphoneOn));
+  toggle(cameraButton, (c) => c.setCamera(!c.cameraOn));
+
+  // The other party's microphone and camera, as their media_state events tell.
+  const showRemoteMedia = ({ role, audio, video }) => {
+    const who = role === "consultant" ? "Astrologer" : "Caller";
+    const cameraOff = consultation.mode === "video" && !video;
+    remoteMedia.textContent = [audio ? "" : `${who} muted`, cameraOff ? `${who}'s camera is off` : ""]
+      .filter(Boolean).join(" · ");
+    cameraOffCover.textContent = cameraOff ? `${who}'s camera is off` : "";
+    cameraOffCover.hidden = !cameraOff;
+  };
+
+  const endCall = () => {
+    if (call) call.close();
+    call = null;
+    videos.hidden = true;
+    callControls.hidden = true;
+    remoteMedia.textContent = "";
+    cameraOffCover.hidden = true;
   };
 
   const show = (c) => {
@@ -337,7 +396,7 @@ async function sessionView(consultationId) {
     endButton.textContent = c.state === "requested" ? "Cancel request" : "End consultation";
     endButton.hidden = c.state === "ended";
     if (c.state === "active") startCall().catch(failure);
-    if (c.state === "ended" && call) { call.close(); call = null; videos.hidden = true; }
+    if (c.state === "ended") endCall();
   };
 
   const offerRating = () => {
@@ -354,6 +413,7 @@ async function sessionView(consultationId) {
   const join = async () => {
     const reply = await socket.send("join_consult", { consultation_id: consultationId, since: lastSeq });
     show(reply.consultation);
+    if (call) call.announce().catch(() => {}); // a change made while the socket was down
   };
 
   const mine = (handler) => (data) => {
@@ -377,14 +437,18 @@ async function sessionView(consultationId) {
     socket.on("presence", mine((data) => {
       if (data.user_id !== state.me.id) {
         tell(data.status === "reconnecting" ? "The other party lost connection — waiting for them…" : "");
+        if (data.status === "online" && call) call.announce().catch(() => {});
       }
+    })),
+    socket.on("media_state", mine((data) => {
+      if (data.user_id !== state.me.id) showRemoteMedia(data);
     })),
     socket.on("session_end", mine((data) => {
       stateLine.textContent = `Ended (${data.reason}): ${data.minutes} min, ${rupees(data.amount_paise)}`;
       chatForm.hidden = true;
       endButton.hidden = true;
       if (state.me.role === "user" && data.minutes > 0) offerRating();
-      if (call) { call.close(); call = null; videos.hidden = true; }
+      endCall();
       refreshBalance().catch(() => {});
     })),
     socket.on("connected", () => join().catch(failure)), // resume after a reconnect, with `since`
@@ -415,7 +479,7 @@ async function sessionView(consultationId) {
   });
 
   view.replaceChildren(el("div", { class: "session" },
-    el("div", {}, stateLine, meter, videos),
+    el("div", {}, stateLine, meter, remoteMedia, videos, callControls),
     el("div", { class: "card chat" }, log, typing, chatForm, endButton)));
   await join();
   return () => {

@@ -4,6 +4,15 @@
 // party publishes or leaves, the server sends its own offer (renegotiation) and we answer.
 // Candidates are sent inside the SDP after gathering completes (no trickle): host and TURN
 // candidates gather in well under a second, and one round trip is simpler to reason about.
+//
+// Microphone and camera switch without renegotiation. Mute disables the audio track (the browser
+// keeps sending RTP carrying silence). Camera off goes further: it stops the camera track, so the
+// camera (and its light) is released, and replaceTrack(null) (W3C WebRTC 1.0 §5.2) stops video
+// RTP altogether; camera on opens the camera again and replaces the new track into the same
+// sender. Each change is told to the other party with `media_state`, since the receiver cannot
+// tell silence or a paused stream from a network problem.
+
+const CAMERA = { width: 640, height: 480, frameRate: 30 };
 
 export class CallSession {
   constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null }) {
@@ -24,14 +33,52 @@ export class CallSession {
   async start() {
     this.local = await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: this.video ? { width: 640, height: 480, frameRate: 30 } : false,
+      video: this.video ? CAMERA : false,
     });
     for (const track of this.local.getTracks()) {
-      this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+      const { sender } = this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+      if (track.kind === "video") this.cameraSender = sender;
     }
     await this.pc.setLocalDescription(await this.pc.createOffer());
     await this.send("call_offer");
     return this.local;
+  }
+
+  get microphoneOn() { return this.local.getAudioTracks().some((track) => track.enabled); }
+
+  get cameraOn() { return Boolean(this.cameraSender && this.cameraSender.track); }
+
+  async setMicrophone(on) {
+    for (const track of this.local.getAudioTracks()) track.enabled = on;
+    await this.announce();
+  }
+
+  async setCamera(on) {
+    if (!this.cameraSender || on === this.cameraOn) return;
+    if (on) {
+      const [track] = (await navigator.mediaDevices.getUserMedia({ video: CAMERA })).getVideoTracks();
+      try {
+        await this.cameraSender.replaceTrack(track);
+      } catch (error) {
+        track.stop(); // the call closed while the camera opened: do not leave it (and its light) on
+        throw error;
+      }
+      this.local.addTrack(track);
+    } else {
+      const track = this.cameraSender.track;
+      await this.cameraSender.replaceTrack(null);
+      track.stop();
+      this.local.removeTrack(track);
+    }
+    await this.announce();
+  }
+
+  // Our microphone/camera state to the room: after each change, and (from app.js) when the call
+  // starts and after either party rejoins, since the server does not keep it.
+  announce() {
+    return this.signalling.send("media_state", {
+      consultation_id: this.consultationId, audio: this.microphoneOn, video: this.cameraOn,
+    });
   }
 
   mine(data) { return data.consultation_id === this.consultationId && data.from === "sfu"; }
@@ -75,12 +122,6 @@ export class CallSession {
     return sdp.split("\r\n")
       .filter((line) => !line.startsWith("a=candidate:") || this.candidateFilter(line))
       .join("\r\n");
-  }
-
-  setMuted(kind, muted) {
-    for (const track of this.local ? this.local.getTracks() : []) {
-      if (track.kind === kind) track.enabled = !muted;
-    }
   }
 
   async stats() {

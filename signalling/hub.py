@@ -143,6 +143,7 @@ class Hub:
             "leave_consult": self._leave_consult,
             "message": self._message,
             "typing": self._typing,
+            "media_state": self._media_state,
             "read": self._read,
             "call_offer": functools.partial(self._call_signal, "call_offer"),
             "call_answer": functools.partial(self._call_signal, "call_answer"),
@@ -842,6 +843,23 @@ class Hub:
             protocol.event("typing", {"consultation_id": str(view.id),
                                       "user_id": str(conn.user_id),
                                       "typing": bool(data["typing"])}),
+            exclude=conn.id,
+        )
+        return {}
+
+    async def _media_state(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+        """A party muted/unmuted or turned the camera off/on: tell the room. Not stored: the
+        clients send their state again when a call starts and when either party rejoins."""
+        view = self._joined_party(conn, data)
+        if view.state != ACTIVE:
+            raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
+                              {"state": view.state})
+        await self.router.to_room(
+            view.id,
+            protocol.event("media_state", {"consultation_id": str(view.id),
+                                           "user_id": str(conn.user_id), "role": conn.role,
+                                           "audio": bool(data["audio"]),
+                                           "video": bool(data["video"])}),
             exclude=conn.id,
         )
         return {}

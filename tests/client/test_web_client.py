@@ -1,6 +1,7 @@
 """The web app in a real headless Chromium against the real server: a caller recharges, asks an
 astrologer for a consultation, they chat (with masking), the caller ends it and is charged; and a
-video consult where both pages decode the other's camera through the SFU."""
+video consult where both pages decode the other's camera through the SFU, then the caller mutes
+and turns the camera off (the astrologer is told and receives silence and no video) and back on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -87,7 +87,35 @@ async def test_caller_recharges_consults_chats_and_pays(
     assert await astrologer.locator("#rating").count() == 0  # only the caller rates
 
 
-async def test_video_consult_through_the_sfu(
+RECEIVED_JS = """async () => {
+  const s = window.kundlinowCall ? await window.kundlinowCall.stats() : {};
+  return { frames: s.video ? (s.video.framesDecoded || 0) : 0,
+           audio: s.audio ? (s.audio.packetsReceived || 0) : 0,
+           energy: s.audio ? (s.audio.totalAudioEnergy || 0) : 0 };
+}"""
+"""What a page's call has received so far (getStats inbound-rtp, W3C webrtc-stats)."""
+
+
+async def received(page: Page) -> dict[str, float]:
+    stats: dict[str, float] = await page.evaluate(RECEIVED_JS)
+    return stats
+
+
+async def received_during(page: Page, seconds: float) -> dict[str, float]:
+    before = await received(page)
+    await asyncio.sleep(seconds)
+    after = await received(page)
+    return {key: after[key] - before[key] for key in after}
+
+
+LOUD = 0.01
+"""Audio energy (W3C webrtc-stats: the sum of audioLevel² × duration) a second of the fake
+microphone's beeps clearly exceeds (measured: 0.2-0.5)."""
+SILENT = 1e-4
+"""At most this much in a second is silence (an RMS level of 1 %, -40 dBFS)."""
+
+
+async def test_video_consult_through_the_sfu_with_mute_and_camera_off(
     chromium: Browser, base_url: str, database: Database, settings: Settings
 ) -> None:
     caller_user = await create_user(database, settings, "user")
@@ -99,21 +127,40 @@ async def test_video_consult_through_the_sfu(
     astrologer = await logged_in(chromium, base_url, consultant)
     await start_consult(caller, astrologer, consultant, "video")
 
-    async def decoding(page: Page) -> dict[str, Any]:
-        stats: dict[str, Any] = await page.evaluate(
-            """async () => {
-                 const s = window.kundlinowCall ? await window.kundlinowCall.stats() : {};
-                 return { frames: s.video ? (s.video.framesDecoded || 0) : 0,
-                          audio: s.audio ? (s.audio.packetsReceived || 0) : 0 };
-               }"""
-        )
-        return stats
-
     for page in (caller, astrologer):
         deadline = asyncio.get_running_loop().time() + 20
-        stats = await decoding(page)
+        stats = await received(page)
         while not (stats["frames"] > 10 and stats["audio"] > 10):
             assert asyncio.get_running_loop().time() < deadline, stats
             await asyncio.sleep(0.25)
-            stats = await decoding(page)
+            stats = await received(page)
     assert re.search(r"\d+ min", await caller.locator("#meter").inner_text())
+
+    # The caller mutes and turns the camera off: the astrologer's page says so, and what it
+    # receives is silence (totalAudioEnergy stops growing) and no video frames at all, until the
+    # caller turns both back on (which also shows that the energy measure hears the beeps).
+    await caller.evaluate("() => { window.camera = kundlinowCall.local.getVideoTracks()[0]; }")
+    await caller.click("#mute")
+    await caller.click("#camera")
+    await expect(caller.locator("#camera")).to_have_attribute("aria-pressed", "true")
+    await expect(caller.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    await expect(caller.locator("#own-media")).to_have_text("You are muted · your camera is off")
+    await expect(astrologer.locator("#remote-media")).to_have_text(
+        "Caller muted · Caller's camera is off"
+    )
+    await expect(astrologer.locator("#remote-camera-off")).to_be_visible()
+    assert await caller.evaluate("() => window.camera.readyState") == "ended"  # light off
+    await asyncio.sleep(0.5)  # what the jitter buffer held from before the mute plays out
+    quiet = await received_during(astrologer, 1.0)
+    assert quiet["energy"] < SILENT and quiet["frames"] == 0, quiet
+
+    await caller.click("#mute")
+    await caller.click("#camera")
+    await expect(caller.locator("#camera")).to_have_attribute("aria-pressed", "false")
+    await expect(astrologer.locator("#remote-media")).to_have_text("")
+    await expect(astrologer.locator("#remote-camera-off")).to_be_hidden()
+    deadline = asyncio.get_running_loop().time() + 10
+    back = await received_during(astrologer, 1.0)
+    while not (back["energy"] > LOUD and back["frames"] > 5):
+        assert asyncio.get_running_loop().time() < deadline, back
+        back = await received_during(astrologer, 1.0)

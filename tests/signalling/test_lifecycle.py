@@ -26,12 +26,14 @@ async def _start(caller: WsClient, astro: WsClient, astro_id: str, mode: str = "
 
 
 
-async def _in_room(world: World) -> tuple[TestUser, TestUser, WsClient, WsClient, str]:
+async def _in_room(
+    world: World, mode: str = "chat"
+) -> tuple[TestUser, TestUser, WsClient, WsClient, str]:
     """An astrologer and a funded caller in an active consultation, both joined to its room."""
     astro_user = await world.user("consultant")
     caller_user = await world.user(paise=FUNDS)
     astro, caller = await world.ws(astro_user), await world.ws(caller_user)
-    cid = await _start(caller, astro, str(astro_user.id))
+    cid = await _start(caller, astro, str(astro_user.id), mode)
     await caller.ok("join_consult", {"consultation_id": cid})
     await astro.ok("join_consult", {"consultation_id": cid})
     return astro_user, caller_user, astro, caller, cid
@@ -173,6 +175,37 @@ async def test_only_participants_and_admins_join(make_world: WorldFactory) -> No
     audit = await world.database.pool.fetch(
         "SELECT actor_id, action, subject_type, subject_id FROM audit_log")
     assert [tuple(r) for r in audit] == [(admin_user.id, "observer_joined", "consultation", cid)]
+
+
+async def test_media_state_reaches_the_other_party_and_observers(
+    make_world: WorldFactory,
+) -> None:
+    world = await make_world()
+    astro_user, caller_user, astro, caller, cid = await _in_room(world, "video")
+    admin = await world.ws(await world.user("admin"))
+    await admin.ok("join_consult", {"consultation_id": cid})
+    await caller.ok("media_state", {"consultation_id": cid, "audio": False, "video": False})
+    for side in (astro, admin):
+        assert await side.event("media_state") == {
+            "consultation_id": cid, "user_id": str(caller_user.id), "role": "user",
+            "audio": False, "video": False,
+        }
+    await astro.ok("media_state", {"consultation_id": cid, "audio": True, "video": False})
+    got = await caller.event("media_state")
+    assert (got["role"], got["user_id"], got["audio"], got["video"]) == (
+        "consultant", str(astro_user.id), True, False)
+    assert not [f for f in await caller.drain() if f["type"] == "media_state"]  # not echoed
+
+    stranger = await world.ws(await world.user())
+    assert await stranger.fail("join_consult", {"consultation_id": cid}) == "FORBIDDEN"
+    muted = {"consultation_id": cid, "audio": False, "video": True}
+    assert await stranger.fail("media_state", muted) == "NOT_JOINED"
+    assert await admin.fail("media_state", muted) == "FORBIDDEN"  # observers only watch
+    other_room = {**muted, "consultation_id": "00000000-0000-4000-8000-000000000000"}
+    assert await caller.fail("media_state", other_room) == "NOT_JOINED"
+    assert await caller.fail("media_state", {"consultation_id": cid, "audio": False}) == (
+        "INVALID_MESSAGE")
+    assert not [f for f in await astro.drain() if f["type"] == "media_state"]
 
 
 async def test_reconnect_with_since_gets_exactly_the_missed(make_world: WorldFactory) -> None:

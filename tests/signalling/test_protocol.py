@@ -18,10 +18,10 @@ def test_every_schema_is_valid_and_types_match_docs() -> None:
     server = protocol.server_validators()
     assert {"auth", "join_consult", "leave_consult", "message", "typing", "call_offer",
             "call_answer", "ice_candidate", "session_end", "consult_request", "accept",
-            "reject", "read", "presence", "waitlist", "ping"} <= set(client)
+            "reject", "read", "presence", "waitlist", "ping", "media_state"} <= set(client)
     assert {"ack", "error", "hello", "consult_request", "consult_state", "session_end",
             "message", "typing", "read", "presence", "billing_tick", "balance_warning",
-            "waitlist", "call_offer", "call_answer", "ice_candidate"} <= set(server)
+            "waitlist", "call_offer", "call_answer", "ice_candidate", "media_state"} <= set(server)
     for v in [*client.values(), *server.values()]:
         Draft202012Validator.check_schema(v.schema)
     doc = (protocol.SCHEMA_DIR.parent.parent / "docs" / "PROTOCOL.md").read_text()
@@ -52,6 +52,10 @@ def test_decode_valid() -> None:
          + '","client_id":"k","text":""}}', "INVALID_MESSAGE", "d"),
         ('{"type":"typing","id":"e","data":{"consultation_id":"' + CID + '","typing":"yes"}}',
          "INVALID_MESSAGE", "e"),
+        ('{"type":"media_state","id":"f","data":{"consultation_id":"' + CID + '","audio":false}}',
+         "INVALID_MESSAGE", "f"),
+        ('{"type":"media_state","id":"g","data":{"consultation_id":"' + CID
+         + '","audio":0,"video":true}}', "INVALID_MESSAGE", "g"),
     ],
 )
 def test_decode_errors(frame: str, code: str, msg_id: str | None) -> None:
