@@ -124,9 +124,11 @@ async def main(args: argparse.Namespace) -> None:
             )
             await db.pool.execute("VACUUM ANALYZE")  # steady state: hint bits set, stats fresh
             cpu0 = await backend_cpu(db, name)
+            client0 = time.process_time()
             t0 = time.perf_counter()
             report = await service.tick(batch=args.batch, workers=args.workers)
             tick_s = time.perf_counter() - t0
+            client_s = time.process_time() - client0
             cpu_s = await backend_cpu(db, name) - cpu0
             tick_at = datetime.now(UTC)
             t1 = time.perf_counter()
@@ -148,6 +150,7 @@ async def main(args: argparse.Namespace) -> None:
                     "charges per backend CPU-second",
                     f"{report.charged_minutes / cpu_s:,.0f}" if cpu_s else "n/a",
                 ),
+                ("client (this Python process) CPU for the tick", f"{client_s:.2f} s"),
                 ("load average (1 min) at start", f"{load:.1f} on {os.cpu_count()} cores"),
                 (
                     "next tick (nothing due)",
