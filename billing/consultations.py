@@ -33,7 +33,7 @@ from billing.errors import (
     NotFound,
 )
 from billing.invariants import minutes_due
-from billing.model import AccountKind, Transfer
+from billing.model import AccountKind, Transfer, charge_legs
 from billing.ports import Clock, HasPool, Publisher
 
 log = structlog.get_logger(__name__)
@@ -580,23 +580,29 @@ class ConsultationService:
     async def _reverse_minutes_after(
         self, conn: asyncpg.Connection, row: asyncpg.Record, owed: int
     ) -> None:
-        """Reverse charges of minutes > owed (they began after a back-dated end)."""
+        """Reverse charges of minutes > owed (they began after a back-dated end): each by a
+        transfer that undoes its charge row (payer refunded, share and commission taken back)."""
         charges = await conn.fetch(
-            "SELECT minute, amount_paise, consultant_share_paise, source, transfer_id "
+            "SELECT minute, amount_paise, consultant_share_paise, source "
             "FROM consultation_charges WHERE consultation_id = $1 AND minute > $2 "
             "AND reversal_transfer_id IS NULL ORDER BY minute",
             row["id"],
             owed,
         )
         for ch in charges:
-            legs = await conn.fetch(
-                "SELECT account_id, amount_paise FROM ledger_entries WHERE transfer_id = $1",
-                ch["transfer_id"],
-            )
             t = Transfer.build(
                 f"reversal:{row['id']}:{ch['minute']}",
                 "charge_reversal",
-                [(g["account_id"], -g["amount_paise"]) for g in legs],
+                [
+                    (account, -paise)
+                    for account, paise in charge_legs(
+                        row["caller_account_id"],
+                        row["consultant_account_id"],
+                        ch["amount_paise"],
+                        ch["consultant_share_paise"],
+                        ch["source"],
+                    )
+                ],
                 consultation_id=row["id"],
                 memo="minute began after the session ended",
             )
