@@ -200,10 +200,12 @@ async def charge(
     if not dues:
         return []
     # The planner cannot estimate rows through the chain of data-modifying CTEs (it guesses
-    # ~1,000x too many), so the statement's cost passes every JIT threshold and PostgreSQL spent
-    # more CPU compiling it (inlining + optimisation) than running it: half the tick's backend
-    # CPU at 10,000 charges.
-    await conn.execute("SET LOCAL jit = off")
+    # ~1,000x too many), so (1) the statement's cost passes every JIT threshold and PostgreSQL
+    # spent more CPU compiling it (inlining + optimisation) than running it: half the tick's
+    # backend CPU at 10,000 charges; (2) from the sixth execution on one connection, the plan
+    # cache may switch to a generic plan built without the array sizes, with nested loops that
+    # made a 10,000-charge tick take 30+ CPU-seconds. Each execution is planned for its batch.
+    await conn.execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan")
     rows = await conn.fetch(
         CHARGE_SQL,
         [d.id for d in dues],

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from billing.audit import load_snapshot
+from billing.charging import CHARGE_SQL, Due, charge
 from billing.config import BillingSettings
 from billing.consultations import ConsultationService, EndReason, Mode, State
 from billing.errors import (
@@ -157,6 +158,33 @@ async def test_a_tick_moves_all_its_minutes_in_one_transfer_history_stays_per_co
     charges = [i for i in history["items"] if i["kind"] == "charge"]
     assert [i["amount_paise"] for i in charges] == [-2 * RATE, -RATE]  # newest first
     assert {i["consultation_id"] for i in charges} == {str(live[0].id)}
+    await healthy(database)
+
+
+async def test_charge_statement_is_planned_for_each_batch(
+    service: ConsultationService, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A long-running ticker reuses its connections: from the sixth execution the plan cache
+    would pick a generic plan (catastrophic for a 10,000-consultation batch)."""
+    caller, consultant = await people(database, settings, funds=50 * RATE)
+    c = await service.request(caller.id, consultant.id, Mode.CHAT)
+    await service.accept(c.id, consultant.id)
+    async with database.pool.acquire() as conn:
+        for minute in range(2, 10):
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM consultations WHERE id = $1 FOR UPDATE", c.id)
+                await conn.execute(
+                    "SELECT 1 FROM ledger_accounts WHERE owner_id = ANY($1::uuid[]) "
+                    "ORDER BY id FOR UPDATE",
+                    [caller.id, consultant.id],
+                )
+                charged = await charge(conn, [Due(c.id, minute - 1, 0, minute)], clock.now())
+                assert charged[0].minutes_charged == minute
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            CHARGE_SQL,
+        )
+    assert plans["generic_plans"] == 0 and plans["custom_plans"] >= 8
     await healthy(database)
 
 
