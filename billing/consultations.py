@@ -537,15 +537,19 @@ class ConsultationService:
         """Lock the wallets and earnings the charge statement touches, in id order (one
         statement); the system accounts are locked by the entries trigger (billing.ledger)."""
         ids: set[uuid.UUID] = set()
+        unread: list[uuid.UUID] = []  # accept passes the row read before it set the earnings
         for r in rows:
             ids.add(r["caller_account_id"])
             if r["consultant_account_id"] is not None:
                 ids.add(r["consultant_account_id"])
-        earn = await conn.fetch(
-            "SELECT consultant_account_id FROM consultations WHERE id = ANY($1::uuid[])",
-            [r["id"] for r in rows],
-        )
-        ids.update(e["consultant_account_id"] for e in earn if e["consultant_account_id"])
+            else:
+                unread.append(r["id"])
+        if unread:
+            earn = await conn.fetch(
+                "SELECT consultant_account_id FROM consultations WHERE id = ANY($1::uuid[])",
+                unread,
+            )
+            ids.update(e["consultant_account_id"] for e in earn if e["consultant_account_id"])
         await conn.execute(
             "SELECT 1 FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
             sorted(ids),
