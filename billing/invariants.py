@@ -189,7 +189,7 @@ def check_charge_transfers(
     with the consultation they name (the entry's own, else its transfer's: what wallet history
     shows); system account legs are matched per transfer."""
     accounts = {c.id: (c.caller_account_id, c.consultant_account_id) for c in consultations}
-    kinds = {t.id: t for t in transfers}
+    transfer_of = {t.id: t for t in transfers}
     expected: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
     out = []
     for ch in charges:
@@ -204,7 +204,7 @@ def check_charge_transfers(
         ):
             if transfer_id is None:
                 continue
-            t = kinds.get(transfer_id)
+            t = transfer_of.get(transfer_id)
             if t is None or t.kind != kind:
                 out.append(f"charge {ch.consultation_id}:{ch.minute} {kind} is not a {kind}")
             for account, paise in legs:
@@ -212,7 +212,7 @@ def check_charge_transfers(
                 expected[(transfer_id, account, who)] += sign * paise
     actual: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
     for e in entries:
-        t = kinds.get(e.transfer_id)
+        t = transfer_of.get(e.transfer_id)
         if t is None or t.kind not in ("charge", "charge_reversal"):
             continue
         who = None if e.account_id in SYSTEM_IDS else (e.consultation_id or t.consultation_id)
