@@ -4,10 +4,17 @@ One SQL statement charges every due minute of a batch of (already locked) active
 it computes, per consultation, the minutes from `minutes_charged + 1` up to the requested `due`
 minute that the wallet can pay (minutes within `free_minutes` are paid by promotions), inserts
 one `consultation_charges` row per minute under the UNIQUE (consultation_id, minute) key with
-`ON CONFLICT DO NOTHING`, creates one balanced transfer per inserted minute (wallet or
-promotions → consultant earnings + platform revenue; the 0002 trigger applies the entries to the
-balances), advances the consultation, and ends the ones that could not pay a due minute with
-`insufficient_balance` at the boundary of the first unpaid minute (so no debt is ever created).
+`ON CONFLICT DO NOTHING` (the key that makes charging idempotent), advances the consultation, and
+ends the ones that could not pay a due minute with `insufficient_balance` at the boundary of the
+first unpaid minute (so no debt is ever created).
+
+The money of all minutes the statement charged moves in ONE balanced transfer (key
+`charges:<transfer id>`, the id every charge row points to): per consultation one debit of its
+wallet and one credit of its consultant's earnings (each entry names the consultation, so wallet
+history and earnings stay per consultation), one promotions debit for the free minutes and one
+platform revenue credit; the 0002/0006 trigger applies the entries to the balances. Per-minute
+detail (amount, consultant share, source) lives in the charge rows, and billing.invariants
+proves the transfer's entries are exactly the sum of its charge rows.
 
 Callers must hold the consultation rows and all involved accounts locked (consultations first,
 then accounts in id order; see billing/ledger.py).
@@ -60,46 +67,10 @@ ins AS (
     INSERT INTO consultation_charges AS cc
            (consultation_id, minute, amount_paise, consultant_share_paise, source,
             transfer_id, charged_at)
-    SELECT id, minute, rate, share, CASE WHEN promo THEN 'promotion' ELSE 'wallet' END,
-           gen_random_uuid(), $3
+    SELECT id, minute, rate, share, CASE WHEN promo THEN 'promotion' ELSE 'wallet' END, $9, $3
       FROM mins
     ON CONFLICT (consultation_id, minute) DO NOTHING
-    RETURNING cc.consultation_id, cc.minute, cc.amount_paise, cc.consultant_share_paise,
-              cc.source, cc.transfer_id
-),
-legs AS (
-    SELECT i.transfer_id,
-           CASE WHEN i.source = 'promotion' THEN $5::uuid ELSE c.wallet END AS account_id,
-           -i.amount_paise AS amount
-      FROM ins i JOIN c ON c.id = i.consultation_id
-    UNION ALL
-    SELECT i.transfer_id, c.earn, i.consultant_share_paise
-      FROM ins i JOIN c ON c.id = i.consultation_id
-     WHERE i.consultant_share_paise > 0
-    UNION ALL
-    SELECT i.transfer_id, $4::uuid, i.amount_paise - i.consultant_share_paise
-      FROM ins i
-     WHERE i.amount_paise > i.consultant_share_paise
-),
-hashes AS (
-    SELECT transfer_id,
-           encode(sha256(convert_to('charge|' || string_agg(
-               account_id::text || ':' || amount::text, ';'
-               ORDER BY account_id::text COLLATE "C", amount), 'UTF8')), 'hex') AS h
-      FROM legs GROUP BY transfer_id
-),
-tr AS (
-    INSERT INTO ledger_transfers (id, idempotency_key, kind, content_hash, consultation_id,
-                                  created_at)
-    SELECT i.transfer_id, 'charge:' || i.consultation_id::text || ':' || i.minute::text,
-           'charge', h.h, i.consultation_id, $3
-      FROM ins i JOIN hashes h ON h.transfer_id = i.transfer_id
-    RETURNING 1
-),
-ent AS (
-    INSERT INTO ledger_entries (transfer_id, account_id, amount_paise, created_at)
-    SELECT transfer_id, account_id, amount, $3 FROM legs
-    RETURNING 1
+    RETURNING cc.consultation_id, cc.amount_paise, cc.consultant_share_paise, cc.source
 ),
 agg AS (
     SELECT consultation_id, count(*)::int AS n,
@@ -108,6 +79,37 @@ agg AS (
                AS promo_paise,
            sum(consultant_share_paise)::bigint AS share_paise
       FROM ins GROUP BY consultation_id
+),
+legs AS (
+    -- The statement's one transfer: each consultation's wallet debit and its consultant's
+    -- credit (naming the consultation), one promotions debit and one platform revenue credit.
+    SELECT c.wallet AS account_id, c.id AS consultation_id, -a.wallet_paise AS amount
+      FROM agg a JOIN c ON c.id = a.consultation_id
+     WHERE a.wallet_paise > 0
+    UNION ALL
+    SELECT c.earn, c.id, a.share_paise
+      FROM agg a JOIN c ON c.id = a.consultation_id
+     WHERE a.share_paise > 0
+    UNION ALL
+    SELECT $5::uuid, NULL, -sum(promo_paise)::bigint FROM agg HAVING sum(promo_paise) > 0
+    UNION ALL
+    SELECT $4::uuid, NULL, sum(wallet_paise + promo_paise - share_paise)::bigint
+      FROM agg HAVING sum(wallet_paise + promo_paise - share_paise) > 0
+),
+tr AS (
+    INSERT INTO ledger_transfers (id, idempotency_key, kind, content_hash, consultation_id,
+                                  created_at)
+    SELECT $9, 'charges:' || $9::text, 'charge',
+           encode(sha256(convert_to('charge|' || string_agg(
+               account_id::text || ':' || amount::text, ';'
+               ORDER BY account_id::text COLLATE "C", amount), 'UTF8')), 'hex'),
+           $10, $3
+      FROM legs HAVING count(*) > 0
+),
+ent AS (
+    INSERT INTO ledger_entries (transfer_id, account_id, amount_paise, consultation_id,
+                                created_at)
+    SELECT $9, account_id, amount, consultation_id, $3 FROM legs
 ),
 upd AS (
     UPDATE consultations k SET
@@ -133,8 +135,7 @@ upd AS (
 )
 SELECT u.id, u.caller_id, u.consultant_id, u.state, u.minutes_charged, u.amount_charged_paise,
        u.rate_paise, u.hold_id, u.charged_now, u.wallet_now,
-       v.balance - u.wallet_now AS balance_after, v.avail - u.wallet_now AS available_after,
-       (SELECT count(*) FROM tr) AS transfers, (SELECT count(*) FROM ent) AS entries
+       v.balance - u.wallet_now AS balance_after, v.avail - u.wallet_now AS available_after
   FROM upd u JOIN avail v ON v.id = u.id
 """
 
@@ -198,6 +199,13 @@ async def charge(
     """Charge every minute up to `due` of each (locked, active) consultation in one statement."""
     if not dues:
         return []
+    # The planner cannot estimate rows through the chain of data-modifying CTEs (it guesses
+    # ~1,000x too many), so (1) the statement's cost passes every JIT threshold and PostgreSQL
+    # spent more CPU compiling it (inlining + optimisation) than running it: half the tick's
+    # backend CPU at 10,000 charges; (2) from the sixth execution on one connection, the plan
+    # cache may switch to a generic plan built without the array sizes, with nested loops that
+    # made a 10,000-charge tick take 30+ CPU-seconds. Each execution is planned for its batch.
+    await conn.execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan")
     rows = await conn.fetch(
         CHARGE_SQL,
         [d.id for d in dues],
@@ -206,6 +214,8 @@ async def charge(
         PLATFORM_REVENUE,
         PROMOTIONS,
         *expand(dues),
+        uuid.uuid4(),
+        dues[0].id if len(dues) == 1 else None,
     )
     return [
         ChargeResult(

@@ -33,7 +33,7 @@ from billing.errors import (
     NotFound,
 )
 from billing.invariants import minutes_due
-from billing.model import AccountKind, Transfer
+from billing.model import AccountKind, Transfer, charge_legs
 from billing.ports import Clock, HasPool, Publisher
 
 log = structlog.get_logger(__name__)
@@ -537,15 +537,19 @@ class ConsultationService:
         """Lock the wallets and earnings the charge statement touches, in id order (one
         statement); the system accounts are locked by the entries trigger (billing.ledger)."""
         ids: set[uuid.UUID] = set()
+        unread: list[uuid.UUID] = []  # accept passes the row read before it set the earnings
         for r in rows:
             ids.add(r["caller_account_id"])
             if r["consultant_account_id"] is not None:
                 ids.add(r["consultant_account_id"])
-        earn = await conn.fetch(
-            "SELECT consultant_account_id FROM consultations WHERE id = ANY($1::uuid[])",
-            [r["id"] for r in rows],
-        )
-        ids.update(e["consultant_account_id"] for e in earn if e["consultant_account_id"])
+            else:
+                unread.append(r["id"])
+        if unread:
+            earn = await conn.fetch(
+                "SELECT consultant_account_id FROM consultations WHERE id = ANY($1::uuid[])",
+                unread,
+            )
+            ids.update(e["consultant_account_id"] for e in earn if e["consultant_account_id"])
         await conn.execute(
             "SELECT 1 FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
             sorted(ids),
@@ -580,23 +584,29 @@ class ConsultationService:
     async def _reverse_minutes_after(
         self, conn: asyncpg.Connection, row: asyncpg.Record, owed: int
     ) -> None:
-        """Reverse charges of minutes > owed (they began after a back-dated end)."""
+        """Reverse charges of minutes > owed (they began after a back-dated end): each by a
+        transfer that undoes its charge row (payer refunded, share and commission taken back)."""
         charges = await conn.fetch(
-            "SELECT minute, amount_paise, consultant_share_paise, source, transfer_id "
+            "SELECT minute, amount_paise, consultant_share_paise, source "
             "FROM consultation_charges WHERE consultation_id = $1 AND minute > $2 "
             "AND reversal_transfer_id IS NULL ORDER BY minute",
             row["id"],
             owed,
         )
         for ch in charges:
-            legs = await conn.fetch(
-                "SELECT account_id, amount_paise FROM ledger_entries WHERE transfer_id = $1",
-                ch["transfer_id"],
-            )
             t = Transfer.build(
                 f"reversal:{row['id']}:{ch['minute']}",
                 "charge_reversal",
-                [(g["account_id"], -g["amount_paise"]) for g in legs],
+                [
+                    (account, -paise)
+                    for account, paise in charge_legs(
+                        row["caller_account_id"],
+                        row["consultant_account_id"],
+                        ch["amount_paise"],
+                        ch["consultant_share_paise"],
+                        ch["source"],
+                    )
+                ],
                 consultation_id=row["id"],
                 memo="minute began after the session ended",
             )

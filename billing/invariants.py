@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from billing.model import NEGATIVE_ALLOWED, AccountKind
+from billing.model import NEGATIVE_ALLOWED, SYSTEM_IDS, AccountKind, charge_legs
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class EntryRow:
     transfer_id: uuid.UUID
     account_id: uuid.UUID
     amount: int
+    consultation_id: uuid.UUID | None = None
+    """Set on the entries of a charge transfer (0010): the consultation the leg belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class TransferRow:
     id: uuid.UUID
     key: str
     kind: str
+    consultation_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,12 @@ class ChargeRow:
     amount: int
     source: str
     transfer_id: uuid.UUID
-    reversed: bool
+    reversal_transfer_id: uuid.UUID | None
+    consultant_share: int
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversal_transfer_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,8 @@ class ConsultationRow:
     minutes_charged: int
     amount_charged: int
     promo: int
+    caller_account_id: uuid.UUID | None = None
+    consultant_account_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +177,56 @@ def check_charges(
     return out
 
 
+def check_charge_transfers(
+    charges: Iterable[ChargeRow],
+    consultations: Iterable[ConsultationRow],
+    transfers: Iterable[TransferRow],
+    entries: Iterable[EntryRow],
+) -> list[str]:
+    """Every paisa of a charge is accounted for: the entries of each `charge` transfer are, per
+    account and consultation, exactly the sum of its charge rows' legs (`charge_legs`), and each
+    `charge_reversal` exactly undoes the rows it reverses. Wallet and earnings legs are matched
+    with the consultation they name (the entry's own, else its transfer's: what wallet history
+    shows); system account legs are matched per transfer."""
+    accounts = {c.id: (c.caller_account_id, c.consultant_account_id) for c in consultations}
+    transfer_of = {t.id: t for t in transfers}
+    expected: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
+    out = []
+    for ch in charges:
+        wallet, earnings = accounts.get(ch.consultation_id, (None, None))
+        if wallet is None:
+            out.append(f"charge {ch.consultation_id}:{ch.minute} has no consultation wallet")
+            continue
+        legs = charge_legs(wallet, earnings, ch.amount, ch.consultant_share, ch.source)
+        for transfer_id, kind, sign in (
+            (ch.transfer_id, "charge", 1),
+            (ch.reversal_transfer_id, "charge_reversal", -1),
+        ):
+            if transfer_id is None:
+                continue
+            t = transfer_of.get(transfer_id)
+            if t is None or t.kind != kind:
+                out.append(f"charge {ch.consultation_id}:{ch.minute} {kind} is not a {kind}")
+            for account, paise in legs:
+                who = None if account in SYSTEM_IDS else ch.consultation_id
+                expected[(transfer_id, account, who)] += sign * paise
+    actual: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
+    for e in entries:
+        t = transfer_of.get(e.transfer_id)
+        if t is None or t.kind not in ("charge", "charge_reversal"):
+            continue
+        who = None if e.account_id in SYSTEM_IDS else (e.consultation_id or t.consultation_id)
+        actual[(e.transfer_id, e.account_id, who)] += e.amount
+    for key in expected.keys() | actual.keys():
+        if expected.get(key, 0) != actual.get(key, 0):
+            transfer_id, account, who = key
+            out.append(
+                f"transfer {transfer_id} moves {actual.get(key, 0)} on account {account} "
+                f"(consultation {who}), its charge rows {expected.get(key, 0)}"
+            )
+    return out
+
+
 def minutes_due(started_at: datetime, at: datetime, minute_seconds: int) -> int:
     """Minutes payable for a session running at (or ending at) `at`: minute k is due once k-1
     minutes have run (prepaid whole minutes, so at least 1)."""
@@ -236,6 +296,9 @@ def check_all(snapshot: Snapshot) -> list[str]:
         *check_balances(snapshot.accounts, snapshot.entries),
         *check_holds(snapshot.holds, snapshot.accounts),
         *check_charges(snapshot.charges, snapshot.consultations),
+        *check_charge_transfers(
+            snapshot.charges, snapshot.consultations, snapshot.transfers, snapshot.entries
+        ),
         *check_ended_consultations(snapshot.consultations),
         *check_orders(snapshot.orders, snapshot.transfers, snapshot.entries),
     ]

@@ -28,9 +28,7 @@ from billing.errors import (
     InsufficientEarnings,
     NotFound,
 )
-from billing.model import NEGATIVE_ALLOWED, SYSTEM_ACCOUNTS, AccountKind, Transfer
-
-SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
+from billing.model import NEGATIVE_ALLOWED, SYSTEM_IDS, AccountKind, Transfer
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ SYSTEM_ACCOUNTS: dict[AccountKind, uuid.UUID] = {
     AccountKind.PROMOTIONS: PROMOTIONS,
     AccountKind.PAYOUTS_CLEARING: PAYOUTS_CLEARING,
 }
+SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
 NEGATIVE_ALLOWED = frozenset({AccountKind.GATEWAY_CLEARING, AccountKind.PROMOTIONS})
 """Source accounts through which money enters the ledger; all others stay >= 0."""
 
@@ -96,6 +97,24 @@ class Transfer:
     def content_hash(self) -> str:
         """sha256 of the canonical content (kind and sorted entries), as stored in SQL."""
         return content_hash(self.kind, ((e.account_id, e.amount.value) for e in self.entries))
+
+
+def charge_legs(
+    wallet: uuid.UUID,
+    earnings: uuid.UUID | None,
+    amount: int,
+    consultant_share: int,
+    source: str,
+) -> list[tuple[uuid.UUID, int]]:
+    """What one charged minute (a `consultation_charges` row) moves: the payer (the caller's
+    wallet, or promotions for a free minute) pays `amount`, the consultant's earnings get their
+    share, platform revenue the rest. The charge statement (billing/charging.py) posts these legs
+    summed per account over all the minutes it charges; zero legs are left out."""
+    payer = PROMOTIONS if source == "promotion" else wallet
+    legs = [(payer, -amount), (PLATFORM_REVENUE, amount - consultant_share)]
+    if earnings is not None:
+        legs.append((earnings, consultant_share))
+    return [(a, v) for a, v in legs if v != 0]
 
 
 def content_hash(kind: str, legs: Iterable[tuple[uuid.UUID, int]]) -> str:

@@ -58,7 +58,9 @@ class WalletReader:
         """Newest first; `next_before` is the cursor of the next page (None at the end)."""
         rows = await self._db.pool.fetch(
             "SELECT e.id, e.amount_paise, e.created_at, t.kind, t.idempotency_key, t.memo, "
-            "t.consultation_id FROM ledger_entries e "
+            # a charge transfer covers many consultations; each of its entries names its own
+            "COALESCE(e.consultation_id, t.consultation_id) AS consultation_id "
+            "FROM ledger_entries e "
             "JOIN ledger_accounts a ON a.id = e.account_id "
             "JOIN ledger_transfers t ON t.id = e.transfer_id "
             "WHERE a.kind = $1 AND a.owner_id = $2 AND ($3::bigint IS NULL OR e.id < $3) "

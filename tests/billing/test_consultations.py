@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from billing.audit import load_snapshot
+from billing.charging import CHARGE_SQL, Due, charge
 from billing.config import BillingSettings
 from billing.consultations import ConsultationService, EndReason, Mode, State
 from billing.errors import (
@@ -18,6 +19,7 @@ from billing.errors import (
 )
 from billing.invariants import check_all
 from billing.model import AccountKind
+from billing.wallets import WalletReader
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, RecordingBus, balance, grant
@@ -118,6 +120,71 @@ async def test_tick_catches_up_after_downtime_and_ends_at_unfunded_boundary(
     assert ended.ended_at == start + timedelta(minutes=7)  # boundary of the unpaid 8th minute
     assert await balance(database, AccountKind.WALLET, caller.id) == 500  # no debt
     assert bus.of("consult_state")[-1]["consultation"]["end_reason"] == "insufficient_balance"
+    await healthy(database)
+
+
+async def test_a_tick_moves_all_its_minutes_in_one_transfer_history_stays_per_consultation(
+    service: ConsultationService, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    pairs = [await people(database, settings, funds=20 * RATE) for _ in range(2)]
+    live = []
+    for caller, consultant in pairs:
+        c = await service.request(caller.id, consultant.id, Mode.CHAT)
+        live.append(await service.accept(c.id, consultant.id))
+    clock.advance(2 * 60)  # minutes 2 and 3 of both are due
+    assert (await service.tick()).charged_minutes == 4
+    ticked = await database.pool.fetch(
+        "SELECT DISTINCT transfer_id FROM consultation_charges WHERE minute > 1"
+    )
+    assert len(ticked) == 1
+    entries = await database.pool.fetch(
+        "SELECT a.kind, a.owner_id, e.amount_paise, e.consultation_id FROM ledger_entries e "
+        "JOIN ledger_accounts a ON a.id = e.account_id WHERE e.transfer_id = $1",
+        ticked[0]["transfer_id"],
+    )
+    got = sorted(
+        (r["kind"], r["owner_id"], r["amount_paise"], r["consultation_id"]) for r in entries
+    )
+    want = sorted(
+        [("platform_revenue", None, 4 * 300, None)]
+        + [
+            ("wallet", caller.id, -2 * RATE, c.id)
+            for (caller, _), c in zip(pairs, live, strict=True)
+        ]
+        + [("earnings", k.id, 2 * 700, c.id) for (_, k), c in zip(pairs, live, strict=True)]
+    )
+    assert got == want
+    history = await WalletReader(database).transactions(pairs[0][0].id)
+    charges = [i for i in history["items"] if i["kind"] == "charge"]
+    assert [i["amount_paise"] for i in charges] == [-2 * RATE, -RATE]  # newest first
+    assert {i["consultation_id"] for i in charges} == {str(live[0].id)}
+    await healthy(database)
+
+
+async def test_charge_statement_is_planned_for_each_batch(
+    service: ConsultationService, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    """A long-running ticker reuses its connections: from the sixth execution the plan cache
+    would pick a generic plan (catastrophic for a 10,000-consultation batch)."""
+    caller, consultant = await people(database, settings, funds=50 * RATE)
+    c = await service.request(caller.id, consultant.id, Mode.CHAT)
+    await service.accept(c.id, consultant.id)
+    async with database.pool.acquire() as conn:
+        for minute in range(2, 10):
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM consultations WHERE id = $1 FOR UPDATE", c.id)
+                await conn.execute(
+                    "SELECT 1 FROM ledger_accounts WHERE owner_id = ANY($1::uuid[]) "
+                    "ORDER BY id FOR UPDATE",
+                    [caller.id, consultant.id],
+                )
+                charged = await charge(conn, [Due(c.id, minute - 1, 0, minute)], clock.now())
+                assert charged[0].minutes_charged == minute
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            CHARGE_SQL,
+        )
+    assert plans["generic_plans"] == 0 and plans["custom_plans"] >= 8
     await healthy(database)
 
 

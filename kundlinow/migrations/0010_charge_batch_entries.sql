@@ -1,0 +1,11 @@
+-- 0010 billing: one ledger transfer per charge statement instead of one per charged minute.
+--
+-- A tick's charge statement used to write a transfer and three entries for every minute (about
+-- half of its row writes). Now all minutes it charges move in one transfer whose entries are
+-- aggregated per account (billing/charging.py), and the per-minute detail stays in
+-- consultation_charges. An entry of such a transfer credits or debits one consultation's
+-- accounts, so it names that consultation itself: wallet history and earnings keep showing
+-- which consultation a movement paid for (the transfer's own consultation_id is set only when
+-- the statement charged a single consultation). NULL for every other entry (the transfer's
+-- consultation_id applies).
+ALTER TABLE ledger_entries ADD COLUMN consultation_id uuid;
