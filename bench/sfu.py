@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ class Point:
     fps_median: float = 0.0
     fps_min: float = 0.0
     delivered_pps: float = 0.0
+    forwarded_pps: float = 0.0
+    """Packets the server itself counted as forwarded (sfu only): the load generator may
+    lose some when the machine is loaded, the server's CPU was spent on them anyway."""
     note: str = ""
 
     @property
@@ -65,6 +69,10 @@ class Point:
         """Server CPU per packet delivered to a subscriber (audio or video): unlike CPU %,
         it does not depend on how much of the frame rate a loaded machine let through."""
         return self.cpu_pct / 100 / self.delivered_pps * 1e6 if self.delivered_pps else 0.0
+
+    @property
+    def us_per_forwarded(self) -> float:
+        return self.cpu_pct / 100 / self.forwarded_pps * 1e6 if self.forwarded_pps else 0.0
 
     @property
     def rss_per_stream_kb(self) -> float:
@@ -110,8 +118,19 @@ def _profiler(
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
+def _forwarded(url: str | None) -> int:
+    if url is None:
+        return 0
+    with urllib.request.urlopen(url + "/counters", timeout=10) as resp:
+        return int(json.load(resp)["forwarded"])
+
+
 def _measure(
-    point: Point, server: psutil.Process, load_cmd: list[str], args: argparse.Namespace
+    point: Point,
+    server: psutil.Process,
+    load_cmd: list[str],
+    args: argparse.Namespace,
+    counters_url: str | None = None,
 ) -> Point:
     timeout = args.duration + args.warmup + 150
     profiler: subprocess.Popen[str] | None = None
@@ -119,6 +138,7 @@ def _measure(
     point.rss_idle_mb = server.memory_info().rss / 2**20
     load = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start_cpu = start_sys = start_wall = 0.0
+    start_forwarded = 0
     result: dict[str, object] = {}
     try:
         assert load.stdout is not None
@@ -127,6 +147,7 @@ def _measure(
             if line.startswith("MEASURE_START"):
                 t = server.cpu_times()
                 start_cpu, start_sys, start_wall = t.user + t.system, t.system, time.monotonic()
+                start_forwarded = _forwarded(counters_url)
                 if args.profile:
                     profiler = _profiler(point, server, args)
             elif line.startswith("MEASURE_END"):
@@ -134,6 +155,7 @@ def _measure(
                 wall = time.monotonic() - start_wall
                 point.cpu_pct = (t.user + t.system - start_cpu) / wall * 100
                 point.sys_pct = (t.system - start_sys) / wall * 100
+                point.forwarded_pps = (_forwarded(counters_url) - start_forwarded) / wall
                 point.rss_mb = server.memory_info().rss / 2**20
             elif line.startswith("RESULT"):
                 result = json.loads(line[len("RESULT ") :])
@@ -181,7 +203,7 @@ def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Poi
         with _server(kind) as server:
             url = f"http://127.0.0.1:{server.port}"
             cmd = [PY, *_load_args(scenario, n, args), "--url", url]
-            return _measure(point, server, cmd, args)
+            return _measure(point, server, cmd, args, url if kind == "sfu" else None)
     rooms = range(1000, 1000 + max(n, 1))
     with sfu_janus.janus(rooms) as proc:
         server = psutil.Process(proc.pid)
@@ -204,14 +226,15 @@ def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Poi
 def _table(points: list[Point]) -> str:
     head = (
         "| server | scenario | N | connected PCs | server CPU % | CPU % per video stream "
-        "| µs CPU per delivered packet | RSS MB | RSS per stream KB | fps median | fps min "
-        "| note |"
+        "| µs CPU per delivered packet | µs CPU per forwarded packet | RSS MB "
+        "| RSS per stream KB | fps median | fps min | note |"
     )
-    rows = [head, "|" + "---|" * 12]
+    rows = [head, "|" + "---|" * 13]
     for p in points:
         rows.append(
             f"| {p.server} | {p.scenario} | {p.n} | {p.connected} | {p.cpu_pct:.1f} "
-            f"| {p.cpu_per_stream:.2f} | {p.us_per_packet:.1f} | {p.rss_mb:.0f} "
+            f"| {p.cpu_per_stream:.2f} | {p.us_per_packet:.1f} | {p.us_per_forwarded:.1f} "
+            f"| {p.rss_mb:.0f} "
             f"| {p.rss_per_stream_kb:.0f} "
             f"| {p.fps_median:.1f} | {p.fps_min:.1f} | {p.note} |"
         )
@@ -261,7 +284,8 @@ def main() -> None:
             print(
                 f"{kind:6} {scenario:6} N={n:<4} cpu={point.cpu_pct:6.1f}% "
                 f"(sys {point.sys_pct:4.1f}%) "
-                f"{point.us_per_packet:5.1f}us/pkt rss={point.rss_mb:6.0f}MB "
+                f"{point.us_per_packet:5.1f}us/pkt ({point.us_per_forwarded:5.1f} fwd) "
+                f"rss={point.rss_mb:6.0f}MB "
                 f"fps={point.fps_median:5.1f}/{point.fps_min:5.1f} "
                 f"{point.connected} {point.note}",
                 flush=True,
