@@ -3,9 +3,12 @@
 The SFU keeps aiortc for what it does well — SDP offer/answer (RFC 9429 JSEP), ICE, DTLS and
 SRTP key setup — and takes over the media plane:
 
-* ``tap_rtp``: the DTLS transport's ``_handle_rtp_data`` (called with every decrypted RTP
-  packet, RFC 3711) is replaced per transport, so received packets go to the forwarding
-  engine as raw bytes instead of through ``RtpPacket.parse``, the jitter buffer and a decoder.
+* ``receive_srtp``: once DTLS is connected, received SRTP packets (RFC 7983 §7 demultiplexing
+  by first byte) are unprotected (RFC 3711 §3.3) in the socket's datagram callback and handed
+  to the forwarding engine as raw bytes: no STUN parse attempt, no aioice queue, no DTLS task
+  wake-up, no ``RtpPacket.parse``, jitter buffer or decoder. STUN, DTLS and SRTCP still take
+  aiortc's path. ``tap_rtp`` routes the few RTP packets aiortc queued before that to the
+  same handler.
 * ``take_over_sender``: the sender's RTCP loop is replaced (the engine sends its own sender
   reports, RFC 3550 §6.4.1, with real counters), its RTP loop waits on a silent track instead
   of polling, and RTCP feedback addressed to it (NACK, PLI, FIR, RR) goes to the engine.
@@ -18,6 +21,7 @@ SRTP key setup — and takes over the media plane:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +34,12 @@ from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
 
-RtpHandler = Callable[[bytes, int], Awaitable[None]]
+RtpHandler = Callable[[bytes, int], None]
+"""Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 _srtp_protect = _srtp_lib.srtp_protect
+_srtp_unprotect = _srtp_lib.srtp_unprotect
+_MAX_DATAGRAM = 2048
 
 
 class IdleTrack(MediaStreamTrack):
@@ -46,9 +53,54 @@ class IdleTrack(MediaStreamTrack):
         await asyncio.Event().wait()  # until the sender cancels its RTP task
 
 
+def arrival_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 def tap_rtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
-    """Route every decrypted RTP packet of ``dtls`` to ``handler(data, arrival_ms)``."""
-    dtls._handle_rtp_data = handler  # type: ignore[method-assign, assignment]
+    """Route the RTP packets aiortc decrypts for ``dtls`` to ``handler(data, arrival_ms)``."""
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        handler(data, arrival_ms())
+
+    dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Unprotect received SRTP packets of the connected ``dtls`` in the datagram callback of
+    each of its ICE sockets and pass them to ``handler``; other datagrams go on to aioice.
+
+    RFC 7983 §7: a first byte in 128..191 is RTP or RTCP; RFC 5761 §4: a second byte in
+    192..223 (an RTCP packet type) is RTCP, which stays on aiortc's path (low rate, routed
+    to senders and receivers). A packet that fails authentication is dropped (RFC 3711 §3.3).
+    """
+    session = dtls._rx_srtp
+    if session is None:
+        return
+    srtp = session._srtp[0]
+    cdata = _srtp_ffi.new("char[]", _MAX_DATAGRAM)
+    buf = _srtp_ffi.buffer(cdata)
+    length = _srtp_ffi.new("int *")
+    for protocol in dtls.transport._connection._protocols:
+        if getattr(protocol, "_kundlinow_srtp", None) is session:
+            continue
+        protocol._kundlinow_srtp = session  # type: ignore[attr-defined]  # keeps libsrtp's context
+
+        def datagram_received(
+            data: bytes,
+            addr: tuple[Any, ...],
+            _stun: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received,
+        ) -> None:
+            n = len(data)
+            if n < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224 or n > _MAX_DATAGRAM:
+                _stun(data, addr)
+                return
+            buf[0:n] = data
+            length[0] = n
+            if _srtp_unprotect(srtp, cdata, length) == 0:
+                handler(buf[0 : length[0]], arrival_ms())
+
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign, assignment]
 
 
 @dataclass(slots=True)

@@ -149,7 +149,7 @@ class UpTrack:
 
     # -- media path -------------------------------------------------------------------
 
-    async def on_rtp(self, data: bytes, start: int, end: int, arrival_ms: int) -> None:
+    def on_rtp(self, data: bytes, start: int, end: int, arrival_ms: int) -> None:
         """Handle one decrypted RTP packet of this track (media or RTX)."""
         _, b1, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
         pt = b1 & 0x7F
@@ -173,7 +173,7 @@ class UpTrack:
             return  # padding-only probe
         payload = data[start:end]
         if apt is None and self._receive_stats(seq, ts, arrival_ms, end - start):
-            await self._nack_upstream()
+            self._spawn(self._nack_upstream())
         key = self.is_keyframe(payload) if self.is_video else True
         if b1 & 0x80:
             self.frames += 1
@@ -260,7 +260,10 @@ class UpTrack:
         self._pli_last = time.monotonic()
         self.plis_sent += 1
         packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
-        task = asyncio.ensure_future(self._send_rtcp(bytes(packet)))
+        self._spawn(self._send_rtcp(bytes(packet)))
+
+    def _spawn(self, send: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(send)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
