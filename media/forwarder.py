@@ -180,8 +180,9 @@ class UpTrack:
         if key and self.is_video:
             self.keyframes += 1
         self._history[seq & self._mask] = (seq, ts, b1, payload)
+        now = time.monotonic()
         for down in self.downtracks:
-            down.forward(seq, ts, b1, payload, key)
+            down.forward(seq, ts, b1, payload, key, now)
 
     def _receive_stats(self, seq: int, ts: int, arrival_ms: int, size: int) -> bool:
         """Update RFC 3550 A.1/A.8 counters; True if a gap worth a NACK appeared."""
@@ -465,7 +466,8 @@ class DownTrack:
 
     # -- media path -------------------------------------------------------------------
 
-    def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool) -> None:
+    def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool, now: float) -> None:
+        """Send one source packet (``now``: its arrival, ``time.monotonic()``)."""
         if not self.active:
             return
         if self._need_start:
@@ -473,12 +475,11 @@ class DownTrack:
                 return
             self._rebase(seq, ts)
         out_seq = (seq + self._seq_off) & 0xFFFF
+        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
         if pt < 0:
             return
-        result = self.link.send_rtp(
-            (b1 & 0x80) | pt, out_seq, (ts + self._ts_off) & 0xFFFFFFFF, self.ssrc, payload
-        )
+        result = self.link.send_rtp((b1 & 0x80) | pt, out_seq, out_ts, self.ssrc, payload)
         if result:
             if result == SEND_CONGESTED:
                 # the socket buffer is full: skip to the next keyframe instead of queueing
@@ -496,8 +497,8 @@ class DownTrack:
             return
         if self.packets == 0 or ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
-            self.last_ts = (ts + self._ts_off) & 0xFFFFFFFF
-            self._last_time = time.monotonic()
+            self.last_ts = out_ts
+            self._last_time = now
         self.packets += 1
         self.bytes += len(payload)
         if b1 & 0x80:
