@@ -3,13 +3,24 @@
 Each point starts a fresh server process and a load generator process (bench/sfu_load.py):
 1 publisher (640x480 30 fps VP8 + Opus, pre-encoded, ``decode=False``) with N subscribers
 that count packets and frames without decoding ("fan-out"), or M rooms of one publisher and
-one subscriber each ("calls"). The server's CPU time and RSS are sampled with psutil between
-the load generator's MEASURE_START and MEASURE_END marks.
+one subscriber each ("calls"). The server's CPU time (and its system share) and RSS are
+sampled with psutil between the load generator's MEASURE_START and MEASURE_END marks.
+
+On a shared machine, CPU % follows whatever frame rate the machine let through; compare
+**µs of server CPU per packet** instead: per packet the subscribers counted ("delivered",
+every server) and per packet the server itself forwarded (sfu only, from the bench server's
+``GET /counters``; a loaded load generator may lose packets the server already paid for).
+In "calls" each forwarded packet was also received, so its cost includes the receive path.
 
 Janus runs in its own network namespace (bench/sfu_janus.py; needs root and iproute2).
 
     python -m bench.sfu                                  # the default matrix
     python -m bench.sfu --servers sfu --fanout 1,10 --calls '' --duration 10
+    python -m bench.sfu --servers sfu --fanout 50 --calls '' --duration 10 \
+        --profile /tmp/prof/run            # + py-spy (on PATH) -> /tmp/prof/run-sfu-fanout50.txt
+
+``--profile`` writes py-spy's collapsed stacks ("raw" format: one ``frame;frame;... count``
+line per stack) sampled between the marks; feed them to flamegraph.pl or speedscope.
 """
 
 from __future__ import annotations
