@@ -3,13 +3,24 @@
 Each point starts a fresh server process and a load generator process (bench/sfu_load.py):
 1 publisher (640x480 30 fps VP8 + Opus, pre-encoded, ``decode=False``) with N subscribers
 that count packets and frames without decoding ("fan-out"), or M rooms of one publisher and
-one subscriber each ("calls"). The server's CPU time and RSS are sampled with psutil between
-the load generator's MEASURE_START and MEASURE_END marks.
+one subscriber each ("calls"). The server's CPU time (and its system share) and RSS are
+sampled with psutil between the load generator's MEASURE_START and MEASURE_END marks.
+
+On a shared machine, CPU % follows whatever frame rate the machine let through; compare
+**µs of server CPU per packet** instead: per packet the subscribers counted ("delivered",
+every server) and per packet the server itself forwarded (sfu only, from the bench server's
+``GET /counters``; a loaded load generator may lose packets the server already paid for).
+In "calls" each forwarded packet was also received, so its cost includes the receive path.
 
 Janus runs in its own network namespace (bench/sfu_janus.py; needs root and iproute2).
 
     python -m bench.sfu                                  # the default matrix
     python -m bench.sfu --servers sfu --fanout 1,10 --calls '' --duration 10
+    python -m bench.sfu --servers sfu --fanout 50 --calls '' --duration 10 \
+        --profile /tmp/prof/run            # + py-spy (on PATH) -> /tmp/prof/run-sfu-fanout50.txt
+
+``--profile`` writes py-spy's collapsed stacks ("raw" format: one ``frame;frame;... count``
+line per stack) sampled between the marks; feed them to flamegraph.pl or speedscope.
 """
 
 from __future__ import annotations
@@ -19,9 +30,11 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +55,15 @@ class Point:
     subscribers: int = 0
     connected: str = ""
     cpu_pct: float = 0.0
+    sys_pct: float = 0.0
     rss_mb: float = 0.0
     rss_idle_mb: float = 0.0
     fps_median: float = 0.0
     fps_min: float = 0.0
+    delivered_pps: float = 0.0
+    forwarded_pps: float = 0.0
+    """Packets the server itself counted as forwarded (sfu only): the load generator may
+    lose some when the machine is loaded, the server's CPU was spent on them anyway."""
     note: str = ""
 
     @property
@@ -56,6 +74,16 @@ class Point:
     @property
     def cpu_per_stream(self) -> float:
         return self.cpu_pct / self.streams if self.streams else 0.0
+
+    @property
+    def us_per_packet(self) -> float:
+        """Server CPU per packet delivered to a subscriber (audio or video): unlike CPU %,
+        it does not depend on how much of the frame rate a loaded machine let through."""
+        return self.cpu_pct / 100 / self.delivered_pps * 1e6 if self.delivered_pps else 0.0
+
+    @property
+    def us_per_forwarded(self) -> float:
+        return self.cpu_pct / 100 / self.forwarded_pps * 1e6 if self.forwarded_pps else 0.0
 
     @property
     def rss_per_stream_kb(self) -> float:
@@ -87,11 +115,41 @@ def _server(kind: str) -> Iterator[psutil.Process]:
             proc.wait()
 
 
-def _measure(point: Point, server: psutil.Process, load_cmd: list[str], timeout: float) -> Point:
+def _profiler(
+    point: Point, server: psutil.Process, args: argparse.Namespace
+) -> subprocess.Popen[str]:
+    """py-spy sampling the server between the marks (collapsed stacks, one file per point)."""
+    pyspy = shutil.which("py-spy")
+    if pyspy is None:
+        raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
+    output = Path(f"{args.profile}-{point.server}-{point.scenario}{point.n}.txt")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [pyspy, "record", "--pid", str(server.pid), "--duration", str(int(args.duration))]
+    cmd += ["--rate", "250", "--nonblocking", "--format", "raw", "--output", str(output)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def _forwarded(url: str | None) -> int:
+    if url is None:
+        return 0
+    with urllib.request.urlopen(url + "/counters", timeout=10) as resp:
+        return int(json.load(resp)["forwarded"])
+
+
+def _measure(
+    point: Point,
+    server: psutil.Process,
+    load_cmd: list[str],
+    args: argparse.Namespace,
+    counters_url: str | None = None,
+) -> Point:
+    timeout = args.duration + args.warmup + 150
+    profiler: subprocess.Popen[str] | None = None
     time.sleep(0.5)
     point.rss_idle_mb = server.memory_info().rss / 2**20
     load = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    start_cpu = start_wall = 0.0
+    start_cpu = start_sys = start_wall = 0.0
+    start_forwarded = 0
     result: dict[str, object] = {}
     try:
         assert load.stdout is not None
@@ -99,12 +157,16 @@ def _measure(point: Point, server: psutil.Process, load_cmd: list[str], timeout:
         for line in load.stdout:
             if line.startswith("MEASURE_START"):
                 t = server.cpu_times()
-                start_cpu, start_wall = t.user + t.system, time.monotonic()
+                start_cpu, start_sys, start_wall = t.user + t.system, t.system, time.monotonic()
+                start_forwarded = _forwarded(counters_url)
+                if args.profile:
+                    profiler = _profiler(point, server, args)
             elif line.startswith("MEASURE_END"):
                 t = server.cpu_times()
-                point.cpu_pct = (
-                    (t.user + t.system - start_cpu) / (time.monotonic() - start_wall) * 100
-                )
+                wall = time.monotonic() - start_wall
+                point.cpu_pct = (t.user + t.system - start_cpu) / wall * 100
+                point.sys_pct = (t.system - start_sys) / wall * 100
+                point.forwarded_pps = (_forwarded(counters_url) - start_forwarded) / wall
                 point.rss_mb = server.memory_info().rss / 2**20
             elif line.startswith("RESULT"):
                 result = json.loads(line[len("RESULT ") :])
@@ -114,6 +176,8 @@ def _measure(point: Point, server: psutil.Process, load_cmd: list[str], timeout:
     except (TimeoutError, subprocess.TimeoutExpired):
         load.kill()
         point.note = "load generator timed out"
+    if profiler is not None:
+        profiler.wait(30)
     if not result:
         err = load.stderr.read()[-400:] if load.stderr else ""
         point.note = point.note or f"no result: {err.strip().splitlines()[-1:] if err else ''}"
@@ -122,6 +186,7 @@ def _measure(point: Point, server: psutil.Process, load_cmd: list[str], timeout:
     point.connected = f"{result['connected']}/{result['peer_connections']}"
     point.fps_median = float(result["fps_median"])  # type: ignore[arg-type]
     point.fps_min = float(result["fps_min"])  # type: ignore[arg-type]
+    point.delivered_pps = float(result["video_pps"]) + float(result["audio_pps"])  # type: ignore[arg-type]
     return point
 
 
@@ -145,12 +210,11 @@ def _load_args(scenario: str, n: int, args: argparse.Namespace) -> list[str]:
 
 def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Point:
     point = Point(kind, scenario, n)
-    timeout = args.duration + args.warmup + 150
     if kind in ("sfu", "relay", "frames"):
         with _server(kind) as server:
             url = f"http://127.0.0.1:{server.port}"
             cmd = [PY, *_load_args(scenario, n, args), "--url", url]
-            return _measure(point, server, cmd, timeout)
+            return _measure(point, server, cmd, args, url if kind == "sfu" else None)
     rooms = range(1000, 1000 + max(n, 1))
     with sfu_janus.janus(rooms) as proc:
         server = psutil.Process(proc.pid)
@@ -167,19 +231,22 @@ def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Poi
             "--ice-host",
             sfu_janus.LOAD_IP,
         ]
-        return _measure(point, server, cmd, timeout)
+        return _measure(point, server, cmd, args)
 
 
 def _table(points: list[Point]) -> str:
     head = (
         "| server | scenario | N | connected PCs | server CPU % | CPU % per video stream "
-        "| RSS MB | RSS per stream KB | fps median | fps min | note |"
+        "| µs CPU per delivered packet | µs CPU per forwarded packet | RSS MB "
+        "| RSS per stream KB | fps median | fps min | note |"
     )
-    rows = [head, "|" + "---|" * 11]
+    rows = [head, "|" + "---|" * 13]
     for p in points:
         rows.append(
             f"| {p.server} | {p.scenario} | {p.n} | {p.connected} | {p.cpu_pct:.1f} "
-            f"| {p.cpu_per_stream:.2f} | {p.rss_mb:.0f} | {p.rss_per_stream_kb:.0f} "
+            f"| {p.cpu_per_stream:.2f} | {p.us_per_packet:.1f} | {p.us_per_forwarded:.1f} "
+            f"| {p.rss_mb:.0f} "
+            f"| {p.rss_per_stream_kb:.0f} "
             f"| {p.fps_median:.1f} | {p.fps_min:.1f} | {p.note} |"
         )
     return "\n".join(rows)
@@ -199,6 +266,9 @@ def main() -> None:
     parser.add_argument("--relay-max", type=int, default=10, help="skip larger N/M for MediaRelay")
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="py-spy the server: PREFIX-<server>-<scenario><N>.txt"
+    )
     args = parser.parse_args()
     if not CLIP.exists():
         from bench.sfu_media import main as make
@@ -224,7 +294,10 @@ def main() -> None:
             points.append(point)
             print(
                 f"{kind:6} {scenario:6} N={n:<4} cpu={point.cpu_pct:6.1f}% "
-                f"rss={point.rss_mb:6.0f}MB fps={point.fps_median:5.1f}/{point.fps_min:5.1f} "
+                f"(sys {point.sys_pct:4.1f}%) "
+                f"{point.us_per_packet:5.1f}us/pkt ({point.us_per_forwarded:5.1f} fwd) "
+                f"rss={point.rss_mb:6.0f}MB "
+                f"fps={point.fps_median:5.1f}/{point.fps_min:5.1f} "
                 f"{point.connected} {point.note}",
                 flush=True,
             )

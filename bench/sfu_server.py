@@ -11,6 +11,7 @@ A tiny HTTP signalling API (bench only, no auth) in front of either:
     POST /join   {"room", "pid", "publish"}
     POST /offer  {"room", "pid", "sdp"}        -> {"sdp"}
     POST /leave  {"room", "pid"}
+    GET  /counters                             -> {"received", "forwarded"} (sfu only)
 
 Prints ``READY <port>`` once listening.
 """
@@ -150,6 +151,15 @@ class SfuServer:
     async def leave(self, room: str, pid: str) -> None:
         await self.engine.leave(room, pid)
 
+    def counters(self) -> dict[str, int]:
+        """Packets received from publishers and forwarded to subscribers, all rooms."""
+        received = forwarded = 0
+        for room in self.engine.room_ids:
+            for stats in self.engine.stats(room).values():
+                received += sum(p["packets_received"] for p in stats["published"])
+                forwarded += stats["packets_forwarded"]
+        return {"received": received, "forwarded": forwarded}
+
     async def close(self) -> None:
         dropped = forwarded = 0
         for room in self.engine.room_ids:
@@ -224,10 +234,16 @@ async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
         await backend.leave(body["room"], body["pid"])
         return web.json_response({})
 
+    async def counters(request: web.Request) -> web.Response:
+        if not isinstance(backend, SfuServer):
+            raise web.HTTPNotFound
+        return web.json_response(backend.counters())
+
     app = web.Application()
     app.router.add_post("/join", join)
     app.router.add_post("/offer", offer)
     app.router.add_post("/leave", leave)
+    app.router.add_get("/counters", counters)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)

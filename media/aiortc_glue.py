@@ -3,9 +3,12 @@
 The SFU keeps aiortc for what it does well — SDP offer/answer (RFC 9429 JSEP), ICE, DTLS and
 SRTP key setup — and takes over the media plane:
 
-* ``tap_rtp``: the DTLS transport's ``_handle_rtp_data`` (called with every decrypted RTP
-  packet, RFC 3711) is replaced per transport, so received packets go to the forwarding
-  engine as raw bytes instead of through ``RtpPacket.parse``, the jitter buffer and a decoder.
+* ``receive_srtp``: once DTLS is connected, our own reader drains each ICE socket; SRTP
+  packets (RFC 7983 §7 demultiplexing by first byte) are unprotected in place (RFC 3711
+  §3.3) and handed to the forwarding engine as raw bytes: no STUN parse attempt, no aioice
+  queue, no DTLS task wake-up, no ``RtpPacket.parse``, jitter buffer or decoder. STUN, DTLS
+  and SRTCP still take aioice's and aiortc's path. ``tap_rtp`` routes the few RTP packets
+  aiortc queued before that to the same handler.
 * ``take_over_sender``: the sender's RTCP loop is replaced (the engine sends its own sender
   reports, RFC 3550 §6.4.1, with real counters), its RTP loop waits on a silent track instead
   of polling, and RTCP feedback addressed to it (NACK, PLI, FIR, RR) goes to the engine.
@@ -18,6 +21,7 @@ SRTP key setup — and takes over the media plane:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +34,11 @@ from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
 
-RtpHandler = Callable[[bytes, int], Awaitable[None]]
+RtpHandler = Callable[[bytes, int], None]
+"""Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 _srtp_protect = _srtp_lib.srtp_protect
+_srtp_unprotect = _srtp_lib.srtp_unprotect
 
 
 class IdleTrack(MediaStreamTrack):
@@ -46,9 +52,81 @@ class IdleTrack(MediaStreamTrack):
         await asyncio.Event().wait()  # until the sender cancels its RTP task
 
 
+def arrival_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 def tap_rtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
-    """Route every decrypted RTP packet of ``dtls`` to ``handler(data, arrival_ms)``."""
-    dtls._handle_rtp_data = handler  # type: ignore[method-assign, assignment]
+    """Route the RTP packets aiortc decrypts for ``dtls`` to ``handler(data, arrival_ms)``."""
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        handler(data, arrival_ms())
+
+    dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+_READS_PER_WAKEUP = 32
+# One receive buffer for every socket: the event loop is single-threaded and a datagram is
+# handled (copied out or forwarded) before the next one is read.
+_rx_cdata = _srtp_ffi.new("char[]", 65536)
+_rx_buf = _srtp_ffi.buffer(_rx_cdata)
+_rx_view = memoryview(_rx_buf)
+_rx_len = _srtp_ffi.new("int *")
+
+
+def _is_srtp(n: int) -> bool:
+    """RFC 7983 §7: a first byte in 128..191 is RTP or RTCP; RFC 5761 §4: a second byte in
+    192..223 (an RTCP packet type) is RTCP."""
+    return n >= 12 and 127 < _rx_view[0] < 192 and not 191 < _rx_view[1] < 224
+
+
+def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Take over the receive path of the connected ``dtls`` for SRTP: unprotect each RTP
+    packet in place in the receive buffer (RFC 3711 §3.3; one failing authentication is
+    dropped) and pass it to ``handler``. STUN, DTLS and SRTCP (low rate; routed by aiortc to
+    senders and receivers) go on to aioice as before.
+
+    Each host socket gets our own reader, which drains up to ``_READS_PER_WAKEUP`` datagrams
+    per event-loop wake-up with ``recvfrom_into`` instead of asyncio's one ``recvfrom`` (and
+    a 256 KiB allocation) per datagram. A pair the SFU itself relays through TURN (RFC 8656)
+    has no socket of its own and keeps aiortc's path.
+    """
+    session = dtls._rx_srtp
+    if session is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def unprotect(n: int) -> None:
+        _rx_len[0] = n
+        # through ``session``: the reader must keep the libsrtp context alive until it goes
+        if _srtp_unprotect(session._srtp[0], _rx_cdata, _rx_len) == 0:
+            handler(_rx_buf[0 : _rx_len[0]], arrival_ms())
+
+    for protocol in dtls.transport._connection._protocols:
+        transport: Any = protocol.transport
+        sock = getattr(transport, "_sock", None)
+        if sock is None:
+            continue  # relayed (TURN): aiortc's path, through ``tap_rtp``
+        stun = protocol.datagram_received
+
+        def read_ready(sock: Any = sock, transport: Any = transport, stun: Any = stun) -> None:
+            for _ in range(_READS_PER_WAKEUP):
+                if transport._conn_lost:
+                    return
+                try:
+                    n, addr = sock.recvfrom_into(_rx_buf)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    transport._protocol.error_received(exc)
+                    return
+                if _is_srtp(n):
+                    unprotect(n)
+                else:
+                    stun(_rx_buf[0:n], addr)
+
+        # replaces the transport's own reader; its close() removes ours by file descriptor
+        loop._add_reader(sock.fileno(), read_ready)  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)

@@ -149,7 +149,7 @@ class UpTrack:
 
     # -- media path -------------------------------------------------------------------
 
-    async def on_rtp(self, data: bytes, start: int, end: int, arrival_ms: int) -> None:
+    def on_rtp(self, data: bytes, start: int, end: int, arrival_ms: int) -> None:
         """Handle one decrypted RTP packet of this track (media or RTX)."""
         _, b1, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
         pt = b1 & 0x7F
@@ -173,15 +173,16 @@ class UpTrack:
             return  # padding-only probe
         payload = data[start:end]
         if apt is None and self._receive_stats(seq, ts, arrival_ms, end - start):
-            await self._nack_upstream()
+            self._spawn(self._nack_upstream())
         key = self.is_keyframe(payload) if self.is_video else True
         if b1 & 0x80:
             self.frames += 1
         if key and self.is_video:
             self.keyframes += 1
         self._history[seq & self._mask] = (seq, ts, b1, payload)
+        now = time.monotonic()
         for down in self.downtracks:
-            down.forward(seq, ts, b1, payload, key)
+            down.forward(seq, ts, b1, payload, key, now)
 
     def _receive_stats(self, seq: int, ts: int, arrival_ms: int, size: int) -> bool:
         """Update RFC 3550 A.1/A.8 counters; True if a gap worth a NACK appeared."""
@@ -260,7 +261,10 @@ class UpTrack:
         self._pli_last = time.monotonic()
         self.plis_sent += 1
         packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
-        task = asyncio.ensure_future(self._send_rtcp(bytes(packet)))
+        self._spawn(self._send_rtcp(bytes(packet)))
+
+    def _spawn(self, send: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(send)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -462,7 +466,8 @@ class DownTrack:
 
     # -- media path -------------------------------------------------------------------
 
-    def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool) -> None:
+    def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool, now: float) -> None:
+        """Send one source packet (``now``: its arrival, ``time.monotonic()``)."""
         if not self.active:
             return
         if self._need_start:
@@ -470,12 +475,11 @@ class DownTrack:
                 return
             self._rebase(seq, ts)
         out_seq = (seq + self._seq_off) & 0xFFFF
+        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
         if pt < 0:
             return
-        result = self.link.send_rtp(
-            (b1 & 0x80) | pt, out_seq, (ts + self._ts_off) & 0xFFFFFFFF, self.ssrc, payload
-        )
+        result = self.link.send_rtp((b1 & 0x80) | pt, out_seq, out_ts, self.ssrc, payload)
         if result:
             if result == SEND_CONGESTED:
                 # the socket buffer is full: skip to the next keyframe instead of queueing
@@ -493,8 +497,8 @@ class DownTrack:
             return
         if self.packets == 0 or ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
-            self.last_ts = (ts + self._ts_off) & 0xFFFFFFFF
-            self._last_time = time.monotonic()
+            self.last_ts = out_ts
+            self._last_time = now
         self.packets += 1
         self.bytes += len(payload)
         if b1 & 0x80:

@@ -303,12 +303,14 @@ class Participant:
         if link is None:
             link = glue.SrtpLink(dtls)
             self._links[dtls] = link
-            glue.tap_rtp(dtls, self._rtp_handler(dtls))
-            dtls.on("statechange", lambda: self._on_dtls_state(dtls))
+            on_rtp = self._rtp_handler(dtls)
+            glue.tap_rtp(dtls, on_rtp)
+            dtls.on("statechange", lambda: self._on_dtls_state(dtls, on_rtp))
         return link
 
-    def _on_dtls_state(self, dtls: RTCDtlsTransport) -> None:
+    def _on_dtls_state(self, dtls: RTCDtlsTransport, on_rtp: glue.RtpHandler) -> None:
         if dtls.state == "connected":
+            glue.receive_srtp(dtls, on_rtp)
             self._activate()
         elif dtls.state in ("closed", "failed"):
             link = self._links.get(dtls)
@@ -344,7 +346,7 @@ class Participant:
     def _rtp_handler(self, dtls: RTCDtlsTransport) -> glue.RtpHandler:
         by_ssrc = self._by_ssrc
 
-        async def on_rtp(data: bytes, arrival_time_ms: int) -> None:
+        def on_rtp(data: bytes, arrival_time_ms: int) -> None:
             if len(data) < 12:
                 return
             ssrc = int.from_bytes(data[8:12], "big")
@@ -356,7 +358,7 @@ class Participant:
                     return
                 by_ssrc[ssrc] = up
             start, end = payload_bounds(data)
-            await up.on_rtp(data, start, end, arrival_time_ms)
+            up.on_rtp(data, start, end, arrival_time_ms)
 
         return on_rtp
 
