@@ -107,10 +107,11 @@ class Server:
 
 def spawn_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        profile = os.environ.get("BENCH_PROFILE")  # a path: the server runs under cProfile
-        prefix = ["-m", "cProfile", "-o", f"{profile}.{port}"] if profile else []
+        # BENCH_PROFILE=path: the server runs under cProfile timed in its own CPU seconds
+        profile = os.environ.get("BENCH_PROFILE")
+        prefix = ["-m", "bench.cpu_profile", f"{profile}.{port}"] if profile else []
         process = subprocess.Popen(
-            [sys.executable, *prefix, "-m", "kundlinow", "serve"],
+            [sys.executable, *(prefix or ["-m"]), "kundlinow", "serve"],
             cwd=REPO,
             env={**env, "PORT": str(port)},
             stdout=out,
@@ -446,14 +447,18 @@ async def scenario_chat(
                 return sum(psutil.Process(s.process.pid).cpu_times()[index] for s in servers)
 
             me = psutil.Process()
+            backends = await postgres_backends(bench.database)
             user0, sys0, mine0 = cpu(0), cpu(1), sum(me.cpu_times()[:2])
+            pg0 = processes_cpu(backends)
             result = await chat_load(socks, rate, seconds)
             user1, sys1, mine1 = cpu(0), cpu(1), sum(me.cpu_times()[:2])
+            pg1 = processes_cpu(backends)
             cpu0, cpu1 = user0 + sys0, user1 + sys1
             result["server_sys_share"] = round((sys1 - sys0) / max(1e-9, cpu1 - cpu0), 2)
             result["nodes"] = nodes
             result["pairs"] = pairs
             result["server_cpu_us_per_msg"] = round((cpu1 - cpu0) / result["messages"] * 1e6)
+            result["postgres_cpu_us_per_msg"] = round((pg1 - pg0) / result["messages"] * 1e6)
             result["client_cpu_us_per_msg"] = round((mine1 - mine0) / result["messages"] * 1e6)
             result["load_avg_1m"] = round(os.getloadavg()[0], 1)
             for caller, astro, _ in socks:
@@ -463,6 +468,28 @@ async def scenario_chat(
     finally:
         for server in servers:
             stop_server(server)
+
+
+async def postgres_backends(database: Database) -> list[psutil.Process]:
+    """The PostgreSQL backend processes serving the bench database (the servers' pools and chat
+    writers; PostgreSQL runs on this machine)."""
+    pids = await database.pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    found = []
+    for row in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(row["pid"]))
+    return found
+
+
+def processes_cpu(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of the processes still alive."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += sum(process.cpu_times()[:2])
+    return total
 
 
 def table(title: str, rows: list[dict[str, Any]]) -> str:
