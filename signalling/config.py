@@ -41,7 +41,9 @@ class SignallingSettings:
     """Redis presence: a node that misses heartbeats this long is dead; its users go offline."""
     presence_heartbeat_s: float = 3.0
     """Redis presence: how often a node renews its liveness key and re-asserts its counts."""
-    chat_writers: int = 4
-    """Dedicated PostgreSQL connections for storing chat messages (the hot path)."""
+    chat_writers: int = 2
+    """Dedicated PostgreSQL connections storing chat messages (the hot path), each carrying one
+    group-committed batch at a time: while one batch commits the next is already waiting on the
+    rooms' locks; more writers mean smaller batches, more commits and more PostgreSQL CPU."""
     waitlist_offer_s: float = 60.0
     """How long a waitlisted caller holds the freed slot before it passes to the next one."""
