@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import orjson
 from jsonschema import Draft202012Validator
 
 from signalling import errors
@@ -141,7 +142,9 @@ def decode(text: str | bytes, max_bytes: int) -> ClientMessage:
             {"max_bytes": max_bytes, "bytes": size},
         )
     try:
-        raw = json.loads(text)
+        # orjson also refuses what RFC 8259 leaves to the implementation (§8.2 lone surrogates,
+        # §9 integers beyond 64 bits, nesting deeper than 1024) and NaN, which is not JSON.
+        raw = orjson.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(errors.INVALID_JSON, "frame is not valid JSON", None) from None
     msg_id = raw.get("id") if isinstance(raw, dict) else None
@@ -168,7 +171,7 @@ def decode(text: str | bytes, max_bytes: int) -> ClientMessage:
 
 
 def _dump(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str)
+    return orjson.dumps(frame, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def event(kind: str, data: dict[str, Any]) -> str:
