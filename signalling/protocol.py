@@ -142,8 +142,8 @@ def decode(text: str | bytes, max_bytes: int) -> ClientMessage:
             {"max_bytes": max_bytes, "bytes": size},
         )
     try:
-        # orjson also refuses what RFC 8259 leaves to the implementation (§8.2 lone surrogates,
-        # §9 integers beyond 64 bits, nesting deeper than 1024) and NaN, which is not JSON.
+        # Stricter than json.loads: NaN and Infinity (not JSON), lone surrogates (RFC 8259 §8.2)
+        # and nesting beyond 1024 are refused; integers beyond 64 bits become floats (§9).
         raw = orjson.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(errors.INVALID_JSON, "frame is not valid JSON", None) from None
