@@ -172,12 +172,17 @@ class ChatStore:
         return store
 
     async def close(self) -> None:
-        # batches in flight finish (their callers get their answers) before the writers close
-        while self._dispatcher is not None or self._batches:
-            await asyncio.gather(
-                *self._batches, *([self._dispatcher] if self._dispatcher else []),
-                return_exceptions=True,
-            )
+        """Let the batches in flight finish (their senders get their answers), fail the appends
+        still waiting for a writer, then close the writers."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        waiting, self._pending = self._pending, {}
+        for _, futures in waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(ConnectionError("the chat store is closed"))
+        await asyncio.gather(*self._batches, return_exceptions=True)
         for con in self._all:
             with contextlib.suppress(Exception):
                 await con.close()

@@ -142,3 +142,31 @@ async def test_two_nodes_racing_the_same_resend_store_it_once(
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_close_finishes_the_batch_in_flight_and_fails_the_waiting(
+    database: Database, settings: Settings
+) -> None:
+    chat = await ChatStore.open(database.pool, database.dsn, writers=1)
+    room = uuid.uuid4()
+    user = await create_user(database, settings)
+
+    def send(prefix: str) -> list[asyncio.Future[tuple[object, bool]]]:
+        return [
+            asyncio.ensure_future(chat.append(room, user.id, f"{prefix}{i}", text="x"))
+            for i in range(3)
+        ]
+
+    in_flight = send("a")
+    await asyncio.sleep(0)  # the appends queue up
+    await asyncio.sleep(0)  # their batch takes the only writer
+    waiting = send("b")
+    await asyncio.sleep(0)  # these queue up behind it
+    await chat.close()
+    assert all(new for _, new in await asyncio.gather(*in_flight))
+    failed = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectionError) for outcome in failed)
+    rows = await database.pool.fetch(
+        "SELECT client_id FROM chat_messages WHERE consultation_id = $1 ORDER BY seq", room
+    )
+    assert [r["client_id"] for r in rows] == ["a0", "a1", "a2"]
