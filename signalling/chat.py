@@ -161,7 +161,7 @@ class ChatStore:
         self._batches: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 2) -> ChatStore:
+    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 1) -> ChatStore:
         store = cls(pool)
         store._dsn = dsn
         store._writers = asyncio.Queue()
