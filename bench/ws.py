@@ -17,6 +17,16 @@ Scenarios:
            from send to the other party's receipt, p50/p99 (goal p99 <= 50 ms)
   chat2    the same with callers on node A and astrologers on node B, fan-out through Redis
            (goal p99 <= 100 ms)
+
+The chat rows also give CPU seconds per message (user + system, measured over the timed run):
+``server_cpu_us_per_msg`` (all server processes), ``postgres_cpu_us_per_msg`` (the PostgreSQL
+backends of the bench database) and ``client_cpu_us_per_msg`` (this load generator). On a shared
+machine these are the figures to compare; latency needs the machine to itself. The server
+handles a socket's frames one after another (a message is acked once committed), so a socket
+sending faster than one message per commit time queues behind itself: keep
+``rate / (2 * pairs)`` per second well below that (50 pairs at 1,000 msg/s: 10/s per socket).
+
+    BENCH_PROFILE=/tmp/prof python -m bench.ws --only chat1   # + server CPU profile per port
 """
 
 from __future__ import annotations
@@ -24,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import secrets
@@ -41,6 +50,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import orjson
 import psutil
 
 from api.auth import issue_token
@@ -107,10 +117,11 @@ class Server:
 
 def spawn_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        profile = os.environ.get("BENCH_PROFILE")  # a path: the server runs under cProfile
-        prefix = ["-m", "cProfile", "-o", f"{profile}.{port}"] if profile else []
+        # BENCH_PROFILE=path: the server runs under cProfile timed in its own CPU seconds
+        profile = os.environ.get("BENCH_PROFILE")
+        runner = ["-m", "bench.cpu_profile", f"{profile}.{port}"] if profile else ["-m"]
         process = subprocess.Popen(
-            [sys.executable, *prefix, "-m", "kundlinow", "serve"],
+            [sys.executable, *runner, "kundlinow", "serve"],
             cwd=REPO,
             env={**env, "PORT": str(port)},
             stdout=out,
@@ -238,6 +249,10 @@ class Sock:
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.latencies: list[float] | None = None
         self.n = 0
+        self.unanswered: set[str] = set()
+        """Ids of :meth:`fire` requests not yet answered."""
+        self.rejected = 0
+        """:meth:`fire` requests answered with an error."""
         self.reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -255,25 +270,41 @@ class Sock:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             now = time.perf_counter()
-            frame = json.loads(msg.data)
+            frame = orjson.loads(msg.data)
             kind = frame["type"]
             if kind in ("ack", "error"):
                 future = self.pending.pop(frame["id"], None)
                 if future is not None and not future.done():
                     future.set_result(frame)
+                elif frame["id"] in self.unanswered:
+                    self.unanswered.discard(frame["id"])
+                    self.rejected += kind == "error"
             elif kind == "message" and self.latencies is not None:
                 sent = unstamp(frame["data"]["message"]["text"].split(" ", 1)[0])
                 self.latencies.append(now - sent)
             else:
                 self.events.put_nowait(frame)
 
-    async def request(self, kind: str, data: dict[str, Any], wait_s: float = 30) -> dict[str, Any]:
+    def _next_id(self) -> str:
         self.n += 1
-        msg_id = f"b{self.n}"
+        return f"b{self.n}"
+
+    async def _send(self, kind: str, msg_id: str, data: dict[str, Any]) -> None:
+        await self.ws.send_str(orjson.dumps({"type": kind, "id": msg_id, "data": data}).decode())
+
+    async def request(self, kind: str, data: dict[str, Any], wait_s: float = 30) -> dict[str, Any]:
+        msg_id = self._next_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[msg_id] = future
-        await self.ws.send_str(json.dumps({"type": kind, "id": msg_id, "data": data}))
+        await self._send(kind, msg_id, data)
         return await asyncio.wait_for(future, wait_s)
+
+    async def fire(self, kind: str, data: dict[str, Any]) -> None:
+        """Send a request whose answer is only counted: no future, task or timer per message,
+        so the load generator's own cost per message stays small."""
+        msg_id = self._next_id()
+        self.unanswered.add(msg_id)
+        await self._send(kind, msg_id, data)
 
     async def event(self, kind: str, wait_s: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
@@ -302,7 +333,7 @@ async def open_socket(
         timeout=aiohttp.ClientWSTimeout(ws_close=5),
     )
     msg = await ws.receive(timeout=30)
-    if msg.type != aiohttp.WSMsgType.TEXT or json.loads(msg.data)["type"] != "hello":
+    if msg.type != aiohttp.WSMsgType.TEXT or orjson.loads(msg.data)["type"] != "hello":
         raise RuntimeError(f"no hello: {msg}")
     return ws
 
@@ -385,8 +416,10 @@ async def chat_load(
     total = int(rate * seconds)
     run = uuid.uuid4().hex[:6]
     interval = 1.0 / rate
-    errors = 0
-    acks: list[asyncio.Task[dict[str, Any]]] = []
+    socks = [sock for caller, astro, _ in pairs for sock in (caller, astro)]
+    for sock in socks:
+        sock.unanswered.clear()
+        sock.rejected = 0
     start = time.perf_counter()
     for i in range(total):
         target = start + i * interval
@@ -396,20 +429,14 @@ async def chat_load(
         caller, astro, cid = pairs[i % len(pairs)]
         sender = caller if (i // len(pairs)) % 2 == 0 else astro
         text = f"{stamp(time.perf_counter())} how is my Saturn doing"
-        acks.append(
-            asyncio.ensure_future(
-                sender.request(
-                    "message", {"consultation_id": cid, "client_id": f"{run}-{i}", "text": text}
-                )
-            )
+        await sender.fire(
+            "message", {"consultation_id": cid, "client_id": f"{run}-{i}", "text": text}
         )
     sent_s = time.perf_counter() - start
-    done, pending = await asyncio.wait(acks, timeout=30)
-    for task in pending:
-        task.cancel()
-    errors = len(pending) + sum(
-        1 for t in done if t.exception() is not None or t.result()["type"] != "ack"
-    )
+    answered = time.monotonic() + 30
+    while any(s.unanswered for s in socks) and time.monotonic() < answered:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)  # bounded: the readers count the answers as they arrive
+    errors = sum(len(s.unanswered) + s.rejected for s in socks)
     settle = time.monotonic() + 10
     while len(latencies) < total - errors and time.monotonic() < settle:  # noqa: ASYNC110
         await asyncio.sleep(0.1)  # bounded: the receivers' readers append as frames arrive
@@ -446,14 +473,18 @@ async def scenario_chat(
                 return sum(psutil.Process(s.process.pid).cpu_times()[index] for s in servers)
 
             me = psutil.Process()
+            backends = await postgres_backends(bench.database)
             user0, sys0, mine0 = cpu(0), cpu(1), sum(me.cpu_times()[:2])
+            pg0 = processes_cpu(backends)
             result = await chat_load(socks, rate, seconds)
             user1, sys1, mine1 = cpu(0), cpu(1), sum(me.cpu_times()[:2])
+            pg1 = processes_cpu(backends)
             cpu0, cpu1 = user0 + sys0, user1 + sys1
             result["server_sys_share"] = round((sys1 - sys0) / max(1e-9, cpu1 - cpu0), 2)
             result["nodes"] = nodes
             result["pairs"] = pairs
             result["server_cpu_us_per_msg"] = round((cpu1 - cpu0) / result["messages"] * 1e6)
+            result["postgres_cpu_us_per_msg"] = round((pg1 - pg0) / result["messages"] * 1e6)
             result["client_cpu_us_per_msg"] = round((mine1 - mine0) / result["messages"] * 1e6)
             result["load_avg_1m"] = round(os.getloadavg()[0], 1)
             for caller, astro, _ in socks:
@@ -463,6 +494,28 @@ async def scenario_chat(
     finally:
         for server in servers:
             stop_server(server)
+
+
+async def postgres_backends(database: Database) -> list[psutil.Process]:
+    """The PostgreSQL backend processes serving the bench database (the servers' pools and chat
+    writers; PostgreSQL runs on this machine)."""
+    pids = await database.pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    found = []
+    for row in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(row["pid"]))
+    return found
+
+
+def processes_cpu(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of the processes still alive."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += sum(process.cpu_times()[:2])
+    return total
 
 
 def table(title: str, rows: list[dict[str, Any]]) -> str:

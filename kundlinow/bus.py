@@ -9,11 +9,11 @@ published, so a subscriber that missed an event recovers from the database.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
+import orjson
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -52,6 +52,11 @@ class _Subscription:
         return await self._queue.get()
 
 
+def _dump(event: Mapping[str, Any]) -> bytes:
+    """An event as JSON; values JSON has no type for (UUID, datetime, Decimal) become strings."""
+    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _offer(queue: asyncio.Queue[Event], event: Event, topic: str) -> None:
     if queue.full():
         queue.get_nowait()
@@ -67,7 +72,7 @@ class LocalBus:
 
     async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
         # Round-trip through JSON so local and Redis delivery hand subscribers the same values.
-        payload: Event = json.loads(json.dumps(event, default=str))
+        payload: Event = orjson.loads(_dump(event))
         for queue in self._subscribers.get(topic, ()):
             _offer(queue, payload, topic)
 
@@ -99,7 +104,7 @@ class RedisBus:
         return cls(aioredis.from_url(url, decode_responses=True), prefix)
 
     async def publish(self, topic: str, event: Mapping[str, Any]) -> None:
-        await self._redis.publish(self._prefix + topic, json.dumps(event, default=str))
+        await self._redis.publish(self._prefix + topic, _dump(event))
 
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
@@ -114,7 +119,7 @@ class RedisBus:
                     async for message in pubsub.listen():
                         backoff = RECONNECT_BACKOFF_MIN_S
                         if message.get("type") == "message":
-                            _offer(queue, json.loads(message["data"]), topic)
+                            _offer(queue, orjson.loads(message["data"]), topic)
                 except (RedisConnectionError, OSError) as exc:
                     # redis-py reconnects on the next read and re-subscribes in on_connect; what
                     # was published meanwhile is lost (pub/sub is at-most-once, see above).

@@ -20,6 +20,11 @@ from uuid import UUID
 
 import asyncpg
 
+WRITER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+"""The batch statement is prepared once per writer; PostgreSQL would otherwise keep planning it
+afresh on every execution (its custom plans for small arrays look cheaper than the generic one),
+which costs more than running it."""
+
 _COLUMNS = (
     "id, consultation_id, seq, sender_id, client_id, kind, body, upload_id, masked, created_at"
 )
@@ -82,35 +87,67 @@ def _message(row: asyncpg.Record) -> ChatMessage:
     )
 
 
-_APPEND = f"""
-WITH existing AS (
-    SELECT {_COLUMNS} FROM chat_messages
-    WHERE consultation_id = $1 AND sender_id = $2 AND client_id = $3
+_APPEND_BATCH = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+                         $7::bool[])
+        WITH ORDINALITY AS t(consultation_id, sender_id, client_id, kind, body, upload_id, masked,
+                             ord)
+), existing AS (
+    SELECT i.ord, {", ".join("m." + c for c in _COLUMNS.split(", "))}
+    FROM input i JOIN chat_messages m USING (consultation_id, sender_id, client_id)
+), fresh AS (
+    SELECT i.*,
+           row_number() OVER (PARTITION BY i.consultation_id ORDER BY i.ord) AS rank,
+           count(*) OVER (PARTITION BY i.consultation_id) AS n
+    FROM input i WHERE i.ord NOT IN (SELECT ord FROM existing)
 ), bump AS (
     INSERT INTO chat_rooms AS r (consultation_id, last_seq)
-    SELECT $1, 1 WHERE NOT EXISTS (SELECT 1 FROM existing)
-    ON CONFLICT (consultation_id) DO UPDATE SET last_seq = r.last_seq + 1
-    RETURNING last_seq
+    SELECT consultation_id, count(*) FROM fresh GROUP BY consultation_id ORDER BY consultation_id
+    ON CONFLICT (consultation_id) DO UPDATE SET last_seq = r.last_seq + EXCLUDED.last_seq
+    RETURNING consultation_id, last_seq
 ), inserted AS (
     INSERT INTO chat_messages
         (consultation_id, seq, sender_id, client_id, kind, body, upload_id, masked)
-    SELECT $1, bump.last_seq, $2, $3, $4, $5, $6, $7 FROM bump
+    SELECT f.consultation_id, b.last_seq - f.n + f.rank, f.sender_id, f.client_id, f.kind,
+           f.body, f.upload_id, f.masked
+    FROM fresh f JOIN bump b USING (consultation_id)
+    ORDER BY f.ord
     ON CONFLICT (consultation_id, sender_id, client_id) DO NOTHING
     RETURNING {_COLUMNS}
 )
-SELECT *, true AS new FROM inserted
+SELECT i.ord, n.*, true AS new
+FROM inserted n JOIN input i USING (consultation_id, sender_id, client_id)
 UNION ALL
 SELECT *, false AS new FROM existing
 """
+"""Stores a batch of messages in one statement (its own transaction): a resend finds its first
+copy and bumps nothing; each room's counter row is locked once (rooms in id order, so two
+batches never deadlock), bumped by its count of new messages, and those are inserted with
+consecutive numbers in arrival order, all committed together (seq order = commit order). Rows
+come back tagged with their 1-based position in the batch (``ord``)."""
+
+_Key = tuple[UUID, UUID, str]
+"""(consultation, sender, client id): the idempotency key."""
+_Row = tuple[UUID, UUID, str, str, str | None, UUID | None, bool]
+"""The values of one message to store, in the order of the arrays of :data:`_APPEND_BATCH`."""
+_Entry = tuple[_Row, list[asyncio.Future[tuple[ChatMessage, bool]]]]
+"""A message to store and the futures of its callers (a copy sent twice has two)."""
+_Batch = dict[_Key, _Entry]
 
 
 class ChatStore:
     """Chat rows in PostgreSQL.
 
-    The hot path (``append``) can run on a few dedicated connections ("writers") instead of the
-    shared pool: asyncpg resets a pooled connection on every release (``RESET ALL; UNLISTEN *;
-    CLOSE ALL; pg_advisory_unlock_all()``), one extra round trip per message; the append is one
-    autocommit statement that leaves no session state behind, so its writers need no reset.
+    Appends are group-committed: those that arrive within one event-loop tick go to PostgreSQL
+    as one statement (one round trip, one commit) and each caller resumes once the batch is
+    durable. While batches are in flight on every writer connection, new appends gather into the
+    next one, so batches grow with load instead of queueing round trips.
+
+    The hot path can run on a few dedicated connections ("writers") instead of the shared pool:
+    asyncpg resets a pooled connection on every release (``RESET ALL; UNLISTEN *; CLOSE ALL;
+    pg_advisory_unlock_all()``), one extra round trip per batch; the append is one autocommit
+    statement that leaves no session state behind, so its writers need no reset.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -118,39 +155,38 @@ class ChatStore:
         self._dsn: str | None = None
         self._writers: asyncio.Queue[asyncpg.Connection] | None = None
         self._all: list[asyncpg.Connection] = []
+        self._pending: _Batch = {}
+        """Appends waiting for the next batch; copies of one key share its entry."""
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 2) -> ChatStore:
+    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 1) -> ChatStore:
         store = cls(pool)
         store._dsn = dsn
         store._writers = asyncio.Queue()
         for _ in range(writers):
-            con = await asyncpg.connect(dsn)
+            con = await asyncpg.connect(dsn, server_settings=WRITER_SETTINGS)
             store._all.append(con)
             store._writers.put_nowait(con)
         return store
 
     async def close(self) -> None:
+        """Let the batches in flight finish (their senders get their answers), fail the appends
+        still waiting for a writer, then close the writers."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        waiting, self._pending = self._pending, {}
+        for _, futures in waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(ConnectionError("the chat store is closed"))
+        await asyncio.gather(*self._batches, return_exceptions=True)
         for con in self._all:
             with contextlib.suppress(Exception):
                 await con.close()
         self._all.clear()
-
-    async def _append_rows(self, *args: Any) -> list[asyncpg.Record]:
-        if self._writers is None or self._dsn is None:
-            async with self._pool.acquire() as con:
-                return list(await con.fetch(_APPEND, *args))
-        con = await self._writers.get()
-        try:
-            return list(await con.fetch(_APPEND, *args))
-        finally:
-            if con.is_closed():  # the server went away: replace the writer for the next caller
-                self._all.remove(con)
-                with contextlib.suppress(Exception):
-                    con = await asyncpg.connect(self._dsn)
-                    self._all.append(con)
-            if not con.is_closed():
-                self._writers.put_nowait(con)
 
     async def append(
         self,
@@ -162,28 +198,118 @@ class ChatStore:
         upload_id: UUID | None = None,
         masked: bool = False,
     ) -> tuple[ChatMessage, bool]:
-        """Store a message; returns it and whether it is new (False: a resend of ``client_id``)."""
-        kind = "text" if upload_id is None else "image"
-        # One statement, one round trip, its own transaction: a resend finds its first copy and
-        # bumps nothing; otherwise the room's counter row is locked, bumped, and the message
-        # inserted with that seq, all committed together (seq order = commit order).
-        rows = await self._append_rows(
-            consultation_id, sender_id, client_id, kind, text, upload_id, masked
-        )
-        if rows:
-            return _message(rows[0]), bool(rows[0]["new"])
-        # Lost a race with a concurrent resend of the same client id: its copy won.
-        async with self._pool.acquire() as con:
-            found = await self._find(con, consultation_id, sender_id, client_id)
-        if found is None:  # pragma: no cover - the conflicting row is committed
-            raise RuntimeError("duplicate chat message vanished")
-        return found, False
+        """Store a message; returns it and whether it is new (False: a resend of ``client_id``).
 
-    @staticmethod
+        Returns once the message is committed (in the batch of this loop tick)."""
+        kind = "text" if upload_id is None else "image"
+        key = (consultation_id, sender_id, client_id)
+        future: asyncio.Future[tuple[ChatMessage, bool]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        entry = self._pending.get(key)
+        if entry is None:
+            row = (consultation_id, sender_id, client_id, kind, text, upload_id, masked)
+            self._pending[key] = (row, [future])
+        else:
+            entry[1].append(future)  # a copy sent again before the first was stored
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="chat-batches")
+        return await future
+
+    async def _dispatch(self) -> None:
+        """Hand what is pending to a free writer, batch after batch, until nothing is left.
+
+        Started by the first append of a tick, it runs after that tick, so the batch holds
+        every append of it; while no writer is free, appends keep gathering."""
+        try:
+            while self._pending:
+                con = await self._writer()
+                batch, self._pending = self._pending, {}
+                task = asyncio.create_task(self._store_batch(con, batch), name="chat-batch")
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+        finally:
+            self._dispatcher = None
+
+    async def _writer(self) -> asyncpg.Connection | None:
+        """A free writer connection (None: no writers, the batch goes through the pool)."""
+        if self._writers is None:
+            return None
+        return await self._writers.get()
+
+    async def _store_batch(self, con: asyncpg.Connection | None, batch: _Batch) -> None:
+        try:
+            await self._settle(con, list(batch.values()))
+        finally:
+            if con is not None:
+                await self._release(con)
+
+    async def _settle(self, con: asyncpg.Connection | None, entries: list[_Entry]) -> None:
+        """Store the entries and resolve their callers' futures (with the error on failure)."""
+        try:
+            try:
+                results = await self._append_rows(con, [row for row, _ in entries])
+            except asyncpg.PostgresError:
+                if len(entries) == 1:
+                    raise
+                # One bad row fails the statement: store the rows one by one so that only the
+                # bad row's sender gets the error.
+                for entry in entries:
+                    await self._settle(con, [entry])
+                return
+            for (row, futures), result in zip(entries, results, strict=True):
+                if result is None:
+                    # Lost a race with a copy stored by another connection: its copy won.
+                    found = await self._find(*row[:3])
+                    if found is None:  # pragma: no cover - the conflicting row is committed
+                        raise RuntimeError("duplicate chat message vanished")
+                    result = (found, False)
+                message, new = result
+                for i, future in enumerate(futures):
+                    if not future.done():
+                        # copies of one key in a batch: the first is the new one
+                        future.set_result((message, new and i == 0))
+        except Exception as exc:
+            for _, futures in entries:
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+        except BaseException:
+            for _, futures in entries:
+                for future in futures:
+                    future.cancel()
+            raise
+
+    async def _release(self, con: asyncpg.Connection) -> None:
+        assert self._writers is not None and self._dsn is not None
+        if con.is_closed():  # the server went away: replace the writer for the next batch
+            self._all.remove(con)
+            with contextlib.suppress(Exception):
+                con = await asyncpg.connect(self._dsn, server_settings=WRITER_SETTINGS)
+                self._all.append(con)
+        if not con.is_closed():
+            self._writers.put_nowait(con)
+
+    async def _append_rows(
+        self, con: asyncpg.Connection | None, rows: list[_Row]
+    ) -> list[tuple[ChatMessage, bool] | None]:
+        """Store ``rows`` in one statement; per row its message and whether it is new, or None
+        when a concurrent copy from another connection was stored instead."""
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        if con is None:
+            async with self._pool.acquire() as pooled:
+                records = await pooled.fetch(_APPEND_BATCH, *columns)
+        else:
+            records = await con.fetch(_APPEND_BATCH, *columns)
+        results: list[tuple[ChatMessage, bool] | None] = [None] * len(rows)
+        for record in records:
+            results[record["ord"] - 1] = (_message(record), bool(record["new"]))
+        return results
+
     async def _find(
-        con: asyncpg.Connection, consultation_id: UUID, sender_id: UUID, client_id: str
+        self, consultation_id: UUID, sender_id: UUID, client_id: str
     ) -> ChatMessage | None:
-        row = await con.fetchrow(
+        row = await self._pool.fetchrow(
             f"""SELECT {_COLUMNS} FROM chat_messages
                 WHERE consultation_id = $1 AND sender_id = $2 AND client_id = $3""",
             consultation_id, sender_id, client_id,

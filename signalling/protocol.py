@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import orjson
 from jsonschema import Draft202012Validator
 
 from signalling import errors
@@ -141,7 +142,9 @@ def decode(text: str | bytes, max_bytes: int) -> ClientMessage:
             {"max_bytes": max_bytes, "bytes": size},
         )
     try:
-        raw = json.loads(text)
+        # Stricter than json.loads: NaN and Infinity (not JSON), lone surrogates (RFC 8259 §8.2)
+        # and nesting beyond 1024 are refused; integers beyond 64 bits become floats (§9).
+        raw = orjson.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(errors.INVALID_JSON, "frame is not valid JSON", None) from None
     msg_id = raw.get("id") if isinstance(raw, dict) else None
@@ -168,7 +171,7 @@ def decode(text: str | bytes, max_bytes: int) -> ClientMessage:
 
 
 def _dump(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str)
+    return orjson.dumps(frame, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def event(kind: str, data: dict[str, Any]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
+
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from signalling.chat import ChatStore
@@ -73,3 +75,98 @@ async def test_read_marker_only_moves_forward(database: Database, settings: Sett
     assert await chat.mark_read(room, user.id, 3) == 5
     assert await chat.reads(room) == {user.id: 5}
     assert await chat.mark_read(room, user.id, 99) == 6  # not past the last message
+
+
+async def test_appends_of_one_tick_are_one_transaction_numbered_in_arrival_order(
+    database: Database, settings: Settings
+) -> None:
+    chat = await ChatStore.open(database.pool, database.dsn, writers=1)
+    try:
+        rooms = [uuid.uuid4() for _ in range(3)]
+        user = await create_user(database, settings)
+        sends = [(rooms[i % 3], f"t{i}") for i in range(30)]
+        results = await asyncio.gather(
+            *(chat.append(room, user.id, client, text=client) for room, client in sends)
+        )
+        assert all(new for _, new in results)
+        # now() is the transaction's start: one value means one commit for the whole tick
+        assert len({m.created_at for m, _ in results}) == 1
+        for room in rooms:
+            stored = await chat.since(room, 0, 100)
+            assert [m.seq for m in stored] == list(range(1, 11))
+            assert [m.client_id for m in stored] == [c for r, c in sends if r == room]
+        # the next tick is the next batch, and the numbers carry on
+        later, _ = await chat.append(rooms[0], user.id, "t-later", text="x")
+        assert later.seq == 11 and later.created_at > results[0][0].created_at
+    finally:
+        await chat.close()
+
+
+async def test_a_bad_row_fails_only_its_own_sender(database: Database, settings: Settings) -> None:
+    chat = ChatStore(database.pool)
+    room = uuid.uuid4()
+    user = await create_user(database, settings)
+    stranger = uuid.uuid4()  # not a user: the row violates chat_messages' foreign key
+    results = await asyncio.gather(
+        chat.append(room, user.id, "ok-1", text="a"),
+        chat.append(room, stranger, "bad", text="b"),
+        chat.append(room, user.id, "ok-2", text="c"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], asyncpg.ForeignKeyViolationError)
+    stored = await chat.since(room, 0, 100)
+    assert [(m.client_id, m.text) for m in stored] == [("ok-1", "a"), ("ok-2", "c")]
+    assert [m.seq for m in stored] == [1, 2]
+
+
+async def test_two_nodes_racing_the_same_resend_store_it_once(
+    database: Database, settings: Settings
+) -> None:
+    nodes = [await ChatStore.open(database.pool, database.dsn, writers=2) for _ in range(2)]
+    try:
+        room = uuid.uuid4()
+        user = await create_user(database, settings)
+        results = await asyncio.gather(
+            *(
+                node.append(room, user.id, f"m{i}", text=str(i))
+                for i in range(20)
+                for node in nodes
+            )
+        )
+        assert sum(1 for _, new in results if new) == 20
+        stored = {m.client_id: m for m in await nodes[0].since(room, 0, 100)}
+        assert len(stored) == 20
+        assert all(stored[m.client_id].id == m.id for m, _ in results)
+        seqs = sorted(m.seq for m in stored.values())
+        assert seqs == sorted(set(seqs))
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def test_close_finishes_the_batch_in_flight_and_fails_the_waiting(
+    database: Database, settings: Settings
+) -> None:
+    chat = await ChatStore.open(database.pool, database.dsn, writers=1)
+    room = uuid.uuid4()
+    user = await create_user(database, settings)
+
+    def send(prefix: str) -> list[asyncio.Future[tuple[object, bool]]]:
+        return [
+            asyncio.ensure_future(chat.append(room, user.id, f"{prefix}{i}", text="x"))
+            for i in range(3)
+        ]
+
+    in_flight = send("a")
+    await asyncio.sleep(0)  # the appends queue up
+    await asyncio.sleep(0)  # their batch takes the only writer
+    waiting = send("b")
+    await asyncio.sleep(0)  # these queue up behind it
+    await chat.close()
+    assert all(new for _, new in await asyncio.gather(*in_flight))
+    failed = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectionError) for outcome in failed)
+    rows = await database.pool.fetch(
+        "SELECT client_id FROM chat_messages WHERE consultation_id = $1 ORDER BY seq", room
+    )
+    assert [r["client_id"] for r in rows] == ["a0", "a1", "a2"]

@@ -135,6 +135,7 @@ MALFORMED = [
     ('{"type":"ping"}', "INVALID_MESSAGE", None),
     ('{"type":"nope","id":"a1"}', "UNKNOWN_TYPE", "a1"),
     ('{"type":"ping","id":"a2","v":2}', "UNSUPPORTED_VERSION", "a2"),
+    ('{"type":"ping","id":"a6","data":{"x":NaN}}', "INVALID_JSON", None),  # not RFC 8259
     ('{"type":"join_consult","id":"a3","data":{"consultation_id":"x"}}',
      "INVALID_MESSAGE", "a3"),
     ('{"type":"message","id":"a4","data":{"consultation_id":'
@@ -177,6 +178,15 @@ _frames = st.one_of(
 )
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _rfc8259(text: str) -> Any:
+    """What the server parses: RFC 8259 JSON; Python's json also takes NaN and Infinity."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 async def test_hypothesis_bad_frames_each_get_an_error(
     aiohttp_client: Any, make_app: Any, database: Database, settings: Settings
 ):
@@ -200,7 +210,7 @@ async def test_hypothesis_bad_frames_each_get_an_error(
     for frame in seen:
         await client.send_raw(frame)
         try:
-            parsed = json.loads(frame)
+            parsed = _rfc8259(frame)
             msg_id = parsed.get("id") if isinstance(parsed, dict) else None
         except ValueError:
             msg_id = None

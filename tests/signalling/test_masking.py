@@ -29,6 +29,24 @@ def test_contact_details_are_masked(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("email", "GURU [AT] GMAIL [DOT] COM"),
+        ("email", "guru@gmail.com"),
+        ("link", "HTTP://x"),
+        ("link", "ftp://files"),
+        ("link", "WWW.astro"),
+        ("link", "see t.me/astroguru"),
+        ("link", "bit.ly/abc"),
+        ("link", "Astro-Deals.IN/today"),
+    ],
+)
+def test_each_kind_is_masked_on_its_own(kind: str, text: str) -> None:
+    # every form each pattern knows, with only that kind enabled (nothing else masks it)
+    assert mask(text, (kind,)).masked
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "I was born on 12-05-1990 at 10:30 in Pune",
