@@ -527,7 +527,7 @@ def table(title: str, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -536,7 +536,10 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--only", choices=("idle", "chat1", "chat2"), action="append")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> int:
     raise_nofile()
     admin_dsn = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -577,4 +580,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(asyncio.wait_for(main(), DEADLINE_S)))
+    sys.exit(asyncio.run(asyncio.wait_for(main(parse_args()), DEADLINE_S)))
