@@ -151,6 +151,11 @@ class Hub:
             "presence": self._presence,
             "waitlist": self._waitlist,
         }
+        # Every client message type the protocol accepts has a handler here ("auth" is answered
+        # by _on_frame itself): a schema without one would fail at run time as INTERNAL.
+        unhandled = protocol.CLIENT_TYPES - self._handlers.keys() - {"auth"}
+        if unhandled:
+            raise RuntimeError(f"client message types without a handler: {sorted(unhandled)}")
 
     # ------------------------------------------------------------------ lifecycle of the hub
 
