@@ -199,7 +199,6 @@ class SrtpLink:
         "_srtp",
         "_view",
         "dtls",
-        "sent_bytes",
     )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -208,7 +207,6 @@ class SrtpLink:
         self._sock: Any = None
         self._relay: Any = None
         self._addr: tuple[str, int] | None = None
-        self.sent_bytes = 0
 
     def open(self) -> bool:
         """Bind to the SRTP session and nominated ICE pair; False if not connected yet."""
@@ -260,7 +258,6 @@ class SrtpLink:
         size = length[0]
         if sock is None:
             self._relay.sendto(bytes(self._view[:size]), self._addr)
-            self.sent_bytes += size
             return SEND_OK
         try:
             sock.sendto(self._view[:size], self._addr)
@@ -268,7 +265,6 @@ class SrtpLink:
             return SEND_CONGESTED
         except OSError:
             return SEND_DOWN
-        self.sent_bytes += size
         return SEND_OK
 
     async def send_rtcp(self, data: bytes) -> None:

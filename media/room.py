@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import random
 import time
 import uuid
@@ -41,6 +42,26 @@ from media.errors import MediaError, MediaErrorCode
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
 from media.packets import payload_bounds
+
+_RTCP_TICK_S = 0.1
+"""Grid the RTCP report times of all participants are rounded up to."""
+
+
+def _rtcp_tick_delay(now: float, delay: float) -> float:
+    """``delay`` rounded up so that it ends on the ``_RTCP_TICK_S`` grid of the loop clock.
+
+    Every participant's report loop then wakes at most ten times a second in total, in
+    one event-loop iteration, instead of each at its own instant: a process wake-up costs
+    more than the reports. The interval keeps its RFC 3550 §6.2 randomisation (at
+    100 ms granularity); the reports go to different receivers, so there is no
+    self-synchronisation among senders of one session to avoid.
+    """
+    return math.ceil((now + delay) / _RTCP_TICK_S) * _RTCP_TICK_S - now
+
+
+_RTCP_COMPOUND_MAX = 1200
+"""Bytes of reports per compound RTCP packet: with the SRTCP trailer (RFC 3711 §3.4) and
+IP/UDP headers it stays within a 1280-byte IPv6 minimum MTU path."""
 
 logger = logging.getLogger(__name__)
 
@@ -428,21 +449,37 @@ class Participant:
     # -- RTCP -------------------------------------------------------------------------
 
     async def _run_rtcp(self) -> None:
-        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval)."""
+        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval).
+
+        The reports of all tracks on one transport go out as one compound packet (RFC 8108
+        §5.3; RFC 3550 §6.1 lets packet types repeat), split only to stay under
+        ``_RTCP_COMPOUND_MAX`` bytes: one SRTCP protect and send per transport and interval
+        instead of one per track.
+        """
         interval = self._settings.rtcp_interval_s
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(interval * (0.5 + random.random()))
+            await asyncio.sleep(_rtcp_tick_delay(loop.time(), interval * (0.5 + random.random())))
             now = time.monotonic()
+            reports: list[tuple[glue.SrtpLink, bytes]] = []
             for t, up in list(self.uptracks.items()):
+                link = self._links.get(t.receiver.transport)
                 packets = up.report(now)
-                if packets:
-                    link = self._links.get(t.receiver.transport)
-                    if link is not None:
-                        await link.send_rtcp(b"".join(bytes(p) for p in packets))
+                if packets and link is not None:
+                    reports.append((link, b"".join(bytes(p) for p in packets)))
             for down in list(self.downtracks.values()):
                 packets = down.report(now, self._cname)
                 if packets:
-                    await down.link.send_rtcp(b"".join(bytes(p) for p in packets))
+                    reports.append((down.link, b"".join(bytes(p) for p in packets)))
+            compounds: dict[glue.SrtpLink, bytes] = {}
+            for link, report in reports:  # each report starts with an SR or RR
+                pending = compounds.get(link, b"")
+                if pending and len(pending) + len(report) > _RTCP_COMPOUND_MAX:
+                    await link.send_rtcp(pending)
+                    pending = b""
+                compounds[link] = pending + report
+            for link, compound in compounds.items():
+                await link.send_rtcp(compound)
 
     # -- teardown / stats -------------------------------------------------------------
 
