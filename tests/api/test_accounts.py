@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -224,23 +225,29 @@ async def test_many_logins_from_one_ip_are_429(aiohttp_client: Any, make_app: Ap
     assert statuses == [401] * 4 + [429] * 2
 
 
-async def test_behind_a_trusted_proxy_each_client_has_its_own_login_budget(
-    aiohttp_client: Any, make_app: AppFactory
-) -> None:
-    """The test client connects from 127.0.0.1, playing the load balancer."""
+LoginFrom = Callable[[str], Awaitable[int]]
+
+
+async def _proxied_logins(aiohttp_client: Any, make_app: AppFactory, trusted: str) -> LoginFrom:
+    """``login_from(x_forwarded_for)`` → status of a failing login, 2 allowed per client IP.
+    The test client connects from 127.0.0.1."""
     client = await aiohttp_client(
-        make_app(
-            login_ip_limit=2,
-            login_account_limit=100,
-            trusted_proxies=parse_networks("127.0.0.0/8"),
-        )
+        make_app(login_ip_limit=2, login_account_limit=100, trusted_proxies=parse_networks(trusted))
     )
 
     async def login_from(forwarded_for: str) -> int:
         body = {"email": _email(), "password": "x" * 8}
         headers = {"X-Forwarded-For": forwarded_for}
-        return (await client.post("/auth/login", json=body, headers=headers)).status
+        status: int = (await client.post("/auth/login", json=body, headers=headers)).status
+        return status
 
+    return login_from
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_login_budget(
+    aiohttp_client: Any, make_app: AppFactory
+) -> None:
+    login_from = await _proxied_logins(aiohttp_client, make_app, "127.0.0.0/8")  # the proxy
     # A client cannot escape its budget by prepending made-up hops: only the right-most
     # untrusted hop (what our proxy saw) counts.
     assert [
@@ -252,24 +259,8 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_login_budget(
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     aiohttp_client: Any, make_app: AppFactory
 ) -> None:
-    client = await aiohttp_client(
-        make_app(
-            login_ip_limit=2,
-            login_account_limit=100,
-            trusted_proxies=parse_networks("10.0.0.0/8"),
-        )
-    )
-    statuses = [
-        (
-            await client.post(
-                "/auth/login",
-                json={"email": _email(), "password": "x" * 8},
-                headers={"X-Forwarded-For": f"192.0.2.{n}"},
-            )
-        ).status
-        for n in range(3)
-    ]
-    assert statuses == [401, 401, 429]
+    login_from = await _proxied_logins(aiohttp_client, make_app, "10.0.0.0/8")
+    assert [await login_from(f"192.0.2.{n}") for n in range(3)] == [401, 401, 429]
 
 
 async def test_login_limits_are_shared_through_redis(
