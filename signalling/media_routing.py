@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import structlog
@@ -33,32 +33,16 @@ import structlog
 from kundlinow.bus import EventBus
 from signalling import errors
 from signalling.errors import SignalError
+from signalling.ports import MediaPort, SendSignal
 
 log = structlog.get_logger(__name__)
 
-SendSignal = Callable[[str, str, dict[str, Any]], Awaitable[None]]
-"""``(room_id, participant_id, message)``: the media engine's server-to-client callback."""
 
-
-class MediaEngineLike(Protocol):
-    """The part of ``media.engine.MediaEngine`` routing needs."""
+class MediaEngineLike(MediaPort, Protocol):
+    """The part of ``media.engine.MediaEngine`` routing needs: the hub's media port, plus
+    binding the engine's server-to-client callback and the host's room list and stats."""
 
     def bind_signal(self, send_signal: SendSignal) -> None: ...
-
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> Any:
-        ...
-
-    async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str: ...
-
-    async def handle_answer(self, room_id: str, participant_id: str, sdp: str) -> Any: ...
-
-    async def add_ice_candidate(
-        self, room_id: str, participant_id: str, candidate: dict[str, Any] | None
-    ) -> Any: ...
-
-    async def leave(self, room_id: str, participant_id: str) -> Any: ...
-
-    async def close_room(self, room_id: str) -> Any: ...
 
     @property
     def room_ids(self) -> list[str]: ...
