@@ -155,6 +155,17 @@ class WsPeer:
                     track.stop()
 
 
+async def _video_consult(caller: WsClient, astro: WsClient, astro_id: str) -> str:
+    """Request, accept and join a video consultation (each socket on its own node); its id."""
+    ack = await caller.ok("consult_request", {"consultant_id": astro_id, "mode": "video"})
+    cid: str = ack["consultation"]["id"]
+    await astro.event("consult_request")
+    await astro.ok("accept", {"consultation_id": cid})
+    await caller.ok("join_consult", {"consultation_id": cid})
+    await astro.ok("join_consult", {"consultation_id": cid})
+    return cid
+
+
 def _log_events(node: Node) -> list[dict[str, Any]]:
     out = []
     for line in node.log.read_text(errors="replace").splitlines():
@@ -185,13 +196,7 @@ async def test_cross_node_video_call_through_one_host(
         try:
             caller = await connect(session, f"{a.url}/ws", caller_user.token)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
-            ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
-                                                      "mode": "video"})
-            cid = ack["consultation"]["id"]
-            await astro.event("consult_request")
-            await astro.ok("accept", {"consultation_id": cid})
-            await caller.ok("join_consult", {"consultation_id": cid})
-            await astro.ok("join_consult", {"consultation_id": cid})
+            cid = await _video_consult(caller, astro, str(astro_user.id))
 
             caller_peer, astro_peer = WsPeer(caller, cid), WsPeer(astro, cid)
             peers += [caller_peer, astro_peer]
@@ -311,13 +316,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
         try:
             caller = await connect(session, f"{a.url}/ws", caller_user.token)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
-            ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
-                                                      "mode": "video"})
-            cid = ack["consultation"]["id"]
-            await astro.event("consult_request")
-            await astro.ok("accept", {"consultation_id": cid})
-            await caller.ok("join_consult", {"consultation_id": cid})
-            await astro.ok("join_consult", {"consultation_id": cid})
+            cid = await _video_consult(caller, astro, str(astro_user.id))
             peers += [WsPeer(caller, cid), WsPeer(astro, cid)]
             for peer in peers:
                 peer.publish()
