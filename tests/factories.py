@@ -30,6 +30,11 @@ class TestUser:
     token: str
 
 
+def auth(token: str) -> dict[str, str]:
+    """Request headers that authenticate as the holder of ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def create_user(
     database: Database,
     settings: Settings,

@@ -12,7 +12,7 @@ from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.keys import CONSULTATIONS, MEDIA
 from tests.billing.helpers import grant
-from tests.factories import create_user
+from tests.factories import auth, create_user
 
 
 async def test_admin_sees_media_stats_others_do_not(
@@ -26,9 +26,6 @@ async def test_admin_sees_media_stats_others_do_not(
     consultation = await service.request(caller.id, astrologer.id, Mode.VIDEO)
     await service.accept(consultation.id, astrologer.id)
     url = f"/admin/consultations/{consultation.id}/media"
-
-    def auth(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
 
     assert (await client.get(url)).status == 401
     forbidden = await client.get(url, headers=auth(caller.token))

@@ -10,6 +10,7 @@ import pytest
 
 from kundlinow.config import Settings
 from kundlinow.db import Database
+from tests.factories import auth
 from tests.signalling.conftest import WorldFactory, world_factory
 from tests.signalling.wsclient import WsClient
 
@@ -42,28 +43,26 @@ async def _active(world: Any) -> tuple[Any, Any, Any, WsClient, WsClient, str]:
     return world.server, astro_user, caller_user, astro, caller, cid
 
 
-def _auth(user: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user.token}"}
-
-
 async def test_history_pages_and_access(make_world: WorldFactory) -> None:
     world = await make_world(rate_per_s=1000, rate_burst=1000)
     server, astro_user, caller_user, _, caller, cid = await _active(world)
     for i in range(7):
         await caller.ok("message", {"consultation_id": cid, "client_id": f"m{i}", "text": f"{i}"})
     url = f"/consultations/{cid}/messages"
-    page = await (await server.get(url, params={"limit": 3}, headers=_auth(astro_user))).json()
+    page = await (await server.get(url, params={"limit": 3}, headers=auth(astro_user.token))).json()
     assert [m["seq"] for m in page["messages"]] == [5, 6, 7] and page["next_before"] == 5
     page = await (await server.get(url, params={"limit": 3, "before": 5},
-                                   headers=_auth(caller_user))).json()
+                                   headers=auth(caller_user.token))).json()
     assert [m["text"] for m in page["messages"]] == ["1", "2", "3"]
     stranger = await world.user()
-    response = await server.get(url, headers=_auth(stranger))
+    response = await server.get(url, headers=auth(stranger.token))
     assert response.status == 403 and (await response.json())["error"]["code"] == "FORBIDDEN"
     assert (await server.get(url)).status == 401
-    response = await server.get(url, params={"limit": 0}, headers=_auth(astro_user))
+    response = await server.get(url, params={"limit": 0}, headers=auth(astro_user.token))
     assert response.status == 422
-    response = await server.get("/consultations/not-a-uuid/messages", headers=_auth(astro_user))
+    response = await server.get(
+        "/consultations/not-a-uuid/messages", headers=auth(astro_user.token)
+    )
     assert response.status == 404
 
 
@@ -73,7 +72,7 @@ async def test_image_upload_message_and_limits(make_world: WorldFactory) -> None
     url = f"/consultations/{cid}/uploads"
     png = _png()
     response = await server.post(url, data=png,
-                                 headers={**_auth(caller_user), "Content-Type": "image/png"})
+                                 headers={**auth(caller_user.token), "Content-Type": "image/png"})
     assert response.status == 201, await response.text()
     upload = await response.json()
     sent = await caller.ok("message", {"consultation_id": cid, "client_id": "img",
@@ -81,7 +80,7 @@ async def test_image_upload_message_and_limits(make_world: WorldFactory) -> None
     assert sent["message"]["kind"] == "image"
     got = await astro.event("message")
     assert got["message"]["upload_id"] == upload["upload_id"]
-    fetched = await server.get(f"{url}/{upload['upload_id']}", headers=_auth(astro_user))
+    fetched = await server.get(f"{url}/{upload['upload_id']}", headers=auth(astro_user.token))
     assert fetched.status == 200 and await fetched.read() == png
     assert fetched.headers["Content-Type"] == "image/png"
     # the other party cannot send someone else's upload as their own
@@ -89,16 +88,16 @@ async def test_image_upload_message_and_limits(make_world: WorldFactory) -> None
                                         "upload_id": upload["upload_id"]}) == "UPLOAD_NOT_FOUND"
     # type, magic bytes and size limits
     bad_type = await server.post(url, data=b"hello",
-                                 headers={**_auth(caller_user), "Content-Type": "text/plain"})
+                                 headers={**auth(caller_user.token), "Content-Type": "text/plain"})
     assert bad_type.status == 415
     liar = await server.post(url, data=b"GIF89a not a png",
-                             headers={**_auth(caller_user), "Content-Type": "image/png"})
+                             headers={**auth(caller_user.token), "Content-Type": "image/png"})
     assert liar.status == 415
     big = await server.post(url, data=png + b"\x00" * 4096,
-                            headers={**_auth(caller_user), "Content-Type": "image/png"})
+                            headers={**auth(caller_user.token), "Content-Type": "image/png"})
     assert big.status == 413
     assert (await big.json())["error"]["code"] == "PAYLOAD_TOO_LARGE"
     stranger = await world.user()
     response = await server.post(url, data=png,
-                                 headers={**_auth(stranger), "Content-Type": "image/png"})
+                                 headers={**auth(stranger.token), "Content-Type": "image/png"})
     assert response.status == 403

@@ -12,11 +12,7 @@ from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.keys import CONSULTATIONS
 from tests.billing.helpers import grant
-from tests.factories import create_user
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.factories import auth, create_user
 
 
 async def test_caller_rates_once_and_the_aggregate_follows(

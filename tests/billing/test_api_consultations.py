@@ -14,11 +14,7 @@ from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.billing.helpers import grant
-from tests.factories import create_user
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.factories import auth, create_user
 
 
 async def test_request_accept_end_over_rest(

@@ -16,11 +16,7 @@ from billing.invariants import check_all
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.billing.razorpay_standin import RazorpayStandIn
-from tests.factories import create_user
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.factories import auth, create_user
 
 
 async def wallet_balance(client: TestClient[Any, Any], token: str) -> int:

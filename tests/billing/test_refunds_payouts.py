@@ -16,11 +16,7 @@ from billing.payouts import PayoutService, SimulatedBankRail
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, balance, grant
-from tests.factories import create_user
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.factories import auth, create_user
 
 
 async def test_admin_refund_is_a_correcting_transfer_with_audit(
