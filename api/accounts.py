@@ -26,6 +26,7 @@ from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from kundlinow.ratelimit import Decision
+from signalling.masking import mask
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -171,7 +172,9 @@ async def register(request: web.Request) -> web.Response:
         request.app[DATABASE],
         email=body.email,
         password_hash=password_hash,
-        display_name=body.display_name.strip() or body.email,
+        # Names are shown to the other party: no phone number or handle smuggled in them.
+        display_name=mask(body.display_name.strip(), settings.signalling.masking).text
+        or body.email,
         role=body.role,
     )
     log.info("account_registered", user_id=str(user.id), role=user.role)

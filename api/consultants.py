@@ -25,8 +25,9 @@ from api.auth import require_user
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body, parse_query
-from kundlinow.keys import DATABASE, PRESENCE
+from kundlinow.keys import DATABASE, PRESENCE, SETTINGS
 from kundlinow.presence import PresenceLookup, PresenceStatus
+from signalling.masking import mask
 
 routes = web.RouteTableDef()
 
@@ -334,6 +335,11 @@ async def update_my_profile(request: web.Request) -> web.Response:
         for name in ("display_name", "bio", "languages", "specialities", "away")
         if name in patch.model_fields_set
     }
+    # A profile is read by every caller: contact details in it would take them off the platform.
+    kinds = request.app[SETTINGS].signalling.masking
+    for name in ("display_name", "bio"):
+        if name in changes:
+            changes[name] = mask(changes[name], kinds).text
     if patch.rates is not None:
         for mode in MODES:
             if mode in patch.rates.model_fields_set:

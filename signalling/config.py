@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MASKABLE = frozenset({"phone", "email", "link"})
+MASKABLE = frozenset({"phone", "email", "link", "social"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,8 @@ class SignallingSettings:
     auth_timeout_s: float = 10.0
     """Without a token in ``Sec-WebSocket-Protocol``, the first ``auth`` must come within this."""
     masking: frozenset[str] = field(default_factory=lambda: MASKABLE)
-    """Which of ``phone``, ``email``, ``link`` are masked in chat text (empty: masking off)."""
+    """Which of ``phone``, ``email``, ``link``, ``social`` (app names and handles) are masked in
+    chat text and in display names and astrologer bios (empty: masking off)."""
     upload_max_bytes: int = 5 * 1024 * 1024
     """Largest chat image upload."""
     upload_types: frozenset[str] = field(
