@@ -219,4 +219,6 @@ def phone_spans(norm: str) -> list[Span]:
     if sum(1 if ch.isdigit() else 3 for ch in found) < 7:
         return []
     blocked = [m.span() for m in _NOT_PHONE.finditer(norm)]
-    return [span for chain in _chains(_pieces(norm, blocked)) for span in _phone_spans(chain)]
+    spans = [span for chain in _chains(_pieces(norm, blocked)) for span in _phone_spans(chain)]
+    # the international prefix's "+" goes with the number
+    return [(start - (start > 0 and norm[start - 1] == "+"), end) for start, end in spans]
