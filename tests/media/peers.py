@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,13 +207,3 @@ class Switchboard:
         return peer
 
 
-async def wait_for(predicate: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
-
-
-Waiter = Callable[[Callable[[], bool], float], Awaitable[bool]]

@@ -18,7 +18,8 @@ from kundlinow.db import Database
 from kundlinow.keys import HUB
 from signalling.config import SignallingSettings
 from tests.factories import create_user
-from tests.signalling.wsclient import connect
+from tests.polling import eventually
+from tests.signalling.wsclient import WsClient, connect
 
 
 def _with(settings: Settings, **changes: Any) -> Settings:
@@ -89,9 +90,19 @@ async def test_connections_per_user_limited(
     msg = await third.ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4429
     await first.close()
-    await asyncio.sleep(0.05)
-    fourth = await connect(server, "/ws", user.token)  # a slot was freed
-    assert await fourth.ok("ping")
+    kept: list[WsClient] = []
+
+    async def admitted() -> bool:  # once the server has seen the first socket go
+        client = await connect(server, "/ws", user.token, wait_hello=False)
+        frame = json.loads((await client.ws.receive(timeout=5)).data)
+        if frame["type"] == "hello":
+            kept.append(client)
+            return True
+        await client.close()
+        return False
+
+    assert await eventually(admitted, step=0.1), "the freed slot was never given back"
+    assert await kept[0].ok("ping")
     assert await second.ok("ping")
 
 
@@ -110,8 +121,11 @@ async def test_rate_limit_errors_without_disconnect(
         codes.append(frame["data"].get("code", "ok"))
     assert codes[:5] == ["ok"] * 5
     assert "RATE_LIMITED" in codes[5:]
-    await asyncio.sleep(0.5)
-    assert await client.ok("ping")  # refilled, still connected
+
+    async def refilled() -> bool:  # 5 tokens a second: one is back within 0.2 s
+        return (await client.request("ping"))["type"] == "ack"
+
+    assert await eventually(refilled, step=0.25)  # still connected, and refilled
 
 
 async def test_oversized_and_binary_frames_get_errors(
@@ -251,12 +265,16 @@ async def test_presence_online_offline_away(
     assert (await listed.json())["status"] == "away", await listed.text()
     assert await watcher.fail("presence", {"status": "away"}) == "FORBIDDEN"  # callers can't
     await a1.ok("presence", {"status": "online"})
+    hub = server.app[HUB]
     await a1.close()
-    await asyncio.sleep(0.05)
+    assert await eventually(lambda: len(hub.registry.all()) == 2)  # watcher and a2 remain
     assert await presence.get(astro.id) == "online"  # second device still connected
     await a2.close()
-    await asyncio.sleep(0.05)
-    assert await presence.get(astro.id) == "offline"
+
+    async def offline() -> bool:
+        return await presence.get(astro.id) == "offline"
+
+    assert await eventually(offline)
     listed = await server.get(f"/consultants/{astro.id}")
     assert (await listed.json())["status"] == "offline"
 
@@ -296,6 +314,12 @@ async def test_heartbeat_timeout_drops_a_silent_client(
                         aiohttp.WSMsgType.ERROR):
             break
         assert msg.type == aiohttp.WSMsgType.PING  # the server's heartbeat, unanswered
-    assert asyncio.get_running_loop().time() - started < 2.0
-    await asyncio.sleep(0.1)
-    assert await presence.get(astro.id) == "offline"
+    # ~1.5 heartbeats (0.6 s) on a quiet machine; the bound leaves room for a loaded one while
+    # staying far below the 20 s a missing heartbeat would take (the default interval)
+    assert asyncio.get_running_loop().time() - started < 5.0
+
+    async def offline() -> bool:
+        return await presence.get(astro.id) == "offline"
+
+    assert await eventually(offline)
+

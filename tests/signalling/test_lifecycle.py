@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 
 from kundlinow.keys import HUB
 from tests.factories import TestUser
+from tests.polling import eventually
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
 
@@ -95,7 +97,9 @@ async def test_request_times_out(make_world: WorldFactory) -> None:
     cid = ack["consultation"]["id"]
     ended = await caller.event("session_end", consultation_id=cid)
     assert ended["reason"] == "timeout"
-    assert 0.4 < asyncio.get_running_loop().time() - started < 3
+    # not before the timeout (the 0.1 s is the loop clock's coarseness); how much later only
+    # depends on the machine's load, which the event's own deadline bounds
+    assert asyncio.get_running_loop().time() - started > 0.4
     assert (await astro.event("session_end"))["reason"] == "timeout"
     # the hold is released: the caller can ask again at once
     again = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
@@ -280,16 +284,19 @@ async def test_masking_off(make_world: WorldFactory) -> None:
 async def test_drop_without_return_ends_disconnected_at_drop_time(
     make_world: WorldFactory,
 ) -> None:
-    world = await make_world(reconnect_grace_s=0.6)
+    world = await make_world(reconnect_grace_s=1.0)
     _astro_user, caller_user, astro, caller, _cid = await _in_room(world)
+    before_drop = datetime.now().astimezone()
     await caller.close()
-    dropped = datetime.now().astimezone()
-    notice = await astro.event("presence", status="reconnecting")
-    assert notice["user_id"] == str(caller_user.id) and notice["grace_s"] == 0.6
-    ended = await astro.event("session_end", wait_s=5)
+    notice = await astro.event("presence", status="reconnecting", wait_s=20)
+    # The server saw the drop before it announced it; the grace ends a full second later. So
+    # the end belongs in [close, announcement], however slow a loaded machine makes each step.
+    announced = datetime.now().astimezone()
+    assert notice["user_id"] == str(caller_user.id) and notice["grace_s"] == 1.0
+    ended = await astro.event("session_end", wait_s=20)
     assert ended["reason"] == "disconnected"
     ended_at = datetime.fromisoformat(ended["ended_at"])
-    assert abs((ended_at - dropped).total_seconds()) < 0.3  # the drop, not the grace's end
+    assert before_drop <= ended_at <= announced, (before_drop, ended_at, announced)
 
 
 async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
@@ -300,11 +307,13 @@ async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -
     back = await world.ws(caller_user)
     await back.ok("join_consult", {"consultation_id": cid, "since": 0})
     assert (await astro.event("presence", status="online"))["user_id"] == str(caller_user.id)
-    await asyncio.sleep(0.9)
-    frames = await astro.drain(0.1)
+    hub = world.server.app[HUB]
+    grace = ("grace", uuid.UUID(cid), caller_user.id)
+    assert await eventually(lambda: not hub.has_timer(grace)), "the grace timer still runs"
+    # An observation window, not a wait for a condition: a session_end due to the lapsed grace
+    # (0.6 s after the drop) would have arrived by now.
+    frames = await astro.during(0.9)
     assert not [f for f in frames if f["type"] == "session_end"]
-    assert not world.server.app[HUB].has_timer(("grace", __import__("uuid").UUID(cid),
-                                                caller_user.id))
     assert (await back.ok("message", {"consultation_id": cid, "client_id": "x",
                                       "text": "still here"}))["message"]["seq"] == 1
 

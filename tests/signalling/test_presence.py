@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import redis.asyncio as aioredis
 
 from signalling.presence import MemoryPresenceStore, RedisPresenceStore, user_key
+from tests.polling import eventually
 
 
 async def test_memory_counts() -> None:
@@ -38,8 +38,11 @@ async def test_redis_counts_across_nodes_and_dead_node(redis_url: str, redis_pre
         # node b dies without cleaning up: stop its heartbeat, leave its counts in Redis
         assert b._task is not None
         b._task.cancel()
-        await asyncio.sleep(0.9)
-        assert await a.counts([key]) == [1]
+
+        async def forgotten() -> bool:  # once node b's liveness key lapses (node_ttl_s)
+            return await a.counts([key]) == [1]
+
+        assert await eventually(forgotten), await a.counts([key])
         await a.remove(key)
         assert await a.counts([key]) == [0]
         # node b's stale field was forgotten by a reader
@@ -69,3 +72,4 @@ async def test_redis_clean_close_withdraws_at_once(redis_url: str, redis_prefix:
     finally:
         await a.close()
         await redis.aclose()
+

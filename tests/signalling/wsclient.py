@@ -103,6 +103,19 @@ class WsClient:
         out, self.events = self.events, []
         return out
 
+    async def during(self, seconds: float) -> list[dict[str, Any]]:
+        """Everything buffered or arriving in the next ``seconds`` (an observation window, for
+        checking that something does *not* happen), however busy the socket."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            try:
+                self.events.append(await self._read(left))
+            except TimeoutError:
+                break
+        out, self.events = self.events, []
+        return out
+
     async def close(self) -> None:
         await self.ws.close()
 

@@ -31,7 +31,8 @@ from media.config import MediaSettings
 from tests.conftest import AppFactory
 from tests.factories import create_user
 from tests.media.conftest import VP8_OPUS_20S
-from tests.media.peers import Peer, Switchboard, wait_for
+from tests.media.peers import Peer, Switchboard
+from tests.polling import eventually
 from tests.turn.calls import selected_pair
 from tests.turn.coturn import Coturn
 from turn.config import TurnSettings
@@ -119,7 +120,7 @@ async def test_relay_only_client_calls_through_the_sfu(
         await relayed.connect()
 
         # Media flows both ways through the relay: the SFU forwards each side's frames.
-        assert await wait_for(
+        assert await eventually(
             lambda: (
                 len(relayed.received["video"]) >= 15
                 and len(relayed.received["audio"]) >= 15
