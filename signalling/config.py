@@ -24,7 +24,9 @@ class SignallingSettings:
     rate_burst: int = 40
     """Token bucket size: messages a connection may send at once."""
     max_connections_per_user: int = 5
-    """Concurrent sockets per user across all nodes (devices, tabs)."""
+    """Concurrent sockets per user across all nodes (devices, tabs); checked and counted in one
+    atomic step (a Redis script with several nodes), so simultaneous handshakes cannot pass it.
+    A refused socket gets ``TOO_MANY_CONNECTIONS`` and close code 4429."""
     heartbeat_s: float = 20.0
     """WebSocket ping interval; no pong within half of it closes the socket."""
     auth_timeout_s: float = 10.0

@@ -262,8 +262,9 @@ class Hub:
             identity = await self._await_auth(ws)
             if identity is None:
                 return ws
-        count = (await self._store.counts([user_key(identity.user_id)]))[0]
-        if count >= self.settings.max_connections_per_user:
+        # One atomic check-and-add across all nodes: concurrent handshakes cannot overshoot.
+        cap = self.settings.max_connections_per_user
+        if not await self._store.try_add(user_key(identity.user_id), cap):
             await ws.send_str(
                 protocol.error(None, errors.TOO_MANY_CONNECTIONS, "too many connections",
                                {"max": self.settings.max_connections_per_user})
@@ -273,7 +274,6 @@ class Hub:
         bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
         conn = Connection(ws, request.transport, identity.user_id, identity.role, bucket)
         self.registry.add(conn)
-        await self._store.add(user_key(conn.user_id))
         structlog.contextvars.bind_contextvars(user_id=str(conn.user_id))
         log.info("socket_connected", conn=conn.id, node=self.node_id)
         try:

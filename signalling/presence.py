@@ -47,6 +47,10 @@ class PresenceStore(Protocol):
     async def remove(self, key: str) -> None:
         """This node holds one socket less under ``key``."""
 
+    async def try_add(self, key: str, cap: int) -> bool:
+        """Like :meth:`add` unless ``cap`` sockets are already held under ``key`` on all live
+        nodes: check and add are one atomic step, so concurrent handshakes cannot overshoot."""
+
     async def counts(self, keys: Sequence[str]) -> list[int]:
         """Sockets under each key on all live nodes."""
 
@@ -64,6 +68,12 @@ class MemoryPresenceStore:
     async def add(self, key: str) -> None:
         self._counts[key] += 1
 
+    async def try_add(self, key: str, cap: int) -> bool:
+        if self._counts.get(key, 0) >= cap:
+            return False
+        self._counts[key] += 1  # no await between the check and the add: atomic on one loop
+        return True
+
     async def remove(self, key: str) -> None:
         self._counts[key] -= 1
         if self._counts[key] <= 0:
@@ -77,6 +87,33 @@ class MemoryPresenceStore:
 
     async def close(self) -> None:
         return None
+
+
+# KEYS[1] the count hash; ARGV: this node's id, the liveness-key prefix, the cap. Counts only
+# fields of live nodes (as :meth:`RedisPresenceStore.counts` does) and adds under the cap in the
+# same script, which Redis runs atomically. (The liveness keys are not in KEYS: fine on one Redis
+# or a replicated one, not on Redis Cluster, which this deployment does not use.)
+_TRY_ADD = """
+local fields = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #fields, 2 do
+    if redis.call('EXISTS', ARGV[2] .. fields[i]) == 1 then
+        total = total + tonumber(fields[i + 1])
+    end
+end
+if total >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+"""
+# Decrement this node's field, dropping it at zero (increments are HINCRBY too, so a concurrent
+# add on this node is never overwritten by a stale absolute value).
+_REMOVE = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+end
+"""
 
 
 class RedisPresenceStore:
@@ -98,6 +135,8 @@ class RedisPresenceStore:
         self._heartbeat_s = heartbeat_s
         self._local: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._try_add = redis.register_script(_TRY_ADD)
+        self._remove = redis.register_script(_REMOVE)
 
     def _node_key(self, node: str) -> str:
         return f"{self._prefix}node:{node}"
@@ -127,23 +166,31 @@ class RedisPresenceStore:
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
+                # Put back fields a reader forgot while this node looked dead (a long pause);
+                # live fields are only ever changed by increments, never overwritten.
                 for key, count in self._local.items():
-                    pipe.hset(self._prefix + key, self._node_id, count)
+                    pipe.hsetnx(self._prefix + key, self._node_id, count)
                 await pipe.execute()
             except Exception:
                 log.warning("presence_heartbeat_failed", exc_info=True)
 
     async def add(self, key: str) -> None:
         self._local[key] += 1
-        await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+        await self._redis.hincrby(self._prefix + key, self._node_id, 1)
+
+    async def try_add(self, key: str, cap: int) -> bool:
+        added = await self._try_add(
+            keys=[self._prefix + key], args=[self._node_id, self._node_key(""), cap]
+        )
+        if added:
+            self._local[key] += 1
+        return bool(added)
 
     async def remove(self, key: str) -> None:
         self._local[key] -= 1
         if self._local[key] <= 0:
             del self._local[key]
-            await self._redis.hdel(self._prefix + key, self._node_id)
-        else:
-            await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+        await self._remove(keys=[self._prefix + key], args=[self._node_id])
 
     async def counts(self, keys: Sequence[str]) -> list[int]:
         if not keys:

@@ -323,3 +323,40 @@ async def test_heartbeat_timeout_drops_a_silent_client(
 
     assert await eventually(offline)
 
+
+async def test_connection_cap_is_atomic_across_nodes(
+    aiohttp_client: Any,
+    make_app: Any,
+    database: Database,
+    settings: Settings,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """30 handshakes at once for one user, spread over two nodes on one Redis: exactly 5 in."""
+    nodes = [
+        await aiohttp_client(make_app(redis_url=redis_url, redis_prefix=redis_prefix))
+        for _ in range(2)
+    ]
+    cap = settings.signalling.max_connections_per_user
+    user = await create_user(database, settings)
+
+    async def handshake(server: Any) -> WsClient | None:
+        client = await connect(server, "/ws", user.token, wait_hello=False)
+        frame = json.loads((await client.ws.receive(timeout=30)).data)
+        if frame["type"] == "hello":
+            return client
+        assert frame["data"]["code"] == "TOO_MANY_CONNECTIONS", frame
+        await client.close()
+        return None
+
+    results = await asyncio.gather(*(handshake(nodes[i % 2]) for i in range(30)))
+    admitted = [c for c in results if c is not None]
+    assert cap == 5 and len(admitted) == cap
+    for client in admitted:  # every admitted socket works
+        assert await client.ok("ping")
+    await admitted[0].close()
+
+    async def admitted_again() -> bool:
+        return await handshake(nodes[1]) is not None
+
+    assert await eventually(admitted_again, step=0.1), "the freed place was not given back"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import redis.asyncio as aioredis
@@ -73,3 +74,30 @@ async def test_redis_clean_close_withdraws_at_once(redis_url: str, redis_prefix:
         await a.close()
         await redis.aclose()
 
+
+async def test_redis_try_add_is_atomic_across_nodes(redis_url: str, redis_prefix: str) -> None:
+    redis = aioredis.from_url(redis_url)
+    a = RedisPresenceStore(redis, redis_prefix, "node-a")
+    b = RedisPresenceStore(redis, redis_prefix, "node-b")
+    await a.start()
+    await b.start()
+    key = user_key(uuid.uuid4())
+    try:
+        added = await asyncio.gather(*(s.try_add(key, 5) for s in [a, b] * 15))
+        assert sum(added) == 5
+        assert await a.counts([key]) == [5]
+        await (a if added[0] else b).remove(key)
+        assert await b.try_add(key, 5)
+        assert not await a.try_add(key, 5)
+        assert await a.counts([key]) == [5]
+    finally:
+        await a.close()
+        await b.close()
+        await redis.aclose()
+
+
+async def test_memory_try_add_stops_at_the_cap() -> None:
+    store = MemoryPresenceStore()
+    key = user_key(uuid.uuid4())
+    assert [await store.try_add(key, 2) for _ in range(3)] == [True, True, False]
+    assert await store.counts([key]) == [2]
