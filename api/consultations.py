@@ -14,7 +14,7 @@ from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import CONSULTATIONS, DATABASE, MEDIA_STATS
+from kundlinow.keys import CONSULTATIONS, DATABASE, HUB, MEDIA_STATS
 
 routes = web.RouteTableDef()
 
@@ -46,14 +46,18 @@ def _visible(c: Consultation, user_id: uuid.UUID, role: str) -> None:
     body=ConsultationRequest,
     status=201,
     auth=("user",),
-    errors=(402, 404, 409),
+    errors=(402, 403, 404, 409),
     tags=("consultations",),
 )
 async def create_consultation(request: web.Request) -> web.Response:
     """A caller requests a consultation (holds MIN_START_MINUTES of the rate)."""
     claims = await require_user(request, roles=("user",))
     body = await parse_body(request, ConsultationRequest)
-    c = await request.app[CONSULTATIONS].request(claims.user_id, body.consultant_id, body.mode)
+    # The same rule as the socket's consult_request (role, waitlist offers, timeout).
+    view = await request.app[HUB].request_consultation(
+        claims.user_id, claims.role, body.consultant_id, body.mode
+    )
+    c = await request.app[CONSULTATIONS].get(view.id)
     return web.json_response(c.to_json(), status=201)
 
 

@@ -265,6 +265,31 @@ class ConsultationService:
     async def statement(self, consultation_id: uuid.UUID) -> Statement:
         return Statement.of(await self.get(consultation_id))
 
+    async def _start_needs(
+        self, conn: asyncpg.Connection, caller_id: uuid.UUID, rate: int
+    ) -> tuple[int, int]:
+        """(paise a start holds, free minutes): MIN_START_MINUTES of the rate, less the free
+        first minutes of a caller who never had a consultation start."""
+        first = not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
+            "AND started_at IS NOT NULL)",
+            caller_id,
+        )
+        free = self._settings.free_first_minutes if first else 0
+        return max(0, self._settings.min_start_minutes - free) * rate, free
+
+    async def start_shortfall(
+        self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
+    ) -> int:
+        """Paise the caller lacks to start this consultation now (0: they could), by the rule
+        :meth:`request` applies; CONSULTANT_UNAVAILABLE when the astrologer has no such mode."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rate, _ = await consultant_terms(conn, consultant_id, Mode(mode), self._settings)
+            wallet = await ledger.ensure_account(conn, AccountKind.WALLET, caller_id)
+            acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
+            needed, _ = await self._start_needs(conn, caller_id, rate)
+            return max(0, needed - max(acct.available, 0))
+
     # ---- transitions -------------------------------------------------------------------------
 
     async def request(
@@ -309,13 +334,7 @@ class ConsultationService:
                 raise ConsultantUnavailable(
                     "consultant is busy", reason="busy", consultant_state=taken
                 )
-            first = not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
-                "AND started_at IS NOT NULL)",
-                caller_id,
-            )
-            free = s.free_first_minutes if first else 0
-            needed = max(0, s.min_start_minutes - free) * rate
+            needed, free = await self._start_needs(conn, caller_id, rate)
             if acct.available < needed:
                 raise InsufficientBalance(
                     "wallet balance is below the minimum to start",

@@ -24,6 +24,7 @@ from signalling import errors, fanout, rooms, session
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
 from signalling.context import HubContext, HubServices, RoomState
+from signalling.handlers import lifecycle
 from signalling.handlers.call import send_signal
 from signalling.ports import ConsultView, MediaPort
 from signalling.presence import PresenceService
@@ -112,6 +113,14 @@ class Hub:
     async def authorize(self, user_id: UUID, role: str, room: UUID) -> ConsultView:
         """The consultation if ``user_id`` may see it (a participant or an admin)."""
         return await rooms.authorize(self._ctx, user_id, role, room)
+
+    async def request_consultation(
+        self, caller_id: UUID, role: str, consultant_id: UUID, mode: str
+    ) -> ConsultView:
+        """``POST /consultations``: the rule the socket's ``consult_request`` applies too."""
+        return await lifecycle.request_consultation(
+            self._ctx, caller_id, role, consultant_id, mode
+        )
 
     async def send_signal(self, room_id: str, participant_id: str, message: dict[str, Any]) -> None:
         """The media engine's callback (see :func:`signalling.handlers.call.send_signal`)."""

@@ -102,6 +102,9 @@ class Consultations(Protocol):
 
     async def live_for_consultant(self, consultant_id: UUID) -> ConsultView | None: ...
 
+    async def start_shortfall(self, caller_id: UUID, consultant_id: UUID, mode: str) -> int:
+        """Paise the caller lacks to start now (0 when they could)."""
+
 
 class BillingConsultations:
     """:class:`Consultations` over ``billing.consultations.ConsultationService``."""
@@ -136,6 +139,11 @@ class BillingConsultations:
             consultation_id, self._reason(reason), actor_id=actor_id, ended_at=ended_at
         )
         return jsonable(statement)
+
+    async def start_shortfall(self, caller_id: UUID, consultant_id: UUID, mode: str) -> int:
+        return int(
+            await self._service.start_shortfall(caller_id, consultant_id, self._mode(mode))
+        )
 
     async def get(self, consultation_id: UUID) -> ConsultView:
         return ConsultView.of(await self._service.get(consultation_id))

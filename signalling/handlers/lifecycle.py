@@ -18,8 +18,9 @@ from signalling.connection import Connection
 from signalling.context import HubContext, is_party, uuid_of
 from signalling.errors import SignalError
 from signalling.handlers.chat import replay
-from signalling.ports import ENDED, REQUESTED
-from signalling.presence import AWAY, BUSY, OFFLINE, room_key
+from signalling.handlers.waitlist import join_waitlist
+from signalling.ports import ENDED, REQUESTED, ConsultView
+from signalling.presence import AWAY, OFFLINE, room_key
 from signalling.rooms import authorize, left_room
 
 log = structlog.get_logger(__name__)
@@ -34,37 +35,51 @@ async def consult_request(
 ) -> dict[str, Any]:
     consultant_id = uuid_of(data, "consultant_id")
     mode = str(data["mode"])
-    wants_waitlist = bool(data.get("waitlist", False))
-    if consultant_id == conn.user_id:
-        raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
-    services = ctx.services
-    status = await services.presence.get(consultant_id)
+    status = await ctx.services.presence.get(consultant_id)
     if status in (OFFLINE, AWAY):
         raise SignalError(errors.CONSULTANT_OFFLINE, f"the astrologer is {status}",
                           {"status": status})
-    blocked = status == BUSY or await services.waitlist.blocked_for(consultant_id, conn.user_id)
-    if not blocked:
-        try:
-            view = await services.consultations.request(conn.user_id, consultant_id, mode)
-        except Exception as exc:
-            if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
-                raise
-            blocked = True
-            if not wants_waitlist:
-                raise
-        else:
-            await services.waitlist.taken(consultant_id, conn.user_id)
-            ctx.timers.cancel(("offer", consultant_id))
-            ctx.timers.schedule(
-                ("request", view.id), ctx.settings.request_timeout_s,
-                lambda: _request_expired(ctx, view.id),
-            )
-            return {"consultation": view.raw}
-    if not wants_waitlist:
-        raise SignalError(errors.CONSULTANT_UNAVAILABLE, "the astrologer is busy",
-                          {"waitlist": True})
-    position = await services.waitlist.join(consultant_id, conn.user_id, mode)
+    try:
+        view = await request_consultation(ctx, conn.user_id, conn.role, consultant_id, mode)
+    except Exception as exc:
+        if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
+            raise
+        if not data.get("waitlist", False):
+            raise SignalError(errors.CONSULTANT_UNAVAILABLE, "the astrologer is busy",
+                              {"waitlist": True}) from None
+    else:
+        return {"consultation": view.raw}
+    position = await join_waitlist(ctx, conn.user_id, conn.role, consultant_id, mode)
     return {"waitlisted": True, "position": position, "consultant_id": str(consultant_id)}
+
+
+async def request_consultation(
+    ctx: HubContext, caller_id: UUID, role: str, consultant_id: UUID, mode: str
+) -> ConsultView:
+    """The one rule for requesting a consultation, over the socket and over REST.
+
+    Only a caller (role ``user``) may request; while the astrologer's freed slot is offered to a
+    waiting caller, anyone else gets CONSULTANT_UNAVAILABLE; billing then checks the balance and
+    that the astrologer is free. A request that goes through closes the caller's waitlist place
+    and times out after ``request_timeout_s`` unless accepted.
+    """
+    if role != "user":
+        raise SignalError(errors.FORBIDDEN, "only callers request consultations")
+    if consultant_id == caller_id:
+        raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
+    services = ctx.services
+    if await services.waitlist.blocked_for(consultant_id, caller_id):
+        raise SignalError(errors.CONSULTANT_UNAVAILABLE,
+                          "the astrologer's free slot is offered to a waiting caller",
+                          {"waitlist": True, "reason": "offered"})
+    view = await services.consultations.request(caller_id, consultant_id, mode)
+    await services.waitlist.taken(consultant_id, caller_id)
+    ctx.timers.cancel(("offer", consultant_id))
+    ctx.timers.schedule(
+        ("request", view.id), ctx.settings.request_timeout_s,
+        lambda: _request_expired(ctx, view.id),
+    )
+    return view
 
 
 async def _request_expired(ctx: HubContext, room: UUID) -> None:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from kundlinow.keys import HUB
-from tests.factories import TestUser
+from tests.factories import TestUser, auth
 from tests.polling import eventually
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
@@ -386,3 +386,39 @@ async def test_sfu_offer_answer_through_the_hub(make_world: WorldFactory) -> Non
         assert cid not in hub.media.room_ids  # closed with the session
     finally:
         await pc.close()
+
+
+async def test_only_callers_request_consultations(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    await world.ws(astro_user)
+    request = {"consultant_id": str(astro_user.id), "mode": "chat"}
+    for role in ("consultant", "admin"):
+        other = await world.ws(await world.user(role, paise=FUNDS))
+        assert await other.fail("consult_request", request) == "FORBIDDEN", role
+
+
+async def test_rest_request_respects_the_waitlist_offer(make_world: WorldFactory) -> None:
+    """A slot offered to the head of the waitlist is held against REST requests too."""
+    world = await make_world(waitlist_offer_s=30)
+    astro_user = await world.user("consultant")
+    astro = await world.ws(astro_user)
+    first = await world.ws(await world.user(paise=FUNDS))
+    cid = await _start(first, astro, str(astro_user.id))
+    waiting_user = await world.user(paise=FUNDS)
+    waiting = await world.ws(waiting_user)
+    await waiting.ok("waitlist", {"consultant_id": str(astro_user.id), "action": "join"})
+    await astro.ok("session_end", {"consultation_id": cid})
+    assert (await waiting.event("waitlist", status="offered"))["consultant_id"] == str(
+        astro_user.id
+    )
+    rest_caller = await world.user(paise=FUNDS)
+    body = {"consultant_id": str(astro_user.id), "mode": "chat"}
+    response = await world.server.post("/consultations", json=body, headers=auth(rest_caller.token))
+    assert response.status == 409, await response.text()
+    assert (await response.json())["error"]["code"] == "CONSULTANT_UNAVAILABLE"
+    # the offered caller may take it, over REST as well
+    response = await world.server.post(
+        "/consultations", json=body, headers=auth(waiting_user.token)
+    )
+    assert response.status == 201, await response.text()
