@@ -29,8 +29,12 @@ class SignallingSettings:
     A refused socket gets ``TOO_MANY_CONNECTIONS`` and close code 4429."""
     heartbeat_s: float = 20.0
     """WebSocket ping interval; no pong within half of it closes the socket."""
-    auth_timeout_s: float = 10.0
-    """Without a token in ``Sec-WebSocket-Protocol``, the first ``auth`` must come within this."""
+    auth_timeout_s: float = 5.0
+    """Without a token in ``Sec-WebSocket-Protocol``, the first ``auth`` must come within this
+    (a client sends it right after the socket opens; an idle unauthenticated socket is a cost)."""
+    max_unauthenticated_per_address: int = 10
+    """Sockets one client address (``request.remote``, after TRUSTED_PROXIES) may hold on a node
+    before they authenticate; more get HTTP 429 ``TOO_MANY_CONNECTIONS`` before the upgrade."""
     masking: frozenset[str] = field(default_factory=lambda: MASKABLE)
     """Which of ``phone``, ``email``, ``link``, ``social`` (app names and handles) are masked in
     chat text and in display names and astrologer bios (empty: masking off)."""

@@ -16,7 +16,7 @@ from core.bus import EventBus
 from signalling import errors
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
-from signalling.connection import Connection
+from signalling.connection import Connection, PendingAuth
 from signalling.errors import SignalError
 from signalling.ports import Consultations, ConsultView, MediaPort
 from signalling.presence import PresenceService, PresenceStore
@@ -87,6 +87,8 @@ class HubContext:
     router: BusRouter
     timers: Timers
     rooms: RoomState
+    pending_auth: PendingAuth
+    """Unauthenticated sockets per client address (see ``max_unauthenticated_per_address``)."""
 
     def joined(self, conn: Connection, data: dict[str, Any]) -> ConsultView:
         """The consultation named in ``data`` if ``conn`` joined it."""

@@ -23,6 +23,7 @@ from aiohttp import web
 from signalling import errors, fanout, rooms, session
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
+from signalling.connection import PendingAuth
 from signalling.context import HubContext, HubServices, RoomState
 from signalling.handlers import lifecycle
 from signalling.handlers.call import send_signal
@@ -51,7 +52,7 @@ class Hub:
         )
         self._ctx = HubContext(
             settings=settings, node_id=self.node_id, services=services, registry=self.registry,
-            router=self.router, timers=Timers(), rooms=RoomState(),
+            router=self.router, timers=Timers(), rooms=RoomState(), pending_auth=PendingAuth(),
         )
         self._listener: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None

@@ -46,17 +46,32 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
                            "details": {}}},
                 status=401,
             )
+    address = request.remote or ""
+    unauthenticated = identity is None
+    if unauthenticated and not ctx.pending_auth.enter(
+        address, settings.max_unauthenticated_per_address
+    ):
+        return web.json_response(
+            {"error": {"code": errors.TOO_MANY_CONNECTIONS,
+                       "message": "too many sockets waiting to authenticate",
+                       "details": {"max": settings.max_unauthenticated_per_address}}},
+            status=429,
+        )
     ws = web.WebSocketResponse(
         protocols=(protocol.PROTOCOL,),
         heartbeat=settings.heartbeat_s,
         max_msg_size=settings.hard_frame_bytes,
         compress=False,
     )
-    await ws.prepare(request)
-    if identity is None:
-        identity = await _await_auth(ctx, ws)
+    try:
+        await ws.prepare(request)
         if identity is None:
-            return ws
+            identity = await _await_auth(ctx, ws)
+    finally:
+        if unauthenticated:
+            ctx.pending_auth.leave(address)
+    if identity is None:
+        return ws
     store = ctx.services.store
     # One atomic check-and-add across all nodes: concurrent handshakes cannot overshoot.
     if not await store.try_add(user_key(identity.user_id), settings.max_connections_per_user):

@@ -64,6 +64,36 @@ async def test_bad_token_is_refused(server: Any, database: Database, settings: S
     assert msg.data == 4401
 
 
+async def test_unauthenticated_sockets_per_address_are_capped(
+    aiohttp_client: Any, make_app: Any, database: Database, settings: Settings
+) -> None:
+    assert SignallingSettings().auth_timeout_s <= 5  # an idle unauthenticated socket is a cost
+    cap = 3
+    server = await aiohttp_client(make_app(
+        signalling=replace(settings.signalling, max_unauthenticated_per_address=cap)
+    ))
+    waiting = [await connect(server, "/ws", None) for _ in range(cap)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(server, "/ws", None)
+    assert refused.value.status == 429
+    # a socket with its token in the handshake is not an unauthenticated one
+    user = await create_user(database, settings)
+    assert await (await connect(server, "/ws", user.token)).ok("ping")
+    # one of the waiting sockets authenticates: its place is free again
+    await waiting[0].ok("auth", {"token": user.token})
+    assert await eventually(lambda: _admitted_without_token(server), step=0.1)
+
+
+async def _admitted_without_token(server: Any) -> bool:
+    try:
+        client = await connect(server, "/ws", None)
+    except aiohttp.WSServerHandshakeError as exc:
+        assert exc.status == 429
+        return False
+    await client.close()
+    return True
+
+
 async def test_auth_timeout_closes(aiohttp_client: Any, make_app: Any, settings: Settings):
     server = await aiohttp_client(
         make_app(signalling=replace(settings.signalling, auth_timeout_s=0.3))
