@@ -244,6 +244,20 @@ _AWAY_SQL = """
 """
 
 
+# Whose presence a viewer may see: astrologers' is public (they sell their availability); a
+# caller's only their own, an admin, or the other party of their requested or live consultation.
+_VISIBLE_SQL = """
+    SELECT u.id
+    FROM unnest($1::uuid[]) AS u(id)
+    JOIN users x ON x.id = u.id
+    WHERE x.role = 'consultant' OR $3 = 'admin' OR u.id = $2
+       OR EXISTS (SELECT 1 FROM consultations c
+                  WHERE c.state IN ('requested', 'active')
+                    AND ((c.caller_id = u.id AND c.consultant_id = $2)
+                         OR (c.consultant_id = u.id AND c.caller_id = $2)))
+"""
+
+
 class PresenceService:
     """Astrologer status for listings: ``online``, ``busy``, ``away`` or ``offline``.
 
@@ -290,6 +304,17 @@ class PresenceService:
         or ``offline`` from the live sockets on all nodes (the listing applies the away flag)."""
         found = await self.statuses(ids)
         return {u: ("online" if s == "away" else s) for u, s in found.items()}
+
+    async def visible_to(
+        self, viewer_id: UUID, viewer_role: str, ids: Iterable[UUID]
+    ) -> list[UUID]:
+        """Those of ``ids`` whose presence the viewer may watch (in the order given)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = await self._pool.fetch(_VISIBLE_SQL, wanted, viewer_id, viewer_role)
+        allowed = {r["id"] for r in rows}
+        return [u for u in wanted if u in allowed]
 
     async def get(self, consultant_id: UUID) -> Status:
         return (await self.statuses([consultant_id]))[consultant_id]

@@ -26,7 +26,9 @@ async def presence(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> d
         await service.set_away(conn.user_id, data["status"] == AWAY)
         result["status"] = await service.get(conn.user_id)
     if "consultant_ids" in data:
-        ids = [UUID(u) for u in data["consultant_ids"]]
+        asked = [UUID(u) for u in data["consultant_ids"]]
+        # ids the viewer may not watch (another caller) are left out, not reported offline
+        ids = await service.visible_to(conn.user_id, conn.role, asked)
         statuses = await service.statuses(ids)
         result["statuses"] = {str(k): v for k, v in statuses.items()}
     return result

@@ -17,6 +17,7 @@ from core.db import Database
 from kundlinow.config import Settings
 from kundlinow.keys import HUB
 from signalling.config import SignallingSettings
+from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.polling import eventually
 from tests.signalling.wsclient import WsClient, connect
@@ -390,3 +391,29 @@ async def test_connection_cap_is_atomic_across_nodes(
         return await handshake(nodes[1]) is not None
 
     assert await eventually(admitted_again, step=0.1), "the freed place was not given back"
+
+
+async def test_callers_presence_is_private(
+    server: Any, database: Database, settings: Settings
+) -> None:
+    """Anyone sees astrologers; a caller is seen only by the other party of their consultation."""
+    astro, caller, stalker = (
+        await create_user(database, settings, "consultant"),
+        await create_user(database, settings),
+        await create_user(database, settings),
+    )
+    await grant(database, caller.id, 100_000)
+    astro_ws, caller_ws, stalker_ws = [
+        await connect(server, "/ws", u.token) for u in (astro, caller, stalker)
+    ]
+    ids = [str(astro.id), str(caller.id)]
+    statuses = (await stalker_ws.ok("presence", {"consultant_ids": ids}))["statuses"]
+    assert statuses == {str(astro.id): "online"}  # the other caller is not watchable
+    assert (await astro_ws.ok("presence", {"consultant_ids": ids}))["statuses"] == {
+        str(astro.id): "online"
+    }
+    await caller_ws.ok("consult_request", {"consultant_id": str(astro.id), "mode": "chat"})
+    seen = (await astro_ws.ok("presence", {"consultant_ids": [str(caller.id)]}))["statuses"]
+    assert seen == {str(caller.id): "online"}  # the astrologer they asked for sees them
+    still = (await stalker_ws.ok("presence", {"consultant_ids": [str(caller.id)]}))["statuses"]
+    assert still == {}
