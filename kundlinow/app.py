@@ -55,6 +55,7 @@ from kundlinow.keys import (
     RATE_LIMITER,
     REDIS,
     SETTINGS,
+    TURN_GRANTS,
     TURN_SETTINGS,
     WALLETS,
 )
@@ -74,9 +75,11 @@ from signalling.presence import (
     PresenceService,
     PresenceStore,
     RedisPresenceStore,
+    user_key,
 )
 from signalling.waitlist import Waitlist
-from turn.ice import build_ice_servers, sfu_ice_servers_factory
+from turn.grants import TurnGrants
+from turn.ice import sfu_ice_servers_factory
 
 log = structlog.get_logger(__name__)
 
@@ -229,11 +232,6 @@ def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     return rate_limiter_ctx
 
 
-def _ice_servers(settings: Settings, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The ICE server list of GET /turn/credentials, for the ``join_consult`` ack."""
-    return [dict(server) for server in build_ice_servers(settings.turn, str(user_id))]
-
-
 def _authenticate(settings: Settings, token: str) -> Identity:
     claims = decode_token(settings, token)
     return Identity(claims.user_id, claims.role)
@@ -274,6 +272,13 @@ async def _open_hub(
     store = _presence_store(settings, redis, node)
     routed = RoutedMedia(app[MEDIA], _media_router(settings, redis, store, node), app[BUS])
     chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
+
+    async def online(user_id: uuid.UUID) -> bool:
+        return (await store.counts([user_key(user_id)]))[0] > 0
+
+    # One rule and one limit for TURN credentials: GET /turn/credentials and join_consult.
+    grants = TurnGrants(settings.turn, database.pool, app[RATE_LIMITER], online)
+    app[TURN_GRANTS] = grants
     services = HubServices(
         bus=app[BUS],
         store=store,
@@ -283,7 +288,7 @@ async def _open_hub(
         consultations=BillingConsultations(app[CONSULTATIONS]),
         authenticate=functools.partial(_authenticate, settings),
         media=routed,
-        ice_servers=functools.partial(_ice_servers, settings),
+        turn=grants,
         audit=functools.partial(audit_log.record, database.pool),
     )
     hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)

@@ -179,6 +179,8 @@ def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
             secret=secret,
             ttl_s=_parse(env, "TURN_TTL_S", _positive_int, 3600),
             realm=_text(env, "TURN_REALM", "") or None,
+            credentials_limit=_parse(env, "TURN_CREDENTIALS_LIMIT", _positive_int, 30),
+            credentials_window_s=_parse(env, "TURN_CREDENTIALS_WINDOW_S", _positive_int, 60),
         )
     except ConfigError:
         raise

@@ -23,6 +23,7 @@ from kundlinow.config import Settings
 from media.engine import MediaEngine
 from signalling.hub import Hub
 from turn.config import TurnSettings
+from turn.grants import TurnGrants
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -30,6 +31,7 @@ BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
+TURN_GRANTS = web.AppKey("turn_grants", TurnGrants)
 MEDIA = web.AppKey("media", MediaEngine)
 METRICS = web.AppKey("metrics", HttpMetrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -23,6 +23,7 @@ from signalling.presence import PresenceService, PresenceStore
 from signalling.routing import BusRouter, LocalRegistry
 from signalling.timers import Timers
 from signalling.waitlist import Waitlist
+from turn.grants import TurnGrants
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,6 @@ Authenticator = Callable[[str], Identity]
 AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
 """(actor, action, subject type, subject id, details) -> recorded."""
 
-IceServers = Callable[[UUID], list[dict[str, Any]]]
-"""The caller's ICE servers (``turn.ice.build_ice_servers``), sent with ``join_consult``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +56,8 @@ class HubServices:
     authenticate: Authenticator
     media: MediaPort | None = None
     """The SFU as routed to the room's host node; ``None`` without media."""
-    ice_servers: IceServers | None = None
+    turn: TurnGrants | None = None
+    """Mints the ICE servers sent with ``join_consult`` (the rule and limit of REST's too)."""
     audit: AuditRecorder | None = None
     """Records admins observing a consultation."""
 

@@ -22,6 +22,8 @@ from signalling.handlers.waitlist import join_waitlist
 from signalling.ports import ENDED, REQUESTED, ConsultView
 from signalling.presence import AWAY, OFFLINE, room_key
 from signalling.rooms import authorize, left_room
+from turn.grants import TurnNotAllowed, TurnRateLimited
+from turn.ice import IceServer
 
 log = structlog.get_logger(__name__)
 
@@ -155,9 +157,21 @@ async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) 
         "last_seq": await services.chat.last_seq(room),
         "replayed": replayed,
         "reads": {str(k): v for k, v in (await services.chat.reads(room)).items()},
-        # STUN/TURN servers with a fresh credential for this user; [] without TURN.
-        "ice_servers": services.ice_servers(conn.user_id) if services.ice_servers else [],
+        "ice_servers": await _ice_servers(ctx, conn, room),
     }
+
+
+async def _ice_servers(ctx: HubContext, conn: Connection, room: UUID) -> list[IceServer]:
+    """STUN/TURN servers with a fresh credential for a party of this accepted consultation (or
+    an online astrologer), under the same per-user limit as GET /turn/credentials; anyone else,
+    or past the limit: the servers that need no credential. The join itself never fails here."""
+    grants = ctx.services.turn
+    if grants is None:
+        return []
+    try:
+        return await grants.issue(conn.user_id, conn.role, room)
+    except (TurnNotAllowed, TurnRateLimited):
+        return grants.stun_only()
 
 
 async def leave_consult(

@@ -29,7 +29,7 @@ from kundlinow.config import Settings
 from kundlinow.keys import MEDIA
 from media.config import MediaSettings
 from tests.conftest import AppFactory
-from tests.factories import create_user
+from tests.factories import online_astrologer
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
@@ -92,13 +92,13 @@ async def test_relay_only_client_calls_through_the_sfu(
     database: Database,
     settings: Settings,
 ) -> None:
-    caller = await create_user(database, settings)
     app = make_app(
         turn=TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret),
         # The SFU's host candidates on loopback, where the test coturn may relay to.
         media=MediaSettings(ice_host_addresses=("127.0.0.1",)),
     )
     client: TestClient[Any, Any] = await aiohttp_client(app)
+    caller, _online = await online_astrologer(client, database, settings)  # TURN-eligible
     response = await client.get(
         "/turn/credentials", headers={"Authorization": f"Bearer {caller.token}"}
     )
