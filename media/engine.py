@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from media.config import MediaSettings
@@ -18,6 +19,9 @@ from media.errors import MediaError, MediaErrorCode
 from media.room import Participant, Room, SendSignal, Track
 
 logger = logging.getLogger(__name__)
+
+MEDIA_KINDS = ("audio", "video")
+"""Every kind of track the SFU forwards."""
 
 
 class MediaEngine:
@@ -42,9 +46,18 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.NOT_JOINED, "join the room first")
         return participant
 
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> None:
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = MEDIA_KINDS,
+    ) -> None:
         """Create the participant's peer connection; a second join replaces the first
-        (a rejoin after a dropped connection: aiortc has no ICE restart)."""
+        (a rejoin after a dropped connection: aiortc has no ICE restart). Only tracks of
+        ``kinds`` are received or sent; offered m-sections of other kinds are answered
+        ``inactive`` (RFC 9429 §5.3.1)."""
         if self._closed:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
@@ -53,7 +66,7 @@ class MediaEngine:
         if participant_id in room.participants:
             await room.remove(participant_id)
         room.participants[participant_id] = Participant(
-            room, participant_id, can_publish=can_publish
+            room, participant_id, can_publish=can_publish, kinds=frozenset(kinds)
         )
         logger.info(
             "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}

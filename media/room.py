@@ -118,10 +118,15 @@ def _validate_sdp(sdp: str, expected_type: str) -> None:
 class Participant:
     """One client's presence in a room: its peer connection, tracks and subscriptions."""
 
-    def __init__(self, room: Room, participant_id: str, *, can_publish: bool) -> None:
+    def __init__(
+        self, room: Room, participant_id: str, *, can_publish: bool, kinds: frozenset[str]
+    ) -> None:
         self.room = room
         self.participant_id = participant_id
         self.can_publish = can_publish
+        self.kinds = kinds
+        """Media kinds this participant may send or receive at all (the consultation's mode:
+        chat none, voice audio, video both); m-sections of other kinds are answered inactive."""
         self.state = ParticipantState.JOINED
         self.joined_at = time.time()
         settings = room.settings
@@ -266,8 +271,9 @@ class Participant:
                 continue
             self._known.add(t)
             offered = t._offerDirection or "inactive"  # our view: recvonly = client sends
-            receive = offered in ("recvonly", "sendrecv") and self.can_publish
-            send = offered in ("sendonly", "sendrecv")
+            allowed = t.kind in self.kinds
+            receive = offered in ("recvonly", "sendrecv") and self.can_publish and allowed
+            send = offered in ("sendonly", "sendrecv") and allowed
             t.direction = {
                 (True, True): "sendrecv",
                 (True, False): "sendonly",
@@ -556,6 +562,7 @@ class Participant:
             "participant_id": self.participant_id,
             "state": self.state.value,
             "can_publish": self.can_publish,
+            "kinds": sorted(self.kinds),
             "connection_state": self.pc.connectionState,
             "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
             "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),

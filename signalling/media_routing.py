@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from typing import Any, Protocol
 
 import structlog
@@ -236,7 +236,8 @@ class RoutedMedia:
         self._timeout = request_timeout_s
         self._deliver: SendSignal | None = None
         self._hosts: dict[tuple[str, str], str] = {}
-        self._can_publish: dict[tuple[str, str], bool] = {}
+        self._terms: dict[tuple[str, str], tuple[bool, tuple[str, ...]]] = {}
+        """(room, participant) -> (can_publish, kinds) of its join, for a rejoin on a new host."""
         self._origins: dict[tuple[str, str], str] = {}
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -283,15 +284,24 @@ class RoutedMedia:
 
     # ------------------------------------------------------------------ MediaPort (origin side)
 
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> None:
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = ("audio", "video"),
+    ) -> None:
         key = (room_id, participant_id)
         host = await self._router.host_for(room_id)
-        self._can_publish[key] = can_publish
+        wanted = tuple(kinds)
+        self._terms[key] = (can_publish, wanted)
         if host == self._node:
-            await self._engine.join(room_id, participant_id, can_publish=can_publish)
+            await self._engine.join(room_id, participant_id, can_publish=can_publish, kinds=wanted)
             self._origins[key] = self._node
         else:
-            await self._call(host, "join", room_id, participant_id, can_publish=can_publish)
+            await self._call(host, "join", room_id, participant_id, can_publish=can_publish,
+                             kinds=list(wanted))
         self._hosts[key] = host
 
     async def _host_of(self, room_id: str, participant_id: str, *, rejoin: bool) -> str:
@@ -300,7 +310,8 @@ class RoutedMedia:
         if rejoin and host != self._node and await self._router.host_for(room_id) != host:
             # The host died (taken over now) or released the room: a new offer from the
             # client means a new peer connection, on the room's current host.
-            await self.join(room_id, participant_id, can_publish=self._can_publish.get(key, True))
+            can_publish, kinds = self._terms.get(key, (True, ("audio", "video")))
+            await self.join(room_id, participant_id, can_publish=can_publish, kinds=kinds)
             host = self._hosts[key]
         return host
 
@@ -328,7 +339,7 @@ class RoutedMedia:
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         key = (room_id, participant_id)
-        self._can_publish.pop(key, None)
+        self._terms.pop(key, None)
         host = self._hosts.pop(key, self._node)
         if host == self._node:
             await self._leave_here(room_id, participant_id)
@@ -339,7 +350,7 @@ class RoutedMedia:
         """Every node hears ``session_end``; the host closes the room, others tell it too."""
         for key in [k for k in self._hosts if k[0] == room_id]:
             self._hosts.pop(key, None)
-            self._can_publish.pop(key, None)
+            self._terms.pop(key, None)
         await self._close_here(room_id)
         if self._router.multi_node:
             host = await self._router.current_host(room_id)
@@ -465,8 +476,11 @@ class RoutedMedia:
         try:
             async with lock:
                 if op == "join":
-                    await self._engine.join(room_id, participant_id,
-                                            can_publish=bool(event.get("can_publish", True)))
+                    await self._engine.join(
+                        room_id, participant_id,
+                        can_publish=bool(event.get("can_publish", True)),
+                        kinds=tuple(str(k) for k in event.get("kinds", ("audio", "video"))),
+                    )
                     self._origins[key] = origin
                 elif op == "offer":
                     reply["result"] = await self._engine.handle_offer(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -159,8 +159,15 @@ SendSignal = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class MediaPort(Protocol):
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> Any:
-        ...
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = ("audio", "video"),
+    ) -> Any:
+        """A peer connection for the participant, sending and receiving only ``kinds``."""
 
     async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str: ...
 

@@ -13,6 +13,12 @@ from signalling.errors import SignalError
 from signalling.ports import ACTIVE, ConsultView
 
 SIGNALS = ("call_offer", "call_answer", "ice_candidate")
+MODE_KINDS: dict[str, tuple[str, ...]] = {
+    "chat": (),
+    "voice": ("audio",),
+    "video": ("audio", "video"),
+}
+"""The media a consultation's mode pays for: the SFU sends and receives only these kinds."""
 
 
 def _require_active(view: ConsultView) -> None:
@@ -42,6 +48,9 @@ async def call_signal(
 ) -> dict[str, Any]:
     view = ctx.joined(conn, data)
     _require_active(view)
+    if not MODE_KINDS.get(view.mode):
+        raise SignalError(errors.MEDIA_NOT_ALLOWED, "a chat consultation carries no media",
+                          {"mode": view.mode})
     target = data.get("target") or ("sfu" if ctx.services.media is not None else "peer")
     if target == "peer":
         if not is_party(view, conn.user_id):
@@ -68,7 +77,8 @@ async def _to_media(
         if ctx.rooms.media_joined.get(key) != conn.id:
             # First offer of this socket: a fresh peer connection (a rejoin replaces the
             # old one; aiortc has no ICE restart). Observers subscribe only.
-            await media.join(room, participant, can_publish=is_party(view, conn.user_id))
+            await media.join(room, participant, can_publish=is_party(view, conn.user_id),
+                             kinds=MODE_KINDS[view.mode])
             ctx.rooms.media_joined[key] = conn.id
         answer = await media.handle_offer(room, participant, str(data["sdp"]))
         await conn.send(protocol.event("call_answer", {"consultation_id": room,

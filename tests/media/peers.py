@@ -127,10 +127,19 @@ class Peer:
             own = self.by_mid.setdefault(str(t.mid), [])
             r._RTCRtpReceiver__decoder_queue = RecordingQueue(self.received[t.kind], own)  # type: ignore[attr-defined]
 
-    async def connect(self, *, can_publish: bool = True, join: bool = True) -> float:
-        """Join, offer, apply the answer. Returns the monotonic time the answer was applied."""
+    async def connect(
+        self,
+        *,
+        can_publish: bool = True,
+        join: bool = True,
+        kinds: tuple[str, ...] = ("audio", "video"),
+    ) -> float:
+        """Join (the room carrying ``kinds``), offer, apply the answer. Returns the monotonic
+        time the answer was applied."""
         if join:
-            await self.engine.join(self.room_id, self.participant_id, can_publish=can_publish)
+            await self.engine.join(
+                self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
+            )
         offer = await self.pc.createOffer()
         apply_ice_policy(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(offer)

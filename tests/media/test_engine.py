@@ -102,6 +102,27 @@ async def test_twenty_join_leave_cycles_leave_nothing_behind(
         assert len(up.downtracks) == 0
 
 
+async def test_a_voice_room_takes_no_video(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    """A voice consultation's room: both clients offer audio and video; only audio flows."""
+    a, b = make_peer("caller"), make_peer("astrologer")
+    for peer in (a, b):
+        peer.publish_file(VP8_OPUS_20S)
+        await peer.connect(kinds=("audio",))
+    assert await eventually(
+        lambda: len(a.received["audio"]) > 20 and len(b.received["audio"]) > 20
+    ), engine.stats(a.room_id)
+    for peer in (a, b):
+        video = [t for t in peer.pc.getTransceivers() if t.kind == "video"]
+        assert video and all(t.currentDirection == "inactive" for t in video)
+        assert not peer.received["video"]
+    for pid, s in engine.stats(a.room_id).items():
+        assert [p["kind"] for p in s["published"]] == ["audio"], pid
+        assert {d["kind"] for d in s["subscribed"]} == {"audio"}, pid
+        assert s["kinds"] == ["audio"]
+
+
 async def test_observer_gets_video_through_server_offer(
     engine: MediaEngine, make_peer: Callable[..., Peer]
 ) -> None:

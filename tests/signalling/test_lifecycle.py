@@ -373,12 +373,15 @@ async def test_sfu_offer_answer_through_the_hub(make_world: WorldFactory) -> Non
     pc = RTCPeerConnection()
     try:
         pc.addTransceiver("audio", direction="sendrecv")
+        pc.addTransceiver("video", direction="sendrecv")  # more than a voice call pays for
         await pc.setLocalDescription(await pc.createOffer())
         await caller.ok("call_offer", {"consultation_id": cid, "sdp": pc.localDescription.sdp})
         answer = await caller.event("call_answer", wait_s=10)
         assert answer["from"] == "sfu" and answer["sdp"].startswith("v=0")
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         assert pc.signalingState == "stable"
+        directions = {t.kind: t.currentDirection for t in pc.getTransceivers()}
+        assert directions == {"audio": "sendrecv", "video": "inactive"}  # the mode is voice
         hub = world.server.app[HUB]
         assert hub.media is not None and cid in hub.media.room_ids
         await caller.ok("session_end", {"consultation_id": cid})
@@ -422,3 +425,12 @@ async def test_rest_request_respects_the_waitlist_offer(make_world: WorldFactory
         "/consultations", json=body, headers=auth(waiting_user.token)
     )
     assert response.status == 201, await response.text()
+
+
+async def test_a_chat_consultation_carries_no_media(make_world: WorldFactory) -> None:
+    world = await make_world()
+    _astro_user, _caller_user, astro, caller, cid = await _in_room(world, mode="chat")
+    offer = {"consultation_id": cid, "sdp": "v=0\r\n"}
+    for side in (caller, astro):
+        assert await side.fail("call_offer", offer) == "MEDIA_NOT_ALLOWED"
+        assert await side.fail("call_offer", {**offer, "target": "peer"}) == "MEDIA_NOT_ALLOWED"
