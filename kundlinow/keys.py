@@ -9,6 +9,7 @@ from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
+from birth.profiles import ProfileStore
 from kundlinow.bus import EventBus
 from kundlinow.clock import Clock
 from kundlinow.config import Settings
@@ -38,3 +39,5 @@ PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
+"""Sealed birth profiles and who may read them (issue 15)."""
