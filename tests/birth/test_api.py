@@ -12,6 +12,7 @@ from kundlinow.db import Database
 from kundlinow.keys import RATE_LIMITER
 from tests.billing.helpers import grant
 from tests.factories import TestUser, auth, create_user
+from tests.signalling.conftest import world_factory
 
 MUMBAI_1990 = {"name": "Asha Rao", "gender": "female", "date": "1990-05-17", "time": "10:00"}
 
@@ -214,3 +215,32 @@ async def test_place_search_is_rate_limited(client: Any, caller: TestUser) -> No
     limited = await client.get("/places", params={"q": "pune"}, headers=auth(caller.token))
     assert limited.status == 429
     assert "Retry-After" in limited.headers
+
+
+async def test_socket_request_carries_the_birth_profile_to_the_astrologer(
+    aiohttp_client: Any, settings: Settings, database: Database
+) -> None:
+    world = await world_factory(aiohttp_client, settings, database)()
+    caller = await world.user(paise=100_000)
+    astrologer = await world.user("consultant")
+    other = await world.user(paise=100_000)
+    profile = await _create(world.server, caller)
+    astro_ws, caller_ws = await world.ws(astrologer), await world.ws(caller)
+    other_ws = await world.ws(other)
+    refused = await other_ws.fail(
+        "consult_request",
+        {"consultant_id": str(astrologer.id), "mode": "chat", "birth_profile_id": profile["id"]},
+    )
+    assert refused == "BIRTH_PROFILE_NOT_FOUND"
+    ack = await caller_ws.ok(
+        "consult_request",
+        {"consultant_id": str(astrologer.id), "mode": "chat", "birth_profile_id": profile["id"]},
+    )
+    cid = ack["consultation"]["id"]
+    event = await astro_ws.event("consult_request")
+    assert event["consultation"]["id"] == cid
+    card = await world.server.get(
+        f"/consultations/{cid}/birth-profile", headers=auth(astrologer.token)
+    )
+    assert card.status == 200
+    assert (await card.json())["profile"]["name"] == MUMBAI_1990["name"]
