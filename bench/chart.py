@@ -58,7 +58,8 @@ def main() -> None:
     default_ephemeris()
     sample = births(args.charts, args.seed)
     compute_chart(sample[0])  # warm caches (precession tables, numpy paths)
-    print(f"{args.charts} births 1900-2050, seed {args.seed}, load average {os.getloadavg()[0]:.1f}")
+    load = os.getloadavg()[0]
+    print(f"{args.charts} births 1900-2050, seed {args.seed}, load average {load:.1f}")
     print("| scenario | charts | CPU s | wall s | charts/s per core (CPU) | charts/s (wall) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, work in SCENARIOS.items():
