@@ -49,3 +49,18 @@ def test_an_unknown_zone_is_refused() -> None:
     with pytest.raises(LocalTimeError) as caught:
         to_utc(datetime(2000, 1, 1), "Mars/Olympus_Mons", 0.0)
     assert caught.value.code == "unknown_time_zone"
+
+
+def test_india_skipped_an_hour_when_war_time_began() -> None:
+    with pytest.raises(LocalTimeError) as caught:
+        to_utc(datetime(1942, 9, 1, 0, 30), "Asia/Kolkata", MUMBAI_LONGITUDE)
+    assert caught.value.code == "time_does_not_exist"
+    after = to_utc(datetime(1942, 9, 1, 1, 30), "Asia/Kolkata", MUMBAI_LONGITUDE)
+    assert after.utc == datetime(1942, 8, 31, 19, 0, tzinfo=UTC)
+
+
+def test_pakistan_and_bangladesh_before_standard_time_use_their_own_mean_time() -> None:
+    dhaka = to_utc(datetime(1900, 6, 15, 10, 0), "Asia/Dhaka", 90.4125)
+    assert dhaka.local_mean_time and dhaka.offset_seconds == local_mean_offset(90.4125)
+    karachi = to_utc(datetime(1960, 6, 15, 10, 0), "Asia/Karachi", 67.01)
+    assert karachi.utc == datetime(1960, 6, 15, 5, 0, tzinfo=UTC)  # PKT +5:00
