@@ -59,10 +59,9 @@ class BirthDetails:
     def moment(self) -> BirthMoment:
         resolved = self.resolve()
         window = None
-        if self.time is None:
-            start = datetime.combine(self.date, time(0, 0))
-            first = to_utc(start, self.place.time_zone, self.place.longitude).utc
-            window = (first, first + timedelta(days=1) - timedelta(minutes=1))
+        if self.time is None:  # the civil day around local noon (a clock change aside)
+            half_day = timedelta(hours=12)
+            window = (resolved.utc - half_day, resolved.utc + half_day - timedelta(minutes=1))
         return BirthMoment(
             resolved.utc, self.place.latitude, self.place.longitude, self.time is not None, window
         )
@@ -119,6 +118,7 @@ def build_details(data: dict[str, Any], now: datetime) -> BirthDetails:
             data.get("place_name"),
         ),
     )  # fmt: skip
-    if details.resolve().utc > now:
+    resolved = details.resolve()  # also for an unknown time: local noon must exist
+    if details.time is not None and resolved.utc > now:
         raise bad_input("DATE_OUT_OF_RANGE", "the birth is in the future")
     return details
