@@ -87,9 +87,6 @@ class Ephemeris:
             self._spk = SPK.open(str(path))
         self._ts: Timescale = _builtin_timescale()
 
-    def close(self) -> None:
-        self._spk.close()
-
     def _position(self, center: int, target: int, tdb: np.ndarray) -> np.ndarray:
         position: np.ndarray = self._spk[center, target].compute(tdb)
         return position

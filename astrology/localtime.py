@@ -58,7 +58,8 @@ def to_utc(local: datetime, tz_name: str, longitude: float) -> ResolvedTime:
     tz = zone(tz_name)
     aware = local.replace(tzinfo=tz, fold=0)
     offset = aware.utcoffset()
-    assert offset is not None  # a ZoneInfo always answers
+    if offset is None:  # a ZoneInfo always answers; this keeps the type checker honest
+        raise LocalTimeError("unknown_time_zone", f"no UTC offset in {tz_name!r}")
     seconds = int(offset.total_seconds())
     if seconds % _QUARTER_HOUR:
         seconds = local_mean_offset(longitude)

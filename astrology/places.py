@@ -63,20 +63,21 @@ class Gazetteer:
         self._places: dict[int, tuple[Place, int]] = {}
         keys: set[tuple[str, int]] = set()
         for city in cache.get_cities().values():
+            geonameid = int(city["geonameid"])
             country = countries.get(city["countrycode"], city["countrycode"])
             place = Place(
-                id=int(city["geonameid"]),
+                id=geonameid,
                 name=f"{city['name']}, {country}",
                 latitude=float(city["latitude"]),
                 longitude=float(city["longitude"]),
                 time_zone=city["timezone"],
             )
-            self._places[place.id] = (place, int(city["population"]))  # type: ignore[index]
-            keys.add((fold(city["name"]), place.id))  # type: ignore[arg-type]
+            self._places[geonameid] = (place, int(city["population"]))
+            keys.add((fold(city["name"]), geonameid))
             # ASCII alternate names only ("Bombay", "Banaras"); the rest are other scripts.
             for alias in city.get("alternatenames", ()):
                 if alias.isascii():
-                    keys.add((alias.casefold(), place.id))  # type: ignore[arg-type]
+                    keys.add((alias.casefold(), geonameid))
         self._index = sorted(keys)
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT) -> list[Place]:

@@ -244,3 +244,46 @@ async def test_socket_request_carries_the_birth_profile_to_the_astrologer(
     )
     assert card.status == 200
     assert (await card.json())["profile"]["name"] == MUMBAI_1990["name"]
+
+
+async def test_history_keeps_access_and_delete_takes_it_away(
+    client: Any, caller: TestUser, database: Database, settings: Settings
+) -> None:
+    profile = await _create(client, caller)
+    astrologer = await create_user(database, settings, "consultant")
+    await grant(database, caller.id, 100_000)
+    started = await client.post(
+        "/consultations",
+        json={
+            "consultant_id": str(astrologer.id),
+            "mode": "chat",
+            "birth_profile_id": profile["id"],
+        },
+        headers=auth(caller.token),
+    )
+    cid = (await started.json())["id"]
+    accepted = await client.post(f"/consultations/{cid}/accept", headers=auth(astrologer.token))
+    assert accepted.status == 200
+    ended = await client.post(f"/consultations/{cid}/end", headers=auth(caller.token))
+    assert ended.status == 200
+    chart_url = f"/birth-profiles/{profile['id']}/chart"
+    assert (await client.get(chart_url, headers=auth(astrologer.token))).status == 200
+
+    gone = await client.delete(f"/birth-profiles/{profile['id']}", headers=auth(caller.token))
+    assert gone.status == 204
+    assert await database.pool.fetchval("SELECT count(*) FROM consultation_birth_profiles") == 0
+    card = await client.get(f"/consultations/{cid}/birth-profile", headers=auth(astrologer.token))
+    assert card.status == 404
+    assert (await client.get(chart_url, headers=auth(astrologer.token))).status == 404
+
+
+async def test_only_the_owner_changes_or_deletes(
+    client: Any, caller: TestUser, database: Database, settings: Settings
+) -> None:
+    profile = await _create(client, caller)
+    other = await create_user(database, settings, "user")
+    url = f"/birth-profiles/{profile['id']}"
+    body = {**MUMBAI_1990, "latitude": 19.0, "longitude": 72.8}
+    assert (await client.put(url, json=body, headers=auth(other.token))).status == 403
+    assert (await client.delete(url, headers=auth(other.token))).status == 403
+    assert (await client.get(url, headers=auth(caller.token))).status == 200
