@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.keys import RATE_LIMITER
+from kundlinow.logconfig import configure_logging
 from tests.billing.helpers import grant
 from tests.factories import TestUser, auth, create_user
 from tests.signalling.conftest import world_factory
@@ -287,3 +289,24 @@ async def test_only_the_owner_changes_or_deletes(
     assert (await client.put(url, json=body, headers=auth(other.token))).status == 403
     assert (await client.delete(url, headers=auth(other.token))).status == 403
     assert (await client.get(url, headers=auth(caller.token))).status == 200
+
+
+async def test_birth_details_never_reach_the_logs(
+    client: Any, caller: TestUser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("json", "DEBUG")  # every line the service writes, to the captured stderr
+    try:
+        profile = await _create(client, caller, name="Quetzal Birthlog", time="07:41")
+        await client.get(f"/birth-profiles/{profile['id']}/chart", headers=auth(caller.token))
+        bad = {**MUMBAI_1990, "name": "Quetzal Birthlog", "date": "1990-02-31", "place_id": 1}
+        await client.post("/birth-profiles", json=bad, headers=auth(caller.token))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    written = capsys.readouterr()
+    logs = written.err + written.out
+    assert "request_handled" in logs  # the capture works
+    for clear in ("Quetzal", "Birthlog", "1990-05-17", "07:41", "1990-02-31", "Mumbai"):
+        assert clear not in logs, clear
