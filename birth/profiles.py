@@ -20,8 +20,8 @@ import asyncpg
 from birth.details import BirthDetails
 from birth.errors import BirthError, forbidden, not_found
 from birth.sealing import Sealer
-from kundlinow.audit import record
-from kundlinow.db import Database
+from core.audit import record
+from core.db import Database
 
 MAX_PROFILES_PER_CALLER = 20
 Access = Literal["owner", "admin", "astrologer"]

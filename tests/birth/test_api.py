@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from core.db import Database
+from core.logconfig import configure_logging
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import RATE_LIMITER
-from kundlinow.logconfig import configure_logging
 from tests.billing.helpers import grant
 from tests.factories import TestUser, auth, create_user
 from tests.signalling.conftest import world_factory

@@ -13,9 +13,9 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import grant
 from tests.client.test_web_client import logged_in
 from tests.factories import auth, create_user
