@@ -19,18 +19,18 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from api.auth import Claims, require_user
+from api.auth import Claims, Role, require_user
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body, parse_query
-from astrology.chart import compute_chart
+from astrology.chart import Chart, compute_chart
 from astrology.places import DEFAULT_LIMIT, MAX_LIMIT, PlaceError, from_coordinates, gazetteer
 from astrology.report import chart_to_json
 from astrology.svg import render
-from birth.details import build_details
+from birth.details import BirthDetails, build_details
 from birth.profiles import Profile, ProfileStore
 from birth.sealing import Sealer, load_or_create_key
-from kundlinow.keys import BIRTH_PROFILES, CLOCK, RATE_LIMITER, SETTINGS
+from kundlinow.keys import BIRTH_PROFILES, CLOCK, DATABASE, RATE_LIMITER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -134,7 +134,7 @@ async def _limited(request: web.Request, kind: str, claims: Claims) -> None:
         )
 
 
-async def _caller(request: web.Request, kind: str, roles: Any = None) -> Claims:
+async def _caller(request: web.Request, kind: str, roles: tuple[Role, ...] | None = None) -> Claims:
     claims = await require_user(request, roles=roles)
     await _limited(request, kind, claims)
     return claims
@@ -147,7 +147,7 @@ def _profile_id(request: web.Request) -> uuid.UUID:
         raise ApiError(404, "BIRTH_PROFILE_NOT_FOUND", "birth profile not found") from None
 
 
-async def _details(request: web.Request) -> Any:
+async def _details(request: web.Request) -> BirthDetails:
     body = await parse_body(request, BirthProfileIn)
     now: datetime = request.app[CLOCK].now()
     return build_details(body.model_dump(), now.astimezone(UTC))
@@ -253,7 +253,7 @@ async def delete_profile(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _chart(profile: Profile) -> Any:
+async def _chart(profile: Profile) -> Chart:
     return await asyncio.to_thread(compute_chart, profile.details.moment())
 
 
@@ -307,8 +307,8 @@ async def consultation_profile(request: web.Request) -> web.Response:
     return web.json_response({"profile": profile_json(profile), "chart": chart})
 
 
-def _key(request_app: web.Application) -> bytes:
-    settings = request_app[SETTINGS]
+def _key(app: web.Application) -> bytes:
+    settings = app[SETTINGS]
     if settings.birth_data_key is not None:
         return settings.birth_data_key
     if settings.env == "test":
@@ -317,8 +317,6 @@ def _key(request_app: web.Application) -> bytes:
 
 
 async def _birth_ctx(app: web.Application) -> AsyncIterator[None]:
-    from kundlinow.keys import DATABASE
-
     app[BIRTH_PROFILES] = ProfileStore(app[DATABASE], Sealer(_key(app)))
     # Loading the gazetteer takes seconds: start it now rather than on the first keystroke.
     warm = asyncio.ensure_future(asyncio.to_thread(gazetteer))
