@@ -116,11 +116,17 @@ class Hub:
         return await rooms.authorize(self._ctx, user_id, role, room)
 
     async def request_consultation(
-        self, caller_id: UUID, role: str, consultant_id: UUID, mode: str
+        self,
+        caller_id: UUID,
+        role: str,
+        consultant_id: UUID,
+        mode: str,
+        *,
+        birth_profile_id: UUID | None = None,
     ) -> ConsultView:
         """``POST /consultations``: the rule the socket's ``consult_request`` applies too."""
         return await lifecycle.request_consultation(
-            self._ctx, caller_id, role, consultant_id, mode
+            self._ctx, caller_id, role, consultant_id, mode, birth_profile_id=birth_profile_id
         )
 
     async def send_signal(self, room_id: str, participant_id: str, message: dict[str, Any]) -> None:

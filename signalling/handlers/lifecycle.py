@@ -37,12 +37,16 @@ async def consult_request(
 ) -> dict[str, Any]:
     consultant_id = uuid_of(data, "consultant_id")
     mode = str(data["mode"])
+    # The astrologer reads this profile and its chart with the request (issue 15).
+    profile = uuid_of(data, "birth_profile_id") if data.get("birth_profile_id") else None
     status = await ctx.services.presence.get(consultant_id)
     if status in (OFFLINE, AWAY):
         raise SignalError(errors.CONSULTANT_OFFLINE, f"the astrologer is {status}",
                           {"status": status})
     try:
-        view = await request_consultation(ctx, conn.user_id, conn.role, consultant_id, mode)
+        view = await request_consultation(
+            ctx, conn.user_id, conn.role, consultant_id, mode, birth_profile_id=profile
+        )
     except Exception as exc:
         if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
             raise
@@ -56,7 +60,13 @@ async def consult_request(
 
 
 async def request_consultation(
-    ctx: HubContext, caller_id: UUID, role: str, consultant_id: UUID, mode: str
+    ctx: HubContext,
+    caller_id: UUID,
+    role: str,
+    consultant_id: UUID,
+    mode: str,
+    *,
+    birth_profile_id: UUID | None = None,
 ) -> ConsultView:
     """The one rule for requesting a consultation, over the socket and over REST.
 
@@ -74,7 +84,9 @@ async def request_consultation(
         raise SignalError(errors.CONSULTANT_UNAVAILABLE,
                           "the astrologer's free slot is offered to a waiting caller",
                           {"waitlist": True, "reason": "offered"})
-    view = await services.consultations.request(caller_id, consultant_id, mode)
+    view = await services.consultations.request(
+        caller_id, consultant_id, mode, birth_profile_id=birth_profile_id
+    )
     await services.waitlist.taken(consultant_id, caller_id)
     ctx.timers.cancel(("offer", consultant_id))
     ctx.timers.schedule(
