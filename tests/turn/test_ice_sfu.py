@@ -54,9 +54,17 @@ class RelayOnlyPeer(Peer):
             )
         )
 
-    async def connect(self, *, can_publish: bool = True, join: bool = True) -> float:
+    async def connect(
+        self,
+        *,
+        can_publish: bool = True,
+        join: bool = True,
+        kinds: tuple[str, ...] = ("audio", "video"),
+    ) -> float:
         if join:
-            await self.engine.join(self.room_id, self.participant_id, can_publish=can_publish)
+            await self.engine.join(
+                self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
+            )
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await self.engine.handle_offer(
             self.room_id, self.participant_id, self.pc.localDescription.sdp
