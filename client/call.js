@@ -15,10 +15,11 @@
 const CAMERA = { width: 640, height: 480, frameRate: 30 };
 
 export class CallSession {
-  constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null }) {
+  constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null, observe = false }) {
     this.signalling = signalling;
     this.consultationId = consultationId;
     this.video = video;
+    this.observe = observe; // an admin observer: receives both parties, sends nothing
     this.candidateFilter = candidateFilter;
     this.pc = new RTCPeerConnection({ iceServers });
     this.remote = new MediaStream();
@@ -31,6 +32,14 @@ export class CallSession {
   }
 
   async start() {
+    if (this.observe) {
+      this.local = new MediaStream();
+      this.pc.addTransceiver("audio", { direction: "recvonly" });
+      if (this.video) this.pc.addTransceiver("video", { direction: "recvonly" });
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      await this.send("call_offer");
+      return this.local;
+    }
     this.local = await navigator.mediaDevices.getUserMedia({
       audio: true,
       video: this.video ? CAMERA : false,
@@ -44,11 +53,14 @@ export class CallSession {
     return this.local;
   }
 
-  get microphoneOn() { return this.local.getAudioTracks().some((track) => track.enabled); }
+  // Before start() has its tracks (the camera prompt, a slow device) nothing is on; callers may
+  // ask at any time, e.g. when the other party comes back and we re-announce.
+  get microphoneOn() { return Boolean(this.local) && this.local.getAudioTracks().some((track) => track.enabled); }
 
   get cameraOn() { return Boolean(this.cameraSender && this.cameraSender.track); }
 
   async setMicrophone(on) {
+    if (!this.local) return;
     for (const track of this.local.getAudioTracks()) track.enabled = on;
     await this.announce();
   }
@@ -73,9 +85,10 @@ export class CallSession {
     await this.announce();
   }
 
-  // Our microphone/camera state to the room: after each change, and (from app.js) when the call
-  // starts and after either party rejoins, since the server does not keep it.
+  // Our microphone/camera state to the room: after each change, and (from the consult view) when
+  // the call starts and after either party rejoins, since the server does not keep it.
   announce() {
+    if (!this.local || this.observe) return Promise.resolve();
     return this.signalling.send("media_state", {
       consultation_id: this.consultationId, audio: this.microphoneOn, video: this.cameraOn,
     });

@@ -70,6 +70,10 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.history",
+    "api.admin_users",
+    "api.admin_console",
+    "api.profile_photo",
     "api.client",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.

@@ -51,6 +51,7 @@ from signalling.presence import (
 )
 from signalling.routing import BusRouter, LocalRegistry
 from signalling.waitlist import Waitlist
+from signalling.watchers import StatusWatchers
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +111,7 @@ class Hub:
         """The caller's ICE servers (turn.ice.build_ice_servers), sent with ``join_consult``."""
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.registry = LocalRegistry()
+        self.watchers = StatusWatchers()
         self.router = BusRouter(
             bus, self.registry, self.node_id, self._on_control, multi_node=multi_node
         )
@@ -274,6 +276,8 @@ class Hub:
         conn = Connection(ws, request.transport, identity.user_id, identity.role, bucket)
         self.registry.add(conn)
         await self._store.add(user_key(conn.user_id))
+        if conn.role == "consultant":
+            await self._status_changed(conn.user_id)
         structlog.contextvars.bind_contextvars(user_id=str(conn.user_id))
         log.info("socket_connected", conn=conn.id, node=self.node_id)
         try:
@@ -391,10 +395,14 @@ class Hub:
     async def _disconnected(self, conn: Connection) -> None:
         rooms = list(conn.rooms)
         self.registry.remove(conn)
+        self.watchers.forget(conn)
         dropped_at = _now()
         log.info("socket_disconnected", conn=conn.id, rooms=len(rooms))
         with contextlib.suppress(Exception):
             await self._store.remove(user_key(conn.user_id))
+        if conn.role == "consultant":
+            with contextlib.suppress(Exception):
+                await self._status_changed(conn.user_id)
         for room in rooms:
             try:
                 await self._left_room(conn, room, dropped_at=dropped_at)
@@ -478,7 +486,18 @@ class Hub:
             room, "disconnected", actor_id=user_id, ended_at=dropped_at
         )
 
+    async def _status_changed(self, consultant_id: UUID) -> None:
+        """An astrologer connected, left or changed away: every node tells its watchers."""
+        await self.router.control({"e": "consultant_status", "consultant_id": str(consultant_id)})
+
+    async def _tell_status(self, consultant_id: UUID) -> None:
+        if self.watchers.watched(consultant_id):
+            await self.watchers.tell(consultant_id, await self.presence.get(consultant_id))
+
     async def _on_control(self, event: dict[str, Any]) -> None:
+        if event.get("e") == "consultant_status":
+            await self._tell_status(UUID(event["consultant_id"]))
+            return
         key = (UUID(event["room"]), UUID(event["user"]))
         if event.get("e") == "rejoined":
             self._cancel_timer(("grace", *key))
@@ -594,6 +613,8 @@ class Hub:
             )
             return
         self._cancel_timer(("request", view.id))
+        # Every node sees each state change: busy on accept, free again at the end.
+        await self._tell_status(view.consultant_id)
         if view.state != ENDED:
             return
         for user_id in view.parties():
@@ -956,8 +977,11 @@ class Hub:
                 raise SignalError(errors.FORBIDDEN, "only astrologers set their availability")
             await self.presence.set_away(conn.user_id, data["status"] == AWAY)
             result["status"] = (await self.presence.get(conn.user_id))
+            await self._status_changed(conn.user_id)
         if "consultant_ids" in data:
             ids = [UUID(u) for u in data["consultant_ids"]]
+            if data.get("watch"):
+                self.watchers.watch(conn, ids)
             statuses = await self.presence.statuses(ids)
             result["statuses"] = {str(k): v for k, v in statuses.items()}
         return result
