@@ -27,16 +27,16 @@ MAX_ASTROLOGERS_COUNTED = 5000
 
 _TODAY_SQL = """
 SELECT
-  (SELECT COALESCE(sum(amount_paise), 0) FROM payment_orders
+  (SELECT COALESCE(sum(amount_paise), 0)::bigint FROM payment_orders
     WHERE status = 'paid' AND paid_at >= $1) AS recharges_paise,
-  (SELECT COALESCE(sum(amount_paise), 0) FROM consultation_charges
+  (SELECT COALESCE(sum(amount_paise), 0)::bigint FROM consultation_charges
     WHERE charged_at >= $1 AND reversal_transfer_id IS NULL AND source = 'wallet')
     AS charges_paise,
-  (SELECT COALESCE(sum(e.amount_paise), 0) FROM ledger_transfers t
+  (SELECT COALESCE(sum(e.amount_paise), 0)::bigint FROM ledger_transfers t
     JOIN ledger_entries e ON e.transfer_id = t.id
     JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
     WHERE t.kind = 'refund' AND t.created_at >= $1) AS refunds_paise,
-  (SELECT COALESCE(sum(e.amount_paise), 0) FROM ledger_entries e
+  (SELECT COALESCE(sum(e.amount_paise), 0)::bigint FROM ledger_entries e
     JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'platform_revenue'
     WHERE e.created_at >= $1) AS revenue_paise
 """

@@ -38,6 +38,7 @@ async def index(request: web.Request) -> web.FileResponse:
     return _file(request, "index.html", **{"Cache-Control": "no-cache"})
 
 
+@routes.get("/app")
 @routes.get("/app/{path:.*}")
 @operation(
     "The web client for one of its screens (HTML; deep links)",

@@ -34,6 +34,16 @@ export function useStore() {
   return store.state;
 }
 
+// A line under the header. Information fades after a few seconds (on a phone in a call it
+// would push the controls down); errors stay until the next action or screen.
+const INFO_MS = 6000;
+let fade = null;
+
 export function tell(text, kind = "info") {
-  store.set({ notice: text ? { text, kind } : null });
+  clearTimeout(fade);
+  const notice = text ? { text, kind } : null;
+  store.set({ notice });
+  if (notice && kind === "info") {
+    fade = setTimeout(() => { if (store.state.notice === notice) store.set({ notice: null }); }, INFO_MS);
+  }
 }

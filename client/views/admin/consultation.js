@@ -96,7 +96,7 @@ export function ConsultationDetail({ id }) {
     api.optional("/admin/consultations/{id}/log", `/admin/consultations/${id}/log`)
       .then((r) => setLog(r ? r.items : null)).catch(() => setLog(null));
     api.optional("/admin/consultations/{id}/transcript", `/admin/consultations/${id}/transcript`)
-      .then((r) => r || api.get(`/consultations/${id}/messages?limit=200`))
+      .then((r) => r || api.get(`/consultations/${id}/messages?limit=200`).then((m) => ({ items: m.messages })))
       .then((r) => setTranscript(r.items)).catch(() => setTranscript([]));
     api.optional("/admin/consultations/{id}/recordings", `/admin/consultations/${id}/recordings`)
       .then((r) => setRecordings(r ? r.items : null)).catch(() => setRecordings(null));

@@ -59,7 +59,7 @@ export function Consultations() {
       <button>Search</button>
     </form>
     ${result === null ? html`<${Loading} />` : html`
-      ${result.limited ? html`<p class="muted small">Searching by the caller's or astrologer's e-mail or name.</p>` : null}
+      ${result.limited ? html`<p class="muted small">Consultations of the users whose e-mail or name matches.</p>` : null}
       <${ConsultationList} items=${result.items} hrefOf=${(c) => `/app/admin/consultations/${c.id}`} />
       <${MoreButton} more=${result.next_cursor ? () => search(result.next_cursor) : null} />`}
   </section>`;

@@ -7,12 +7,12 @@ import { errorSentence, rupees } from "/client/format.js";
 import { Loading } from "/client/views/shared/components.js";
 import { Ledger, RupeeForm } from "/client/views/shared/money.js";
 
-export function RechargeForm({ id = "recharge", initial = "500", onDone }) {
+export function RechargeForm({ id = "recharge", initial = "500", presets = [], onDone }) {
   const go = async (paise) => {
     try { await recharge(paise); if (onDone) onDone(paise); } catch (error) { tell(errorSentence(error), "error"); }
   };
   return html`<${RupeeForm} id=${id} label="Add money" button="Recharge" initial=${initial}
-      min=${100} max=${10000000} onSubmit=${go} presets=${[100, 200, 500, 1000]} />`;
+      min=${100} max=${10000000} onSubmit=${go} presets=${presets} />`;
 }
 
 export function Wallet() {
@@ -26,7 +26,7 @@ export function Wallet() {
     <div class="card">
       <div class="big" id="available">${wallet ? rupees(wallet.available_paise) : "…"}</div>
       <div class="muted small">${wallet && wallet.held_paise ? `${rupees(wallet.held_paise)} is reserved for a consultation.` : "Available to spend"}</div>
-      <${RechargeForm} />
+      <${RechargeForm} presets=${[100, 200, 500, 1000]} />
     </div>
     <h2>Transactions</h2>
     ${ledger === null ? html`<${Loading} />` : html`<${Ledger} items=${ledger} />`}
