@@ -17,7 +17,7 @@ from api.history import ITEM_SQL, item
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from billing.consultations import EndReason
-from kundlinow import audit
+from core import audit
 from kundlinow.keys import CLOCK, CONSULTATIONS, DATABASE, PRESENCE
 
 routes = web.RouteTableDef()

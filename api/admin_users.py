@@ -1,6 +1,6 @@
 """Admin: users — search, disable/enable, approve an astrologer, commission override.
 
-Every change is audit-logged (``kundlinow.audit``) in the transaction that makes it. A disabled
+Every change is audit-logged (``core.audit``) in the transaction that makes it. A disabled
 account cannot log in (``ACCOUNT_DISABLED``); tokens it already holds expire with ``JWT_TTL``.
 """
 
@@ -22,7 +22,7 @@ from api.consultations import path_id
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body, parse_query
-from kundlinow import audit
+from core import audit
 from kundlinow.keys import DATABASE
 
 routes = web.RouteTableDef()

@@ -9,10 +9,17 @@ change to every node as a control notice). No client polls.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from signalling import protocol
 from signalling.connection import Connection
+
+if TYPE_CHECKING:
+    from signalling.context import HubContext
+
+STATUS_CHANGED = "consultant_status"
+"""The control notice (``e``) that an astrologer's status may have changed."""
 
 MAX_WATCHED_PER_SOCKET = 500
 """A socket watching more astrologers than this forgets the oldest (memory stays bounded)."""
@@ -55,3 +62,15 @@ class StatusWatchers:
         )
         for conn in list(self._by_consultant.get(consultant_id, {}).values()):
             await conn.send(frame)
+
+
+async def status_changed(ctx: HubContext, consultant_id: UUID) -> None:
+    """An astrologer connected, left or changed away on this node: every node tells its
+    watchers (the control notice reaches this node too)."""
+    await ctx.router.control({"e": STATUS_CHANGED, "consultant_id": str(consultant_id)})
+
+
+async def tell_status(ctx: HubContext, consultant_id: UUID) -> None:
+    """Push the astrologer's current status to this node's watchers (none: no lookup)."""
+    if ctx.watchers.watched(consultant_id):
+        await ctx.watchers.tell(consultant_id, await ctx.services.presence.get(consultant_id))

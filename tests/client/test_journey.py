@@ -16,9 +16,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.client.screens import ConsoleWatch, check_screen
 from tests.client.test_web_client import ServerFactory, received
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user

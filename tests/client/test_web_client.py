@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
