@@ -65,6 +65,7 @@ async def check_screen(page: Page, name: str) -> None:
     """Screenshot, horizontal overflow and axe-core (serious/critical) for the current screen."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     await page.wait_for_load_state("networkidle")
+    await page.evaluate("() => window.scrollTo(0, 0)")  # a sticky header draws mid-page otherwise
     await page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"

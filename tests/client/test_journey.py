@@ -356,9 +356,27 @@ async def test_run_out_then_admin_refunds_approves_and_force_ends(world: World) 
     await astrologer.goto(f"{world.url}/app")
     await astrologer.locator(".request .accept").click()
     await expect(other.locator("#consult-state")).to_contain_text("Live")
+
+    # Meanwhile the first caller sees the astrologer busy (pushed) and joins the queue.
+    await caller.goto(f"{world.url}/app/wallet")
+    await caller.fill("#recharge input[name=amount]", "1000")
+    await caller.click("#recharge button:has-text('Recharge')")
+    await expect(caller.locator("#available")).to_have_text("₹1,010")
+    await caller.goto(f"{world.url}/app/astrologers/{astrologer_user.id}")
+    await expect(caller.locator(".status")).to_have_text("In a consultation")
+    await caller.click("button[data-mode=chat]")
+    await expect(caller.locator("#waitlist")).to_contain_text("number 1 in")
+    await check_screen(caller, "caller-queue")
+
+    # The admin observes the live consultation, then force-ends it.
     await admin.click("#nav a:has-text('Dashboard')")
     live = admin.locator("#live .live")
     await expect(live).to_have_count(1)
+    await live.locator(".observe").click()
+    await expect(admin.locator("#consult-state")).to_contain_text("Live")
+    await expect(admin.locator("#chat-form")).to_have_count(0)  # observers do not write
+    await check_screen(admin, "admin-observe")
+    await admin.go_back()
     await live.locator(".force-end").click()
     await admin.fill(".force-end-form input[name=reason]", "Abusive language reported")
     await check_screen(admin, "admin-force-end")
@@ -368,7 +386,34 @@ async def test_run_out_then_admin_refunds_approves_and_force_ends(world: World) 
             "Our support team ended this consultation."
         )
     await expect(admin.locator("#live .live")).to_have_count(0)
+    await expect(caller.locator("#waitlist")).to_contain_text("is free now")  # queue offer
+    await check_screen(caller, "caller-queue-offer")
+    await caller.click("#waitlist button:has-text('Leave queue')")
     await admin.click("#nav a:has-text('Audit log')")
     await expect(admin.locator("#audit")).to_contain_text("Consultation force ended")
     await expect(admin.locator("#audit")).to_contain_text("Abusive language reported")
     await check_screen(admin, "admin-audit")
+
+    # Every screen fits a phone, and the caller's fit a desktop too.
+    await admin.set_viewport_size(PHONE)
+    for path in (
+        "/app/admin",
+        f"/app/admin/consultations?caller={caller_user.email}",
+        "/app/admin/users",
+        f"/app/admin/users/{caller_user.id}",
+        "/app/admin/payouts",
+        "/app/admin/audit",
+    ):
+        await admin.goto(f"{world.url}{path}")
+        await expect(admin.locator("main h1")).to_be_visible()
+        await check_screen(admin, "phone-" + path.strip("/").split("?")[0].replace("/", "-"))
+    await astrologer.set_viewport_size(PHONE)
+    for path in ("/app", "/app/earnings", "/app/profile", "/app/history"):
+        await astrologer.goto(f"{world.url}{path}")
+        await expect(astrologer.locator("main h1")).to_be_visible()
+        await check_screen(astrologer, "phone-astrologer-" + path.strip("/").replace("/", "-"))
+    await caller.set_viewport_size(DESKTOP)
+    for path in ("/app", "/app/wallet", "/app/history", f"/app/astrologers/{astrologer_user.id}"):
+        await caller.goto(f"{world.url}{path}")
+        await expect(caller.locator("main h1")).to_be_visible()
+        await check_screen(caller, "desktop-caller-" + path.strip("/").replace("/", "-"))

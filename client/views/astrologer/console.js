@@ -52,6 +52,13 @@ export function Console() {
   const [earnings, setEarnings] = useState(null);
   useEffect(() => {
     app.api.get("/earnings?limit=1").then(setEarnings).catch((error) => tell(errorSentence(error), "error"));
+    // Requests that arrived before this page opened (a reload, a second device): pushes only
+    // bring new ones.
+    app.api.get("/me/consultations?limit=10").then((page) => {
+      const waiting = page.items.filter((c) => c.status === "requested");
+      store.set((s) => ({ requests: { ...Object.fromEntries(waiting.map((c) => [c.id,
+        { id: c.id, mode: c.mode, rate_paise: c.rate_paise, requested_at: c.requested_at }])), ...s.requests } }));
+    }).catch(() => {});
   }, []);
   const toggle = async () => {
     const next = !online;

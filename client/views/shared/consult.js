@@ -88,6 +88,8 @@ function Ended({ state, me, id }) {
     <p id="end-sentence"><strong>${endSentence(reason, role)}</strong></p>
     <p class="muted">${minutes} min · ${rupees(amount_paise)}${me.role === "consultant" ? " billed to the caller" : ""}</p>
     <div class="row">
+      ${me.role === "user" && reason === "insufficient_balance"
+        ? html`<a class="button" href="/app/wallet">Recharge</a>` : null}
       ${me.role !== "admin" ? html`<a class="button secondary" href=${`/app/history/${id}`} id="receipt-link">See receipt</a>` : null}
       <a class="button secondary" href=${me.role === "admin" ? `/app/admin/consultations/${id}` : "/app"}>Done</a>
     </div>
