@@ -36,7 +36,7 @@ export function StartButtons({ astrologer, status, wallet }) {
   return html`<div class="start">${astrologer.modes.map((mode) => {
     const rate = astrologer.rates[mode];
     const minutes = Math.floor(available / rate);
-    return html`<button class=${mode === "chat" ? "secondary" : ""} data-mode=${mode} disabled=${closed}
+    return html`<button data-mode=${mode} disabled=${closed}
         onClick=${() => startConsult(astrologer, mode)}>
       <span>${MODE_WORD[mode]}</span>
       <small>${rupees(rate)}/min · ${minutes} min</small>
