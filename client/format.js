@@ -88,3 +88,16 @@ export function duration(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
+
+// "consultation_force_ended" -> "Consultation force ended" (audit actions, session log kinds).
+export const words = (text) => text.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+
+// Key/value details (audit entries, session log data) as words; amounts in paise as rupees.
+export function describe(data) {
+  return Object.entries(data || {}).map(([key, value]) => {
+    const money = key.endsWith("_paise") && typeof value === "number";
+    const label = words(key.replace(/_paise$/, ""));
+    const shown = money ? rupees(value) : typeof value === "object" ? JSON.stringify(value) : String(value);
+    return `${label}: ${shown}`;
+  }).join(" · ");
+}

@@ -1,5 +1,6 @@
 """What every screen of the web app must pass in the browser tests: no horizontal scroll at its
-viewport, no serious or critical axe-core violation, no console error; and a screenshot of it
+viewport, no amount in paise, no serious or critical axe-core violation, no console error
+(:class:`ConsoleWatch`); and a screenshot of it
 under ``var/screens/`` (git-ignored) for people to look at.
 
 axe-core is used by the tests only and is not committed: :func:`axe_source` takes
@@ -24,6 +25,10 @@ AXE_VERSION = "4.14.1"
 VENDOR = Path(__file__).parent / "vendor"
 SCREENS = Path(__file__).resolve().parents[2] / "var" / "screens"
 IMPACTS = ("serious", "critical")
+TO_TOP = """() => new Promise((done) => {
+  scrollTo(0, 0);
+  requestAnimationFrame(() => requestAnimationFrame(done));
+})"""
 
 
 @cache
@@ -65,12 +70,14 @@ async def check_screen(page: Page, name: str) -> None:
     """Screenshot, horizontal overflow and axe-core (serious/critical) for the current screen."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     await page.wait_for_load_state("networkidle")
-    await page.evaluate("() => window.scrollTo(0, 0)")  # a sticky header draws mid-page otherwise
+    # From the top, after a frame: a sticky header is drawn mid-page otherwise.
+    await page.evaluate(TO_TOP)
     await page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"{name}: scrolls sideways by {overflow}px"
+    assert "paise" not in (await page.locator("body").inner_text()).lower(), f"{name}: paise shown"
     if not await page.evaluate("() => Boolean(window.axe)"):
         # Evaluated through the DevTools protocol: a Content-Security-Policy without inline
         # scripts (the app's) does not apply to it, as it would to a <script> tag.

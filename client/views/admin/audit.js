@@ -2,19 +2,14 @@
 import { html, useEffect, useState } from "/client/lib/html.js";
 import { tell } from "/client/store.js";
 import { app } from "/client/session.js";
-import { errorSentence, when } from "/client/format.js";
+import { describe, errorSentence, when, words } from "/client/format.js";
 import { Empty, Loading } from "/client/views/shared/components.js";
 
-const words = (text) => text.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
 function subjectLink(e) {
   if (e.subject_type === "consultation") return `/app/admin/consultations/${e.subject_id}`;
   if (e.subject_type === "user") return `/app/admin/users/${e.subject_id}`;
   return null;
-}
-
-function details(d) {
-  return Object.entries(d || {}).map(([k, v]) => `${words(k)}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
 }
 
 export function Audit() {
@@ -35,7 +30,7 @@ export function Audit() {
       <span class="line"><strong>${words(e.action)}</strong><span class="muted small">${when(e.at)}</span></span>
       <span class="small">${e.actor ? e.actor.name : "System"} · ${subjectLink(e)
         ? html`<a href=${subjectLink(e)}>${e.subject_type}</a>` : e.subject_type}</span>
-      <span class="muted small">${details(e.details)}</span></li>`)}</ul>` : html`<${Empty}>Nothing yet.<//>`}
+      <span class="muted small">${describe(e.details)}</span></li>`)}</ul>` : html`<${Empty}>Nothing yet.<//>`}
     ${before ? html`<button class="secondary more" onClick=${() => load(before)}>Show more</button>` : null}
   </section>`;
 }

@@ -3,12 +3,11 @@
 import { html, useEffect, useState } from "/client/lib/html.js";
 import { tell } from "/client/store.js";
 import { app } from "/client/session.js";
-import { MODE_WORD, endSentence, errorSentence, rupees, toPaise, when } from "/client/format.js";
+import { MODE_WORD, describe, endSentence, errorSentence, rupees, toPaise, when, words } from "/client/format.js";
 import { Empty, Loading } from "/client/views/shared/components.js";
 import { ChargesTable } from "/client/views/shared/history.js";
 import { ForceEnd } from "/client/views/admin/live.js";
 
-const KIND_WORD = (kind) => kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
 function Timeline({ items }) {
   if (items === undefined) return html`<${Loading} />`;
@@ -16,9 +15,8 @@ function Timeline({ items }) {
   if (!items.length) return html`<${Empty}>Nothing was logged.<//>`;
   return html`<ol class="timeline" id="timeline">${items.map((e) => html`<li>
     <time datetime=${e.at}>${new Date(e.at).toLocaleTimeString("en-IN")}</time>
-    <span class="kind">${KIND_WORD(e.kind)}</span>
-    ${e.data && Object.keys(e.data).length ? html`<span class="muted small data">${Object.entries(e.data)
-      .map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")}</span>` : null}
+    <span class="kind">${words(e.kind)}</span>
+    ${e.data && Object.keys(e.data).length ? html`<span class="muted small data">${describe(e.data)}</span>` : null}
   </li>`)}</ol>`;
 }
 

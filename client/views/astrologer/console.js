@@ -73,8 +73,8 @@ export function Console() {
     <div class="card line">
       <div><strong>${online ? "You are online" : "You are away"}</strong>
         <div class="muted small">${online ? "Callers can start a consultation with you." : "Callers see you as away."}</div></div>
-      <button class="toggle" id="availability" aria-pressed=${String(online)} onClick=${toggle}>
-        ${online ? "Go away" : "Go online"}</button>
+      <button class="switch" id="availability" aria-pressed=${String(online)} onClick=${toggle}>
+        Available</button>
     </div>
     <h2>Incoming requests</h2>
     <ul class="cards" id="requests">
