@@ -23,9 +23,9 @@ export function AstrologerPage({ id }) {
         <${Avatar} astrologer=${astrologer} />
         <div class="grow"><h1>${astrologer.display_name}</h1>
           <div class="muted">${astrologer.rating === null ? "No ratings yet"
-            : `★ ${astrologer.rating.toFixed(1)} from ${astrologer.rating_count} ratings`}
-            ${astrologer.verified ? " · ✓ Verified" : ""}</div></div>
-        <${StatusBadge} status=${status} />
+            : `★ ${astrologer.rating.toFixed(1)} from ${astrologer.rating_count} ratings`}</div>
+          <div class="row small"><${StatusBadge} status=${status} />
+            ${astrologer.verified ? html`<span class="verified">✓ Verified</span>` : null}</div></div>
       </div>
       <p>${astrologer.bio || "This astrologer has not written a bio yet."}</p>
       <dl class="facts">

@@ -10,9 +10,9 @@ export async function startConsult(astrologer, mode) {
     const reply = await app.socket.send("consult_request",
       { consultant_id: astrologer.id, mode, waitlist: true });
     if (reply.waitlisted) {
-      store.set({ waitlist: { consultant_id: astrologer.id, name: astrologer.display_name, mode,
-                              position: reply.position } });
-      tell(`${astrologer.display_name} is in a consultation. You are number ${reply.position} in the queue.`);
+      // The queue banner (QueueBanner) says where the caller stands.
+      store.set({ notice: null, waitlist: { consultant_id: astrologer.id, name: astrologer.display_name,
+                                            mode, position: reply.position } });
       return;
     }
     store.set({ waitlist: null });
