@@ -145,6 +145,13 @@ CREATE TABLE public.consult_waitlist (
     CONSTRAINT consult_waitlist_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'offered'::text, 'taken'::text, 'left'::text, 'expired'::text])))
 );
 
+CREATE TABLE public.consultant_photos (
+    user_id uuid NOT NULL,
+    content_type text NOT NULL,
+    bytes bytea NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.consultant_profiles (
     user_id uuid NOT NULL,
     display_name text NOT NULL,
@@ -159,6 +166,7 @@ CREATE TABLE public.consultant_profiles (
     rating_count bigint DEFAULT 0 NOT NULL,
     away boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    approved_at timestamp with time zone,
     CONSTRAINT consultant_profiles_commission_percent_check CHECK (((commission_percent >= 0) AND (commission_percent <= 100))),
     CONSTRAINT consultant_profiles_rate_chat_paise_check CHECK ((rate_chat_paise >= 0)),
     CONSTRAINT consultant_profiles_rate_video_paise_check CHECK ((rate_video_paise >= 0)),
@@ -371,6 +379,7 @@ CREATE TABLE public.users (
     display_name text NOT NULL,
     role text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
     CONSTRAINT users_email_check CHECK ((email = lower(email))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'consultant'::text, 'admin'::text])))
 );
@@ -398,6 +407,9 @@ ALTER TABLE ONLY public.chat_uploads
 
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_pkey PRIMARY KEY (user_id);
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
@@ -455,6 +467,8 @@ ALTER TABLE ONLY public.users
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+CREATE INDEX audit_log_created ON public.audit_log USING btree (created_at DESC);
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
@@ -543,6 +557,9 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_consultant_id_fkey FOREIGN KEY (consultant_id) REFERENCES public.users(id);
+
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
