@@ -1,5 +1,5 @@
 // The kundlinow web app: callers, astrologers and admins. Preact + htm as ES modules, no build.
-import { html, render } from "/client/lib/html.js";
+import { html, render, useEffect } from "/client/lib/html.js";
 import { store, useStore } from "/client/store.js";
 import { match, navigate, startRouter } from "/client/router.js";
 import { resume } from "/client/session.js";
@@ -60,10 +60,27 @@ function Screen() {
   return null;
 }
 
+// After a screen change, keyboard and screen-reader focus moves to the new screen's heading
+// (as a page load would), not left on the link that was pressed.
+function useFocusOnNavigate(path) {
+  useEffect(() => {
+    let tries = 0;
+    const focus = () => {
+      const heading = document.querySelector("main h1");
+      if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+      else if (tries++ < 20) setTimeout(focus, 100); // the screen is still loading its data
+    };
+    if (history.state && history.state.navigated) focus();
+  }, [path]);
+}
+
 function App() {
-  return html`<${Header} />
+  const { path } = useStore();
+  useFocusOnNavigate(path);
+  return html`<a class="skip" href="#view">Skip to content</a>
+    <${Header} />
     <${Notice} />
-    <main id="view"><${Screen} /></main>`;
+    <main id="view" tabindex="-1"><${Screen} /></main>`;
 }
 
 (async () => {

@@ -4,7 +4,7 @@ import { store } from "/client/store.js";
 
 export function navigate(path, { replace = false } = {}) {
   if (path === location.pathname + location.search) return;
-  history[replace ? "replaceState" : "pushState"]({}, "", path);
+  history[replace ? "replaceState" : "pushState"]({ navigated: true }, "", path);
   store.set({ path, notice: null });
   window.scrollTo(0, 0);
 }

@@ -31,6 +31,10 @@ VIDEO_RATE = 50_000
 """₹500 a minute: three minutes earn the astrologer more than the ₹1,000 payout minimum."""
 
 
+SHELL_CACHED = """async () => {
+  await navigator.serviceWorker.ready;
+  return Boolean(await caches.match("/client/main.js"));
+}"""
 HAS_SESSION_LOG = """async () => {
   const spec = await (await fetch("/openapi.json")).json();
   return Boolean(spec.paths["/admin/consultations/{id}/log"]);
@@ -106,6 +110,7 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await caller.goto(f"{world.url}/?loopback")
     await expect(caller).to_have_url(f"{world.url}/app/login")
     await check_screen(caller, "login-phone")
+    assert await caller.evaluate(SHELL_CACHED)  # installable: the service worker holds the shell
     await caller.fill("#register input[name=display_name]", "Asha Verma")
     await caller.fill("#register input[name=email]", "asha@example.test")
     await caller.fill("#register input[name=password]", DEFAULT_PASSWORD)
