@@ -15,11 +15,10 @@
 const CAMERA = { width: 640, height: 480, frameRate: 30 };
 
 export class CallSession {
-  constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null, observe = false }) {
+  constructor(signalling, consultationId, { video, iceServers = [], candidateFilter = null }) {
     this.signalling = signalling;
     this.consultationId = consultationId;
     this.video = video;
-    this.observe = observe; // an admin observer: receives both parties, sends nothing
     this.candidateFilter = candidateFilter;
     this.pc = new RTCPeerConnection({ iceServers });
     this.remote = new MediaStream();
@@ -32,14 +31,6 @@ export class CallSession {
   }
 
   async start() {
-    if (this.observe) {
-      this.local = new MediaStream();
-      this.pc.addTransceiver("audio", { direction: "recvonly" });
-      if (this.video) this.pc.addTransceiver("video", { direction: "recvonly" });
-      await this.pc.setLocalDescription(await this.pc.createOffer());
-      await this.send("call_offer");
-      return this.local;
-    }
     this.local = await navigator.mediaDevices.getUserMedia({
       audio: true,
       video: this.video ? CAMERA : false,
@@ -88,7 +79,7 @@ export class CallSession {
   // Our microphone/camera state to the room: after each change, and (from the consult view) when
   // the call starts and after either party rejoins, since the server does not keep it.
   announce() {
-    if (!this.local || this.observe) return Promise.resolve();
+    if (!this.local) return Promise.resolve();
     return this.signalling.send("media_state", {
       consultation_id: this.consultationId, audio: this.microphoneOn, video: this.cameraOn,
     });

@@ -10,7 +10,7 @@ import { errorSentence } from "/client/format.js";
 const INITIAL = {
   consultation: null, names: null, messages: [], typing: false, tick: null, warning: null,
   ended: null, remote: null, own: { microphone: true, camera: true }, peerAway: false,
-  calling: false, callError: null, observing: false,
+  calling: false, callError: null,
 };
 
 function reduce(state, action) {
@@ -48,17 +48,17 @@ export function useConsultation(id) {
 
   // One call per screen: the join reply and consult_state often arrive together, and two calls
   // on one socket would fight over its one SFU peer connection.
-  const startCall = async (c, { observe = false } = {}) => {
+  const startCall = async (c) => {
     if (call.current || starting.current || c.mode === "chat" || c.state !== "active") return;
     starting.current = true;
     try {
       const { ice_servers } = await app.api.get("/turn/credentials");
       const session = new CallSession(socket, id, { video: c.mode === "video", iceServers: ice_servers,
-        candidateFilter: filterLoopback, observe });
+        candidateFilter: filterLoopback });
       call.current = session;
       window.kundlinowCall = session; // for diagnostics (getStats) from the console and tests
       await session.start();
-      set({ calling: true, callError: null, observing: observe });
+      set({ calling: true, callError: null });
       showOwn();
       await session.announce().catch(() => {});
     } catch (error) {
@@ -146,7 +146,6 @@ export function useConsultation(id) {
       await call.current.setCamera(!call.current.cameraOn);
       showOwn();
     },
-    observe() { if (state.consultation) startCall(state.consultation, { observe: true }); },
     clearWarning() { set({ warning: null }); },
     remoteStream() { return call.current ? call.current.remote : null; },
     localStream() { return call.current ? call.current.local : null; },

@@ -7,6 +7,7 @@ import { MODE_WORD, duration, endSentence, errorSentence, rupees } from "/client
 import { useConsultation } from "/client/views/shared/consult-state.js";
 import { RechargeForm } from "/client/views/caller/wallet.js";
 import { Rating } from "/client/views/shared/components.js";
+import { ForceEnd } from "/client/views/admin/live.js";
 
 function Video({ stream, id, className, muted = false, hidden = false }) {
   const ref = useRef(null);
@@ -102,14 +103,15 @@ function stateLine(state, names, me) {
   const other = me.role === "user" ? (names ? names.astrologer : "the astrologer")
     : me.role === "consultant" ? (names ? names.caller : "the caller")
       : names ? `${names.caller} with ${names.astrologer}` : "";
-  if (state.ended || c.state === "ended") return `${MODE_WORD[c.mode]} with ${other} — ended`;
+  const title = me.role === "admin" ? `${MODE_WORD[c.mode]}: ${other}` : `${MODE_WORD[c.mode]} with ${other}`;
+  if (state.ended || c.state === "ended") return `${title} — ended`;
   if (c.state === "requested") {
     return me.role === "user" ? `Waiting for ${other} to accept…` : `${MODE_WORD[c.mode]} request from ${other}`;
   }
-  return `${MODE_WORD[c.mode]} with ${other} — Live`;
+  return `${title} — Live${me.role === "admin" ? " (observing, read only)" : ""}`;
 }
 
-function Controls({ state, actions, me, chatOpen, setChatOpen, c }) {
+function Controls({ state, actions, me, chatOpen, setChatOpen, c, stage }) {
   const [busy, setBusy] = useState(false);
   const wrap = (fn) => async () => {
     setBusy(true);
@@ -124,13 +126,12 @@ function Controls({ state, actions, me, chatOpen, setChatOpen, c }) {
         onClick=${wrap(actions.toggleMicrophone)}>${microphone ? "Mute" : "Unmute"}</button>` : null}
     ${media && c.mode === "video" ? html`<button class="toggle" id="camera" aria-pressed=${String(!camera)}
         disabled=${busy} onClick=${wrap(actions.toggleCamera)}>${camera ? "Camera off" : "Camera on"}</button>` : null}
-    ${c.mode !== "chat" ? html`<button class="toggle chat-toggle" id="chat-toggle" aria-expanded=${chatOpen}
+    ${stage ? html`<button class="toggle chat-toggle" id="chat-toggle" aria-expanded=${chatOpen}
         aria-controls="chat" onClick=${() => setChatOpen(!chatOpen)}>${chatOpen ? "Hide chat" : "Chat"}${
         !chatOpen && state.messages.length ? ` (${state.messages.length})` : ""}</button>` : null}
     ${live && me.role !== "admin" ? html`<button class="danger" id="end" onClick=${wrap(actions.end)}>
         ${c.state === "requested" ? (me.role === "user" ? "Cancel request" : "Decline") : "End"}</button>` : null}
-    ${me.role === "admin" && c.mode !== "chat" && !state.calling && live && c.state === "active"
-      ? html`<button class="secondary" id="observe" onClick=${actions.observe}>Watch and listen</button>` : null}
+    ${me.role === "admin" && live ? html`<${ForceEnd} id=${c.id} />` : null}
   </div>`;
 }
 
@@ -149,7 +150,8 @@ export function Consult({ id }) {
   const c = state.consultation;
   if (!c) return html`<p class="muted" id="consult-state">Connecting…</p>`;
   const ended = Boolean(state.ended) || c.state === "ended";
-  const media = c.mode !== "chat" && !ended && (state.calling || c.state === "active");
+  // Observers (admins) follow the chat and the state; the media stays between the two parties.
+  const media = c.mode !== "chat" && !ended && me.role !== "admin" && (state.calling || c.state === "active");
   const cameraOff = c.mode === "video" && state.remote && !state.remote.video;
   const note = remoteNote(state, c);
   const ownNote = [state.own.microphone ? "" : "You are muted",
@@ -157,7 +159,7 @@ export function Consult({ id }) {
   return html`<section class=${`consult mode-${c.mode} ${media ? "with-media" : ""} ${chatOpen ? "chat-open" : ""}`}>
     <div class="consult-top">
       <div class="grow">
-        <div id="consult-state">${stateLine(state, state.names, me)}</div>
+        <h1 id="consult-state">${stateLine(state, state.names, me)}</h1>
         <div class="muted small">
           ${c.state === "active" && !ended && c.started_at ? html`<${Clock} since=${c.started_at} /> · ` : null}
           ${rupees(c.rate_paise)}/min · <${Meter} c=${c} tick=${state.tick} role=${me.role} wallet=${wallet} />
@@ -179,7 +181,7 @@ export function Consult({ id }) {
       <div class="remote-media" id="remote-media" aria-live="polite">${note}</div>
       <div class="own-media" id="own-media">${ownNote}</div>
     </div>
-    <${Controls} state=${state} actions=${actions} me=${me} chatOpen=${chatOpen} setChatOpen=${setChatOpen} c=${c} />
+    <${Controls} state=${state} actions=${actions} me=${me} chatOpen=${chatOpen} setChatOpen=${setChatOpen} c=${c} stage=${media} />
     </div>
     <${Chat} state=${state} actions=${actions} me=${me} open=${chatOpen || c.mode === "chat"}
       readOnly=${me.role === "admin"} onClose=${c.mode === "chat" ? null : () => setChatOpen(false)} />
