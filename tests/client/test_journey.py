@@ -11,10 +11,11 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, FilePayload, Page, ViewportSize, expect
 
 from core.db import Database
 from kundlinow.app import create_app
@@ -23,6 +24,7 @@ from tests.client.screens import ConsoleWatch, check_screen
 from tests.client.test_web_client import ServerFactory, received
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 
+REPO = Path(__file__).resolve().parents[2]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
 MINUTE_S = 4
@@ -246,9 +248,19 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await expect(astrologer.locator("#payout-pending")).to_be_visible()
     await astrologer.goto(f"{world.url}/app/profile")
     await astrologer.fill("#profile textarea[name=bio]", "Vedic astrologer, 20 years.")
+    await astrologer.fill("#profile input[name=rate_chat]", "12.50")
     await astrologer.click("#profile button")
     await expect(astrologer.locator("#notice")).to_have_text("Your profile is saved.")
+    photo = (REPO / "client" / "icons" / "icon-192.png").read_bytes()
+    upload: FilePayload = {"name": "me.png", "mimeType": "image/png", "buffer": photo}
+    await astrologer.set_input_files("#photo", files=upload)
+    await expect(astrologer.locator("#notice")).to_have_text("Your photo is updated.")
+    await expect(astrologer.locator("img.avatar")).to_be_visible()
     await check_screen(astrologer, "astrologer-profile")
+    await caller.goto(f"{world.url}/app/astrologers/{astrologer_user.id}")
+    await expect(caller.locator("img.avatar")).to_be_visible()
+    await expect(caller.locator("main")).to_contain_text("Vedic astrologer, 20 years.")
+    await expect(caller.locator("button[data-mode=chat]")).to_contain_text("₹12.50/min")
 
 
 async def _decoding(page: Page) -> bool:
