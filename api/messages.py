@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import HUB
 from api.openapi import operation
 from api.validation import parse_query
-from kundlinow.keys import HUB
 from signalling.ports import ACTIVE
 
 routes = web.RouteTableDef()
