@@ -25,6 +25,7 @@ from api.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core.db import Database
+from core.errors import CodedError
 from core.ratelimit import Decision
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
-class EmailTaken(Exception):
+class EmailTaken(CodedError):
     status = 409
     code = "EMAIL_TAKEN"
 
