@@ -33,13 +33,13 @@ from billing.errors import (
     InvalidTransition,
     NotFound,
 )
+from billing.events import TOPIC, BalanceLow, ConsultStateChanged, MinuteCharged
 from billing.invariants import minutes_due
 from billing.model import AccountKind, Transfer, charge_legs
 from billing.ports import Clock, HasPool, Publisher
 
 log = structlog.get_logger(__name__)
 
-TOPIC = "consultations"
 
 
 class Mode(enum.StrEnum):
@@ -670,32 +670,23 @@ class ConsultationService:
         return [r["id"] for r in rows]
 
     async def _publish_state(self, c: Consultation) -> None:
-        await self._publish({"event": "consult_state", "consultation": c.to_json()})
+        await self._publish(ConsultStateChanged(c.to_json()).encode())
 
     async def _publish_charges(self, results: Sequence[ChargeResult]) -> None:
         for r in results:
             if not r.charged_now:
                 continue
             await self._publish(
-                {
-                    "event": "billing_tick",
-                    "consultation_id": str(r.consultation_id),
-                    "caller_id": str(r.caller_id),
-                    "consultant_id": str(r.consultant_id),
-                    "minutes": r.minutes_charged,
-                    "amount_paise": r.amount_charged_paise,
-                    "balance_paise": r.balance_after_paise,
-                }
+                MinuteCharged(
+                    r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
+                    r.amount_charged_paise, r.balance_after_paise,
+                ).encode()
             )
             if not r.ended and r.minutes_left <= 2:
                 await self._publish(
-                    {
-                        "event": "balance_warning",
-                        "consultation_id": str(r.consultation_id),
-                        "caller_id": str(r.caller_id),
-                        "consultant_id": str(r.consultant_id),
-                        "minutes_left": r.minutes_left,
-                    }
+                    BalanceLow(
+                        r.consultation_id, r.caller_id, r.consultant_id, r.minutes_left
+                    ).encode()
                 )
 
     async def _publish(self, event: dict[str, Any]) -> None:

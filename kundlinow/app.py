@@ -21,25 +21,7 @@ from aiohttp import web
 
 from api.auth import decode_token
 from api.errors import Handler, error_middleware
-from api.metrics import metrics_middleware
-from api.passwords import Passwords
-from billing.consultations import ConsultationService
-from billing.gateway import build_gateway
-from billing.payments import PaymentService
-from billing.payouts import PayoutService
-from billing.ticker import Ticker
-from billing.wallets import WalletReader
-from core import audit as audit_log
-from core.bus import EventBus, LocalBus, RedisBus
-from core.clock import Clock, SystemClock
-from core.db import Database
-from core.forwarded import trusted_proxy_middleware
-from core.metrics import HttpMetrics
-from core.presence import NoPresence
-from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from kundlinow.config import Settings
-from kundlinow.database import open_database
-from kundlinow.keys import (
+from api.keys import (
     BUS,
     CLOCK,
     CONSULTATIONS,
@@ -58,6 +40,24 @@ from kundlinow.keys import (
     TURN_SETTINGS,
     WALLETS,
 )
+from api.metrics import metrics_middleware
+from api.passwords import Passwords
+from billing.consultations import ConsultationService
+from billing.gateway import build_gateway
+from billing.payments import PaymentService
+from billing.payouts import PayoutService
+from billing.ticker import Ticker
+from billing.wallets import WalletReader
+from core import audit as audit_log
+from core.bus import EventBus, LocalBus, RedisBus
+from core.clock import Clock, SystemClock
+from core.db import Database
+from core.forwarded import trusted_proxy_middleware
+from core.metrics import HttpMetrics
+from core.presence import NoPresence
+from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kundlinow.config import Settings
+from kundlinow.database import open_database
 from media.engine import MediaEngine
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity

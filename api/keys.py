@@ -8,6 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from api.config import ApiSettings
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
 from billing.payments import PaymentService
@@ -20,12 +21,11 @@ from core.db import Database
 from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
-from kundlinow.config import Settings
 from media.engine import MediaEngine
 from signalling.hub import Hub
 from turn.config import TurnSettings
 
-SETTINGS = web.AppKey("settings", Settings)
+SETTINGS = web.AppKey("settings", ApiSettings)
 DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
