@@ -12,9 +12,9 @@ from kundlinow.db import Database
 from media.engine import MediaEngine
 from recording.recorder import Recorder
 from recording.store import LocalStore
-from tests.media.conftest import VP8_OPUS_20S
-from tests.media.peers import Peer, Switchboard, wait_for
-from tests.media.test_forwarding import _match
+from tests.media.conftest import H264, VP8_OPUS_20S
+from tests.media.peers import Frame, Peer, Switchboard, wait_for
+from tests.media.test_forwarding import _annexb_nals, _match
 from tests.recording.helpers import Party, publish, read_back
 from tests.recording.sources import PacedClock, PacedSource, load_packets
 
@@ -76,3 +76,43 @@ async def test_vp8_opus_consult_recorded_per_party_and_track(
     manifest = store.local_path(f"{room_id}/manifest.json").read_text()
     assert '"status": "complete"' in manifest
 
+
+
+async def test_h264_consult_recorded_in_mkv_nal_identical(
+    make_rec_peer: Callable[[str], Peer], rec_engine: tuple[MediaEngine, Switchboard],
+    recorder: Recorder, store: LocalStore, database: Database, room_id: str,
+) -> None:
+    engine, _ = rec_engine
+    parties = {
+        name: _party(make_rec_peer, name, H264, ("video",), "video/H264", repeat_to_s=20)
+        for name in ("caller", "astrologer")
+    }
+    await _run_consult(make_rec_peer, engine, recorder, room_id, parties, 20)
+    rows = await database.pool.fetch(
+        "SELECT party, codec, status, storage_key FROM recordings WHERE consultation_id = $1",
+        uuid.UUID(room_id),
+    )
+    assert sorted((r["party"], r["codec"], r["status"]) for r in rows) == [
+        ("astrologer", "h264", "complete"), ("caller", "h264", "complete"),
+    ]
+    for row in rows:
+        assert row["storage_key"].endswith(".mkv")
+        stored = read_back(store.local_path(row["storage_key"]))
+        assert stored.codec == "h264"
+        assert abs(stored.span_ms - 20_000) <= 500, f"{stored.span_ms} ms"
+        sent = parties[row["party"]].sources["video"].sent
+        assert stored.decoded >= 0.98 * len(sent), f"{stored.decoded}/{len(sent)} decoded"
+        # Matroska stores length-prefixed NAL units (ISO/IEC 14496-15): compare the units
+        got = [Frame(0.0, _avcc_to_annexb(data), ms) for ms, data in stored.packets]
+        matched, _ = _match(sent, got, key=lambda b: tuple(_annexb_nals(b)))
+        assert matched >= 0.98 * len(sent)
+
+
+def _avcc_to_annexb(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i + 4 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "big")
+        out += b"\x00\x00\x00\x01" + data[i + 4 : i + 4 + size]
+        i += 4 + size
+    return bytes(out)
