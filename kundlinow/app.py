@@ -43,6 +43,7 @@ from kundlinow.keys import (
     PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
+    RECORDER,
     SETTINGS,
     TURN_SETTINGS,
     WALLETS,
@@ -51,6 +52,9 @@ from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import NoPresence
 from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.compose import open_hub
 from signalling.ports import BillingConsultations
 from turn.ice import sfu_ice_servers_factory
@@ -160,12 +164,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -226,6 +246,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

@@ -17,6 +17,7 @@ from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import PresenceLookup
 from kundlinow.ratelimit import RateLimiter
 from media.engine import MediaEngine
+from recording.recorder import Recorder
 from signalling.hub import Hub
 from turn.config import TurnSettings
 
@@ -38,3 +39,5 @@ PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+RECORDER = web.AppKey("recorder", Recorder)
+"""The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
