@@ -74,6 +74,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
     "api.client",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
