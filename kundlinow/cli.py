@@ -18,7 +18,7 @@ from kundlinow.config import ConfigError, Settings, from_env, load_environment
 from kundlinow.db import open_database
 from kundlinow.logconfig import configure_logging
 
-COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli")
+COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli", "recording.cli")
 """Modules (beyond this one) that register subcommands."""
 
 

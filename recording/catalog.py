@@ -97,13 +97,22 @@ class Catalog:
         await self.pool.execute(
             "INSERT INTO recordings (consultation_id, party, kind, codec, storage_key, status,"
             " started_at, ended_at, duration_ms, bytes, sha256)"
-            " VALUES ($1, 'review', 'review', 'h264+aac', $2, 'complete', $3,"
-            " $3 + make_interval(secs => $4::bigint / 1000.0), $4, $5, $6)"
+            " VALUES ($1, 'review', 'review', 'h264+aac', $2, 'complete', $3::timestamptz,"
+            " $3::timestamptz + make_interval(secs => $4::bigint / 1000.0), $4, $5, $6)"
             " ON CONFLICT (storage_key) DO UPDATE SET status = 'complete',"
             " ended_at = EXCLUDED.ended_at, duration_ms = EXCLUDED.duration_ms,"
             " bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256",
             consultation_id, key, started_at, result.duration_ms, result.bytes, result.sha256,
         )
+
+    async def span(self, consultation_id: uuid.UUID) -> tuple[dt.datetime, dt.datetime] | None:
+        """When the consultation started and ended (``None`` unless it has ended)."""
+        row = await self.pool.fetchrow(
+            "SELECT started_at, ended_at FROM consultations WHERE id = $1", consultation_id
+        )
+        if row is None or row["started_at"] is None or row["ended_at"] is None:
+            return None
+        return row["started_at"], row["ended_at"]
 
     async def unfinished(self) -> list[str]:
         """Storage keys of files still marked ``recording`` (a crash left them)."""

@@ -73,6 +73,11 @@ class TrackClock:
         rtp0, t0 = self._anchor
         return t0 + (ext - rtp0) / self.rate
 
+    @property
+    def synchronised(self) -> bool:
+        """Whether timestamps map through a sender report (not the arrival anchor)."""
+        return self._report is not None and self.sender.offset_s is not None
+
     def on_report(self, rtp: int, sender_unix: float) -> None:
         if self._last_rtp is None:
             return  # a report before any packet: nothing to unwrap it against

@@ -30,6 +30,9 @@ AUDIO_REORDER_PACKETS = 5
 VIDEO_LATER_FRAMES = 6
 """An incomplete video frame is given up once this many later frames are complete (about
 200 ms at 30 fps: time for the SFU's upstream NACK to bring the packet back)."""
+FIRST_REPORT_WAIT_S = 3.0
+"""Frames are held back (in memory) until the track's first sender report, for at most
+this long: the arrival anchor alone put audio and video of one start up to ~50 ms apart."""
 GAP_EVENT_MS = 1000
 """A jump in a track's media time beyond this is noted in the manifest (mute, camera off)."""
 
@@ -106,6 +109,8 @@ class TrackRecorder:
         self._frames: dict[int, _Frame] = {}
         self._next_seq: int | None = None
         self._need_key = True
+        self._early: list[tuple[int, bytes, float, bool]] = []
+        """Frames before the first sender report (see ``FIRST_REPORT_WAIT_S``)."""
         if kind == "video":
             request_keyframe()
 
@@ -125,6 +130,8 @@ class TrackRecorder:
         sender_unix = ntp_to_unix(ntp)
         self.sender.on_report(sender_unix, time.time())
         self.clock.on_report(rtp_ts, sender_unix)
+        if self._early and self.clock.synchronised:
+            self._release_early()
 
     def close(self) -> None:
         """The track ended: write what is complete and close the file."""
@@ -134,6 +141,7 @@ class TrackRecorder:
             self._write(*self._held[seq], True)
         self._held.clear()
         self._drain_video(final=True)
+        self._release_early()
         self.closed = True
         if self.key is not None:
             self.owner.close_file(self.key)
@@ -228,6 +236,21 @@ class TrackRecorder:
     def _write(self, ts: int, data: bytes, arrival: float, key: bool) -> None:
         if not data:
             return
+        if not self.clock.synchronised and not self.closed:
+            if not self._early or arrival - self._early[0][2] < FIRST_REPORT_WAIT_S:
+                self.clock.on_packet(ts, arrival)  # unwraps and anchors in arrival order
+                self._early.append((ts, data, arrival, key))
+                return
+        if self._early:
+            self._release_early()
+        self._output(ts, data, arrival, key)
+
+    def _release_early(self) -> None:
+        early, self._early = self._early, []
+        for frame in early:
+            self._output(*frame)
+
+    def _output(self, ts: int, data: bytes, arrival: float, key: bool) -> None:
         ms = max(0, self.owner.to_ms(self.clock.on_packet(ts, arrival)))
         if ms <= self._last_ms:
             ms = self._last_ms + 1  # strictly increasing per track

@@ -100,7 +100,7 @@ class PacedSource(MediaStreamTrack):
 
 @dataclass
 class FlashClip:
-    """A generated VP8 + Opus clip: a white frame and a 1 kHz beep at each of ``at_s``."""
+    """A generated VP8 + Opus clip: 100 ms of white and of a 1 kHz beep at each of ``at_s``."""
 
     path: Path
     at_s: tuple[float, ...]
@@ -118,7 +118,7 @@ def make_flash_clip(path: Path, at_s: tuple[float, ...], duration_s: float) -> F
         v.options = {"deadline": "realtime", "cpu-used": "8", "g": "30"}
         a = out.add_stream("libopus", rate=48000, layout="mono")
         for i in range(round(duration_s * fps)):
-            flash = any(abs(i / fps - f) < 0.5 / fps for f in at_s)
+            flash = any(f - 0.5 / fps <= i / fps < f + 0.1 for f in at_s)  # as long as the beep
             frame = av.VideoFrame(160, 120, "gray")
             frame.planes[0].update(bytes([235 if flash else 40]) * frame.planes[0].buffer_size)
             frame = frame.reformat(format="yuv420p")
