@@ -15,7 +15,7 @@ from api.consultations import path_id
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body
-from kundlinow import audit
+from core import audit
 from kundlinow.keys import RECORDER, SETTINGS
 from recording import retention, signing
 from recording.catalog import row_json

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
-from kundlinow.db import open_database
-from kundlinow.logconfig import configure_logging
+from kundlinow.database import open_database
 
 COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli", "recording.cli")
 """Modules (beyond this one) that register subcommands."""

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from kundlinow.config import Settings
-from kundlinow.db import open_database
+from kundlinow.database import open_database
 from recording import retention
 from recording.catalog import Catalog
 from recording.recorder import recover

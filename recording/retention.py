@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from kundlinow import audit
+from core import audit
 from recording.catalog import Catalog
 from recording.recorder import MANIFEST
 from recording.store import RecordingStore

@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
-from kundlinow.presence import PresenceStatus
+from core.presence import PresenceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +99,14 @@ class RedisPresenceStore:
         self._local: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def node_key_prefix(self) -> str:
+        """``+ node id`` is a node's liveness key: the one place its format is written
+        (``signalling.media_routing.RedisMediaRoomRouter`` reads liveness through it)."""
+        return f"{self._prefix}node:"
+
     def _node_key(self, node: str) -> str:
-        return f"{self._prefix}node:{node}"
+        return self.node_key_prefix + node
 
     async def start(self) -> None:
         await self._redis.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
@@ -233,7 +239,7 @@ class PresenceService:
         return result
 
     async def get_many(self, ids: Iterable[UUID]) -> Mapping[UUID, PresenceStatus]:
-        """``kundlinow.presence.PresenceLookup`` for ``GET /consultants``: ``online``, ``busy``
+        """``core.presence.PresenceLookup`` for ``GET /consultants``: ``online``, ``busy``
         or ``offline`` from the live sockets on all nodes (the listing applies the away flag)."""
         found = await self.statuses(ids)
         return {u: ("online" if s == "away" else s) for u, s in found.items()}

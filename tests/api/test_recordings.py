@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from kundlinow.db import Database
+from core.db import Database
 from kundlinow.keys import CONSULTATIONS, RECORDER
 from recording import signing
 from recording.catalog import NewFile

@@ -9,17 +9,18 @@ import sys
 import uuid
 from pathlib import Path
 
-from kundlinow.db import Database, Migration, discover_migrations
+from core.db import Database, Migration
+from kundlinow.database import migrations
 from tests.conftest import _admin, run_sync, with_database
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_migrations_are_numbered_uniquely_and_in_order() -> None:
-    migrations = discover_migrations()
-    versions = [m.version for m in migrations]
+    found = migrations()
+    versions = [m.version for m in found]
     assert versions == sorted(set(versions))
-    assert migrations[0].name == "0001_init.sql"
+    assert found[0].name == "0001_init.sql"
 
 
 async def test_concurrent_migrate_applies_each_migration_once(pg_server_dsn: str) -> None:
@@ -35,10 +36,10 @@ async def test_concurrent_migrate_applies_each_migration_once(pg_server_dsn: str
     try:
         databases = [await Database.connect(dsn, min_size=1, max_size=2) for _ in range(4)]
         results = await asyncio.gather(
-            *(db.migrate([*discover_migrations(), probe]) for db in databases)
+            *(db.migrate([*migrations(), probe]) for db in databases)
         )
         applied = [name for result in results for name in result]
-        assert sorted(applied) == sorted(m.name for m in [*discover_migrations(), probe])
+        assert sorted(applied) == sorted(m.name for m in [*migrations(), probe])
         async with databases[0].pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM migration_probe") == 1
         for db in databases:
@@ -67,7 +68,7 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(pg_server_dsn
         outputs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outputs
         applied_lines = sum(err.count('"migration_applied"') for _, err in outputs)
-        assert applied_lines == len(discover_migrations())
+        assert applied_lines == len(migrations())
 
         async def versions() -> list[int]:
             db = await Database.connect(dsn, min_size=1, max_size=1)
@@ -76,6 +77,6 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(pg_server_dsn
             await db.close()
             return [r["version"] for r in rows]
 
-        assert run_sync(versions()) == [m.version for m in discover_migrations()]
+        assert run_sync(versions()) == [m.version for m in migrations()]
     finally:
         run_sync(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kundlinow.db import Database
+from core.db import Database
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from recording.catalog import Catalog, ConsultInfo

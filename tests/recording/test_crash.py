@@ -16,8 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from recording.store import LocalStore
 from tests.billing.helpers import grant
 from tests.conftest import TEST_JWT_SECRET

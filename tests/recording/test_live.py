@@ -8,7 +8,7 @@ import itertools
 import uuid
 from collections.abc import Callable
 
-from kundlinow.db import Database
+from core.db import Database
 from media.engine import MediaEngine
 from recording.recorder import Recorder
 from recording.store import LocalStore

@@ -11,7 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from kundlinow.db import Database
+from core.db import Database
 from recording.catalog import Catalog, NewFile
 from recording.store import LocalStore
 from recording.writer import FileResult

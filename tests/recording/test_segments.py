@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from kundlinow.db import Database
+from core.db import Database
 from media.engine import MediaEngine
 from recording.config import RecordingSettings
 from recording.depacketize import vp8_dimensions

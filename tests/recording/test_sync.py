@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 
-from kundlinow.db import Database
+from core.db import Database
 from media.engine import MediaEngine
 from recording.recorder import Recorder
 from recording.store import LocalStore

@@ -1,14 +1,15 @@
 """The PostgreSQL connection pool and the migrations runner.
 
-Migrations are plain SQL files ``kundlinow/migrations/NNNN_name.sql``. They are applied in number
-order, each in its own transaction, under a session-level advisory lock, so any number of
-processes may call :meth:`Database.migrate` at once and each migration is applied exactly once.
+Migrations are plain SQL files ``NNNN_name.sql`` in a folder the caller names (the service's
+are ``kundlinow/migrations/``). They are applied in number order, each in its own transaction,
+under a session-level advisory lock, so any number of processes may call
+:meth:`Database.migrate` at once and each migration is applied exactly once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,10 @@ from typing import Self
 import asyncpg
 import structlog
 
-from kundlinow.config import Settings
-from kundlinow.embedded_pg import EmbeddedPostgres
+from core.embedded_pg import EmbeddedPostgres
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x6B756E646C69  # "kundli": one constant shared by every process
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -36,7 +35,7 @@ class Migration:
     sql: str
 
 
-def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover_migrations(directory: Path) -> list[Migration]:
     """Every migration file in ``directory``, in order; duplicate numbers are an error."""
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
@@ -55,24 +54,33 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 class Database:
     """An asyncpg pool plus the schema it expects."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, migrations: Sequence[Migration] = ()) -> None:
         self.pool = pool
         self.dsn = dsn
+        self.migrations = tuple(migrations)
+        """The schema this process expects: applied by :meth:`migrate`, checked by ``/readyz``."""
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Self:
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        migrations: Sequence[Migration] = (),
+    ) -> Self:
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, command_timeout=60
         )
         assert pool is not None  # create_pool returns None only when called without await
-        return cls(pool, dsn)
+        return cls(pool, dsn, migrations)
 
     async def close(self) -> None:
         await self.pool.close()
 
-    async def migrate(self, migrations: list[Migration] | None = None) -> list[str]:
-        """Apply pending migrations; returns the names applied by this call."""
-        pending_source = discover_migrations() if migrations is None else migrations
+    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[str]:
+        """Apply pending migrations (default: this database's); the names applied by this call."""
+        pending_source = self.migrations if migrations is None else migrations
         applied_now: list[str] = []
         async with self.pool.acquire() as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
@@ -111,26 +119,31 @@ class Database:
                 done = {
                     r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
                 }
-        return [m.name for m in discover_migrations() if m.version not in done]
+        return [m.name for m in self.migrations if m.version not in done]
 
 
 @asynccontextmanager
 async def open_database(
-    settings: Settings, *, migrate: bool | None = None
+    dsn: str | None,
+    *,
+    migrations: Sequence[Migration],
+    migrate: bool,
+    embedded_dir: Path,
+    min_size: int = 1,
+    max_size: int = 10,
 ) -> AsyncIterator[Database]:
-    """The configured database (the embedded server when ``DATABASE_URL`` is unset), migrated
-    when ``migrate`` (default: ``settings.migrate_on_start``), closed on exit."""
+    """The database at ``dsn`` (an embedded server under ``embedded_dir`` when ``None``),
+    migrated when ``migrate``, closed on exit."""
     embedded: EmbeddedPostgres | None = None
-    dsn = settings.database_url
     if dsn is None:
-        embedded = EmbeddedPostgres(settings.embedded_pg_dir)
+        embedded = EmbeddedPostgres(embedded_dir)
         dsn = await embedded.start()
     try:
         database = await Database.connect(
-            dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            dsn, min_size=min_size, max_size=max_size, migrations=migrations
         )
         try:
-            if settings.migrate_on_start if migrate is None else migrate:
+            if migrate:
                 await database.migrate()
             yield database
         finally:
