@@ -79,6 +79,5 @@ class TrackClock:
         return self._report is not None and self.sender.offset_s is not None
 
     def on_report(self, rtp: int, sender_unix: float) -> None:
-        if self._last_rtp is None:
-            return  # a report before any packet: nothing to unwrap it against
+        # before any packet, the report's own timestamp starts the unwrapping
         self._report = (self._extend(rtp), sender_unix)

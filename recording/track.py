@@ -33,6 +33,9 @@ VIDEO_LATER_FRAMES = 6
 FIRST_REPORT_WAIT_S = 3.0
 """Frames are held back (in memory) until the track's first sender report, for at most
 this long: the arrival anchor alone put audio and video of one start up to ~50 ms apart."""
+MAX_PENDING_FRAMES = 64
+"""Video frames waiting for packets; beyond this the oldest is given up (bounded memory when
+marker bits never come)."""
 GAP_EVENT_MS = 1000
 """A jump in a track's media time beyond this is noted in the manifest (mute, camera off)."""
 
@@ -214,7 +217,10 @@ class TrackRecorder:
                 self._emit_frame(ts, frame, first, frame.marker or first)
                 continue
             later = sum(1 for f in self._frames.values() if f.marker is not None)
-            if not final and later <= VIDEO_LATER_FRAMES:
+            waiting = later <= VIDEO_LATER_FRAMES and len(self._frames) <= MAX_PENDING_FRAMES
+            if waiting and self._need_key:  # resynchronising: a complete key frame ends it
+                waiting = not any(self._complete(f) is not None for f in self._frames.values())
+            if waiting and not final:
                 return
             del self._frames[ts]  # lost: wait for the next key frame
             if not self._need_key:
