@@ -3,11 +3,14 @@
 Migrations are plain SQL files ``NNNN_name.sql`` in a folder the caller names (the service's
 are ``kundlinow/migrations/``). They are applied in number order, each in its own transaction,
 under a session-level advisory lock, so any number of processes may call
-:meth:`Database.migrate` at once and each migration is applied exactly once.
+:meth:`Database.migrate` at once and each migration is applied exactly once. The SHA-256 of each
+applied file is recorded; a file edited after it was applied stops ``migrate`` and start-up
+with :class:`MigrationEdited` (a landed migration is never edited: add a new one).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +36,41 @@ class Migration:
     name: str
     """The file name, recorded in ``schema_migrations``."""
     sql: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+class MigrationEdited(Exception):
+    """A migration file differs from the one applied to this database."""
+
+    def __init__(self, name: str, applied: str, on_disk: str) -> None:
+        super().__init__(
+            f"migration {name} was edited after it was applied (sha256 {applied[:12]} applied, "
+            f"{on_disk[:12]} on disk): restore it and add a new migration instead"
+        )
+        self.name = name
+
+
+_CREATE_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())"""
+# Added after 0010 had landed: rows applied before it get the file's hash on first sight.
+_ADD_CHECKSUM = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 text"
+
+
+def _check(migrations: Sequence[Migration], applied: dict[int, str | None]) -> None:
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded is not None and recorded != migration.sha256:
+            raise MigrationEdited(migration.name, recorded, migration.sha256)
+
+
+async def _applied(conn: asyncpg.Connection) -> dict[int, str | None]:
+    rows = await conn.fetch("SELECT version, sha256 FROM schema_migrations")
+    return {r["version"]: r["sha256"] for r in rows}
 
 
 def discover_migrations(directory: Path) -> list[Migration]:
@@ -85,30 +123,41 @@ class Database:
         async with self.pool.acquire() as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             try:
-                await conn.execute(
-                    """CREATE TABLE IF NOT EXISTS schema_migrations (
-                           version    integer PRIMARY KEY,
-                           name       text NOT NULL,
-                           applied_at timestamptz NOT NULL DEFAULT now())"""
-                )
-                done = {
-                    r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
-                }
+                await conn.execute(_CREATE_TABLE)
+                await conn.execute(_ADD_CHECKSUM)
+                applied = await _applied(conn)
+                _check(pending_source, applied)
                 for migration in pending_source:
-                    if migration.version in done:
+                    if migration.version in applied:
+                        if applied[migration.version] is None:
+                            await conn.execute(
+                                "UPDATE schema_migrations SET sha256 = $2 WHERE version = $1",
+                                migration.version, migration.sha256,
+                            )
                         continue
                     async with conn.transaction():
                         await conn.execute(migration.sql)
                         await conn.execute(
-                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                            migration.version,
-                            migration.name,
+                            "INSERT INTO schema_migrations (version, name, sha256)"
+                            " VALUES ($1, $2, $3)",
+                            migration.version, migration.name, migration.sha256,
                         )
                     log.info("migration_applied", migration=migration.name)
                     applied_now.append(migration.name)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         return applied_now
+
+    async def verify(self) -> None:
+        """Raise :class:`MigrationEdited` if an applied migration differs from its file."""
+        async with self.pool.acquire() as conn:
+            has_checksums = await conn.fetchval(
+                "SELECT count(*) = 1 FROM information_schema.columns"
+                " WHERE table_name = 'schema_migrations' AND column_name = 'sha256'"
+                " AND table_schema = current_schema()"
+            )
+            if has_checksums:
+                _check(self.migrations, await _applied(conn))
 
     async def pending_migrations(self) -> list[str]:
         """Names of migrations not yet applied (used by ``/readyz``)."""
@@ -133,7 +182,7 @@ async def open_database(
     max_size: int = 10,
 ) -> AsyncIterator[Database]:
     """The database at ``dsn`` (an embedded server under ``embedded_dir`` when ``None``),
-    migrated when ``migrate``, closed on exit."""
+    migrated when ``migrate`` (else its applied migrations verified), closed on exit."""
     embedded: EmbeddedPostgres | None = None
     if dsn is None:
         embedded = EmbeddedPostgres(embedded_dir)
@@ -145,6 +194,8 @@ async def open_database(
         try:
             if migrate:
                 await database.migrate()
+            else:
+                await database.verify()
             yield database
         finally:
             await database.close()
