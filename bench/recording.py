@@ -129,19 +129,24 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.warmup)
-        before = sum(c.frames for c in counters)
+        def totals() -> tuple[int, int]:
+            return (sum(c.frames for c in counters),
+                    sum(c.video_packets + c.audio_packets for c in counters))
+
+        before = totals()
         print("MEASURE_START", flush=True)
         t0 = time.monotonic()
         await asyncio.sleep(args.duration)
         elapsed = time.monotonic() - t0
         print("MEASURE_END", flush=True)
-        frames = sum(c.frames for c in counters) - before
+        after = totals()
+        frames, packets = after[0] - before[0], after[1] - before[1]
         for track in tracks:
             track.stop()
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
     connected = sum(pc.connectionState in ("connected", "closed") for pc in pcs)
     return {"fps_per_stream": round(frames / elapsed / max(1, len(counters)), 1),
-            "peers": len(pcs), "connected": connected}
+            "packets_per_s": round(packets / elapsed), "peers": len(pcs), "connected": connected}
 
 
 # -- the tap's cost on the forwarding path ---------------------------------------------
@@ -209,8 +214,8 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
                 cpu0, wall0 = t.user + t.system, time.monotonic()
             elif out.startswith("MEASURE_END"):
                 t = proc.cpu_times()
-                result["cpu_pct"] = round(
-                    (t.user + t.system - cpu0) / (time.monotonic() - wall0) * 100, 1)
+                result["cpu_s"] = t.user + t.system - cpu0
+                result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
                 result.update(json.loads(out[7:]))
         gen.wait()
@@ -273,14 +278,20 @@ def orchestrate(args: argparse.Namespace) -> None:
         asyncio.run(_drop_database(dsn))
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
           f"{args.duration:.0f} s measured")
-    print("| recording | server CPU % | video fps per stream | peers connected |")
-    print("|---|---:|---:|---:|")
+    print("| recording | server CPU % | packets/s delivered | µs server CPU per packet |"
+          " video fps per stream | peers connected |")
+    print("|---|---:|---:|---:|---:|---:|")
+    cost = []
     for record, r in rows:
-        print(f"| {record} | {r.get('cpu_pct')} | {r.get('fps_per_stream')} | "
-              f"{r.get('connected')}/{r.get('peers')} |")
-    off, on = rows[0][1].get("cpu_pct") or 0, rows[1][1].get("cpu_pct") or 0
-    if off:
-        print(f"\nrecording adds {100 * (on - off) / off:+.1f} % server CPU")
+        # per packet, not per second: a loaded machine lets a different rate through each run
+        delivered = r.get("packets_per_s", 0) * args.duration
+        us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
+        cost.append(us)
+        print(f"| {record} | {r.get('cpu_pct')} | {r.get('packets_per_s')} | {us:.1f} | "
+              f"{r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
+    if cost[0]:
+        added = 100 * (cost[1] - cost[0]) / cost[0]
+        print(f"\nrecording adds {added:+.1f} % server CPU per packet")
     print(f"composer: {per_minute:.1f} CPU-s per call-minute at {FPS} fps "
           f"({length:.1f} s consult, libx264 veryfast)")
 
