@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import av
 import psutil
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
@@ -185,6 +186,60 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
     return out
 
 
+# -- the recorder alone -----------------------------------------------------------------
+
+
+async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
+    """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
+    side (reorder, frames, clock), the writer thread (muxing), and the finalising remux."""
+    from aiortc.codecs.opus import OpusEncoder
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    from media.packets import always_start, vp8_is_keyframe
+    from recording.clock import NTP_UNIX_OFFSET, SenderClock
+    from recording.recorder import RoomRecording
+    from recording.track import TrackRecorder
+
+    packets: dict[str, list[tuple[bytes, int, int]]] = {"video": [], "audio": []}
+    encoders = {"video": Vp8Encoder(), "audio": OpusEncoder()}
+    with av.open(str(clip)) as container:
+        for p in container.demux():
+            if p.size and p.pts is not None:
+                stream_kind = str(p.stream.type)
+                payloads, ts = encoders[stream_kind].pack(p)
+                for i, payload in enumerate(payloads):
+                    marker = 0x80 if i == len(payloads) - 1 else 0
+                    packets[stream_kind].append((payload, ts, marker))
+    async with open_database(Settings(database_url=dsn), migrate=False) as database:
+        info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
+        room = RoomRecording(info, RecordingSettings(directory=directory),
+                             LocalStore(directory), Catalog(database.pool))
+        sender = SenderClock()
+        ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
+        tracks = {}
+        for kind, codec, rate, key in (("video", "vp8", 90000, vp8_is_keyframe),
+                                       ("audio", "opus", 48000, always_start)):
+            tracks[kind] = TrackRecorder(room, party="caller", kind=kind, codec=codec,
+                                         clock_rate=rate, sender=sender,
+                                         request_keyframe=lambda: None, is_keyframe=key)
+            tracks[kind].on_sender_report(ntp, 0)
+        now = time.monotonic_ns() // 1_000_000
+        count = sum(len(v) for v in packets.values())
+        cpu = time.thread_time()
+        for kind, items in packets.items():
+            for seq, (payload, ts, marker) in enumerate(items):
+                tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
+        loop_s = time.thread_time() - cpu
+        process = time.process_time()
+        room._writer.stop()  # muxes the batch on its thread (no file closed yet)
+        await asyncio.to_thread(room._writer.join)
+        writer_s = time.process_time() - process
+        await asyncio.sleep(0.1)  # the finished files' catalogue writes
+        room._db.put_nowait(None)
+        await room._db_task
+    return {"event loop": loop_s / count * 1e6, "writer thread + remux": writer_s / count * 1e6}
+
+
 # -- the orchestrator -----------------------------------------------------------------
 
 
@@ -274,6 +329,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 directory = Path(tmp) / record
                 rows.append((record, _point(args, dsn, record, directory)))
             per_minute, length = _compose_cost(Path(tmp) / "all")
+            alone = asyncio.run(recorder_cost(dsn, args.file, Path(tmp) / "alone"))
     finally:
         asyncio.run(_drop_database(dsn))
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
@@ -292,7 +348,10 @@ def orchestrate(args: argparse.Namespace) -> None:
     if cost[0]:
         added = 100 * (cost[1] - cost[0]) / cost[0]
         print(f"\nrecording adds {added:+.1f} % server CPU per packet")
-    print(f"composer: {per_minute:.1f} CPU-s per call-minute at {FPS} fps "
+    print("\n| recorder alone (no network) | µs CPU per packet |\n|---|---:|")
+    for name, us in alone.items():
+        print(f"| {name} | {us:.1f} |")
+    print(f"\ncomposer: {per_minute:.1f} CPU-s per call-minute at {FPS} fps "
           f"({length:.1f} s consult, libx264 veryfast)")
 
 
