@@ -173,6 +173,12 @@ class RoomRecording:
         await asyncio.to_thread(self._writer.join)
         await asyncio.sleep(0)  # let the thread's last call_soon_threadsafe callbacks run
         self._manifest["stopped_at"] = _iso(time.time())
+        offsets = self._manifest.setdefault("clock_offsets_ms", {})
+        for participant_id, sender in self.senders.items():
+            party = self.info.parties.get(participant_id)
+            if party is not None and sender.offset_s is not None:
+                # our wall clock minus the party's NTP clock (sender reports, min-filtered)
+                offsets[party] = round(sender.offset_s * 1000, 1)
         data = json.dumps(self._manifest, indent=1, sort_keys=True).encode()
         await asyncio.to_thread(self._store.write_atomic, f"{self._cid}/{MANIFEST}", data)
         self._db.put_nowait(None)

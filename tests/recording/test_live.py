@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 
@@ -73,8 +74,10 @@ async def test_vp8_opus_consult_recorded_per_party_and_track(
         assert all(b > a for a, b in itertools.pairwise(pts)), "timestamps not increasing"
         matched, _ = _match(sent, stored.frames(), key=lambda b: b)
         assert matched >= 0.98 * len(sent)
-    manifest = store.local_path(f"{room_id}/manifest.json").read_text()
-    assert '"status": "complete"' in manifest
+    manifest = json.loads(store.local_path(f"{room_id}/manifest.json").read_text())
+    assert {f["status"] for f in manifest["files"].values()} == {"complete"}
+    assert len(manifest["files"]) == 4 and set(manifest["clock_offsets_ms"]) == set(parties)
+    assert [e["event"] for e in manifest["events"]].count("joined") == 2
 
 
 
