@@ -22,6 +22,7 @@ from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
 from media.engine import MediaEngine
+from recording.recorder import Recorder
 from signalling.hub import Hub
 from turn.config import TurnSettings
 
@@ -49,5 +50,7 @@ MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
 """Live SFU stats of a room, asked of the node hosting its media."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+RECORDER = web.AppKey("recorder", Recorder)
+"""The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
 """Sealed birth profiles and who may read them (issue 15)."""

@@ -35,6 +35,7 @@ from api.keys import (
     PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
+    RECORDER,
     REDIS,
     SETTINGS,
     TURN_SETTINGS,
@@ -59,6 +60,9 @@ from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.hub import Hub
@@ -93,6 +97,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
     "api.client",
     "api.birth",
 )
@@ -200,12 +205,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -287,7 +308,9 @@ async def _open_hub(
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),
     )
-    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    # the parties are told what the recorder records (consult_state "recording")
+    hub_settings = replace(cfg, recording=settings.recording.mode)
+    hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
     try:
         await hub.start()
@@ -334,6 +357,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

@@ -15,6 +15,7 @@ from typing import Any
 
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
+from media.observer import MediaObserver
 from media.room import Participant, Room, SendSignal, Track
 
 logger = logging.getLogger(__name__)
@@ -23,9 +24,16 @@ logger = logging.getLogger(__name__)
 class MediaEngine:
     """Rooms of participants with one peer connection each; forwards encoded media."""
 
-    def __init__(self, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+    ) -> None:
         self.settings = settings
         self._send_signal = send_signal
+        self._observer = observer
+        """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -49,9 +57,13 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._signal)
+            room = self._rooms[room_id] = Room(
+                room_id, self.settings, self._signal, self._observer
+            )
         if participant_id in room.participants:
             await room.remove(participant_id)
+        if self._observer is not None:
+            await self._observer.participant_joined(room_id, participant_id)
         room.participants[participant_id] = Participant(
             room, participant_id, can_publish=can_publish
         )
@@ -83,8 +95,8 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
-        if not room.participants:
-            self._rooms.pop(room_id, None)
+        if not room.participants and self._rooms.pop(room_id, None) is not None:
+            self._room_closed(room_id)
         logger.info(
             "participant_left", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -94,6 +106,11 @@ class MediaEngine:
         room = self._rooms.pop(room_id, None)
         if room is not None:
             await room.close()
+            self._room_closed(room_id)
+
+    def _room_closed(self, room_id: str) -> None:
+        if self._observer is not None:
+            self._observer.room_closed(room_id)
 
     async def close(self) -> None:
         self._closed = True

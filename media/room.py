@@ -41,6 +41,7 @@ from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
+from media.observer import MediaObserver
 from media.packets import payload_bounds
 
 _RTCP_TICK_S = 0.1
@@ -298,6 +299,12 @@ class Participant:
         )
         self.uptracks[t] = up
         glue.take_over_receiver(t.receiver, up.on_rtcp)
+        observer = self.room.observer
+        if observer is not None:
+            up.tap = observer.track_published(
+                self.room.room_id, self.participant_id, up.kind, codec.mimeType,
+                codec.clockRate, up.request_keyframe, up.is_keyframe,
+            )
 
     def _rtcp_sender(self, t: RTCRtpTransceiver) -> Callable[[bytes], Awaitable[None]]:
         async def send(data: bytes) -> None:
@@ -574,10 +581,17 @@ class Participant:
 class Room:
     """Participants of one consultation and the wiring between their tracks."""
 
-    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+    ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
+        self.observer = observer
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:
@@ -598,6 +612,8 @@ class Room:
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
+            if self.observer is not None:
+                self.observer.participant_left(self.room_id, participant_id)
 
     async def close(self) -> None:
         for pid in list(self.participants):

@@ -370,6 +370,32 @@ CREATE TABLE public.payouts (
     CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text])))
 );
 
+CREATE TABLE public.recordings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    consultation_id uuid NOT NULL,
+    party text NOT NULL,
+    kind text NOT NULL,
+    codec text NOT NULL,
+    segment integer DEFAULT 0 NOT NULL,
+    storage_key text NOT NULL,
+    status text DEFAULT 'recording'::text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone,
+    offset_ms bigint DEFAULT 0 NOT NULL,
+    duration_ms bigint,
+    bytes bigint,
+    sha256 text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT recordings_bytes_check CHECK ((bytes >= 0)),
+    CONSTRAINT recordings_check CHECK (((party = 'review'::text) = (kind = 'review'::text))),
+    CONSTRAINT recordings_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT recordings_kind_check CHECK ((kind = ANY (ARRAY['audio'::text, 'video'::text, 'review'::text]))),
+    CONSTRAINT recordings_offset_ms_check CHECK ((offset_ms >= 0)),
+    CONSTRAINT recordings_party_check CHECK ((party = ANY (ARRAY['caller'::text, 'astrologer'::text, 'review'::text]))),
+    CONSTRAINT recordings_segment_check CHECK ((segment >= 0)),
+    CONSTRAINT recordings_status_check CHECK ((status = ANY (ARRAY['recording'::text, 'complete'::text, 'partial'::text, 'failed'::text])))
+);
+
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -466,6 +492,12 @@ ALTER TABLE ONLY public.payment_webhook_events
 ALTER TABLE ONLY public.payouts
     ADD CONSTRAINT payouts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_storage_key_key UNIQUE (storage_key);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -524,6 +556,12 @@ CREATE INDEX payment_orders_user ON public.payment_orders USING btree (user_id, 
 CREATE INDEX payouts_approved ON public.payouts USING btree (decided_at) WHERE (state = 'approved'::text);
 
 CREATE UNIQUE INDEX payouts_one_pending ON public.payouts USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'approved'::text]));
+
+CREATE INDEX recordings_consultation ON public.recordings USING btree (consultation_id, party, kind, segment);
+
+CREATE INDEX recordings_created ON public.recordings USING btree (created_at);
+
+CREATE INDEX recordings_status ON public.recordings USING btree (status) WHERE (status = 'recording'::text);
 
 CREATE TRIGGER consultation_charges_check AFTER INSERT ON public.consultation_charges REFERENCING NEW TABLE AS new_charges FOR EACH STATEMENT EXECUTE FUNCTION public.consultation_charges_check();
 
