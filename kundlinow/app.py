@@ -43,6 +43,7 @@ from kundlinow.keys import (
     PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
+    SESSION_LOG,
     SETTINGS,
     TURN_SETTINGS,
     WALLETS,
@@ -50,6 +51,7 @@ from kundlinow.keys import (
 from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import NoPresence
 from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kundlinow.session_log import EventLog
 from media.engine import MediaEngine
 from signalling.compose import open_hub
 from signalling.ports import BillingConsultations
@@ -70,6 +72,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.admin_consultations",
     "api.client",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
@@ -113,6 +116,14 @@ def _database_ctx(settings: Settings) -> CleanupContext:
             yield
 
     return database_ctx
+
+
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
 
 
 def _bus_ctx(settings: Settings) -> CleanupContext:
@@ -224,6 +235,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))

@@ -16,6 +16,7 @@ from kundlinow.db import Database
 from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import PresenceLookup
 from kundlinow.ratelimit import RateLimiter
+from kundlinow.session_log import EventLog
 from media.engine import MediaEngine
 from signalling.hub import Hub
 from turn.config import TurnSettings
@@ -36,5 +37,7 @@ PRESENCE = web.AppKey("presence", PresenceLookup)
 PAYMENTS = web.AppKey("payments", PaymentService)
 PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
+SESSION_LOG = web.AppKey("session_log", EventLog)
+"""The batched writer of consultations' session logs (kundlinow.session_log)."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
