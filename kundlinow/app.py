@@ -208,6 +208,7 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
             media=engine,
         ) as hub:
             app[HUB] = hub
+            engine.bind_events(app[SESSION_LOG].emitter(hub.node_id))
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             yield

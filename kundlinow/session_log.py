@@ -20,7 +20,7 @@ import json
 import re
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
@@ -124,6 +124,21 @@ class EventLog:
         self._pending.append(event)
         if len(self._pending) >= self._batch_max:
             self._wake.set()
+
+    def emitter(self, node_id: str | None) -> Callable[[str, str, str, dict[str, Any]], None]:
+        """A ``(consultation id, actor id, kind, data)`` sink with string ids, as the SFU names
+        rooms and participants, stamped with ``node_id``."""
+
+        def emit(consultation_id: str, actor_id: str, kind: str, data: dict[str, Any]) -> None:
+            try:
+                event = SessionEvent(uuid.UUID(consultation_id), kind, datetime.now(UTC),
+                                     uuid.UUID(actor_id), node_id, data)
+            except ValueError:  # a room that is not a consultation: nothing to log it under
+                log.debug("session_event_unlogged", room=consultation_id, kind=kind)
+                return
+            self.append(event)
+
+        return emit
 
     async def flush(self) -> None:
         """Write everything queued so far (readers call this to see this node's latest)."""
