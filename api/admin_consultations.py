@@ -27,9 +27,9 @@ from api.consultations import path_id
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_query
+from billing.timeline import consultation_timeline
 from kundlinow import audit
 from kundlinow.keys import DATABASE, SESSION_LOG
-from kundlinow.session_log import read_events
 
 routes = web.RouteTableDef()
 
@@ -302,7 +302,7 @@ async def consultation_log(request: web.Request) -> web.Response:
         {"at": e.at.isoformat(), "kind": e.kind,
          "actor_id": str(e.actor_id) if e.actor_id else None, "node_id": e.node_id,
          "data": dict(e.data)}
-        for e in await read_events(pool, cid)
+        for e in await consultation_timeline(pool, cid)
     ]
     await audit.record(pool, admin_id, "consultation_log_viewed", "consultation", str(cid),
                        {"format": query.format, "events": len(items)})

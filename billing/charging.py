@@ -15,8 +15,8 @@ history and earnings stay per consultation), one promotions debit for the free m
 platform revenue credit; the 0002/0006 trigger applies the entries to the balances. Per-minute
 detail (amount, consultant share, source) lives in the charge rows, and billing.invariants
 proves the transfer's entries are exactly the sum of its charge rows. The same statement
-appends the session log's `minute_charged`, `balance_warning` and `ended` events
-(kundlinow.session_log), so the log holds a minute exactly when it was charged.
+appends the session log's `balance_warning` and `ended` events (kundlinow.session_log); its
+charge rows are the log's `minute_charged` events (billing.timeline).
 
 Callers must hold the consultation rows and all involved accounts locked (consultations first,
 then accounts in id order; see billing/ledger.py).
@@ -72,8 +72,7 @@ ins AS (
     SELECT id, minute, rate, share, CASE WHEN promo THEN 'promotion' ELSE 'wallet' END, $9, $3
       FROM mins
     ON CONFLICT (consultation_id, minute) DO NOTHING
-    RETURNING cc.consultation_id, cc.minute, cc.amount_paise, cc.consultant_share_paise,
-              cc.source
+    RETURNING cc.consultation_id, cc.amount_paise, cc.consultant_share_paise, cc.source
 ),
 agg AS (
     SELECT consultation_id, count(*)::int AS n,
@@ -137,14 +136,11 @@ upd AS (
               COALESCE(a.n, 0) AS charged_now, COALESCE(a.wallet_paise, 0) AS wallet_now
 ),
 ev AS (
-    -- The session log (kundlinow/session_log.py) in the same statement: one minute_charged per
-    -- charge row, a balance_warning when two or fewer minutes are left (the bus event's rule,
-    -- ConsultationService._publish_charges), and ended when a due minute could not be paid.
+    -- The session log (kundlinow/session_log.py) in the same statement: a balance_warning when
+    -- two or fewer minutes are left (the bus event's rule, ConsultationService._publish_charges)
+    -- and ended when a due minute could not be paid. The charge rows themselves are the log's
+    -- minute_charged events (billing/timeline.py), so the tick does not write each minute twice.
     INSERT INTO consultation_events (consultation_id, at, kind, data)
-    SELECT consultation_id, $3, 'minute_charged',
-           jsonb_build_object('minute', minute, 'amount_paise', amount_paise, 'source', source)
-      FROM ins
-    UNION ALL
     SELECT u.id, $3, 'balance_warning',
            jsonb_build_object('minutes_left', GREATEST(v.avail - u.wallet_now, 0) / u.rate_paise,
                               'balance_paise', v.balance - u.wallet_now)

@@ -7,9 +7,9 @@ from typing import Any
 
 from billing.consultations import ConsultationService, EndReason, Mode
 from billing.refunds import refund_consultation
+from billing.timeline import consultation_timeline
 from kundlinow.config import Settings
 from kundlinow.db import Database
-from kundlinow.session_log import read_events
 from tests.billing.helpers import ManualClock, grant
 from tests.factories import create_user
 
@@ -17,7 +17,7 @@ RATE = 1000  # chat rate of tests.factories consultants
 
 
 async def _log(database: Database, cid: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
-    return [(e.kind, dict(e.data)) for e in await read_events(database.pool, cid)]
+    return [(e.kind, dict(e.data)) for e in await consultation_timeline(database.pool, cid)]
 
 
 async def test_a_paid_consultation_logs_each_step_with_its_money(
@@ -49,7 +49,7 @@ async def test_a_paid_consultation_logs_each_step_with_its_money(
     assert log[6][1] == {"minutes_left": 2, "balance_paise": 2 * RATE}
     assert log[7][1]["reason"] == "completed"
     assert log[8][1]["amount_paise"] == RATE and log[8][1]["reason"] == "dropped audio"
-    events = await read_events(database.pool, c.id)
+    events = await consultation_timeline(database.pool, c.id)
     assert events[7].actor_id == caller.id and events[8].actor_id == admin.id
     assert events[2].at == events[1].at  # minute 1 is charged on acceptance
 
