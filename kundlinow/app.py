@@ -295,6 +295,7 @@ async def _open_hub(
         media=routed,
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
     hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)

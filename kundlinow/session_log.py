@@ -20,7 +20,7 @@ import json
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
@@ -86,13 +86,22 @@ async def write_events(
         await executor.execute(INSERT_SQL, *_columns(events))
 
 
+class Emitter(Protocol):
+    """What :meth:`EventLog.emitter` returns."""
+
+    def __call__(
+        self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+        *, at: datetime | None = None,
+    ) -> None: ...
+
+
 class EventLog:
     """A batched, never-blocking writer of session events (one per process).
 
     :meth:`append` queues; a background task writes the queue every ``flush_s`` seconds, or as
-    soon as ``batch_max`` events wait. A failed write is retried with the next batch; beyond
-    ``max_pending`` queued events the oldest are dropped (and counted), so an unreachable
-    database costs memory, never latency.
+    soon as ``batch_max`` events wait. A failed write is retried with the next batch; the queue
+    holds at most ``max_pending`` events (beyond that events are dropped and counted), so an
+    unreachable database costs bounded memory, never latency.
     """
 
     def __init__(
@@ -110,8 +119,9 @@ class EventLog:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.dropped = 0
-        """Events lost because the queue was full."""
+        """Events lost: the queue was full, or the database refused their batch."""
 
     def start(self) -> None:
         if self._task is None:
@@ -125,14 +135,17 @@ class EventLog:
         if len(self._pending) >= self._batch_max:
             self._wake.set()
 
-    def emitter(self, node_id: str | None) -> Callable[[str, str, str, dict[str, Any]], None]:
-        """A ``(consultation id, actor id, kind, data)`` sink with string ids, as the SFU names
-        rooms and participants, stamped with ``node_id``."""
+    def emitter(self, node_id: str | None) -> Emitter:
+        """A ``(consultation id, actor id, kind, data, at=now)`` sink with string ids, as the
+        SFU names rooms and participants, stamped with ``node_id``."""
 
-        def emit(consultation_id: str, actor_id: str, kind: str, data: dict[str, Any]) -> None:
+        def emit(
+            consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+            *, at: datetime | None = None,
+        ) -> None:
             try:
-                event = SessionEvent(uuid.UUID(consultation_id), kind, datetime.now(UTC),
-                                     uuid.UUID(actor_id), node_id, data)
+                event = SessionEvent(uuid.UUID(consultation_id), kind, at or datetime.now(UTC),
+                                     uuid.UUID(actor_id) if actor_id else None, node_id, data)
             except ValueError:  # a room that is not a consultation: nothing to log it under
                 log.debug("session_event_unlogged", room=consultation_id, kind=kind)
                 return
@@ -140,39 +153,48 @@ class EventLog:
 
         return emit
 
-    async def flush(self) -> None:
-        """Write everything queued so far (readers call this to see this node's latest)."""
+    async def flush(self) -> bool:
+        """Write everything queued so far (readers call this to see this node's latest).
+
+        False when the database could not be reached: the events stay queued for the next try.
+        A batch the database refuses as data (SQLSTATE class 22/23) is dropped and counted, so
+        one bad event cannot block the queue forever."""
         async with self._write_lock:
             while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(len(self._pending),
-                                                                    self._batch_max))]
+                batch = [self._pending.popleft()
+                         for _ in range(min(len(self._pending), self._batch_max))]
                 try:
                     await write_events(self._pool, batch)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except asyncpg.PostgresError as exc:
+                    if (exc.sqlstate or "")[:2] not in ("22", "23"):
+                        self._pending.extendleft(reversed(batch))
+                        log.warning("session_log_write_failed", error=str(exc))
+                        return False
+                    self.dropped += len(batch)
+                    log.error("session_log_batch_refused", error=str(exc), events=len(batch))
+                except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                     self._pending.extendleft(reversed(batch))
-                    raise
+                    log.warning("session_log_write_failed", error=str(exc))
+                    return False
+        return True
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_s)
             self._wake.clear()
-            try:
-                await self.flush()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("session_log_write_failed", pending=len(self._pending))
+            await self.flush()
 
     async def close(self) -> None:
-        """Stop the writer and write what is left (best effort)."""
+        """Stop the writer after its current batch (never cancelled mid-write: that would leave
+        its pool connection mid-protocol) and write what is left (best effort)."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
-        try:
-            await self.flush()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            log.exception("session_log_lost_on_close", pending=len(self._pending))
+        if not await self.flush():
+            log.error("session_log_lost_on_close", pending=len(self._pending))
         if self.dropped:
             log.warning("session_log_events_dropped", dropped=self.dropped)
 

@@ -73,3 +73,16 @@ async def test_a_full_queue_drops_the_oldest_and_close_writes_the_rest(
     assert log.dropped == 2
     await log.close()
     assert [e.data["n"] for e in await read_events(database.pool, cid)] == [2, 3, 4]
+
+
+async def test_a_batch_the_database_refuses_is_dropped_not_retried_forever(
+    database: Database,
+) -> None:
+    cid = uuid.uuid4()
+    log = EventLog(database.pool)
+    await record_event(log, cid, "joined", node_id="n" * 65)  # over the column's CHECK
+    assert await log.flush()
+    assert log.dropped == 1
+    await record_event(log, cid, "left", node_id="n1")
+    await log.close()
+    assert [e.kind for e in await read_events(database.pool, cid)] == ["left"]

@@ -1,6 +1,7 @@
 """The session log of a real consult: two headless Chromium pages hold a video consult through
 the real server and SFU while the billing ticker charges short minutes; afterwards an admin
-reads ``/admin/consultations/{id}/log`` (JSON and CSV) and finds every step in order."""
+reads ``/admin/consultations/{id}/log`` (JSON and CSV) and finds every step in order: billing's,
+the hub's (sockets) and the SFU's (ICE with the candidate types, DTLS, first media)."""
 
 from __future__ import annotations
 
@@ -72,13 +73,15 @@ async def test_a_chromium_video_consult_is_logged_in_order(
     items = (await (await world.server.get(url, headers=auth(admin.token))).json())["items"]
     kinds = [e["kind"] for e in items]
 
-    assert _in_order(kinds, ["requested", "accepted", "minute_charged", "joined",
+    assert _in_order(kinds, ["requested", "accepted", "minute_charged", "socket_connected",
+                             "joined",
                              "ice_state_changed", "dtls_state_changed", "first_media",
                              "minute_charged", "ended"]), kinds
     parties = {str(caller.id), str(astro.id)}
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for e in items:
         by_kind.setdefault(e["kind"], []).append(e)
+    assert {e["actor_id"] for e in by_kind["socket_connected"]} == parties
     completed = [e for e in by_kind["ice_state_changed"] if e["data"]["state"] == "completed"]
     assert {e["actor_id"] for e in completed} == parties
     assert all(e["data"]["remote_candidate_type"] in CANDIDATE_TYPES
