@@ -1,7 +1,7 @@
 """Admin review of consultations: search, one consultation, its session log and transcript.
 
 Admins only (403 for other roles, 404 for an unknown id); every read is audit-logged
-(``kundlinow.audit``) with what was read. The search is keyset-paginated newest first:
+(``core.audit``) with what was read. The search is keyset-paginated newest first:
 ``next_cursor`` names the last row returned, so pages neither repeat nor skip rows when
 consultations are requested between two pages. ``charged_paise`` is what the caller's wallet
 paid (free minutes paid by promotions are not in it), ``refunded_paise`` what was given back.
@@ -28,7 +28,7 @@ from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_query
 from billing.timeline import consultation_timeline
-from kundlinow import audit
+from core import audit
 from kundlinow.keys import DATABASE, SESSION_LOG
 
 routes = web.RouteTableDef()

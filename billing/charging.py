@@ -15,7 +15,7 @@ history and earnings stay per consultation), one promotions debit for the free m
 platform revenue credit; the 0002/0006 trigger applies the entries to the balances. Per-minute
 detail (amount, consultant share, source) lives in the charge rows, and billing.invariants
 proves the transfer's entries are exactly the sum of its charge rows. The same statement
-appends the session log's `balance_warning` and `ended` events (kundlinow.session_log); its
+appends the session log's `balance_warning` and `ended` events (core.session_log); its
 charge rows are the log's `minute_charged` events (billing.timeline).
 
 Callers must hold the consultation rows and all involved accounts locked (consultations first,
@@ -136,7 +136,7 @@ upd AS (
               COALESCE(a.n, 0) AS charged_now, COALESCE(a.wallet_paise, 0) AS wallet_now
 ),
 ev AS (
-    -- The session log (kundlinow/session_log.py) in the same statement: a balance_warning when
+    -- The session log (core/session_log.py) in the same statement: a balance_warning when
     -- two or fewer minutes are left (the bus event's rule, ConsultationService._publish_charges)
     -- and ended when a due minute could not be paid. The charge rows themselves are the log's
     -- minute_charged events (billing/timeline.py), so the tick does not write each minute twice.

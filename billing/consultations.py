@@ -35,7 +35,7 @@ from billing.errors import (
 from billing.invariants import minutes_due
 from billing.model import AccountKind, Transfer, charge_legs
 from billing.ports import Clock, HasPool, Publisher
-from kundlinow.session_log import SessionEvent, record_event, write_events
+from core.session_log import SessionEvent, record_event, write_events
 
 log = structlog.get_logger(__name__)
 

@@ -11,8 +11,8 @@ from billing import ledger
 from billing.errors import InvalidAmount, InvalidTransition, NotFound
 from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
-from kundlinow import audit as audit_log
-from kundlinow.session_log import record_event
+from core import audit as audit_log
+from core.session_log import record_event
 
 log = structlog.get_logger(__name__)
 

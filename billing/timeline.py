@@ -1,6 +1,6 @@
 """A consultation's session log as admins read it.
 
-The log's events (kundlinow.session_log) plus one ``minute_charged`` per `consultation_charges`
+The log's events (core.session_log) plus one ``minute_charged`` per `consultation_charges`
 row. Charged minutes are not copied into `consultation_events`: the charge row already is the
 append-only record of the minute, written by the charge statement at the instant it charged, and
 a second row per minute cost the billing tick measurably (docs/BENCHMARKS.md).
@@ -16,7 +16,7 @@ import uuid
 
 import asyncpg
 
-from kundlinow.session_log import SessionEvent, read_events
+from core.session_log import SessionEvent, read_events
 
 _BEFORE_CHARGES = frozenset({"requested", "accepted"})
 

@@ -13,14 +13,14 @@ from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
-from kundlinow.bus import EventBus
-from kundlinow.clock import Clock
+from core.bus import EventBus
+from core.clock import Clock
+from core.db import Database
+from core.metrics import HttpMetrics
+from core.presence import PresenceLookup
+from core.ratelimit import RateLimiter
+from core.session_log import EventLog
 from kundlinow.config import Settings
-from kundlinow.db import Database
-from kundlinow.metrics import HttpMetrics
-from kundlinow.presence import PresenceLookup
-from kundlinow.ratelimit import RateLimiter
-from kundlinow.session_log import EventLog
 from media.engine import MediaEngine
 from signalling.hub import Hub
 from turn.config import TurnSettings
@@ -48,6 +48,6 @@ RoomStats = Callable[[str], Awaitable[dict[str, Any]]]
 MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
 """Live SFU stats of a room, asked of the node hosting its media."""
 SESSION_LOG = web.AppKey("session_log", EventLog)
-"""The batched writer of consultations' session logs (kundlinow.session_log)."""
+"""The batched writer of consultations' session logs (core.session_log)."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""

@@ -1,7 +1,7 @@
 """What the SFU tells a consultation's session log about each party's peer connection.
 
 The engine reports through a :data:`MediaEventSink` (the composition root binds it to
-``kundlinow.session_log.EventLog``, which only queues): ``joined``/``left`` (the party's peer
+``core.session_log.EventLog``, which only queues): ``joined``/``left`` (the party's peer
 connection on the SFU), ``ice_state_changed`` with the types of the selected candidate pair,
 ``dtls_state_changed`` and ``first_media`` once per published track. Every call returns at once:
 these fire from aiortc callbacks and the RTP path.

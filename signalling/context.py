@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from kundlinow.bus import EventBus
+from core.bus import EventBus
 from signalling import errors
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
@@ -42,7 +42,7 @@ AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
 
 class SessionLogSink(Protocol):
     """Queues one event of a consultation's session log and returns at once
-    (``kundlinow.session_log.EventLog.emitter``, which stamps the node id)."""
+    (``core.session_log.EventLog.emitter``, which stamps the node id)."""
 
     def __call__(
         self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],

@@ -1,4 +1,4 @@
--- 0017 session log: the timeline of each consultation, append-only (kundlinow/session_log.py).
+-- 0017 session log: the timeline of each consultation, append-only (core/session_log.py).
 --
 -- Written by the package where each thing happens: billing in the transaction (or the very
 -- statement, billing/charging.py) that moves the money; the signalling hub and the SFU through a

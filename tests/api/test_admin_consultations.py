@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 
 from api.auth import Role
 from billing.consultations import EndReason, Mode
+from core.db import Database
+from core.session_log import record_event
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import CONSULTATIONS, HUB, SESSION_LOG
-from kundlinow.session_log import record_event
 from tests.billing.helpers import grant
 from tests.factories import TestUser, auth, create_user
 

@@ -8,8 +8,8 @@ from typing import Any
 from billing.consultations import ConsultationService, EndReason, Mode
 from billing.refunds import refund_consultation
 from billing.timeline import consultation_timeline
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, grant
 from tests.factories import create_user
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from playwright.async_api import Browser
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from media.config import MediaSettings
 from tests.factories import auth
 from tests.media.test_browser import PEER_JS, STATS_JS

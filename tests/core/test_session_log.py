@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 import pytest
 
-from kundlinow.db import Database
-from kundlinow.session_log import EventLog, read_events, record_event
+from core.db import Database
+from core.session_log import EventLog, read_events, record_event
 
 
 async def test_a_connection_writes_in_its_transaction(database: Database) -> None:
