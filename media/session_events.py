@@ -14,32 +14,14 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from media.aiortc_glue import selected_pair
+
 MediaEventSink = Callable[[str, str, str, dict[str, Any]], None]
 """(room id, participant id, kind, data) -> queued; must not block or raise."""
 
 
 def no_events(room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
     """The sink until the composition root binds one (and in tests without a session log)."""
-
-
-def selected_pair(pc: RTCPeerConnection) -> dict[str, Any]:
-    """Candidate types and transport of the nominated ICE pair of ``pc`` (RFC 8445 §5.1.1:
-    ``host``, ``srflx``, ``prflx`` or ``relay``), or ``{}`` before one is nominated.
-
-    All media is bundled (``max-bundle``), so the first transceiver's transport carries it; aiortc
-    keeps the pair in its aioice ``Connection``, with no public accessor."""
-    transceivers = pc.getTransceivers()
-    if not transceivers:
-        return {}
-    connection = transceivers[0].receiver.transport.transport._connection
-    pair = connection._nominated.get(1)
-    if pair is None:
-        return {}
-    return {
-        "local_candidate_type": pair.local_candidate.type,
-        "remote_candidate_type": pair.remote_candidate.type,
-        "protocol": pair.local_candidate.transport.lower(),
-    }
 
 
 def ice_state_data(pc: RTCPeerConnection) -> dict[str, Any]:

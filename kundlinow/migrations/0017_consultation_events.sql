@@ -3,7 +3,9 @@
 -- Written by the package where each thing happens: billing in the transaction (or the very
 -- statement, billing/charging.py) that moves the money; the signalling hub and the SFU through a
 -- batched writer. `kind` is snake_case past tense (requested, socket_connected,
--- ice_state_changed, first_media, minute_charged, ended, ...); `data` holds its details.
+-- ice_state_changed, first_media, ended, ...; checked by core.session_log.SessionEvent, not per
+-- row here); `data` holds its details. Charged minutes are not copied in: the log's reader
+-- (billing/timeline.py) takes them from consultation_charges, which already has one row each.
 --
 -- No foreign key to consultations: like consultation_charges (0009) a per-row key check would
 -- cost the billing tick a lookup and a lock per charged minute, and consultations are never
@@ -11,7 +13,7 @@
 -- retention cascade: the log is kept as long as the consultation and its ledger rows are, and
 -- nothing may UPDATE, DELETE or TRUNCATE it (the ledger's append-only trigger function).
 CREATE TABLE consultation_events (
-    id              bigint GENERATED ALWAYS AS IDENTITY,
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     consultation_id uuid NOT NULL,
     at              timestamptz NOT NULL,
     kind            text NOT NULL,
