@@ -217,6 +217,7 @@ class TickReport:
 
 
 _SELECT = "SELECT * FROM consultations"
+_CAUSES = {EndReason.REJECTED: "rejected", EndReason.TIMEOUT: "timed_out"}
 
 
 class ConsultationService:
@@ -407,7 +408,6 @@ class ConsultationService:
                 raise NotFound("consultation not found", consultation_id=str(consultation_id))
             if State(row["state"]) is not State.REQUESTED:
                 raise InvalidTransition(row["state"], "rejected")
-            await record_event(conn, consultation_id, "rejected", actor_id=consultant_id, at=now)
             c = await self._finish(conn, row, EndReason.REJECTED, now, consultant_id)
         await self._publish_state(c)
         return c
@@ -581,6 +581,8 @@ class ConsultationService:
             actor_id,
         )
         now = self._clock.now()
+        if reason in _CAUSES:  # the session log names the cause before the end it brings
+            await record_event(conn, row["id"], _CAUSES[reason], actor_id=actor_id, at=now)
         await record_event(
             conn, row["id"], "ended", actor_id=actor_id, at=now,
             data={"reason": reason.value, "ended_at": end_at.isoformat()},

@@ -80,9 +80,14 @@ async def test_rejection_and_timeout_are_logged(
     timed_out = await service.request(caller.id, consultant.id, Mode.CHAT)
     clock.advance(service.settings.request_timeout_seconds + 1)
     await service.tick()
+    by_timer = await service.request(caller.id, consultant.id, Mode.CHAT)
+    await service.end(by_timer.id, EndReason.TIMEOUT)  # the hub's request timer
 
     assert [k for k, _ in await _log(database, rejected.id)] == ["requested", "rejected", "ended"]
     assert (await _log(database, rejected.id))[-1][1]["reason"] == "rejected"
     log = await _log(database, timed_out.id)
     assert [k for k, _ in log] == ["requested", "timed_out", "ended"]
     assert log[-1][1]["reason"] == "timeout"
+    by_timer_log = await _log(database, by_timer.id)
+    assert [k for k, _ in by_timer_log] == ["requested", "timed_out", "ended"]
+    assert by_timer_log[-1][1]["reason"] == "timeout"
