@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.auth import require_user
 from api.consultations import path_id
@@ -38,7 +38,7 @@ Mode = Literal["chat", "voice", "video"]
 
 
 class SearchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     status: Status | None = None
     mode: Mode | None = None
@@ -50,10 +50,10 @@ class SearchQuery(BaseModel):
         None, min_length=1, max_length=100,
         description="substring of the astrologer's email or display name (case-insensitive)",
     )
-    from_: datetime | None = Field(
+    from_: AwareDatetime | None = Field(
         None, alias="from", description="requested at or after (ISO 8601 with offset)"
     )
-    to: datetime | None = Field(None, description="requested before (ISO 8601 with offset)")
+    to: AwareDatetime | None = Field(None, description="requested before (ISO 8601 with offset)")
     cursor: str | None = Field(None, max_length=512, description="`next_cursor` of the last page")
     limit: int = Field(20, ge=1, le=100)
 

@@ -74,8 +74,11 @@ async def test_only_admins_read_and_unknown_ids_are_404(
     bad_cursor = await client.get("/admin/consultations?cursor=xyz", headers=auth(admin.token))
     assert bad_cursor.status == 400
     assert (await bad_cursor.json())["error"]["code"] == "INVALID_CURSOR"
-    bad_filter = await client.get("/admin/consultations?status=lost", headers=auth(admin.token))
-    assert bad_filter.status == 422
+    for query in ("status=lost", "from=2026-01-01T00:00:00", "limit=0", "colour=red",
+                  "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"):
+        bad_filter = await client.get(f"/admin/consultations?{query}", headers=auth(admin.token))
+        assert bad_filter.status == 422, query
+        assert (await bad_filter.json())["error"]["code"] == "VALIDATION_FAILED"
 
 
 async def test_search_filters_and_pages_newest_first(
