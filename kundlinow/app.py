@@ -97,6 +97,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.messages",
     "api.admin_consultations",
     "api.client",
+    "api.birth",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
 Document every handler with :func:`api.openapi.operation` (a test checks)."""
