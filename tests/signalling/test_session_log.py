@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from core.db import Database
+from core.session_log import read_events
+from kundlinow.config import Settings
 from kundlinow.keys import HUB
-from tests.factories import auth
+from tests.billing.helpers import grant
+from tests.factories import auth, create_user
+from tests.signalling.cluster import serve_nodes
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.test_lifecycle import FUNDS, _in_room, _start
+from tests.signalling.wsclient import connect
 
 
 async def _log(world: World, cid: str, until: str, count: int = 1) -> list[dict[str, Any]]:
@@ -87,3 +97,33 @@ async def test_an_observer_and_a_taken_waitlist_offer_are_logged(
     items = await _log(world, next_cid, "offered")
     assert [e["kind"] for e in items] == ["offered", "requested"]  # offered first, by time
     assert items[0]["actor_id"] == str(second_user.id) and items[0]["data"] == {"mode": "chat"}
+
+
+async def test_each_node_logs_its_own_sockets(
+    db_dsn: str, redis_url: str, redis_prefix: str, tmp_path: Path, database: Database,
+    settings: Settings,
+) -> None:
+    """Two server processes: each party's socket events carry the id of the node holding it."""
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, FUNDS)
+    async with serve_nodes(db_dsn, redis_url, redis_prefix, tmp_path) as (a, b), \
+            aiohttp.ClientSession() as session:
+        astro = await connect(session, f"{a.url}/ws", astro_user.token)
+        caller = await connect(session, f"{b.url}/ws", caller_user.token)
+        cid = await _start(caller, astro, str(astro_user.id))
+        await caller.ok("join_consult", {"consultation_id": cid})
+        await astro.ok("join_consult", {"consultation_id": cid})
+        await caller.close()
+        deadline = time.monotonic() + 30
+        while True:  # each node writes its own batch
+            events = await read_events(database.pool, uuid.UUID(cid))
+            kinds = [e.kind for e in events]
+            if "socket_disconnected" in kinds and kinds.count("socket_connected") == 2:
+                break
+            assert time.monotonic() < deadline, kinds
+            await asyncio.sleep(0.2)
+    nodes = {(e.kind, e.actor_id): e.node_id for e in events if e.kind.startswith("socket")}
+    caller_node = nodes[("socket_connected", caller_user.id)]
+    assert caller_node and caller_node == nodes[("socket_disconnected", caller_user.id)]
+    assert nodes[("socket_connected", astro_user.id)] not in (None, caller_node)
