@@ -157,8 +157,8 @@ class EventLog:
         """Write everything queued so far (readers call this to see this node's latest).
 
         False when the database could not be reached: the events stay queued for the next try.
-        A batch the database refuses as data (SQLSTATE class 22/23) is dropped and counted, so
-        one bad event cannot block the queue forever."""
+        A batch the database refuses as data (SQLSTATE class 22/23), or that fails otherwise,
+        is dropped and counted, so one bad event cannot block the queue forever."""
         async with self._write_lock:
             while self._pending:
                 batch = [self._pending.popleft()
@@ -176,6 +176,9 @@ class EventLog:
                     self._pending.extendleft(reversed(batch))
                     log.warning("session_log_write_failed", error=str(exc))
                     return False
+                except Exception:  # a bug must not stop the writer for the whole process
+                    self.dropped += len(batch)
+                    log.exception("session_log_batch_lost", events=len(batch))
         return True
 
     async def _run(self) -> None:
