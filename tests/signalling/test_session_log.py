@@ -20,7 +20,7 @@ from tests.factories import auth, create_user
 from tests.signalling.cluster import serve_nodes
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.test_lifecycle import FUNDS, _in_room, _start
-from tests.signalling.wsclient import connect
+from tests.signalling.wsclient import WsClient, connect
 
 
 async def _log(world: World, cid: str, until: str, count: int = 1) -> list[dict[str, Any]]:
@@ -35,6 +35,13 @@ async def _log(world: World, cid: str, until: str, count: int = 1) -> list[dict[
             return items
         assert time.monotonic() < deadline, [e["kind"] for e in items]
         await asyncio.sleep(0.1)
+
+
+async def _ok(ws: WsClient, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    frame = await ws.request(kind, data, wait_s=30)
+    assert frame["type"] == "ack", frame
+    result: dict[str, Any] = frame["data"]
+    return result
 
 
 def _hub_events(items: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -111,9 +118,14 @@ async def test_each_node_logs_its_own_sockets(
             aiohttp.ClientSession() as session:
         astro = await connect(session, f"{a.url}/ws", astro_user.token)
         caller = await connect(session, f"{b.url}/ws", caller_user.token)
-        cid = await _start(caller, astro, str(astro_user.id))
-        await caller.ok("join_consult", {"consultation_id": cid})
-        await astro.ok("join_consult", {"consultation_id": cid})
+        # fresh processes on a loaded machine: wait longer than WsClient.ok's 5 s
+        request = {"consultant_id": str(astro_user.id), "mode": "chat"}
+        ack = await _ok(caller, "consult_request", request)
+        cid = ack["consultation"]["id"]
+        await astro.event("consult_request", wait_s=30)
+        await _ok(astro, "accept", {"consultation_id": cid})
+        await _ok(caller, "join_consult", {"consultation_id": cid})
+        await _ok(astro, "join_consult", {"consultation_id": cid})
         await caller.close()
         deadline = time.monotonic() + 30
         while True:  # each node writes its own batch
