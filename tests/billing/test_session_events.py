@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from billing.consultations import ConsultationService, EndReason, Mode
@@ -91,3 +92,25 @@ async def test_rejection_and_timeout_are_logged(
     by_timer_log = await _log(database, by_timer.id)
     assert [k for k, _ in by_timer_log] == ["requested", "timed_out", "ended"]
     assert by_timer_log[-1][1]["reason"] == "timeout"
+
+
+async def test_a_minute_begun_after_a_back_dated_end_is_logged_as_reversed(
+    service: ConsultationService, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    caller = await create_user(database, settings, "user")
+    consultant = await create_user(database, settings, "consultant")
+    await grant(database, caller.id, 10 * RATE)
+    c = await service.request(caller.id, consultant.id, Mode.CHAT)
+    started = (await service.accept(c.id, consultant.id)).started_at
+    assert started is not None
+    clock.advance(61)
+    await service.tick()  # charges minute 2
+    clock.advance(5)
+    dropped_at = started + timedelta(seconds=30)  # the caller's socket went during minute 1
+    await service.end(c.id, EndReason.DISCONNECTED, actor_id=caller.id, ended_at=dropped_at)
+    log = await _log(database, c.id)
+    assert [k for k, _ in log] == [
+        "requested", "accepted", "minute_charged", "minute_charged", "minute_reversed", "ended"
+    ]
+    assert log[4][1]["minute"] == 2 and log[4][1]["amount_paise"] == RATE
+    assert log[5][1] == {"reason": "disconnected", "ended_at": dropped_at.isoformat()}
