@@ -35,6 +35,8 @@ routes = web.RouteTableDef()
 
 Status = Literal["requested", "active", "ended"]
 Mode = Literal["chat", "voice", "video"]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""No control characters (PostgreSQL text cannot hold NUL: it would fail as a 500)."""
 
 
 class SearchQuery(BaseModel):
@@ -43,11 +45,11 @@ class SearchQuery(BaseModel):
     status: Status | None = None
     mode: Mode | None = None
     caller: str | None = Field(
-        None, min_length=1, max_length=100,
+        None, min_length=1, max_length=100, pattern=_PRINTABLE,
         description="substring of the caller's email or display name (case-insensitive)",
     )
     astrologer: str | None = Field(
-        None, min_length=1, max_length=100,
+        None, min_length=1, max_length=100, pattern=_PRINTABLE,
         description="substring of the astrologer's email or display name (case-insensitive)",
     )
     from_: AwareDatetime | None = Field(

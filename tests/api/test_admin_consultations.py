@@ -75,6 +75,7 @@ async def test_only_admins_read_and_unknown_ids_are_404(
     assert bad_cursor.status == 400
     assert (await bad_cursor.json())["error"]["code"] == "INVALID_CURSOR"
     for query in ("status=lost", "from=2026-01-01T00:00:00", "limit=0", "colour=red",
+                  "caller=%00", "astrologer=a%0Ab",
                   "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"):
         bad_filter = await client.get(f"/admin/consultations?{query}", headers=auth(admin.token))
         assert bad_filter.status == 422, query
