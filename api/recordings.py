@@ -8,12 +8,12 @@ import time
 import uuid
 
 from aiohttp import web
-from kundlinow.keys import RECORDER, SETTINGS
 from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
 from api.errors import ApiError
+from api.keys import RECORDER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core import audit

@@ -37,6 +37,7 @@ from api.keys import (
     RATE_LIMITER,
     RECORDER,
     REDIS,
+    SESSION_LOG,
     SETTINGS,
     TURN_SETTINGS,
     WALLETS,
@@ -57,6 +58,7 @@ from core.forwarded import trusted_proxy_middleware
 from core.metrics import HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.session_log import EventLog
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.engine import MediaEngine
@@ -98,6 +100,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.payouts",
     "api.messages",
     "api.recordings",
+    "api.admin_consultations",
     "api.client",
     "api.birth",
 )
@@ -157,6 +160,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
         await client.aclose()
 
     return redis_ctx
+
+
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
 
 
 def _bus_ctx(settings: Settings) -> CleanupContext:
@@ -307,6 +318,7 @@ async def _open_hub(
         media=routed,
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
     # the parties are told what the recorder records (consult_state "recording")
     hub_settings = replace(cfg, recording=settings.recording.mode)
@@ -327,6 +339,7 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
+            app[MEDIA].bind_events(app[SESSION_LOG].emitter(hub.node_id))
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             yield
@@ -354,6 +367,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))

@@ -17,6 +17,7 @@ from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.observer import MediaObserver
 from media.room import Participant, Room, SendSignal, Track
+from media.session_events import MediaEventSink, no_events
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,14 @@ class MediaEngine:
         settings: MediaSettings,
         send_signal: SendSignal,
         observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
     ) -> None:
         self.settings = settings
         self._send_signal = send_signal
         self._observer = observer
         """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
+        self._on_event = on_event
+        """The session log (media.session_events)."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -42,6 +46,13 @@ class MediaEngine:
         self._send_signal = send_signal
         for room in self._rooms.values():
             room.send_signal = send_signal
+
+    def bind_events(self, on_event: MediaEventSink) -> None:
+        """Set where session-log events go (bound with the node id, known after the hub)."""
+        self._on_event = on_event
+
+    def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        self._on_event(room_id, participant_id, kind, data)
 
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
@@ -58,7 +69,7 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(
-                room_id, self.settings, self._signal, self._observer
+                room_id, self.settings, self._signal, self._observer, self._event
             )
         if participant_id in room.participants:
             await room.remove(participant_id)
@@ -67,6 +78,7 @@ class MediaEngine:
         room.participants[participant_id] = Participant(
             room, participant_id, can_publish=can_publish
         )
+        self._event(room_id, participant_id, "joined", {"can_publish": can_publish})
         logger.info(
             "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -95,6 +107,7 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
+        self._event(room_id, participant_id, "left", {})
         if not room.participants and self._rooms.pop(room_id, None) is not None:
             self._room_closed(room_id)
         logger.info(

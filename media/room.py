@@ -43,6 +43,7 @@ from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
 from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.session_events import MediaEventSink, ice_state_data, no_events
 
 _RTCP_TICK_S = 0.1
 """Grid the RTCP report times of all participants are rounded up to."""
@@ -157,6 +158,10 @@ class Participant:
         self._needs_offer = False
         self._tasks: set[asyncio.Future[None]] = set()
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("iceconnectionstatechange",
+                   lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
+        self._media_seen: set[UpTrack] = set()
+        """Tracks whose first packet the session log has (``first_media``)."""
         self._spawn(self._run_rtcp())
 
     # -- state ------------------------------------------------------------------------
@@ -172,6 +177,9 @@ class Participant:
         )
         self.state = state
         self.room.participant_state_changed(self)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.room.on_event(self.room.room_id, self.participant_id, kind, data)
 
     @property
     def is_connected(self) -> bool:
@@ -337,6 +345,7 @@ class Participant:
         return link
 
     def _on_dtls_state(self, dtls: RTCDtlsTransport, on_rtp: glue.RtpHandler) -> None:
+        self._emit("dtls_state_changed", {"state": dtls.state})
         if dtls.state == "connected":
             glue.receive_srtp(dtls, on_rtp)
             self._activate()
@@ -385,6 +394,10 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                if up not in self._media_seen:  # a new SSRC: off the per-packet path
+                    self._media_seen.add(up)
+                    self._emit("first_media", {"track_id": up.track_id, "kind": up.kind,
+                                               "codec": up.codec.mimeType})
             start, end = payload_bounds(data)
             up.on_rtp(data, start, end, arrival_time_ms)
 
@@ -587,11 +600,14 @@ class Room:
         settings: MediaSettings,
         send_signal: SendSignal,
         observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
     ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
         self.observer = observer
+        self.on_event = on_event
+        """The session log (media.session_events)."""
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:

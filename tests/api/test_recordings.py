@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from kundlinow.keys import CONSULTATIONS, RECORDER
 
+from api.keys import CONSULTATIONS, RECORDER
 from core.db import Database
 from recording import signing
 from recording.catalog import NewFile

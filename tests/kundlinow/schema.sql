@@ -195,6 +195,27 @@ CREATE TABLE public.consultation_charges (
     CONSTRAINT consultation_charges_source_check CHECK ((source = ANY (ARRAY['wallet'::text, 'promotion'::text])))
 );
 
+CREATE TABLE public.consultation_events (
+    id bigint NOT NULL,
+    consultation_id uuid NOT NULL,
+    at timestamp with time zone NOT NULL,
+    kind text NOT NULL,
+    actor_id uuid,
+    node_id text,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT consultation_events_data_check CHECK ((jsonb_typeof(data) = 'object'::text)),
+    CONSTRAINT consultation_events_node_id_check CHECK ((length(node_id) <= 64))
+);
+
+ALTER TABLE public.consultation_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.consultation_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.consultation_ratings (
     consultation_id uuid NOT NULL,
     caller_id uuid NOT NULL,
@@ -450,6 +471,9 @@ ALTER TABLE ONLY public.consultation_birth_profiles
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
 
+ALTER TABLE ONLY public.consultation_events
+    ADD CONSTRAINT consultation_events_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.consultation_ratings
     ADD CONSTRAINT consultation_ratings_pkey PRIMARY KEY (consultation_id);
 
@@ -523,6 +547,8 @@ CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USIN
 
 CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
 
+CREATE INDEX consultation_events_timeline ON public.consultation_events USING btree (consultation_id, at, id);
+
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
 CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE (state = 'active'::text);
@@ -530,6 +556,8 @@ CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE
 CREATE INDEX consultations_caller ON public.consultations USING btree (caller_id, requested_at DESC);
 
 CREATE INDEX consultations_consultant_live ON public.consultations USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'active'::text]));
+
+CREATE INDEX consultations_newest ON public.consultations USING btree (requested_at DESC, id DESC);
 
 CREATE UNIQUE INDEX consultations_one_active_per_consultant ON public.consultations USING btree (consultant_id) WHERE (state = 'active'::text);
 
@@ -564,6 +592,10 @@ CREATE INDEX recordings_created ON public.recordings USING btree (created_at);
 CREATE INDEX recordings_status ON public.recordings USING btree (status) WHERE (status = 'recording'::text);
 
 CREATE TRIGGER consultation_charges_check AFTER INSERT ON public.consultation_charges REFERENCING NEW TABLE AS new_charges FOR EACH STATEMENT EXECUTE FUNCTION public.consultation_charges_check();
+
+CREATE TRIGGER consultation_events_immutable BEFORE DELETE OR UPDATE ON public.consultation_events FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER consultation_events_no_truncate BEFORE TRUNCATE ON public.consultation_events FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER consultations_no_delete BEFORE DELETE ON public.consultations FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
