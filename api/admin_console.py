@@ -14,11 +14,11 @@ from api.auth import require_user
 from api.consultations import path_id
 from api.errors import ApiError
 from api.history import ITEM_SQL, item
+from api.keys import CLOCK, CONSULTATIONS, DATABASE, PRESENCE
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from billing.consultations import EndReason
 from core import audit
-from kundlinow.keys import CLOCK, CONSULTATIONS, DATABASE, PRESENCE
 
 routes = web.RouteTableDef()
 

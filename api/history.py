@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import require_user
 from api.consultations import path_id
 from api.errors import ApiError
+from api.keys import DATABASE
 from api.openapi import operation
 from api.validation import parse_query
-from kundlinow.keys import DATABASE
 
 routes = web.RouteTableDef()
 
@@ -42,7 +42,9 @@ SELECT c.id, c.state, c.mode, c.caller_id, cu.display_name AS caller_name,
        cu.email AS caller_email, c.consultant_id, COALESCE(p.display_name, au.display_name)
        AS astrologer_name, au.email AS astrologer_email, c.requested_at, c.started_at,
        c.ended_at, c.end_reason, c.rate_paise, c.minutes_charged, c.amount_charged_paise,
-       c.promo_paise, c.refunded_paise, r.stars
+       c.promo_paise, c.refunded_paise, r.stars,
+       EXISTS (SELECT 1 FROM consultation_birth_profiles b WHERE b.consultation_id = c.id)
+       AS birth_shared
 FROM consultations c
 JOIN users cu ON cu.id = c.caller_id
 JOIN users au ON au.id = c.consultant_id
@@ -80,6 +82,7 @@ def item(row: asyncpg.Record, *, emails: bool) -> dict[str, Any]:
         "promo_paise": row["promo_paise"],
         "refunded_paise": row["refunded_paise"],
         "stars": row["stars"],
+        "birth_shared": row["birth_shared"],
     }
 
 

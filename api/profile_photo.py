@@ -9,9 +9,9 @@ from aiohttp import web
 from api.auth import require_user
 from api.consultations import path_id
 from api.errors import ApiError
+from api.keys import DATABASE
 from api.messages import _sniff_ok
 from api.openapi import operation
-from kundlinow.keys import DATABASE
 
 routes = web.RouteTableDef()
 

@@ -8,7 +8,7 @@ import uuid
 
 from aiohttp import web
 
-from kundlinow.keys import HUB, WALLETS
+from api.keys import HUB, WALLETS
 from signalling import protocol
 
 

@@ -87,6 +87,14 @@ ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.birth_profiles (
+    id uuid NOT NULL,
+    owner_id uuid NOT NULL,
+    sealed bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.chat_messages (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     consultation_id uuid NOT NULL,
@@ -175,6 +183,11 @@ CREATE TABLE public.consultant_profiles (
     CONSTRAINT consultant_profiles_rating_sum_check CHECK ((rating_sum >= 0))
 );
 
+CREATE TABLE public.consultation_birth_profiles (
+    consultation_id uuid NOT NULL,
+    profile_id uuid NOT NULL
+);
+
 CREATE TABLE public.consultation_charges (
     consultation_id uuid NOT NULL,
     minute integer NOT NULL,
@@ -188,6 +201,27 @@ CREATE TABLE public.consultation_charges (
     CONSTRAINT consultation_charges_consultant_share_paise_check CHECK ((consultant_share_paise >= 0)),
     CONSTRAINT consultation_charges_minute_check CHECK ((minute >= 1)),
     CONSTRAINT consultation_charges_source_check CHECK ((source = ANY (ARRAY['wallet'::text, 'promotion'::text])))
+);
+
+CREATE TABLE public.consultation_events (
+    id bigint NOT NULL,
+    consultation_id uuid NOT NULL,
+    at timestamp with time zone NOT NULL,
+    kind text NOT NULL,
+    actor_id uuid,
+    node_id text,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT consultation_events_data_check CHECK ((jsonb_typeof(data) = 'object'::text)),
+    CONSTRAINT consultation_events_node_id_check CHECK ((length(node_id) <= 64))
+);
+
+ALTER TABLE public.consultation_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.consultation_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 CREATE TABLE public.consultation_ratings (
@@ -365,6 +399,32 @@ CREATE TABLE public.payouts (
     CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text])))
 );
 
+CREATE TABLE public.recordings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    consultation_id uuid NOT NULL,
+    party text NOT NULL,
+    kind text NOT NULL,
+    codec text NOT NULL,
+    segment integer DEFAULT 0 NOT NULL,
+    storage_key text NOT NULL,
+    status text DEFAULT 'recording'::text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone,
+    offset_ms bigint DEFAULT 0 NOT NULL,
+    duration_ms bigint,
+    bytes bigint,
+    sha256 text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT recordings_bytes_check CHECK ((bytes >= 0)),
+    CONSTRAINT recordings_check CHECK (((party = 'review'::text) = (kind = 'review'::text))),
+    CONSTRAINT recordings_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT recordings_kind_check CHECK ((kind = ANY (ARRAY['audio'::text, 'video'::text, 'review'::text]))),
+    CONSTRAINT recordings_offset_ms_check CHECK ((offset_ms >= 0)),
+    CONSTRAINT recordings_party_check CHECK ((party = ANY (ARRAY['caller'::text, 'astrologer'::text, 'review'::text]))),
+    CONSTRAINT recordings_segment_check CHECK ((segment >= 0)),
+    CONSTRAINT recordings_status_check CHECK ((status = ANY (ARRAY['recording'::text, 'complete'::text, 'partial'::text, 'failed'::text])))
+);
+
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -386,6 +446,9 @@ CREATE TABLE public.users (
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT billing_audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_consultation_id_sender_id_client_id_key UNIQUE (consultation_id, sender_id, client_id);
@@ -414,8 +477,14 @@ ALTER TABLE ONLY public.consultant_photos
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
 
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_pkey PRIMARY KEY (consultation_id);
+
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
+
+ALTER TABLE ONLY public.consultation_events
+    ADD CONSTRAINT consultation_events_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.consultation_ratings
     ADD CONSTRAINT consultation_ratings_pkey PRIMARY KEY (consultation_id);
@@ -459,6 +528,12 @@ ALTER TABLE ONLY public.payment_webhook_events
 ALTER TABLE ONLY public.payouts
     ADD CONSTRAINT payouts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_storage_key_key UNIQUE (storage_key);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -472,6 +547,8 @@ CREATE INDEX audit_log_created ON public.audit_log USING btree (created_at DESC)
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
+CREATE INDEX birth_profiles_owner ON public.birth_profiles USING btree (owner_id, created_at);
+
 CREATE INDEX chat_uploads_consultation ON public.chat_uploads USING btree (consultation_id);
 
 CREATE UNIQUE INDEX consult_waitlist_open ON public.consult_waitlist USING btree (consultant_id, caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
@@ -482,6 +559,10 @@ CREATE INDEX consultant_profiles_languages ON public.consultant_profiles USING g
 
 CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USING gin (specialities);
 
+CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
+
+CREATE INDEX consultation_events_timeline ON public.consultation_events USING btree (consultation_id, at, id);
+
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
 CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE (state = 'active'::text);
@@ -489,6 +570,8 @@ CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE
 CREATE INDEX consultations_caller ON public.consultations USING btree (caller_id, requested_at DESC);
 
 CREATE INDEX consultations_consultant_live ON public.consultations USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'active'::text]));
+
+CREATE INDEX consultations_newest ON public.consultations USING btree (requested_at DESC, id DESC);
 
 CREATE UNIQUE INDEX consultations_one_active_per_consultant ON public.consultations USING btree (consultant_id) WHERE (state = 'active'::text);
 
@@ -516,7 +599,17 @@ CREATE INDEX payouts_approved ON public.payouts USING btree (decided_at) WHERE (
 
 CREATE UNIQUE INDEX payouts_one_pending ON public.payouts USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'approved'::text]));
 
+CREATE INDEX recordings_consultation ON public.recordings USING btree (consultation_id, party, kind, segment);
+
+CREATE INDEX recordings_created ON public.recordings USING btree (created_at);
+
+CREATE INDEX recordings_status ON public.recordings USING btree (status) WHERE (status = 'recording'::text);
+
 CREATE TRIGGER consultation_charges_check AFTER INSERT ON public.consultation_charges REFERENCING NEW TABLE AS new_charges FOR EACH STATEMENT EXECUTE FUNCTION public.consultation_charges_check();
+
+CREATE TRIGGER consultation_events_immutable BEFORE DELETE OR UPDATE ON public.consultation_events FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER consultation_events_no_truncate BEFORE TRUNCATE ON public.consultation_events FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER consultations_no_delete BEFORE DELETE ON public.consultations FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
@@ -539,6 +632,9 @@ CREATE TRIGGER ledger_holds_resolve_once BEFORE UPDATE ON public.ledger_holds FO
 CREATE TRIGGER ledger_transfers_immutable BEFORE DELETE OR UPDATE ON public.ledger_transfers FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_transfers FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
+
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_sender_id_fkey FOREIGN KEY (sender_id) REFERENCES public.users(id);
@@ -563,6 +659,12 @@ ALTER TABLE ONLY public.consultant_photos
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_consultation_id_fkey FOREIGN KEY (consultation_id) REFERENCES public.consultations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_profile_id_fkey FOREIGN KEY (profile_id) REFERENCES public.birth_profiles(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_reversal_transfer_id_fkey FOREIGN KEY (reversal_transfer_id) REFERENCES public.ledger_transfers(id);

@@ -6,6 +6,7 @@ import { app } from "/client/session.js";
 import { navigate } from "/client/router.js";
 import { MODE_WORD, errorSentence, rupees } from "/client/format.js";
 import { Empty } from "/client/views/shared/components.js";
+import { BirthChart } from "/client/views/shared/birth.js";
 
 const REQUEST_TIMEOUT_S = 60; // the server's REQUEST_TIMEOUT default (docs/PROTOCOL.md)
 
@@ -15,11 +16,13 @@ function forget(id) {
 
 function RequestCard({ request }) {
   const [caller, setCaller] = useState(null);
+  const [birth, setBirth] = useState(false);
   const [now, setNow] = useState(Date.now());
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     app.api.get(`/consultations/${request.id}/receipt`)
-      .then((r) => setCaller(r.consultation.caller.name)).catch(() => {});
+      .then((r) => { setCaller(r.consultation.caller.name); setBirth(r.consultation.birth_shared); })
+      .catch(() => {});
     const t = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(t);
   }, [request.id]);
@@ -40,6 +43,7 @@ function RequestCard({ request }) {
     <div class="line"><strong class="caller-name">${caller || "A caller"}</strong>
       <span class="countdown" aria-label=${`${left} seconds left to answer`}>${left} s</span></div>
     <div class="muted">${MODE_WORD[request.mode]} · ${rupees(request.rate_paise)}/min</div>
+    ${birth ? html`<${BirthChart} consultationId=${request.id} />` : null}
     <div class="row">
       <button class="accept" disabled=${busy} onClick=${act("accept")}>Accept</button>
       <button class="secondary reject" disabled=${busy} onClick=${act("reject")}>Decline</button>

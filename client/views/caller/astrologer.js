@@ -6,6 +6,7 @@ import { errorSentence, rupees } from "/client/format.js";
 import { Loading } from "/client/views/shared/components.js";
 import { Avatar, StatusBadge } from "/client/views/caller/browse.js";
 import { QueueBanner, StartButtons } from "/client/views/caller/start.js";
+import { BirthProfiles } from "/client/views/shared/birth.js";
 
 export function AstrologerPage({ id }) {
   const { statuses, wallet } = useStore();
@@ -37,5 +38,6 @@ export function AstrologerPage({ id }) {
         ${" "}<a href="/app/wallet">Recharge</a></p>
       <${StartButtons} astrologer=${astrologer} status=${status} wallet=${wallet} />
     </div>
+    <${BirthProfiles} />
   </section>`;
 }

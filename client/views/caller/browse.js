@@ -5,6 +5,7 @@ import { app, watchAstrologers } from "/client/session.js";
 import { STATUS_WORD, errorSentence, rupees } from "/client/format.js";
 import { Empty, Loading } from "/client/views/shared/components.js";
 import { QueueBanner, StartButtons } from "/client/views/caller/start.js";
+import { BirthProfiles } from "/client/views/shared/birth.js";
 
 const ORDER = { online: 0, busy: 1, away: 2, offline: 3 };
 
@@ -59,6 +60,7 @@ export function Browse() {
   return html`<section>
     <${QueueBanner} />
     <h1>Astrologers</h1>
+    <${BirthProfiles} />
     <form class="filters" id="filters" onSubmit=${(e) => e.preventDefault()} onChange=${change}>
       <label>Language<input name="language" placeholder="e.g. hi" value=${filters.language} /></label>
       <label>Speciality<input name="speciality" placeholder="e.g. vedic" value=${filters.speciality} /></label>

@@ -4,11 +4,13 @@ import { store, tell } from "/client/store.js";
 import { app } from "/client/session.js";
 import { navigate } from "/client/router.js";
 import { MODE_WORD, errorSentence, rupees } from "/client/format.js";
+import { chosenBirthProfile } from "/client/views/shared/birth.js";
 
 export async function startConsult(astrologer, mode) {
   try {
-    const reply = await app.socket.send("consult_request",
-      { consultant_id: astrologer.id, mode, waitlist: true });
+    const birth = chosenBirthProfile();
+    const reply = await app.socket.send("consult_request", { consultant_id: astrologer.id, mode,
+      waitlist: true, ...(birth ? { birth_profile_id: birth } : {}) });
     if (reply.waitlisted) {
       // The queue banner (QueueBanner) says where the caller stands.
       store.set({ notice: null, waitlist: { consultant_id: astrologer.id, name: astrologer.display_name,

@@ -118,7 +118,7 @@ export function useConsultation(id) {
     join().catch((error) => tell(errorSentence(error), "error"));
     app.api.get(`/consultations/${id}/receipt`).then((r) => {
       if (alive) dispatch({ type: "names", value: { caller: r.consultation.caller.name,
-                                                    astrologer: r.consultation.astrologer.name } });
+        astrologer: r.consultation.astrologer.name, birthShared: r.consultation.birth_shared } });
     }).catch(() => {});
     return () => {
       alive = false;

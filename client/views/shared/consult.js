@@ -8,6 +8,7 @@ import { useConsultation } from "/client/views/shared/consult-state.js";
 import { RechargeForm } from "/client/views/caller/wallet.js";
 import { Rating } from "/client/views/shared/components.js";
 import { ForceEnd } from "/client/views/admin/live.js";
+import { BirthChart } from "/client/views/shared/birth.js";
 
 function Video({ stream, id, className, muted = false, hidden = false }) {
   const ref = useRef(null);
@@ -186,5 +187,7 @@ export function Consult({ id }) {
     <${Chat} state=${state} actions=${actions} me=${me} open=${chatOpen || c.mode === "chat"}
       readOnly=${me.role === "admin"} onClose=${c.mode === "chat" ? null : () => setChatOpen(false)} />
     </div>
+    ${me.role === "consultant" && state.names && state.names.birthShared ? html`<aside class="card" aria-label="Birth details">
+      <${BirthChart} consultationId=${id} id="birth-side" /></aside>` : null}
   </section>`;
 }
