@@ -37,6 +37,16 @@ SHELL_CACHED = """async () => {
   await navigator.serviceWorker.ready;
   return Boolean(await caches.match("/client/main.js"));
 }"""
+PLAY_AND_SEEK = """async () => {
+  const video = document.querySelector("#recordings video.recording");
+  video.muted = true;
+  await video.play();
+  await new Promise((done) => video.addEventListener("timeupdate", done, { once: true }));
+  const seeked = new Promise((done) => video.addEventListener("seeked", done, { once: true }));
+  video.currentTime = Math.min(2, video.duration / 2 || 1);
+  await seeked;
+  return video.readyState >= 2 && video.currentTime > 0;
+}"""
 HAS_SESSION_LOG = """async () => {
   const spec = await (await fetch("/openapi.json")).json();
   return Boolean(spec.paths["/admin/consultations/{id}/log"]);
@@ -238,6 +248,16 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await caller.goto(f"{world.url}/app/history")
     await expect(caller.locator(f'.consultations a[data-id="{consultation_id}"]')).to_be_visible()
     await check_screen(caller, "caller-history")
+
+    # An admin finds the consultation by the caller's e-mail, plays its recording and seeks.
+    admin_user = await create_user(world.database, world.settings, "admin")
+    admin = await world.login(DESKTOP, admin_user, "admin")
+    await admin.goto(f"{world.url}/app/admin/consultations?caller=asha%40example.test")
+    await admin.locator(f'.consultations a[data-id="{consultation_id}"]').click()
+    await expect(admin.locator("#recordings video.recording").first).to_be_visible(timeout=20_000)
+    assert await admin.evaluate(PLAY_AND_SEEK), "the recording does not play and seek"
+    await check_screen(admin, "admin-recordings")
+    await admin.close()
 
     # The astrologer asks for a payout of what the consultation earned (rules shown).
     await astrologer.goto(f"{world.url}/app/earnings")
