@@ -256,6 +256,9 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await admin.locator(f'.consultations a[data-id="{consultation_id}"]').click()
     await expect(admin.locator("#recordings video.recording").first).to_be_visible(timeout=20_000)
     assert await admin.evaluate(PLAY_AND_SEEK), "the recording does not play and seek"
+    await expect(admin.locator("#timeline")).not_to_contain_text("Ice state changed")
+    await admin.check("#timeline-all")
+    await expect(admin.locator("#timeline")).to_contain_text("First media")
     await check_screen(admin, "admin-recordings")
     await admin.close()
 

@@ -9,11 +9,19 @@ import { ChargesTable } from "/client/views/shared/history.js";
 import { ForceEnd } from "/client/views/admin/live.js";
 
 
+// Connection plumbing: many lines per call, shown on request.
+const TECHNICAL = /^(socket_|ice_|dtls_|media_state|joined|left|first_media)/;
+
 function Timeline({ items }) {
+  const [all, setAll] = useState(false);
   if (items === undefined) return html`<${Loading} />`;
   if (items === null) return html`<${Empty}>The session log is not available on this server yet.<//>`;
   if (!items.length) return html`<${Empty}>Nothing was logged.<//>`;
-  return html`<ol class="timeline" id="timeline">${items.map((e) => html`<li>
+  const hidden = items.filter((e) => TECHNICAL.test(e.kind)).length;
+  const shown = all ? items : items.filter((e) => !TECHNICAL.test(e.kind));
+  return html`${hidden ? html`<label class="check small"><input type="checkbox" id="timeline-all" checked=${all}
+      onChange=${(e) => setAll(e.target.checked)} /> Show connection details (${hidden})</label>` : null}
+    <ol class="timeline" id="timeline">${shown.map((e) => html`<li>
     <time datetime=${e.at}>${new Date(e.at).toLocaleTimeString("en-IN")}</time>
     <span class="kind">${words(e.kind)}</span>
     ${e.data && Object.keys(e.data).length ? html`<span class="muted small data">${describe(e.data)}</span>` : null}
