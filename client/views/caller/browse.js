@@ -26,8 +26,8 @@ function Card({ astrologer, status, wallet }) {
       <div class="grow">
         <a class="name" href=${`/app/astrologers/${astrologer.id}`}>${astrologer.display_name}</a>
         ${astrologer.verified ? html` <span class="verified" title="Verified by kundlinow">✓ Verified</span>` : null}
-        <div class="muted small">${astrologer.rating === null ? "New" : `★ ${astrologer.rating.toFixed(1)} (${astrologer.rating_count})`}
-          · from ${rupees(Math.min(...astrologer.modes.map((m) => astrologer.rates[m])))}/min</div>
+        <div class="muted small">${astrologer.rating === null ? "New" : `★ ${astrologer.rating.toFixed(1)} (${astrologer.rating_count})`}${
+          ` · from ${rupees(Math.min(...astrologer.modes.map((m) => astrologer.rates[m])))}/min`}</div>
       </div>
       <${StatusBadge} status=${status} />
     </div>
