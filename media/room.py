@@ -597,7 +597,7 @@ class Room:
         self.send_signal = send_signal
         self.observer = observer
         self.on_event = on_event
-        """The session log (media.session_events)."""
+        """The room's media events (``MediaEngine._event``: the session log and the observer)."""
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:
@@ -615,11 +615,12 @@ class Room:
                         sub.subscribe(up)
 
     async def remove(self, participant_id: str) -> None:
+        """Close the participant's peer connection: a leave, a rejoin's replacement or the
+        room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
-            if self.observer is not None:
-                self.observer.participant_left(self.room_id, participant_id)
+            self.on_event(self.room_id, participant_id, "left", {})
 
     async def close(self) -> None:
         for pid in list(self.participants):
