@@ -343,7 +343,9 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
-            app[MEDIA].bind_events(app[SESSION_LOG].emitter(hub.node_id))
+            log_event = app[SESSION_LOG].emitter(hub.node_id)
+            app[MEDIA].bind_events(log_event)
+            app[RECORDER].bind_events(log_event)  # recording_started/segment/stopped
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             yield

@@ -52,7 +52,10 @@ class MediaEngine:
         self._on_event = on_event
 
     def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        """The one report of a room's media events, to the session log and the observer."""
         self._on_event(room_id, participant_id, kind, data)
+        if self._observer is not None:
+            self._observer.media_event(room_id, participant_id, kind, data)
 
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
@@ -107,7 +110,6 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
-        self._event(room_id, participant_id, "left", {})
         if not room.participants and self._rooms.pop(room_id, None) is not None:
             self._room_closed(room_id)
         logger.info(

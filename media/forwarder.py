@@ -44,6 +44,7 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
+from core.tasks import TaskSet
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
 from media.observer import PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, always_start, h264_is_keyframe, vp8_is_keyframe
@@ -124,7 +125,7 @@ class UpTrack:
         self._remb_bps = remb_bitrate_bps
         self._pli_last = 0.0
         self._pli_handle: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks = TaskSet("media_task_failed")
         self._mask = history - 1
         self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
@@ -177,7 +178,7 @@ class UpTrack:
             return  # padding-only probe
         payload = data[start:end]
         if apt is None and self._receive_stats(seq, ts, arrival_ms, end - start):
-            self._spawn(self._nack_upstream())
+            self._tasks.spawn(self._nack_upstream())
         key = self.is_keyframe(payload) if self.is_video else True
         if b1 & 0x80:
             self.frames += 1
@@ -268,12 +269,7 @@ class UpTrack:
         self._pli_last = time.monotonic()
         self.plis_sent += 1
         packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
-        self._spawn(self._send_rtcp(bytes(packet)))
-
-    def _spawn(self, send: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(send)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._send_rtcp(bytes(packet)))
 
     # -- RTCP -------------------------------------------------------------------------
 
@@ -349,8 +345,7 @@ class UpTrack:
         if self._pli_handle is not None:
             self._pli_handle.cancel()
             self._pli_handle = None
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         for down in list(self.downtracks):
             down.detach()
         self.downtracks.clear()

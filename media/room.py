@@ -36,6 +36,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from core.tasks import TaskSet
 from media import aiortc_glue as glue
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
@@ -156,13 +157,13 @@ class Participant:
         self._negotiated_once = False
         self._server_offer_out = False
         self._needs_offer = False
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks = TaskSet("media_task_failed")
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("iceconnectionstatechange",
                    lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
         self._media_seen: set[UpTrack] = set()
         """Tracks whose first packet the session log has (``first_media``)."""
-        self._spawn(self._run_rtcp())
+        self._tasks.spawn(self._run_rtcp())
 
     # -- state ------------------------------------------------------------------------
 
@@ -192,16 +193,11 @@ class Participant:
         elif s == "connected":
             self._set_state(ParticipantState.CONNECTED)
             if self._needs_offer:
-                self._spawn(self.renegotiate())
+                self._tasks.spawn(self.renegotiate())
         elif s in ("failed", "closed") and self.state is not ParticipantState.CLOSED:
             self._set_state(ParticipantState.DISCONNECTED)
             for down in self.downtracks.values():
                 down.deactivate()
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Future[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- signalling -------------------------------------------------------------------
 
@@ -369,7 +365,7 @@ class Participant:
         self.room.wire()
         self._activate()
         if self._needs_offer:
-            self._spawn(self.renegotiate())
+            self._tasks.spawn(self.renegotiate())
 
     def _activate(self) -> None:
         for down in self.downtracks.values():
@@ -440,7 +436,7 @@ class Participant:
         down = self._add_downtrack(t)
         down.attach(up)
         self._needs_offer = True
-        self._spawn(self.renegotiate())
+        self._tasks.spawn(self.renegotiate())
 
     async def renegotiate(self) -> None:
         """Send a subsequent offer (RFC 9429 §5.2.2) when new send slots were added."""
@@ -505,13 +501,7 @@ class Participant:
 
     async def close(self) -> None:
         self._set_state(ParticipantState.CLOSED)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await self._tasks.close()
         for up in self.uptracks.values():
             up.close()
         for down in self.downtracks.values():
@@ -607,7 +597,7 @@ class Room:
         self.send_signal = send_signal
         self.observer = observer
         self.on_event = on_event
-        """The session log (media.session_events)."""
+        """The room's media events (``MediaEngine._event``: the session log and the observer)."""
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:
@@ -625,11 +615,12 @@ class Room:
                         sub.subscribe(up)
 
     async def remove(self, participant_id: str) -> None:
+        """Close the participant's peer connection: a leave, a rejoin's replacement or the
+        room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
-            if self.observer is not None:
-                self.observer.participant_left(self.room_id, participant_id)
+            self.on_event(self.room_id, participant_id, "left", {})
 
     async def close(self) -> None:
         for pid in list(self.participants):

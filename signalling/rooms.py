@@ -8,7 +8,6 @@ notices); the watchdog covers nodes that die without a goodbye.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ import structlog
 
 from billing.consultations import EndReason, State
 from core.errors import CodedError
+from core.tasks import every
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext, is_party
@@ -159,13 +159,10 @@ async def watch_rooms(ctx: HubContext) -> None:
     grace as a dropped socket, its drop time taken as one node TTL ago (in the caller's
     favour: at most that much earlier than the truth).
     """
-    interval = ctx.settings.presence_heartbeat_s
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await _check_rooms(ctx)
-        except Exception:
-            log.warning("room_watchdog_failed", exc_info=True)
+    await every(
+        ctx.settings.presence_heartbeat_s, lambda: _check_rooms(ctx),
+        failed_event="room_watchdog_failed",
+    )
 
 
 async def _check_rooms(ctx: HubContext) -> None:

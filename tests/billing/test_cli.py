@@ -10,9 +10,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.loadgen import seed_live_consultations
 from billing.audit import load_snapshot
 from billing.invariants import check_all
-from billing.loadgen import seed_live_consultations
 from core.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
