@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
@@ -217,7 +218,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The proxy rewrite runs first so the access log and the rate limits see the real client.
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
-        middlewares=[*proxy, access_log_middleware, metrics_middleware, error_middleware],
+        middlewares=[
+            *proxy,
+            access_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            database_retry_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

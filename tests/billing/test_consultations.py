@@ -22,7 +22,7 @@ from billing.model import AccountKind
 from billing.wallets import WalletReader
 from kundlinow.config import Settings
 from kundlinow.db import Database
-from tests.billing.helpers import ManualClock, RecordingBus, balance, grant
+from tests.billing.helpers import ManualClock, RecordingBus, balance, grant, served
 from tests.factories import TestUser as User
 from tests.factories import create_user
 
@@ -71,6 +71,7 @@ async def test_accept_charges_minute_one_then_each_minute_with_split(
     caller, consultant = await people(database, settings, funds=20 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     c = await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     assert c.state is State.ACTIVE and c.minutes_charged == 1
     assert await balance(database, AccountKind.WALLET, caller.id) == 19 * RATE
     assert await balance(database, AccountKind.EARNINGS, consultant.id) == 700
@@ -194,6 +195,7 @@ async def test_back_dated_end_never_charges_past_it(
     caller, consultant = await people(database, settings, funds=50 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     start = clock.now()
     clock.advance(5 * 60)
     await service.tick()  # charges minutes 2..6 (minute 6 began at 5:00)
@@ -213,6 +215,7 @@ async def test_end_charges_owed_minutes_not_yet_ticked(
     caller, consultant = await people(database, settings, funds=50 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     clock.advance(150)  # 2.5 minutes, no tick ran
     statement = await service.end(c.id, EndReason.COMPLETED)
     assert statement.minutes == 3
@@ -256,6 +259,7 @@ async def test_free_first_minutes_paid_by_promotions_and_consultant_still_paid(
     caller, consultant = await people(database, settings, funds=3 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)  # needs only 3 minutes
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     clock.advance(2 * 60)
     await service.tick()
     statement = await service.end(c.id, EndReason.COMPLETED)
