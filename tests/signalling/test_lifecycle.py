@@ -62,6 +62,8 @@ async def test_full_chat_consultation(make_world: WorldFactory) -> None:
     assert (await caller.event("typing"))["user_id"] == str(astro_user.id)
     await astro.ok("read", {"consultation_id": cid, "seq": 1})
     assert (await caller.event("read"))["seq"] == 1
+    await astro.ok("message", {"consultation_id": cid, "client_id": "a1",  # answered in time:
+                               "text": "Namaste, yes."})  # charged, not refunded
     end = await caller.ok("session_end", {"consultation_id": cid})
     assert end["statement"]["minutes"] == 1
     for side in (caller, astro):
@@ -290,6 +292,32 @@ async def test_drop_without_return_ends_disconnected_at_drop_time(
     assert ended["reason"] == "disconnected"
     ended_at = datetime.fromisoformat(ended["ended_at"])
     assert abs((ended_at - dropped).total_seconds()) < 0.3  # the drop, not the grace's end
+
+
+async def test_an_end_that_fails_is_retried(make_world: WorldFactory) -> None:
+    world = await make_world(request_timeout_s=0.3)
+    # The database refuses the first end (a stand-in for a lost connection or a deadlock);
+    # a sequence, because what a failing transaction writes is rolled back with it.
+    await world.database.pool.execute(
+        """CREATE SEQUENCE end_attempts;
+        CREATE FUNCTION refuse_first_end() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'ended' AND nextval('end_attempts') = 1 THEN
+                RAISE EXCEPTION 'refused once by the test';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_first_end BEFORE UPDATE ON consultations
+            FOR EACH ROW EXECUTE FUNCTION refuse_first_end();"""
+    )
+    astro_user = await world.user("consultant")
+    _astro = await world.ws(astro_user)  # online, never answers
+    caller = await world.ws(await world.user(paise=FUNDS))
+    ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id), "mode": "chat"})
+    cid = ack["consultation"]["id"]
+    ended = await caller.event("session_end", consultation_id=cid, wait_s=10)
+    assert ended["reason"] == "timeout"
+    assert await world.database.pool.fetchval("SELECT last_value FROM end_attempts") == 2
 
 
 async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
