@@ -10,7 +10,7 @@ import functools
 import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -298,6 +298,19 @@ async def _open_hub(
         await chat.close()
 
 
+def _media_started(consultations: ConsultationService) -> Callable[[str], Awaitable[None]]:
+    """The SFU's first two-way media of a room, told to billing (the room id is the
+    consultation id); a failure is logged: the media goes on."""
+
+    async def started(room_id: str) -> None:
+        try:
+            await consultations.media_started(uuid.UUID(room_id))
+        except Exception:
+            log.exception("media_started_not_recorded", consultation_id=room_id)
+
+    return started
+
+
 def _signalling_ctx(settings: Settings) -> CleanupContext:
     async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
@@ -305,7 +318,9 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
             app[MEDIA_STATS] = routed.room_stats
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
+            app[MEDIA].bind_media_flowing(_media_started(app[CONSULTATIONS]))
             yield
+            app[MEDIA].bind_media_flowing(None)
             app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx

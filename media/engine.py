@@ -15,7 +15,7 @@ from typing import Any
 
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
-from media.room import Participant, Room, SendSignal, Track
+from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class MediaEngine:
     def __init__(self, settings: MediaSettings, send_signal: SendSignal) -> None:
         self.settings = settings
         self._send_signal = send_signal
+        self._on_media: MediaFlowing | None = None
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -34,6 +35,15 @@ class MediaEngine:
         self._send_signal = send_signal
         for room in self._rooms.values():
             room.send_signal = send_signal
+
+    def bind_media_flowing(self, on_media: MediaFlowing | None) -> None:
+        """Set who learns that a room's call first carried media from two participants
+        (billing: a voice or video consultation without it is refunded at its end)."""
+        self._on_media = on_media
+
+    async def _media_flowing(self, room_id: str) -> None:
+        if self._on_media is not None:
+            await self._on_media(room_id)
 
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
@@ -49,7 +59,9 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._signal)
+            room = self._rooms[room_id] = Room(
+                room_id, self.settings, self._signal, self._media_flowing
+            )
         if participant_id in room.participants:
             await room.remove(participant_id)
         room.participants[participant_id] = Participant(

@@ -378,6 +378,7 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                self.room.media_arrived(self)  # a new stream's first packet: not per packet
             start, end = payload_bounds(data)
             up.on_rtp(data, start, end, arrival_time_ms)
 
@@ -571,14 +572,36 @@ class Participant:
         }
 
 
+MediaFlowing = Callable[[str], Awaitable[None]]
+"""``on_media(room_id)``: the room's call first carried media from two participants (billing
+learns that the consultation was served)."""
+
+
 class Room:
     """Participants of one consultation and the wiring between their tracks."""
 
-    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        on_media: MediaFlowing | None = None,
+    ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
+        self.on_media = on_media
         self.participants: dict[str, Participant] = {}
+        self._senders: set[str] = set()
+
+    def media_arrived(self, participant: Participant) -> None:
+        """A participant's new stream sent its first packet. Once two participants have sent
+        media the call carries media both ways: `on_media` is told, once per room."""
+        if participant.participant_id in self._senders:
+            return
+        self._senders.add(participant.participant_id)
+        if len(self._senders) == 2 and self.on_media is not None:
+            participant._spawn(self.on_media(self.room_id))
 
     def participant_state_changed(self, participant: Participant) -> None:
         if participant.state is ParticipantState.CONNECTED:
