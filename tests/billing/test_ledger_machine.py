@@ -414,7 +414,7 @@ SELECT k.id, k.refunded_paise, s.share, r.taken
                  WHERE t.consultation_id = k.id AND t.kind = 'refund'
                    AND a.kind IN ('earnings', 'receivable')) r ON true
  WHERE k.refunded_paise > 0
-   AND r.taken <> k.refunded_paise * s.share / k.amount_charged_paise
+   AND r.taken <> floor(k.refunded_paise * s.share / k.amount_charged_paise)
 """
 """Consultations whose refunds so far are not split exactly (billing.refunds)."""
 
