@@ -19,7 +19,7 @@ from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_a
 from api.passwords import Passwords
 from api.seed import seed_demo
 from kundlinow.config import Settings
-from kundlinow.db import open_database
+from kundlinow.database import open_database
 
 
 def register(commands: Any) -> None:

@@ -2,7 +2,7 @@
 
 Listing is keyset-paginated: ``next_cursor`` is an opaque token naming the last row examined, so
 pages neither repeat nor skip rows when profiles are added between requests. Status comes from
-the :class:`kundlinow.presence.PresenceLookup` under ``PRESENCE`` (the signalling hub's), shown
+the :class:`core.presence.PresenceLookup` under ``PRESENCE`` (the signalling hub's), shown
 as ``away`` when a connected astrologer has set the away flag.
 
 A mode is offered when its rate is above zero; ``PATCH`` a rate to 0 to stop offering it.
@@ -25,8 +25,8 @@ from api.auth import require_user
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body, parse_query
+from core.presence import PresenceLookup, PresenceStatus
 from kundlinow.keys import DATABASE, PRESENCE
-from kundlinow.presence import PresenceLookup, PresenceStatus
 
 routes = web.RouteTableDef()
 

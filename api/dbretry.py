@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from api.errors import ApiError, Handler
-from kundlinow.db import is_connection_lost
+from core.db import is_connection_lost
 
 log = structlog.get_logger(__name__)
 

@@ -22,10 +22,11 @@ from billing.consultations import ConsultationService
 from billing.invariants import check_all
 from billing.lifecycle import TickReport
 from billing.payouts import Payout, PayoutService, SimulatedBankRail
-from kundlinow.bus import EventBus, LocalBus, RedisBus
-from kundlinow.clock import SystemClock
+from core.bus import EventBus, LocalBus, RedisBus
+from core.clock import SystemClock
+from core.db import Database, is_connection_lost
 from kundlinow.config import Settings
-from kundlinow.db import Database, is_connection_lost, open_database
+from kundlinow.database import open_database
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ from billing.gateway import PaymentGateway
 from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
 from billing.signatures import verify_payment, verify_webhook
-from kundlinow import audit as audit_log
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 

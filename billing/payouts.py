@@ -26,7 +26,7 @@ from billing.errors import InvalidAmount, InvalidTransition, NotFound, PayoutPen
 from billing.model import PAYOUTS_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
 from billing.settlement import settle_receivable
-from kundlinow import audit as audit_log
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 

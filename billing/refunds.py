@@ -20,7 +20,7 @@ from billing.errors import IdempotencyConflict, InvalidAmount, InvalidTransition
 from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
 from billing.settlement import lock_parties
-from kundlinow import audit as audit_log
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 

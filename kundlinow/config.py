@@ -16,7 +16,7 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
-from kundlinow.forwarded import IPNetwork, parse_networks
+from core.forwarded import IPNetwork, parse_networks
 from media.config import MediaSettings
 from signalling.config import MASKABLE, SignallingSettings
 from turn.config import TurnSettings, parse_urls
@@ -58,7 +58,7 @@ class Settings:
     """Failed login attempts allowed per account per ``login_window_s``."""
     login_window_s: int = 300
     trusted_proxies: tuple[IPNetwork, ...] = ()
-    """Reverse proxies whose ``X-Forwarded-For`` is believed (see kundlinow/forwarded.py)."""
+    """Reverse proxies whose ``X-Forwarded-For`` is believed (see core/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
     """Bearer token ``/metrics`` requires; ``None`` leaves it open (restrict it at the network)."""
     db_pool_min: int = 1

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import terminate_backend_waiting_on
 from tests.factories import auth, create_user
 

@@ -19,9 +19,9 @@ from billing.invariants import check_all
 from billing.loadgen import seed_live_consultations
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService
-from kundlinow.clock import SystemClock
+from core.clock import SystemClock
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import terminate_backend_waiting_on
 from tests.factories import create_user
 

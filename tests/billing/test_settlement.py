@@ -19,8 +19,8 @@ from billing.invariants import check_all
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService, SimulatedBankRail
 from billing.refunds import refund_consultation
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, answered, balance, grant
 from tests.factories import TestUser as User
 from tests.factories import create_user
