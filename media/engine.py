@@ -37,7 +37,7 @@ class MediaEngine:
             room.send_signal = send_signal
 
     def bind_media_flowing(self, on_media: MediaFlowing | None) -> None:
-        """Set who learns that a room's call first carried media from two participants
+        """Set who learns that a room's call first carried media between two parties
         (billing: a voice or video consultation without it is refunded at its end)."""
         self._on_media = on_media
 

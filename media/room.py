@@ -573,7 +573,7 @@ class Participant:
 
 
 MediaFlowing = Callable[[str], Awaitable[None]]
-"""``on_media(room_id)``: the room's call first carried media from two participants (billing
+"""``on_media(room_id)``: the room's call first carried media between two parties (billing
 learns that the consultation was served)."""
 
 
@@ -592,20 +592,30 @@ class Room:
         self.send_signal = send_signal
         self.on_media = on_media
         self.participants: dict[str, Participant] = {}
-        self._senders: set[str] = set()
+        self._sending = False
+        self._flowing = False
 
     def media_arrived(self, participant: Participant) -> None:
-        """A participant's new stream sent its first packet. Once two participants have sent
-        media the call carries media both ways: `on_media` is told, once per room."""
-        if participant.participant_id in self._senders:
-            return
-        self._senders.add(participant.participant_id)
-        if len(self._senders) == 2 and self.on_media is not None:
-            participant._spawn(self.on_media(self.room_id))
+        """A participant's new stream sent its first packet (called once per stream)."""
+        self._sending = True
+        self._check_flowing(participant)
 
     def participant_state_changed(self, participant: Participant) -> None:
         if participant.state is ParticipantState.CONNECTED:
             self.wire()
+            self._check_flowing(participant)
+
+    def _check_flowing(self, participant: Participant) -> None:
+        """The call carries media once a party's media reached the SFU while two parties
+        (publishers, not observers) are connected: the other one receives it. A party that only
+        listens counts (a silent caller still hears the astrologer); one whose connection never
+        came up does not. `on_media` is told once per room."""
+        if self._flowing or not self._sending or self.on_media is None:
+            return
+        connected = [p for p in self.participants.values() if p.can_publish and p.is_connected]
+        if len(connected) >= 2:
+            self._flowing = True
+            participant._spawn(self.on_media(self.room_id))
 
     def wire(self) -> None:
         """Subscribe every negotiated participant to every other participant's live tracks."""
