@@ -19,6 +19,7 @@ from billing.invariants import check_all
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService, SimulatedBankRail
 from billing.refunds import refund_consultation
+from billing.wallets import WalletReader
 from core.db import Database
 from kundlinow.config import Settings
 from tests.billing.helpers import ManualClock, answered, balance, grant
@@ -79,6 +80,8 @@ async def test_refund_leaves_an_approved_payout_whole_and_books_a_receivable(
     await refund_consultation(database, cid, 3 * RATE, "no show", admin.id, "t-1")
     assert await balance(database, AccountKind.EARNINGS, astro.id) == 2_100  # the hold binds
     assert await balance(database, AccountKind.RECEIVABLE, astro.id) == -2_100
+    summary = await WalletReader(database).summary(astro.id, AccountKind.EARNINGS)
+    assert (summary["available_paise"], summary["owed_paise"]) == (0, 2_100)
     settled = await payouts.run(SimulatedBankRail())
     assert sorted(p.state for p in settled) == ["posted", "posted"]
     assert await balance(database, AccountKind.EARNINGS, astro.id) == 0
