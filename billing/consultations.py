@@ -270,7 +270,10 @@ class ConsultationService:
         """End and settle; idempotent (an ended consultation returns its statement).
 
         `ended_at` may lie in the past (a party dropped then): minutes are owed up to it and no
-        further; a minute the tick charged after it is reversed.
+        further; a minute the tick charged after it is reversed. A consultation that carried no
+        service (`unserved_reason`) owes nothing: every charged minute is reversed. Reversals
+        take the consultant's share from available earnings, the rest on their receivable
+        (billing.settlement), so ending never fails for money reasons.
         """
         reason = EndReason(reason)
         now = self._clock.now()
