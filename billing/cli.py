@@ -116,7 +116,8 @@ def _payouts_run(settings: Settings, args: argparse.Namespace) -> int:
     settled = asyncio.run(run())
     for payout in settled:
         _print(payout.to_json())
-    return PARTIAL_FAILURE if any(p.state == "failed" for p in settled) else 0
+    # failed, or sent but not posted (still approved: the next run posts it)
+    return PARTIAL_FAILURE if any(p.state in ("failed", "approved") for p in settled) else 0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

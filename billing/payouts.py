@@ -35,8 +35,28 @@ class PayoutFailed(Exception):
     """The bank refused the transfer (the payout is voided, earnings released)."""
 
 
+class _SentNotPosted(Exception):
+    """The bank took the payout but its ledger transfer could not be posted."""
+
+    def __init__(self, reference: str, cause: Exception) -> None:
+        super().__init__(reference)
+        self.reference = reference
+        self.cause = f"{type(cause).__name__}: {cause}"
+
+
+def _sent_in(exc: BaseException | None) -> _SentNotPosted | None:
+    """The `_SentNotPosted` behind `exc`, also when the rollback that followed it failed."""
+    while exc is not None:
+        if isinstance(exc, _SentNotPosted):
+            return exc
+        exc = exc.__context__
+    return None
+
+
 class PayoutRail(Protocol):
-    """Sends money to the consultant's bank; idempotent on `payout_id`."""
+    """Sends money to the consultant's bank; idempotent on `payout_id` (sending a payout id
+    again returns the first transfer's reference). Raises `PayoutFailed` when the bank refuses;
+    any other exception means nothing was sent."""
 
     async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
         """Returns the bank reference (UTR); raises PayoutFailed."""
@@ -170,7 +190,10 @@ class PayoutService:
 
     async def run(self, rail: PayoutRail) -> list[Payout]:
         """Settle every approved payout, oldest approval first, each on its own: posted (bank
-        reference), voided (refused, hold expired) or failed (any other error)."""
+        reference), voided (refused, hold expired) or failed (any other error before the money
+        left). One the bank took but the ledger could not post stays approved, hold kept, with
+        its failure_reason set: the next run sends it again (the rail is idempotent on the
+        payout id) and posts it."""
         settled: list[Payout] = []
         tried: list[uuid.UUID] = []
         while True:
@@ -185,8 +208,13 @@ class PayoutService:
             try:
                 result = await self._settle(payout_id, rail)
             except Exception as exc:  # one payout's failure must not block the others
-                log.exception("payout_failed", payout_id=str(payout_id))
-                result = await self._fail(payout_id, f"{type(exc).__name__}: {exc}")
+                sent = _sent_in(exc)
+                if sent is not None:  # the money left: keep the hold, post on the next run
+                    log.exception("payout_post_failed", payout_id=str(payout_id))
+                    result = await self._unposted(payout_id, sent)
+                else:
+                    log.exception("payout_failed", payout_id=str(payout_id))
+                    result = await self._fail(payout_id, f"{type(exc).__name__}: {exc}")
             if result is not None:
                 settled.append(Payout.from_row(result))
                 log.info("payout_settled", payout_id=str(payout_id), state=result["state"])
@@ -209,7 +237,21 @@ class PayoutService:
                 reference = await rail.send(row["id"], row["consultant_id"], row["amount_paise"])
             except PayoutFailed as exc:
                 return await self._void(conn, row, str(exc), now)
-            return await self._post(conn, row, reference, now)
+            try:
+                return await self._post(conn, row, reference, now)
+            except Exception as exc:  # rolled back: the payout stays approved, its hold open
+                raise _SentNotPosted(reference, exc) from exc
+
+    async def _unposted(self, payout_id: uuid.UUID, sent: _SentNotPosted) -> asyncpg.Record:
+        reason = f"sent ({sent.reference}) but not posted: {sent.cause}"[:500]
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE payouts SET failure_reason = $2 WHERE id = $1 RETURNING *",
+                payout_id,
+                reason,
+            )
+            await audit(conn, None, "payout_post_failed", payout_id, {"reason": reason})
+        return row
 
     async def _fail(self, payout_id: uuid.UUID, reason: str) -> asyncpg.Record | None:
         now = self._clock.now()

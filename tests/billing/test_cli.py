@@ -185,4 +185,14 @@ async def test_payouts_run_settles_the_rest_and_reports_a_failure(
     code, out, err = await kundlinow(db_dsn, "payouts", "run")
     assert code == 2, err
     states = {json.loads(line)["id"]: json.loads(line)["state"] for line in out.splitlines()}
-    assert states == {str(ids[0]): "failed", str(ids[1]): "posted"}
+    # The bank took the first one: it stays approved with its hold, to be posted next time.
+    assert states == {str(ids[0]): "approved", str(ids[1]): "posted"}
+    reason = await database.pool.fetchval(
+        "SELECT failure_reason FROM payouts WHERE id = $1", ids[0]
+    )
+    assert "but not posted" in reason and "refused by test" in reason
+    await database.pool.execute("DROP TRIGGER refuse ON ledger_transfers")
+    code, out, err = await kundlinow(db_dsn, "payouts", "run")
+    assert code == 0, err
+    assert [json.loads(line)["state"] for line in out.splitlines()] == ["posted"]
+    assert check_all(await load_snapshot(database.pool)) == []
