@@ -288,8 +288,12 @@ class LedgerMachine(RuleBasedStateMachine):
             refund_consultation(self.db, cid, amount, "machine", self.callers[0], uuid.uuid4().hex)
         )
 
-    @rule(whom=st.integers(0, 1), approve=st.booleans())
-    def payout(self, whom: int, approve: bool) -> None:
+    @rule(
+        whom=st.integers(0, 1),
+        approve=st.booleans(),
+        bank=st.sampled_from(["pays", "pays", "refuses", "breaks"]),
+    )
+    def payout(self, whom: int, approve: bool, bank: str = "pays") -> None:
         async def go() -> None:
             summary_row = await self.db.pool.fetchrow(
                 "SELECT balance_paise FROM ledger_accounts "
@@ -306,8 +310,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert exc.code in ("PAYOUT_PENDING", "INSUFFICIENT_EARNINGS")
                 return
             await self.payouts.decide(p.id, self.callers[0], approve)
-            settled = await self.payouts.run(SimulatedBankRail())
-            assert all(s.state == "posted" for s in settled)  # the hold always binds
+            rail = BrokenRail() if bank == "breaks" else SimulatedBankRail(
+                fail=frozenset({p.id}) if bank == "refuses" else frozenset()
+            )
+            settled = await self.payouts.run(rail)
+            expected = {"pays": "posted", "refuses": "voided", "breaks": "failed"}[bank]
+            assert all(s.state == expected for s in settled)  # the hold always binds
 
         self.run(go())
 
@@ -400,6 +408,13 @@ class LedgerMachine(RuleBasedStateMachine):
         mine = {order_id for _, order_id, _ in self.orders}
         assert credited & mine == self.paid  # each delivered payment credited, exactly once
         assert self.run(self.db.pool.fetch(REFUND_SPLIT)) == []
+
+
+class BrokenRail(SimulatedBankRail):
+    """A bank whose connection breaks: nothing is sent."""
+
+    async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
+        raise ConnectionResetError("bank connection reset")
 
 
 REFUND_SPLIT = """
