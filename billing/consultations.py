@@ -25,6 +25,7 @@ from billing.charging import ChargeResult, Due, charge
 from billing.config import BillingSettings
 from billing.errors import (
     AlreadyLive,
+    BirthProfileNotFound,
     ConsultantUnavailable,
     InsufficientBalance,
     InvalidTransition,
@@ -57,6 +58,22 @@ _REVERSAL_MEMO = {
     Unserved.NO_MEDIA: "refunded automatically: the call never connected",
     Unserved.UNANSWERED: "refunded automatically: the astrologer did not answer",
 }
+
+
+async def _link_birth_profile(
+    conn: asyncpg.Connection, cid: uuid.UUID, profile_id: uuid.UUID, caller_id: uuid.UUID
+) -> None:
+    """In the request's transaction, so the astrologer can read the chart from the first event
+    on; only the caller's own profile links (issue 15)."""
+    linked = await conn.execute(
+        "INSERT INTO consultation_birth_profiles (consultation_id, profile_id)"
+        " SELECT $1, id FROM birth_profiles WHERE id = $2 AND owner_id = $3",
+        cid,
+        profile_id,
+        caller_id,
+    )
+    if linked == "INSERT 0 0":
+        raise BirthProfileNotFound("birth profile not found")
 
 
 class ConsultationService:
@@ -123,7 +140,12 @@ class ConsultationService:
     # ---- transitions -------------------------------------------------------------------------
 
     async def request(
-        self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
+        self,
+        caller_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        mode: Mode | str,
+        *,
+        birth_profile_id: uuid.UUID | None = None,
     ) -> Consultation:
         """Create a requested consultation, holding MIN_START_MINUTES x rate of the wallet.
 
@@ -199,6 +221,8 @@ class ConsultationService:
                 wallet,
                 now,
             )
+            if birth_profile_id is not None:
+                await _link_birth_profile(conn, cid, birth_profile_id, caller_id)
         c = Consultation.from_row(row)
         log.info("consultation_requested", consultation_id=str(c.id), rate_paise=c.rate_paise)
         await self._publish_state(c)
