@@ -410,11 +410,24 @@ class ConsultationService:
             report.ended_insufficient += [r.consultation_id for r in ended]
             await self._publish_charges(results)
             for er in ended_rows:
-                await self._publish_state(Consultation.from_row(er))
+                await self._publish_state(await self._refund_if_unserved(er["id"]))
             if not any(r.charged_now or r.ended for r in results):
                 return  # nothing moved (cannot happen with consistent rows): never spin
 
     # ---- internals ---------------------------------------------------------------------------
+
+    async def _refund_if_unserved(self, consultation_id: uuid.UUID) -> Consultation:
+        """A consultation the tick ended for lack of balance is refunded as `end` would, if it
+        never carried service: in its own transaction after the tick's (only ended ones pay
+        for it, and the receivable is locked with the other accounts, in order)."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, consultation_id)
+            unserved = None if row["unserved"] else await unserved_reason(conn, row)
+            if unserved is not None and row["minutes_charged"]:
+                returned = await reverse_minutes_after(conn, row, 0, _REVERSAL_MEMO[unserved])
+                await mark_unserved(conn, consultation_id, unserved, returned)
+                row = await self._lock(conn, consultation_id)
+        return Consultation.from_row(row)
 
     async def _lock(self, conn: asyncpg.Connection, consultation_id: uuid.UUID) -> asyncpg.Record:
         row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", consultation_id)

@@ -16,6 +16,7 @@ from billing.config import BillingSettings
 from billing.consultations import ConsultationService, EndReason, Mode, State
 from billing.errors import InsufficientEarnings
 from billing.invariants import check_all
+from billing.lifecycle import Unserved
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService, SimulatedBankRail
 from billing.refunds import refund_consultation
@@ -186,4 +187,22 @@ async def test_a_chat_the_consultant_never_answered_in_its_first_minute_is_refun
     assert statement.to_json()["auto_refund"] == {"reason": "unanswered", "amount_paise": 3 * RATE}
     assert statement.consultation.to_json()["unserved"] == "unanswered"
     assert await balance(database, AccountKind.WALLET, caller.id) == 20 * RATE
+    await healthy(database)
+
+
+async def test_a_silent_call_the_tick_ends_for_lack_of_balance_is_refunded_too(
+    service: ConsultationService, clock: ManualClock, database: Database, settings: Settings
+) -> None:
+    caller = await create_user(database, settings, "user")
+    astro = await create_user(database, settings, "consultant")
+    await grant(database, caller.id, 5 * 1500)  # five minutes of voice
+    c = await service.request(caller.id, astro.id, Mode.VOICE)
+    await service.accept(c.id, astro.id)
+    clock.advance(600)
+    report = await service.tick()
+    assert report.ended_insufficient == [c.id]
+    ended = await service.get(c.id)
+    assert (ended.end_reason, ended.minutes_charged) == (EndReason.INSUFFICIENT_BALANCE, 0)
+    assert (ended.unserved, ended.auto_refunded_paise) == (Unserved.NO_MEDIA, 5 * 1500)
+    assert await balance(database, AccountKind.WALLET, caller.id) == 5 * 1500
     await healthy(database)
