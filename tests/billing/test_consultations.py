@@ -107,6 +107,7 @@ async def test_tick_catches_up_after_downtime_and_ends_at_unfunded_boundary(
     caller, consultant = await people(database, settings, funds=7 * RATE + 500)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     start = clock.now()
     clock.advance(3 * 60 + 10)  # server was down: minutes 2, 3, 4 are due
     report = await service.tick()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from uuid import UUID
 
 from kundlinow.keys import HUB
+from tests.billing.helpers import served
 from tests.factories import TestUser
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
@@ -343,6 +345,8 @@ async def test_billing_ticks_and_insufficient_balance_end(make_world: WorldFacto
     caller_user = await world.user(paise=3000)  # three minutes of chat at 1000 paise
     astro, caller = await world.ws(astro_user), await world.ws(caller_user)
     cid = await _start(caller, astro, str(astro_user.id))
+    # answered within its first (1-second) minute, so charged, not refunded as unanswered
+    await served(world.database, UUID(cid))
     tick = await caller.event("billing_tick", wait_s=5)
     assert tick["consultation_id"] == cid and tick["balance_paise"] is not None
     astro_tick = await astro.event("billing_tick", wait_s=5)
