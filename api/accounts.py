@@ -19,13 +19,14 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import Role, issue_token, require_user
+from api.config import ApiSettings
 from api.errors import ApiError
+from api.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core.db import Database
+from core.errors import CodedError
 from core.ratelimit import Decision
-from kundlinow.config import Settings
-from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -80,7 +81,7 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
-class EmailTaken(Exception):
+class EmailTaken(CodedError):
     status = 409
     code = "EMAIL_TAKEN"
 
@@ -130,7 +131,7 @@ async def create_account(
     return _user_out(row)
 
 
-def _token(settings: Settings, user: UserOut) -> TokenOut:
+def _token(settings: ApiSettings, user: UserOut) -> TokenOut:
     return TokenOut(
         access_token=issue_token(settings, user.id, user.role),
         expires_in=settings.jwt_ttl_s,

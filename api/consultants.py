@@ -23,10 +23,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import DATABASE, PRESENCE
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from core.presence import PresenceLookup, PresenceStatus
-from kundlinow.keys import DATABASE, PRESENCE
 
 routes = web.RouteTableDef()
 

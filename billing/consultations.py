@@ -31,6 +31,7 @@ from billing.errors import (
     InvalidTransition,
     NotFound,
 )
+from billing.events import TOPIC, BalanceLow, ConsultStateChanged, MinuteCharged
 from billing.invariants import minutes_due
 from billing.lifecycle import (
     Consultation,
@@ -40,24 +41,17 @@ from billing.lifecycle import (
     State,
     Statement,
     TickReport,
-    Unserved,
     check_transition,
 )
 from billing.model import AccountKind
 from billing.ports import Clock, HasPool, Publisher
 from billing.settlement import mark_unserved, reverse_minutes_after, unserved_reason
+from core.session_log import SessionEvent, record_event, write_events
 
 log = structlog.get_logger(__name__)
 
-TOPIC = "consultations"
-
-
 _SELECT = "SELECT * FROM consultations"
-_REVERSAL_MEMO = {
-    None: "minute began after the session ended",
-    Unserved.NO_MEDIA: "refunded automatically: the call never connected",
-    Unserved.UNANSWERED: "refunded automatically: the astrologer did not answer",
-}
+_CAUSES = {EndReason.REJECTED: "rejected", EndReason.TIMEOUT: "timed_out"}
 
 
 async def _link_birth_profile(
@@ -74,6 +68,32 @@ async def _link_birth_profile(
     )
     if linked == "INSERT 0 0":
         raise BirthProfileNotFound("birth profile not found")
+
+
+async def _check_both_free(
+    conn: asyncpg.Connection, caller_id: uuid.UUID, consultant_id: uuid.UUID
+) -> None:
+    """In the request's transaction, with the caller's wallet locked: ALREADY_LIVE when the
+    caller has a requested or active consultation, CONSULTANT_UNAVAILABLE when the consultant
+    has one. Requests for one consultant are serialised by an advisory lock until commit (the
+    signalling waitlist takes over on CONSULTANT_UNAVAILABLE)."""
+    live = await conn.fetchval(
+        "SELECT id FROM consultations WHERE caller_id = $1 AND state IN ('requested', 'active')",
+        caller_id,
+    )
+    if live is not None:
+        raise AlreadyLive("caller already has a live consultation", consultation_id=str(live))
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('consultant:' || $1::uuid::text, 0))",
+        consultant_id,
+    )
+    taken = await conn.fetchval(
+        "SELECT state FROM consultations WHERE consultant_id = $1 "
+        "AND state IN ('requested', 'active') LIMIT 1",
+        consultant_id,
+    )
+    if taken is not None:
+        raise ConsultantUnavailable("consultant is busy", reason="busy", consultant_state=taken)
 
 
 class ConsultationService:
@@ -161,31 +181,7 @@ class ConsultationService:
             rate, commission = await consultant_terms(conn, consultant_id, mode, s)
             wallet = await ledger.ensure_account(conn, AccountKind.WALLET, caller_id)
             acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
-            live = await conn.fetchval(
-                "SELECT id FROM consultations WHERE caller_id = $1 "
-                "AND state IN ('requested', 'active')",
-                caller_id,
-            )
-            if live is not None:
-                raise AlreadyLive(
-                    "caller already has a live consultation", consultation_id=str(live)
-                )
-            # One live consultation per consultant too: requests for the same consultant are
-            # serialised (the signalling waitlist takes over on CONSULTANT_UNAVAILABLE).
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock("
-                "hashtextextended('consultant:' || $1::uuid::text, 0))",
-                consultant_id,
-            )
-            taken = await conn.fetchval(
-                "SELECT state FROM consultations WHERE consultant_id = $1 "
-                "AND state IN ('requested', 'active') LIMIT 1",
-                consultant_id,
-            )
-            if taken is not None:
-                raise ConsultantUnavailable(
-                    "consultant is busy", reason="busy", consultant_state=taken
-                )
+            await _check_both_free(conn, caller_id, consultant_id)
             first = not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
                 "AND started_at IS NOT NULL)",
@@ -221,6 +217,11 @@ class ConsultationService:
                 wallet,
                 now,
             )
+            await record_event(
+                conn, cid, "requested", actor_id=caller_id, at=now,
+                data={"mode": mode.value, "consultant_id": str(consultant_id), "rate_paise": rate,
+                      "free_minutes": free, "hold_paise": needed},
+            )
             if birth_profile_id is not None:
                 await _link_birth_profile(conn, cid, birth_profile_id, caller_id)
         c = Consultation.from_row(row)
@@ -250,6 +251,7 @@ class ConsultationService:
                 now,
                 earn,
             )
+            await record_event(conn, consultation_id, "accepted", actor_id=consultant_id, at=now)
             await self._lock_money(conn, [row])
             results = await charge(conn, [Due(consultation_id, 0, row["free_minutes"], 1)], now)
             hold_id = row["hold_id"]
@@ -325,9 +327,7 @@ class ConsultationService:
                     due = Due(consultation_id, row["minutes_charged"], row["free_minutes"], owed)
                     results = await charge(conn, [due], now)
                 elif owed < row["minutes_charged"]:
-                    returned = await reverse_minutes_after(
-                        conn, row, owed, _REVERSAL_MEMO[unserved]
-                    )
+                    returned = await reverse_minutes_after(conn, row, owed, unserved, now)
                     if unserved:
                         await mark_unserved(conn, consultation_id, unserved, returned)
                 row = await self._lock(conn, consultation_id)
@@ -424,7 +424,9 @@ class ConsultationService:
             row = await self._lock(conn, consultation_id)
             unserved = None if row["unserved"] else await unserved_reason(conn, row)
             if unserved is not None and row["minutes_charged"]:
-                returned = await reverse_minutes_after(conn, row, 0, _REVERSAL_MEMO[unserved])
+                returned = await reverse_minutes_after(
+                    conn, row, 0, unserved, self._clock.now()
+                )
                 await mark_unserved(conn, consultation_id, unserved, returned)
                 row = await self._lock(conn, consultation_id)
         return Consultation.from_row(row)
@@ -474,7 +476,14 @@ class ConsultationService:
             end_at,
             actor_id,
         )
-        await self._release_hold(conn, updated, self._clock.now())
+        now = self._clock.now()
+        if reason in _CAUSES:  # the session log names the cause before the end it brings
+            await record_event(conn, row["id"], _CAUSES[reason], actor_id=actor_id, at=now)
+        await record_event(
+            conn, row["id"], "ended", actor_id=actor_id, at=now,
+            data={"reason": reason.value, "ended_at": end_at.isoformat()},
+        )
+        await self._release_hold(conn, updated, now)
         return Consultation.from_row(updated)
 
     async def _release_hold(
@@ -494,37 +503,34 @@ class ConsultationService:
             )
             for r in rows:
                 await self._release_hold(conn, r, now)
+            await write_events(conn, [
+                SessionEvent(r["id"], kind, now, data=data)
+                for r in rows
+                for kind, data in (("timed_out", {}), ("ended", {"reason": "timeout",
+                                                                  "ended_at": now.isoformat()}))
+            ])
         for r in rows:
             await self._publish_state(Consultation.from_row(r))
         return [r["id"] for r in rows]
 
     async def _publish_state(self, c: Consultation) -> None:
-        await self._publish({"event": "consult_state", "consultation": c.to_json()})
+        await self._publish(ConsultStateChanged(c.to_json()).encode())
 
     async def _publish_charges(self, results: Sequence[ChargeResult]) -> None:
         for r in results:
             if not r.charged_now:
                 continue
             await self._publish(
-                {
-                    "event": "billing_tick",
-                    "consultation_id": str(r.consultation_id),
-                    "caller_id": str(r.caller_id),
-                    "consultant_id": str(r.consultant_id),
-                    "minutes": r.minutes_charged,
-                    "amount_paise": r.amount_charged_paise,
-                    "balance_paise": r.balance_after_paise,
-                }
+                MinuteCharged(
+                    r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
+                    r.amount_charged_paise, r.balance_after_paise,
+                ).encode()
             )
             if not r.ended and r.minutes_left <= 2:
                 await self._publish(
-                    {
-                        "event": "balance_warning",
-                        "consultation_id": str(r.consultation_id),
-                        "caller_id": str(r.caller_id),
-                        "consultant_id": str(r.consultant_id),
-                        "minutes_left": r.minutes_left,
-                    }
+                    BalanceLow(
+                        r.consultation_id, r.caller_id, r.consultant_id, r.minutes_left
+                    ).encode()
                 )
 
     async def _publish(self, event: dict[str, Any]) -> None:

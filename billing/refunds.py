@@ -21,6 +21,7 @@ from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
 from billing.settlement import lock_parties
 from core import audit as audit_log
+from core.session_log import record_event
 
 log = structlog.get_logger(__name__)
 
@@ -110,28 +111,30 @@ async def refund_consultation(
             consultation_id,
             amount_paise,
         )
-        await audit_log.record(
-            conn,
-            actor_id,
-            "consultation_refund",
-            "consultation",
-            str(consultation_id),
-            {
-                "amount_paise": amount_paise,
-                "reason": reason,
-                "transfer_id": str(posted.transfer_id),
-                "consultant_part_paise": consultant,
-                "platform_part_paise": platform_part,
-            },
+        refund = Refund(
+            consultation_id, amount_paise, consultant, platform_part, posted.transfer_id, False
         )
-        log.info(
-            "consultation_refunded",
-            consultation_id=str(consultation_id),
-            amount_paise=amount_paise,
-        )
-    return Refund(
-        consultation_id, amount_paise, consultant, platform_part, posted.transfer_id, False
+        await _record(conn, refund, reason, actor_id)
+    log.info(
+        "consultation_refunded", consultation_id=str(consultation_id), amount_paise=amount_paise
     )
+    return refund
+
+
+async def _record(
+    conn: asyncpg.Connection, refund: Refund, reason: str, actor_id: uuid.UUID
+) -> None:
+    """The refund's audit row and its session-log `refunded` event, in its transaction."""
+    details = {
+        "amount_paise": refund.amount_paise,
+        "reason": reason,
+        "transfer_id": str(refund.transfer_id),
+        "consultant_part_paise": refund.consultant_part_paise,
+        "platform_part_paise": refund.platform_part_paise,
+    }
+    cid = refund.consultation_id
+    await audit_log.record(conn, actor_id, "consultation_refund", "consultation", str(cid), details)
+    await record_event(conn, cid, "refunded", actor_id=actor_id, data=details)
 
 
 async def _replay(

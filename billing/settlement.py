@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from billing import ledger
 from billing.lifecycle import Mode, Unserved
 from billing.model import AccountKind, Transfer, charge_legs
+from core.session_log import record_event
+
+_REVERSAL_MEMO = {
+    None: "minute began after the session ended",
+    Unserved.NO_MEDIA: "refunded automatically: the call never connected",
+    Unserved.UNANSWERED: "refunded automatically: the astrologer did not answer",
+}
 
 
 @dataclass(slots=True)
@@ -94,11 +102,16 @@ async def unserved_reason(conn: asyncpg.Connection, row: asyncpg.Record) -> Unse
 
 
 async def reverse_minutes_after(
-    conn: asyncpg.Connection, row: asyncpg.Record, owed: int, memo: str
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    owed: int,
+    unserved: Unserved | None,
+    now: datetime,
 ) -> int:
     """Reverse the charges of minutes > owed (they began after a back-dated end, or the
-    consultation was not owed at all), each by a transfer that undoes its charge row: the payer
-    refunded, the commission and the consultant's share taken back (`ConsultantSide.take`).
+    consultation was not owed at all: `unserved`), each by a transfer that undoes its charge
+    row: the payer refunded, the commission and the consultant's share taken back
+    (`ConsultantSide.take`), and a `minute_reversed` session-log event in the same transaction.
     Returns the wallet paise returned."""
     charges = await conn.fetch(
         "SELECT minute, amount_paise, consultant_share_paise, source "
@@ -124,7 +137,7 @@ async def reverse_minutes_after(
             "charge_reversal",
             [(a, -paise) for a, paise in undo] + side.take(ch["consultant_share_paise"]),
             consultation_id=row["id"],
-            memo=memo,
+            memo=_REVERSAL_MEMO[unserved],
         )
         posted = await ledger.post(conn, transfer)
         await conn.execute(
@@ -133,6 +146,12 @@ async def reverse_minutes_after(
             row["id"],
             ch["minute"],
             posted.transfer_id,
+        )
+        await record_event(
+            conn, row["id"], "minute_reversed", at=now,
+            data={"minute": ch["minute"], "amount_paise": ch["amount_paise"],
+                  "source": ch["source"],
+                  "reason": unserved.value if unserved else "began after the end"},
         )
         wallet = ch["amount_paise"] if ch["source"] == "wallet" else 0
         returned += wallet

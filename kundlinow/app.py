@@ -22,6 +22,27 @@ from aiohttp import web
 from api.auth import decode_token
 from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
+from api.keys import (
+    BUS,
+    CLOCK,
+    CONSULTATIONS,
+    DATABASE,
+    HUB,
+    MEDIA,
+    MEDIA_STATS,
+    METRICS,
+    PASSWORDS,
+    PAYMENTS,
+    PAYOUTS,
+    PRESENCE,
+    RATE_LIMITER,
+    RECORDER,
+    REDIS,
+    SESSION_LOG,
+    SETTINGS,
+    TURN_SETTINGS,
+    WALLETS,
+)
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
@@ -38,28 +59,13 @@ from core.forwarded import trusted_proxy_middleware
 from core.metrics import HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.session_log import EventLog
 from kundlinow.config import Settings
 from kundlinow.database import open_database
-from kundlinow.keys import (
-    BUS,
-    CLOCK,
-    CONSULTATIONS,
-    DATABASE,
-    HUB,
-    MEDIA,
-    MEDIA_STATS,
-    METRICS,
-    PASSWORDS,
-    PAYMENTS,
-    PAYOUTS,
-    PRESENCE,
-    RATE_LIMITER,
-    REDIS,
-    SETTINGS,
-    TURN_SETTINGS,
-    WALLETS,
-)
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.hub import Hub
@@ -94,6 +100,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
+    "api.admin_consultations",
     "api.client",
     "api.birth",
 )
@@ -155,6 +163,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
     return redis_ctx
 
 
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
+
+
 def _bus_ctx(settings: Settings) -> CleanupContext:
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
         redis = app.get(REDIS)
@@ -201,12 +217,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -287,8 +319,11 @@ async def _open_hub(
         media=routed,
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
-    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    # the parties are told what the recorder records (consult_state "recording")
+    hub_settings = replace(cfg, recording=settings.recording.mode)
+    hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
     try:
         await hub.start()
@@ -318,6 +353,9 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
+            log_event = app[SESSION_LOG].emitter(hub.node_id)
+            app[MEDIA].bind_events(log_event)
+            app[RECORDER].bind_events(log_event)  # recording_started/segment/stopped
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             app[MEDIA].bind_media_flowing(_media_started(app[CONSULTATIONS]))
@@ -353,9 +391,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

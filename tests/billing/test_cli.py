@@ -13,10 +13,10 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.loadgen import seed_live_consultations
 from billing import ledger
 from billing.audit import load_snapshot
 from billing.invariants import check_all
-from billing.loadgen import seed_live_consultations
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService
 from core.clock import SystemClock

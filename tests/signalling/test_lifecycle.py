@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from uuid import UUID
 
-from kundlinow.keys import HUB
+from api.keys import HUB
 from tests.billing.helpers import served
 from tests.factories import TestUser
 from tests.signalling.conftest import World, WorldFactory
