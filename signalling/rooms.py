@@ -130,9 +130,40 @@ async def _grace_expired(ctx: HubContext, room: UUID, user_id: UUID, dropped_at:
     if view.state != State.ACTIVE:
         return
     log.info("party_gone", consultation_id=str(room), user=str(user_id))
-    await consultations.end(
-        room, EndReason.DISCONNECTED, actor_id=user_id, ended_at=dropped_at
-    )
+    await end_retrying(ctx, room, EndReason.DISCONNECTED, actor_id=user_id, ended_at=dropped_at)
+
+
+END_RETRY_FIRST_S = 0.5
+END_RETRY_MAX_S = 30.0
+
+
+async def end_retrying(
+    ctx: HubContext,
+    room: UUID,
+    reason: EndReason,
+    *,
+    actor_id: UUID | None = None,
+    ended_at: datetime | None = None,
+    attempt: int = 0,
+) -> None:
+    """End a consultation no client is waiting on (a drop past its grace, a request timeout).
+    An end that fails (the database went away, a deadlock) is tried again, backing off to
+    END_RETRY_MAX_S, until it succeeds: a consultation left active would go on being charged.
+    Billing's end is idempotent, and a retried back-dated end still ends at `ended_at`."""
+    try:
+        await ctx.services.consultations.end(room, reason, actor_id=actor_id, ended_at=ended_at)
+    except Exception:
+        delay = min(END_RETRY_MAX_S, END_RETRY_FIRST_S * 2**attempt)
+        log.warning(
+            "consultation_end_failed", consultation_id=str(room), reason=reason,
+            retry_in_s=delay, exc_info=True,
+        )
+        ctx.timers.schedule(
+            ("end", room), delay,
+            lambda: end_retrying(
+                ctx, room, reason, actor_id=actor_id, ended_at=ended_at, attempt=attempt + 1
+            ),
+        )
 
 
 async def on_control(ctx: HubContext, event: dict[str, Any]) -> None:
