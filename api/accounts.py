@@ -19,13 +19,14 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import Role, issue_token, require_user
+from api.config import ApiSettings
 from api.errors import ApiError
+from api.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core.db import Database
+from core.errors import CodedError
 from core.ratelimit import Decision
-from kundlinow.config import Settings
-from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from signalling.masking import mask
 
 log = structlog.get_logger(__name__)
@@ -81,7 +82,7 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
-class EmailTaken(Exception):
+class EmailTaken(CodedError):
     status = 409
     code = "EMAIL_TAKEN"
 
@@ -131,7 +132,7 @@ async def create_account(
     return _user_out(row)
 
 
-def _token(settings: Settings, user: UserOut) -> TokenOut:
+def _token(settings: ApiSettings, user: UserOut) -> TokenOut:
     return TokenOut(
         access_token=issue_token(settings, user.id, user.role),
         expires_in=settings.jwt_ttl_s,
@@ -186,7 +187,7 @@ async def register(request: web.Request) -> web.Response:
     "Exchange email and password for an access token",
     body=LoginRequest,
     response=TokenOut,
-    errors=(401, 429),
+    errors=(401, 403, 429),
     tags=("accounts",),
 )
 async def login(request: web.Request) -> web.Response:
@@ -205,7 +206,7 @@ async def login(request: web.Request) -> web.Response:
 
     database = request.app[DATABASE]
     row = await database.pool.fetchrow(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email
+        f"SELECT {_USER_COLUMNS}, password_hash, disabled_at FROM users WHERE email = $1", email
     )
     verdict = await request.app[PASSWORDS].verify(
         row["password_hash"] if row else None, body.password
@@ -215,6 +216,8 @@ async def login(request: web.Request) -> web.Response:
         log.info("login_failed", known_account=row is not None)
         raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
     await limiter.reset(account_key)
+    if row["disabled_at"] is not None:
+        raise ApiError(403, "ACCOUNT_DISABLED", "this account has been disabled")
     if verdict.new_hash is not None:
         await database.pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash

@@ -11,9 +11,9 @@ import jwt
 import structlog
 from aiohttp import web
 
+from api.config import ApiSettings
 from api.errors import ApiError
-from kundlinow.config import Settings
-from kundlinow.keys import SETTINGS
+from api.keys import SETTINGS
 
 ALGORITHM = "HS256"
 Role = Literal["user", "consultant", "admin"]
@@ -31,7 +31,7 @@ class Claims:
 
 
 def issue_token(
-    settings: Settings, user_id: uuid.UUID, role: Role, *, now: datetime | None = None
+    settings: ApiSettings, user_id: uuid.UUID, role: Role, *, now: datetime | None = None
 ) -> str:
     issued = now or datetime.now(UTC)
     payload = {
@@ -44,7 +44,7 @@ def issue_token(
     return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM)
 
 
-def decode_token(settings: Settings, token: str) -> Claims:
+def decode_token(settings: ApiSettings, token: str) -> Claims:
     """Verify signature, expiry and shape; raises 401 ``UNAUTHENTICATED`` otherwise.
 
     The algorithm list is pinned, so ``alg: none`` and algorithm-confusion tokens are refused.

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import TURN_GRANTS, TURN_SETTINGS
 from api.openapi import operation
-from kundlinow.keys import TURN_GRANTS, TURN_SETTINGS
 from turn.grants import TurnRateLimited
 
 routes = web.RouteTableDef()

@@ -10,7 +10,7 @@ import functools
 import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,7 +20,30 @@ import structlog
 from aiohttp import web
 
 from api.auth import decode_token
+from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
+from api.keys import (
+    BUS,
+    CLOCK,
+    CONSULTATIONS,
+    DATABASE,
+    HUB,
+    MEDIA,
+    MEDIA_STATS,
+    METRICS,
+    PASSWORDS,
+    PAYMENTS,
+    PAYOUTS,
+    PRESENCE,
+    RATE_LIMITER,
+    RECORDER,
+    REDIS,
+    SESSION_LOG,
+    SETTINGS,
+    TURN_GRANTS,
+    TURN_SETTINGS,
+    WALLETS,
+)
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
@@ -37,29 +60,13 @@ from core.forwarded import trusted_proxy_middleware
 from core.metrics import HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.session_log import EventLog
 from kundlinow.config import Settings
 from kundlinow.database import open_database
-from kundlinow.keys import (
-    BUS,
-    CLOCK,
-    CONSULTATIONS,
-    DATABASE,
-    HUB,
-    MEDIA,
-    MEDIA_STATS,
-    METRICS,
-    PASSWORDS,
-    PAYMENTS,
-    PAYOUTS,
-    PRESENCE,
-    RATE_LIMITER,
-    REDIS,
-    SETTINGS,
-    TURN_GRANTS,
-    TURN_SETTINGS,
-    WALLETS,
-)
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.hub import Hub
@@ -96,6 +103,12 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
+    "api.admin_consultations",
+    "api.history",
+    "api.admin_users",
+    "api.admin_console",
+    "api.profile_photo",
     "api.client",
     "api.birth",
 )
@@ -157,6 +170,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
     return redis_ctx
 
 
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
+
+
 def _bus_ctx(settings: Settings) -> CleanupContext:
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
         redis = app.get(REDIS)
@@ -203,12 +224,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -291,8 +328,11 @@ async def _open_hub(
         media=routed,
         turn=grants,
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
-    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    # the parties are told what the recorder records (consult_state "recording")
+    hub_settings = replace(cfg, recording=settings.recording.mode)
+    hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
     try:
         await hub.start()
@@ -304,14 +344,32 @@ async def _open_hub(
         await chat.close()
 
 
+def _media_started(consultations: ConsultationService) -> Callable[[str], Awaitable[None]]:
+    """The SFU's first two-way media of a room, told to billing (the room id is the
+    consultation id); a failure is logged: the media goes on."""
+
+    async def started(room_id: str) -> None:
+        try:
+            await consultations.media_started(uuid.UUID(room_id))
+        except Exception:
+            log.exception("media_started_not_recorded", consultation_id=room_id)
+
+    return started
+
+
 def _signalling_ctx(settings: Settings) -> CleanupContext:
     async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
+            log_event = app[SESSION_LOG].emitter(hub.node_id)
+            app[MEDIA].bind_events(log_event)
+            app[RECORDER].bind_events(log_event)  # recording_started/segment/stopped
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
+            app[MEDIA].bind_media_flowing(_media_started(app[CONSULTATIONS]))
             yield
+            app[MEDIA].bind_media_flowing(None)
             app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx
@@ -329,16 +387,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The proxy rewrite runs first so the access log and the rate limits see the real client.
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
-        middlewares=[*proxy, access_log_middleware, metrics_middleware, error_middleware],
+        middlewares=[
+            *proxy,
+            access_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            database_retry_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

@@ -19,6 +19,8 @@ from dotenv import dotenv_values
 from billing.config import BillingSettings, RazorpaySettings
 from core.forwarded import IPNetwork, parse_networks
 from media.config import MediaSettings
+from recording.config import MODES as RECORDING_MODES
+from recording.config import RecordingSettings
 from signalling.config import MASKABLE, SignallingSettings
 from turn.config import TurnSettings, parse_urls
 
@@ -74,6 +76,8 @@ class Settings:
     """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
     signalling: SignallingSettings = field(default_factory=SignallingSettings)
     """The WebSocket hub's limits and timers (``WS_*``, ``REQUEST_TIMEOUT``, ...)."""
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    """The live recorder and recording access (``RECORDING``, ``RECORDINGS_DIR``, ...)."""
     birth_data_key: bytes | None = field(default=None, repr=False)
     """AES-256-GCM key of birth profiles (``BIRTH_DATA_KEY``, base64 of 32 bytes); ``None``:
     development keeps one in ``birth_data_key_file``, tests use a fresh one per app."""
@@ -173,6 +177,19 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
         raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
+def _recording(env: Mapping[str, str]) -> RecordingSettings:
+    """``RECORDING`` (off|audio|all), ``RECORDINGS_DIR``, ``RECORDING_SEGMENT_SECONDS``,
+    ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS`` (see recording/config.py)."""
+    d = RecordingSettings()
+    return RecordingSettings(
+        mode=_parse(env, "RECORDING", _choice(RECORDING_MODES), d.mode),
+        directory=Path(_text(env, "RECORDINGS_DIR", str(d.directory))),
+        segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
+        participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
+        url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+    )
+
+
 def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
@@ -219,11 +236,17 @@ def _content_types(raw: str) -> frozenset[str]:
     return types
 
 
+def request_timeout_from_env(env: Mapping[str, str]) -> float:
+    """``REQUEST_TIMEOUT``: how long a requested consultation waits for the astrologer. Billing
+    ends it (the tick) and the hub ends it (its timer): one value, read here only."""
+    return _parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0)
+
+
 def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
     """The hub's settings (see ``.env.example``)."""
     d = SignallingSettings()
     return SignallingSettings(
-        request_timeout_s=_parse(env, "REQUEST_TIMEOUT", _positive_float, d.request_timeout_s),
+        request_timeout_s=request_timeout_from_env(env),
         reconnect_grace_s=_parse(env, "RECONNECT_GRACE", _positive_float, d.reconnect_grace_s),
         max_frame_bytes=_parse(env, "WS_MAX_FRAME", _positive_int, d.max_frame_bytes),
         hard_frame_bytes=_parse(env, "WS_HARD_FRAME", _positive_int, d.hard_frame_bytes),
@@ -292,6 +315,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         turn=_turn(env, environment == "production"),
         media=_media(env),
         signalling=signalling_from_env(env),
+        recording=_recording(env),
     )
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
@@ -353,7 +377,7 @@ def billing_from_env(env: Mapping[str, str], production: bool) -> BillingSetting
         commission_percent=_parse(env, "COMMISSION_PERCENT", _percent, 30),
         free_first_minutes=_parse(env, "FREE_FIRST_MINUTES", _non_negative_int, 0),
         minute_seconds=_parse(env, "BILLING_MINUTE_SECONDS", _positive_int, 60),
-        request_timeout_seconds=_parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0),
+        request_timeout_seconds=request_timeout_from_env(env),
         internal_ticker=_parse(env, "BILLING_INTERNAL_TICKER", _bool, True),
         tick_interval_seconds=_parse(env, "BILLING_TICK_INTERVAL", _float_seconds, 5.0),
         production=production,

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from aiohttp import web
 
+from billing.consultations import Mode
 from signalling import errors, fanout, rooms, session
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
@@ -75,15 +76,7 @@ class Hub:
     async def start(self) -> None:
         await self._ctx.services.store.start()
         await self.router.start()
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(
-            fanout.listen(self._ctx, ready), name="signalling-consultations"
-        )
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({waiter, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener.done():
-            waiter.cancel()
-            self._listener.result()
+        self._listener = await fanout.start(self._ctx)
         self._watchdog = asyncio.create_task(
             rooms.watch_rooms(self._ctx), name="signalling-watchdog"
         )
@@ -120,13 +113,14 @@ class Hub:
         caller_id: UUID,
         role: str,
         consultant_id: UUID,
-        mode: str,
+        mode: Mode | str,
         *,
         birth_profile_id: UUID | None = None,
     ) -> ConsultView:
         """``POST /consultations``: the rule the socket's ``consult_request`` applies too."""
         return await lifecycle.request_consultation(
-            self._ctx, caller_id, role, consultant_id, mode, birth_profile_id=birth_profile_id
+            self._ctx, caller_id, role, consultant_id, Mode(mode),
+            birth_profile_id=birth_profile_id,
         )
 
     async def send_signal(self, room_id: str, participant_id: str, message: dict[str, Any]) -> None:

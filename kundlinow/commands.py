@@ -1,4 +1,4 @@
-"""CLI subcommands owned by the API: ``kundlinow admin create`` and ``kundlinow seed-demo``.
+"""Account subcommands: ``kundlinow admin create`` and ``kundlinow seed-demo`` (the API's data).
 
 Admins exist only through ``admin create`` (never over HTTP). The password comes from
 ``--password``, else from standard input (one line) when it is not a terminal, else from a
