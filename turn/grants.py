@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from core.errors import CodedError
 from core.ratelimit import RateLimiter
 from turn.config import TurnSettings
 from turn.ice import IceServer, build_ice_servers
@@ -29,21 +30,24 @@ _PARTY_SQL = """
 """
 
 
-class TurnNotAllowed(Exception):
+class TurnNotAllowed(CodedError):
     """403: the user is in no accepted consultation (and is not an online astrologer)."""
 
     status = 403
     code = "TURN_NOT_ALLOWED"
 
 
-class TurnRateLimited(Exception):
+class TurnRateLimited(CodedError):
     """429: the user's credentials for this window are used up."""
 
     status = 429
     code = "RATE_LIMITED"
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__("too many TURN credential requests; try again later")
+        super().__init__(
+            "too many TURN credential requests; try again later",
+            {"retry_after_s": retry_after_s, "scope": "user"},
+        )
         self.retry_after_s = retry_after_s
 
 
