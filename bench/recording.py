@@ -310,14 +310,18 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
         )
         assert gen.stdout is not None
         cpu0 = wall0 = 0.0
+        switches0 = 0
         result: dict[str, Any] = {}
         for out in gen.stdout:
             if out.startswith("MEASURE_START"):
                 t = proc.cpu_times()
                 cpu0, wall0 = t.user + t.system, time.monotonic()
+                switches0 = sum(proc.num_ctx_switches())
             elif out.startswith("MEASURE_END"):
                 t = proc.cpu_times()
                 result["cpu_s"] = t.user + t.system - cpu0
+                # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
+                result["switches"] = sum(proc.num_ctx_switches()) - switches0
                 result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
                 result.update(json.loads(out[7:]))
@@ -394,8 +398,9 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
           f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
     print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
-          " µs server CPU per packet | video fps per stream | peers connected |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
+          " peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     cost: dict[int, dict[str, float]] = {}
     for n, record, r in rows:
         # per packet, not per second: a loaded machine lets a different rate through each run
@@ -403,8 +408,8 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
         us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
         cost.setdefault(n, {})[record] = us
         print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
-              f" {r.get('packets_per_s')} | {us:.1f} | {r.get('fps_per_stream')} |"
-              f" {r.get('connected')}/{r.get('peers')} |")
+              f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
+              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
     ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
     if ratios:
         print("\nCPU per packet, all / off, per round: "
