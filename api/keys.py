@@ -14,6 +14,7 @@ from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
+from birth.profiles import ProfileStore
 from core.bus import EventBus
 from core.clock import Clock
 from core.db import Database
@@ -48,3 +49,5 @@ MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
 """Live SFU stats of a room, asked of the node hosting its media."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
+"""Sealed birth profiles and who may read them (issue 15)."""

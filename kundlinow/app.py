@@ -94,6 +94,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.payouts",
     "api.messages",
     "api.client",
+    "api.birth",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
 Document every handler with :func:`api.openapi.operation` (a test checks)."""

@@ -85,7 +85,14 @@ class ConsultView:
 
 
 class Consultations(Protocol):
-    async def request(self, caller_id: UUID, consultant_id: UUID, mode: Mode) -> ConsultView: ...
+    async def request(
+        self,
+        caller_id: UUID,
+        consultant_id: UUID,
+        mode: Mode,
+        *,
+        birth_profile_id: UUID | None = None,
+    ) -> ConsultView: ...
 
     async def accept(self, consultation_id: UUID, consultant_id: UUID) -> ConsultView: ...
 
@@ -112,8 +119,19 @@ class BillingConsultations:
     def __init__(self, service: ConsultationService) -> None:
         self._service = service
 
-    async def request(self, caller_id: UUID, consultant_id: UUID, mode: Mode) -> ConsultView:
-        return ConsultView.of(await self._service.request(caller_id, consultant_id, mode))
+    async def request(
+        self,
+        caller_id: UUID,
+        consultant_id: UUID,
+        mode: Mode,
+        *,
+        birth_profile_id: UUID | None = None,
+    ) -> ConsultView:
+        return ConsultView.of(
+            await self._service.request(
+                caller_id, consultant_id, mode, birth_profile_id=birth_profile_id
+            )
+        )
 
     async def accept(self, consultation_id: UUID, consultant_id: UUID) -> ConsultView:
         return ConsultView.of(await self._service.accept(consultation_id, consultant_id))

@@ -36,6 +36,8 @@ async def consult_request(
     consultant_id = uuid_of(data, "consultant_id")
     mode = Mode(data["mode"])
     wants_waitlist = bool(data.get("waitlist", False))
+    # The astrologer reads this profile and its chart with the request (issue 15).
+    profile = uuid_of(data, "birth_profile_id") if data.get("birth_profile_id") else None
     if consultant_id == conn.user_id:
         raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
     services = ctx.services
@@ -46,7 +48,9 @@ async def consult_request(
     blocked = status == BUSY or await services.waitlist.blocked_for(consultant_id, conn.user_id)
     if not blocked:
         try:
-            view = await services.consultations.request(conn.user_id, consultant_id, mode)
+            view = await services.consultations.request(
+                conn.user_id, consultant_id, mode, birth_profile_id=profile
+            )
         except CodedError as exc:
             if exc.code != errors.CONSULTANT_UNAVAILABLE:
                 raise

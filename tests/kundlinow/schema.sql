@@ -87,6 +87,14 @@ ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.birth_profiles (
+    id uuid NOT NULL,
+    owner_id uuid NOT NULL,
+    sealed bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.chat_messages (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     consultation_id uuid NOT NULL,
@@ -165,6 +173,11 @@ CREATE TABLE public.consultant_profiles (
     CONSTRAINT consultant_profiles_rate_voice_paise_check CHECK ((rate_voice_paise >= 0)),
     CONSTRAINT consultant_profiles_rating_count_check CHECK ((rating_count >= 0)),
     CONSTRAINT consultant_profiles_rating_sum_check CHECK ((rating_sum >= 0))
+);
+
+CREATE TABLE public.consultation_birth_profiles (
+    consultation_id uuid NOT NULL,
+    profile_id uuid NOT NULL
 );
 
 CREATE TABLE public.consultation_charges (
@@ -378,6 +391,9 @@ CREATE TABLE public.users (
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT billing_audit_log_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_consultation_id_sender_id_client_id_key UNIQUE (consultation_id, sender_id, client_id);
 
@@ -401,6 +417,9 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_pkey PRIMARY KEY (consultation_id);
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
@@ -458,6 +477,8 @@ ALTER TABLE ONLY public.users
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
+CREATE INDEX birth_profiles_owner ON public.birth_profiles USING btree (owner_id, created_at);
+
 CREATE INDEX chat_uploads_consultation ON public.chat_uploads USING btree (consultation_id);
 
 CREATE UNIQUE INDEX consult_waitlist_open ON public.consult_waitlist USING btree (consultant_id, caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
@@ -467,6 +488,8 @@ CREATE INDEX consult_waitlist_queue ON public.consult_waitlist USING btree (cons
 CREATE INDEX consultant_profiles_languages ON public.consultant_profiles USING gin (languages);
 
 CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USING gin (specialities);
+
+CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
 
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
@@ -526,6 +549,9 @@ CREATE TRIGGER ledger_transfers_immutable BEFORE DELETE OR UPDATE ON public.ledg
 
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_transfers FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_sender_id_fkey FOREIGN KEY (sender_id) REFERENCES public.users(id);
 
@@ -546,6 +572,12 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_consultation_id_fkey FOREIGN KEY (consultation_id) REFERENCES public.consultations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_profile_id_fkey FOREIGN KEY (profile_id) REFERENCES public.birth_profiles(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_reversal_transfer_id_fkey FOREIGN KEY (reversal_transfer_id) REFERENCES public.ledger_transfers(id);
