@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from recording.config import RecordingSettings
+
 
 class ApiSettings(Protocol):
     @property
@@ -39,3 +41,6 @@ class ApiSettings(Protocol):
 
     @property
     def birth_data_key_file(self) -> Path: ...
+
+    @property
+    def recording(self) -> RecordingSettings: ...

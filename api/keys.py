@@ -21,7 +21,9 @@ from core.db import Database
 from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
+from core.session_log import EventLog
 from media.engine import MediaEngine
+from recording.recorder import Recorder
 from signalling.hub import Hub
 from turn.config import TurnSettings
 
@@ -47,7 +49,11 @@ and media routing all share it."""
 RoomStats = Callable[[str], Awaitable[dict[str, Any]]]
 MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
 """Live SFU stats of a room, asked of the node hosting its media."""
+SESSION_LOG = web.AppKey("session_log", EventLog)
+"""The batched writer of consultations' session logs (core.session_log)."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+RECORDER = web.AppKey("recorder", Recorder)
+"""The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
 """Sealed birth profiles and who may read them (issue 15)."""

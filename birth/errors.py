@@ -8,7 +8,7 @@ from core.errors import CodedError
 
 
 class BirthError(CodedError):
-    """Base of every birth-profile error (rendered by api.errors' middleware)."""
+    """Base of every birth-profile error (rendered by api.errors' middleware as a CodedError)."""
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message, details, code=code, status=status)

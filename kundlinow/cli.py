@@ -19,7 +19,11 @@ from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
 from kundlinow.database import open_database
 
-COMMAND_MODULES: tuple[str, ...] = ("kundlinow.commands", "kundlinow.billing_commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kundlinow.commands",
+    "kundlinow.billing_commands",
+    "kundlinow.recording_commands",
+)
 """Modules (beyond this one) that register subcommands."""
 
 

@@ -24,7 +24,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -46,45 +45,14 @@ from aiortc.rtp import (
 
 from core.tasks import TaskSet
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
-from media.packets import RTP_HEADER, RTX_OSN, always_start, h264_is_keyframe, vp8_is_keyframe
+from media.observer import PacketTap
+from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
+from media.stats import RateWindow
 
 logger = logging.getLogger(__name__)
 
 RTCP_PSFB_APP = 15
 SendRtcp = Callable[[bytes], Awaitable[None]]
-
-
-def keyframe_detector(codec: RTCRtpCodecParameters) -> Callable[[bytes], bool]:
-    name = codec.name.lower()
-    if name == "vp8":
-        return vp8_is_keyframe
-    if name == "h264":
-        return h264_is_keyframe
-    return always_start
-
-
-def _seq_gt(a: int, b: int) -> bool:
-    """RFC 1982 serial number comparison for 16-bit sequence numbers."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
-
-
-@dataclass(slots=True)
-class RateWindow:
-    """Bytes/packets counters with a per-report-interval rate snapshot."""
-
-    bytes: int = 0
-    packets: int = 0
-    _last_bytes: int = 0
-    _last_time: float = 0.0
-    bitrate_bps: float = 0.0
-
-    def snapshot(self, now: float) -> None:
-        if self._last_time:
-            dt = now - self._last_time
-            if dt > 0:
-                self.bitrate_bps = (self.bytes - self._last_bytes) * 8 / dt
-        self._last_bytes = self.bytes
-        self._last_time = now
 
 
 class UpTrack:
@@ -128,6 +96,9 @@ class UpTrack:
         self._mask = history - 1
         self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
+        self.tap: PacketTap | None = None
+        """The recorder's tap, if this track is recorded (one attribute test per packet
+        when it is not)."""
         self.closed = False
         # receive statistics (RFC 3550 §6.4.1 / Appendix A.3, A.8)
         self.rate = RateWindow()
@@ -181,6 +152,9 @@ class UpTrack:
         if key and self.is_video:
             self.keyframes += 1
         self._history[seq & self._mask] = (seq, ts, b1, payload)
+        tap = self.tap
+        if tap is not None:
+            tap.on_rtp(seq, ts, b1, payload, arrival_ms)
         now = time.monotonic()
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
@@ -194,7 +168,7 @@ class UpTrack:
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
             self._missing.clear()
-        elif _seq_gt(seq, self._max_seq):
+        elif seq_gt(seq, self._max_seq):
             skipped = (seq - self._max_seq - 1) & 0xFFFF
             if seq < self._max_seq:
                 self._cycles += 0x10000
@@ -269,8 +243,11 @@ class UpTrack:
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         """RTCP from the publisher addressed to this track's receiver (SR, BYE)."""
         if isinstance(packet, RtcpSrPacket):
-            self._sr_lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+            info = packet.sender_info
+            self._sr_lsr = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
             self._sr_time = time.time()
+            if self.tap is not None:
+                self.tap.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
 
     def report(self, now: float) -> list[AnyRtcpPacket]:
         """Receiver report block (RFC 3550 §6.4.2) and REMB for this track."""
@@ -329,6 +306,9 @@ class UpTrack:
 
     def close(self) -> None:
         self.closed = True
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None
         if self._pli_handle is not None:
             self._pli_handle.cancel()
             self._pli_handle = None

@@ -9,6 +9,9 @@ negotiated per peer connection); subscribers demultiplex on the SSRC announced i
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 RTP_HEADER = struct.Struct("!BBHII")
 """V/P/X/CC, M/PT, sequence number, timestamp, SSRC (RFC 3550 §5.1)."""
@@ -83,3 +86,18 @@ def h264_is_keyframe(payload: bytes) -> bool:
 def always_start(payload: bytes) -> bool:
     """Audio has no key frames: every packet is a valid start."""
     return True
+
+
+def keyframe_detector(codec: RTCRtpCodecParameters) -> Callable[[bytes], bool]:
+    """The keyframe test for ``codec``'s payloads (every packet starts one if unknown)."""
+    name = codec.name.lower()
+    if name == "vp8":
+        return vp8_is_keyframe
+    if name == "h264":
+        return h264_is_keyframe
+    return always_start
+
+
+def seq_gt(a: int, b: int) -> bool:
+    """RFC 1982 serial number comparison for 16-bit sequence numbers."""
+    return a != b and ((a - b) & 0xFFFF) < 0x8000

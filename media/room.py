@@ -42,7 +42,10 @@ from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
+from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.session_events import MediaEventSink, ice_state_data, no_events
+from media.stats import downtrack_stats, participant_stats, uptrack_stats
 
 _RTCP_TICK_S = 0.1
 """Grid the RTCP report times of all participants are rounded up to."""
@@ -157,6 +160,10 @@ class Participant:
         self._needs_offer = False
         self._tasks = TaskSet("media_task_failed")
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("iceconnectionstatechange",
+                   lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
+        self._media_seen: set[UpTrack] = set()
+        """Tracks whose first packet the session log has (``first_media``)."""
         self._tasks.spawn(self._run_rtcp())
 
     # -- state ------------------------------------------------------------------------
@@ -172,6 +179,9 @@ class Participant:
         )
         self.state = state
         self.room.participant_state_changed(self)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.room.on_event(self.room.room_id, self.participant_id, kind, data)
 
     @property
     def is_connected(self) -> bool:
@@ -294,6 +304,12 @@ class Participant:
         )
         self.uptracks[t] = up
         glue.take_over_receiver(t.receiver, up.on_rtcp)
+        observer = self.room.observer
+        if observer is not None:
+            up.tap = observer.track_published(
+                self.room.room_id, self.participant_id, up.kind, codec.mimeType,
+                codec.clockRate, up.request_keyframe, up.is_keyframe,
+            )
 
     def _rtcp_sender(self, t: RTCRtpTransceiver) -> Callable[[bytes], Awaitable[None]]:
         async def send(data: bytes) -> None:
@@ -326,6 +342,7 @@ class Participant:
         return link
 
     def _on_dtls_state(self, dtls: RTCDtlsTransport, on_rtp: glue.RtpHandler) -> None:
+        self._emit("dtls_state_changed", {"state": dtls.state})
         if dtls.state == "connected":
             glue.receive_srtp(dtls, on_rtp)
             self._activate()
@@ -374,6 +391,10 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                if up not in self._media_seen:  # a new SSRC: off the per-packet path
+                    self._media_seen.add(up)
+                    self._emit("first_media", {"track_id": up.track_id, "kind": up.kind,
+                                               "codec": up.codec.mimeType})
             start, end = payload_bounds(data)
             up.on_rtp(data, start, end, arrival_time_ms)
 
@@ -499,75 +520,30 @@ class Participant:
         ]
 
     def stats(self) -> dict[str, Any]:
-        published: list[dict[str, Any]] = []
-        for up in self.uptracks.values():
-            published.append(
-                {
-                    "track_id": up.track_id,
-                    "kind": up.kind,
-                    "codec": up.codec.mimeType,
-                    "bitrate_bps": round(up.rate.bitrate_bps),
-                    "packets_received": up.rate.packets,
-                    "bytes_received": up.rate.bytes,
-                    "packets_lost": up.packets_lost,
-                    "fraction_lost": up.fraction_lost / 256,
-                    "jitter_s": up.jitter_s,
-                    "frames_received": up.frames,
-                    "keyframes_received": up.keyframes,
-                    "keyframe_requests_sent": up.plis_sent,
-                    "nacks_sent": up.nacks_sent,
-                    "rtx_received": up.rtx_received,
-                    "subscribers": len(up.downtracks),
-                }
-            )
-        subscribed: list[dict[str, Any]] = []
-        for down in self.downtracks.values():
-            subscribed.append(
-                {
-                    "track_id": down.source.track_id if down.source else None,
-                    "kind": down.kind,
-                    "active": down.active,
-                    "bitrate_bps": round(down.rate.bitrate_bps),
-                    "packets_forwarded": down.packets,
-                    "bytes_forwarded": down.bytes,
-                    "frames_forwarded": down.frames,
-                    "packets_dropped": down.dropped,
-                    "send_errors": down.send_errors,
-                    "nacks_received": down.nacks_received,
-                    "packets_retransmitted": down.retransmitted,
-                    "keyframe_requests_received": down.plis_received + down.firs_received,
-                    "rtt_s": down.rtt_s,
-                    "fraction_lost": down.remote_fraction_lost / 256,
-                    "packets_lost": down.remote_packets_lost,
-                }
-            )
-        rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
-        return {
-            "participant_id": self.participant_id,
-            "state": self.state.value,
-            "can_publish": self.can_publish,
-            "connection_state": self.pc.connectionState,
-            "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
-            "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
-            "rtt_s": max(rtts) if rtts else None,
-            "fraction_lost_in": max((p["fraction_lost"] for p in published), default=0.0),
-            "fraction_lost_out": max((s["fraction_lost"] for s in subscribed), default=0.0),
-            "frames_forwarded": sum(s["frames_forwarded"] for s in subscribed),
-            "packets_forwarded": sum(s["packets_forwarded"] for s in subscribed),
-            "keyframe_requests_sent": sum(p["keyframe_requests_sent"] for p in published),
-            "keyframe_requests_received": sum(s["keyframe_requests_received"] for s in subscribed),
-            "published": published,
-            "subscribed": subscribed,
-        }
+        return participant_stats(
+            self.participant_id, self.state.value, self.can_publish, self.pc.connectionState,
+            [uptrack_stats(up) for up in self.uptracks.values()],
+            [downtrack_stats(down) for down in self.downtracks.values()],
+        )
 
 
 class Room:
     """Participants of one consultation and the wiring between their tracks."""
 
-    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
+    ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
+        self.observer = observer
+        self.on_event = on_event
+        """The room's media events (``MediaEngine._event``: the session log and the observer)."""
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:
@@ -585,9 +561,12 @@ class Room:
                         sub.subscribe(up)
 
     async def remove(self, participant_id: str) -> None:
+        """Close the participant's peer connection: a leave, a rejoin's replacement or the
+        room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
+            self.on_event(self.room_id, participant_id, "left", {})
 
     async def close(self) -> None:
         for pid in list(self.participants):

@@ -63,10 +63,19 @@ async def on_consultation_event(ctx: HubContext, event: events.ConsultationEvent
         )
 
 
+def recording_notice(setting: str, mode: str) -> str:
+    """What of this consultation is recorded: ``off``, ``audio`` or ``all`` (voice and video
+    consults only; a voice consult has no video to record)."""
+    if setting == "off" or mode not in ("voice", "video"):
+        return "off"
+    return "audio" if mode == "voice" else setting
+
+
 async def _on_state(ctx: HubContext, view: ConsultView) -> None:
     if view.id in ctx.rooms.views:
         ctx.rooms.views[view.id] = view
-    frame = protocol.event("consult_state", {"consultation": view.raw})
+    recording = recording_notice(ctx.settings.recording, view.mode)
+    frame = protocol.event("consult_state", {"consultation": view.raw, "recording": recording})
     await send_parties(ctx, view.id, view.parties(), frame)
     if view.state == State.REQUESTED:
         await ctx.registry.send_users(

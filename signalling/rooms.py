@@ -84,6 +84,8 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
     with contextlib.suppress(Exception):
         await ctx.services.store.remove(user_key(conn.user_id))
     for room in rooms:
+        ctx.log_event(room, conn.user_id, "socket_disconnected",
+                      {"conn": conn.id, "close_code": conn.ws.close_code}, at=dropped_at)
         try:
             await left_room(ctx, conn, room, dropped_at=dropped_at)
         except Exception:
@@ -96,6 +98,8 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
 async def party_dropped(ctx: HubContext, room: UUID, user_id: UUID, dropped_at: datetime) -> None:
     grace = ctx.settings.reconnect_grace_s
     log.info("party_dropped", consultation_id=str(room), user=str(user_id), grace_s=grace)
+    ctx.log_event(room, user_id, "party_dropped",
+                  {"grace_s": grace, "dropped_at": dropped_at.isoformat()})
     await ctx.router.to_room(
         room,
         protocol.event(

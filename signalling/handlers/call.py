@@ -27,6 +27,8 @@ async def media_state(ctx: HubContext, conn: Connection, data: dict[str, Any]) -
     clients send their state again when a call starts and when either party rejoins."""
     view = ctx.joined_party(conn, data)
     _require_active(view)
+    ctx.log_event(view.id, conn.user_id, "media_state_changed",
+                  {"audio": bool(data["audio"]), "video": bool(data["video"])})
     await ctx.router.to_room(
         view.id,
         protocol.event("media_state", {"consultation_id": str(view.id),

@@ -17,7 +17,7 @@ from billing.consultations import EndReason, Mode, State
 from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
-from signalling.context import HubContext, is_party, uuid_of
+from signalling.context import HubContext, is_party, role_in, uuid_of
 from signalling.errors import SignalError
 from signalling.handlers.chat import replay
 from signalling.presence import AWAY, BUSY, OFFLINE, room_key
@@ -58,7 +58,9 @@ async def consult_request(
             if not wants_waitlist:
                 raise
         else:
-            await services.waitlist.taken(consultant_id, conn.user_id)
+            offered_at = await services.waitlist.taken(consultant_id, conn.user_id)
+            if offered_at is not None:  # the slot this request took was offered from the queue
+                ctx.log_event(view.id, conn.user_id, "offered", {"mode": mode}, at=offered_at)
             ctx.timers.cancel(("offer", consultant_id))
             ctx.timers.schedule(
                 ("request", view.id), ctx.settings.request_timeout_s,
@@ -122,6 +124,9 @@ async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) 
     services = ctx.services
     if first:
         ctx.registry.join(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_connected",
+                      {"conn": conn.id, "role": role_in(view, conn.user_id),
+                       "connected_at": conn.connected_at.isoformat(), "state": view.state})
         if not participant and services.audit is not None:
             # An admin watching a private consultation is always on the record.
             await services.audit(conn.user_id, "observer_joined", "consultation", str(room),
@@ -157,6 +162,7 @@ async def leave_consult(
     if room in conn.rooms:
         await left_room(ctx, conn, room, dropped_at=None)
         ctx.registry.leave(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_left", {"conn": conn.id})
         # A deliberate leave is not a drop: no node's watchdog should start a grace for it.
         await ctx.router.control({"e": "left", "room": str(room), "user": str(conn.user_id)})
         if not ctx.registry.by_room.get(room):
