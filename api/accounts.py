@@ -184,7 +184,7 @@ async def register(request: web.Request) -> web.Response:
     "Exchange email and password for an access token",
     body=LoginRequest,
     response=TokenOut,
-    errors=(401, 429),
+    errors=(401, 403, 429),
     tags=("accounts",),
 )
 async def login(request: web.Request) -> web.Response:
@@ -203,7 +203,7 @@ async def login(request: web.Request) -> web.Response:
 
     database = request.app[DATABASE]
     row = await database.pool.fetchrow(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email
+        f"SELECT {_USER_COLUMNS}, password_hash, disabled_at FROM users WHERE email = $1", email
     )
     verdict = await request.app[PASSWORDS].verify(
         row["password_hash"] if row else None, body.password
@@ -213,6 +213,8 @@ async def login(request: web.Request) -> web.Response:
         log.info("login_failed", known_account=row is not None)
         raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
     await limiter.reset(account_key)
+    if row["disabled_at"] is not None:
+        raise ApiError(403, "ACCOUNT_DISABLED", "this account has been disabled")
     if verdict.new_hash is not None:
         await database.pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash

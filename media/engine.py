@@ -16,7 +16,7 @@ from typing import Any
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.observer import MediaObserver
-from media.room import Participant, Room, SendSignal, Track
+from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 from media.session_events import MediaEventSink, no_events
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class MediaEngine:
         """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
         self._on_event = on_event
         """The session log (media.session_events)."""
+        self._on_media: MediaFlowing | None = None
+        """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -57,6 +59,15 @@ class MediaEngine:
         if self._observer is not None:
             self._observer.media_event(room_id, participant_id, kind, data)
 
+    def bind_media_flowing(self, on_media: MediaFlowing | None) -> None:
+        """Set who learns that a room's call first carried media between two parties
+        (billing: a voice or video consultation without it is refunded at its end)."""
+        self._on_media = on_media
+
+    async def _media_flowing(self, room_id: str) -> None:
+        if self._on_media is not None:
+            await self._on_media(room_id)
+
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
         participant = room.participants.get(participant_id) if room else None
@@ -72,7 +83,8 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(
-                room_id, self.settings, self._signal, self._observer, self._event
+                room_id, self.settings, self._signal, self._observer, self._event,
+                self._media_flowing,
             )
         if participant_id in room.participants:
             await room.remove(participant_id)

@@ -78,7 +78,7 @@ class UpTrack:
         self.publisher_id = publisher_id
         self.clock_rate = codec.clockRate
         self.is_video = kind == "video"
-        self.is_keyframe = keyframe_detector(codec)
+        self.is_keyframe = keyframe_detector(codec.name)
         self._codec_by_pt = {c.payloadType or 0: c for c in codecs}
         self._rtx_apt: dict[int, int] = {
             c.payloadType or 0: int(str(c.parameters["apt"]))

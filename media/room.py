@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import random
 import time
 import uuid
@@ -44,28 +43,9 @@ from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
 from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.rtcp import rtcp_tick_delay, send_compounds
 from media.session_events import MediaEventSink, ice_state_data, no_events
-from media.stats import downtrack_stats, participant_stats, uptrack_stats
-
-_RTCP_TICK_S = 0.1
-"""Grid the RTCP report times of all participants are rounded up to."""
-
-
-def _rtcp_tick_delay(now: float, delay: float) -> float:
-    """``delay`` rounded up so that it ends on the ``_RTCP_TICK_S`` grid of the loop clock.
-
-    Every participant's report loop then wakes at most ten times a second in total, in
-    one event-loop iteration, instead of each at its own instant: a process wake-up costs
-    more than the reports. The interval keeps its RFC 3550 §6.2 randomisation (at
-    100 ms granularity); the reports go to different receivers, so there is no
-    self-synchronisation among senders of one session to avoid.
-    """
-    return math.ceil((now + delay) / _RTCP_TICK_S) * _RTCP_TICK_S - now
-
-
-_RTCP_COMPOUND_MAX = 1200
-"""Bytes of reports per compound RTCP packet: with the SRTCP trailer (RFC 3711 §3.4) and
-IP/UDP headers it stays within a 1280-byte IPv6 minimum MTU path."""
+from media.stats import participant_stats
 
 logger = logging.getLogger(__name__)
 
@@ -391,6 +371,7 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                self.room.media_arrived(self)  # a new stream's first packet: not per packet
                 if up not in self._media_seen:  # a new SSRC: off the per-packet path
                     self._media_seen.add(up)
                     self._emit("first_media", {"track_id": up.track_id, "kind": up.kind,
@@ -466,17 +447,12 @@ class Participant:
     # -- RTCP -------------------------------------------------------------------------
 
     async def _run_rtcp(self) -> None:
-        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval).
-
-        The reports of all tracks on one transport go out as one compound packet (RFC 8108
-        §5.3; RFC 3550 §6.1 lets packet types repeat), split only to stay under
-        ``_RTCP_COMPOUND_MAX`` bytes: one SRTCP protect and send per transport and interval
-        instead of one per track.
-        """
+        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval); the reports of all tracks
+        on one transport go out as one compound packet (``media.rtcp.send_compounds``)."""
         interval = self._settings.rtcp_interval_s
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(_rtcp_tick_delay(loop.time(), interval * (0.5 + random.random())))
+            await asyncio.sleep(rtcp_tick_delay(loop.time(), interval * (0.5 + random.random())))
             now = time.monotonic()
             reports: list[tuple[glue.SrtpLink, bytes]] = []
             for t, up in list(self.uptracks.items()):
@@ -488,15 +464,7 @@ class Participant:
                 packets = down.report(now, self._cname)
                 if packets:
                     reports.append((down.link, b"".join(bytes(p) for p in packets)))
-            compounds: dict[glue.SrtpLink, bytes] = {}
-            for link, report in reports:  # each report starts with an SR or RR
-                pending = compounds.get(link, b"")
-                if pending and len(pending) + len(report) > _RTCP_COMPOUND_MAX:
-                    await link.send_rtcp(pending)
-                    pending = b""
-                compounds[link] = pending + report
-            for link, compound in compounds.items():
-                await link.send_rtcp(compound)
+            await send_compounds(reports)
 
     # -- teardown / stats -------------------------------------------------------------
 
@@ -520,11 +488,18 @@ class Participant:
         ]
 
     def stats(self) -> dict[str, Any]:
-        return participant_stats(
-            self.participant_id, self.state.value, self.can_publish, self.pc.connectionState,
-            [uptrack_stats(up) for up in self.uptracks.values()],
-            [downtrack_stats(down) for down in self.downtracks.values()],
-        )
+        identity = {
+            "participant_id": self.participant_id,
+            "state": self.state.value,
+            "can_publish": self.can_publish,
+            "connection_state": self.pc.connectionState,
+        }
+        return participant_stats(identity, self.uptracks.values(), self.downtracks.values())
+
+
+MediaFlowing = Callable[[str], Awaitable[None]]
+"""``on_media(room_id)``: the room's call first carried media between two parties (billing
+learns that the consultation was served)."""
 
 
 class Room:
@@ -537,6 +512,7 @@ class Room:
         send_signal: SendSignal,
         observer: MediaObserver | None = None,
         on_event: MediaEventSink = no_events,
+        on_media: MediaFlowing | None = None,
     ) -> None:
         self.room_id = room_id
         self.settings = settings
@@ -544,11 +520,32 @@ class Room:
         self.observer = observer
         self.on_event = on_event
         """The room's media events (``MediaEngine._event``: the session log and the observer)."""
+        self.on_media = on_media
         self.participants: dict[str, Participant] = {}
+        self._sending = False
+        self._flowing = False
+
+    def media_arrived(self, participant: Participant) -> None:
+        """A participant's new stream sent its first packet (called once per stream)."""
+        self._sending = True
+        self._check_flowing(participant)
 
     def participant_state_changed(self, participant: Participant) -> None:
         if participant.state is ParticipantState.CONNECTED:
             self.wire()
+            self._check_flowing(participant)
+
+    def _check_flowing(self, participant: Participant) -> None:
+        """The call carries media once a party's media reached the SFU while two parties
+        (publishers, not observers) are connected: the other one receives it. A party that only
+        listens counts (a silent caller still hears the astrologer); one whose connection never
+        came up does not. `on_media` is told once per room."""
+        if self._flowing or not self._sending or self.on_media is None:
+            return
+        connected = [p for p in self.participants.values() if p.can_publish and p.is_connected]
+        if len(connected) >= 2:
+            self._flowing = True
+            participant._tasks.spawn(self.on_media(self.room_id))
 
     def wire(self) -> None:
         """Subscribe every negotiated participant to every other participant's live tracks."""

@@ -1,12 +1,17 @@
-"""Counters of the forwarding engine and the per-participant stats built from them
-(``GET /admin/consultations/{id}/media``): receiver-side figures follow RFC 3550 §6.4."""
+"""The SFU's statistics: rate counters of the forwarding engine and the per-participant report
+the admin media endpoint returns (``MediaEngine.room_stats``).
+
+Receive statistics follow RFC 3550 §6.4.1 (fraction lost in 1/256 units, interarrival jitter);
+this module only reads the counters ``UpTrack`` and ``DownTrack`` keep on the media path.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the forwarder imports RateWindow from here
     from media.forwarder import DownTrack, UpTrack
 
 
@@ -29,8 +34,8 @@ class RateWindow:
         self._last_time = now
 
 
-def uptrack_stats(up: UpTrack) -> dict[str, Any]:
-    """A published track, as its publisher sends it to us."""
+def published_stats(up: UpTrack) -> dict[str, Any]:
+    """One published track, as the publisher's side of the SFU received it."""
     return {
         "track_id": up.track_id,
         "kind": up.kind,
@@ -50,8 +55,8 @@ def uptrack_stats(up: UpTrack) -> dict[str, Any]:
     }
 
 
-def downtrack_stats(down: DownTrack) -> dict[str, Any]:
-    """A subscribed track, as we forward it (loss and RTT from the subscriber's reports)."""
+def subscribed_stats(down: DownTrack) -> dict[str, Any]:
+    """One subscription slot, as the SFU sent it and the subscriber reported back."""
     return {
         "track_id": down.source.track_id if down.source else None,
         "kind": down.kind,
@@ -72,20 +77,15 @@ def downtrack_stats(down: DownTrack) -> dict[str, Any]:
 
 
 def participant_stats(
-    participant_id: str,
-    state: str,
-    can_publish: bool,
-    connection_state: str,
-    published: list[dict[str, Any]],
-    subscribed: list[dict[str, Any]],
+    identity: dict[str, Any], uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack]
 ) -> dict[str, Any]:
-    """One participant: its tracks both ways and the totals an admin looks at first."""
+    """A participant's report: ``identity`` (id, state, connection state ...), the totals over
+    its tracks (worst loss and round-trip time), then each track."""
+    published = [published_stats(up) for up in uptracks]
+    subscribed = [subscribed_stats(down) for down in downtracks]
     rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
     return {
-        "participant_id": participant_id,
-        "state": state,
-        "can_publish": can_publish,
-        "connection_state": connection_state,
+        **identity,
         "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
         "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
         "rtt_s": max(rtts) if rtts else None,

@@ -21,6 +21,7 @@ from signalling.context import HubContext, is_party, send_parties
 from signalling.handlers.waitlist import offer_next
 from signalling.ports import ConsultView
 from signalling.presence import room_key
+from signalling.watchers import tell_status
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +84,8 @@ async def _on_state(ctx: HubContext, view: ConsultView) -> None:
         )
         return
     ctx.timers.cancel(("request", view.id))
+    # Every node sees each state change: busy on accept, free again at the end.
+    await tell_status(ctx, view.consultant_id)
     if view.state != State.ENDED:
         return
     for user_id in view.parties():
