@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -195,9 +196,26 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
 # -- the recorder alone -----------------------------------------------------------------
 
 
+class _MarkedStore(LocalStore):
+    """Tells the benchmark when the writer thread has reached a mark in its queue."""
+
+    MARK = "bench-mark"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.marked = threading.Event()
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        if key.endswith("/" + self.MARK):
+            self.marked.set()
+        else:
+            super().write_atomic(key, data)
+
+
 async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
     """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
-    side (reorder, frames, clock), the writer thread (muxing), and the finalising remux."""
+    side (reorder, frames, clock), the writer thread (muxing; process CPU while the main
+    thread polls, so an upper bound), and the finalising remux when the files close."""
     from aiortc.codecs.opus import OpusEncoder
     from aiortc.codecs.vpx import Vp8Encoder
 
@@ -218,8 +236,9 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                     packets[stream_kind].append((payload, ts, marker))
     async with open_database(Settings(database_url=dsn), migrate=False) as database:
         info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
-        room = RoomRecording(info, RecordingSettings(directory=directory),
-                             LocalStore(directory), Catalog(database.pool))
+        store = _MarkedStore(directory)
+        room = RoomRecording(info, RecordingSettings(directory=directory), store,
+                             Catalog(database.pool))
         sender = SenderClock()
         ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
         tracks = {}
@@ -237,13 +256,20 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                 tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
         loop_s = time.thread_time() - cpu
         process = time.process_time()
-        room._writer.stop()  # muxes the batch on its thread (no file closed yet)
+        room._writer.write_atomic(f"{info.consultation_id}/{_MarkedStore.MARK}", b"")
+        room._writer._hand_over()  # the thread muxes the batch, then writes the mark
+        await asyncio.to_thread(store.marked.wait)
+        mux_s = time.process_time() - process
+        process = time.process_time()
+        room._writer.stop()  # closes the files: remux, SHA-256, fsync
         await asyncio.to_thread(room._writer.join)
-        writer_s = time.process_time() - process
+        close_s = time.process_time() - process
         await asyncio.sleep(0.1)  # the finished files' catalogue writes
         room._db.put_nowait(None)
         await room._db_task
-    return {"event loop": loop_s / count * 1e6, "writer thread + remux": writer_s / count * 1e6}
+    return {"event loop (reorder, frames, clock, hand-over)": loop_s / count * 1e6,
+            "writer thread (PyAV mux, live)": mux_s / count * 1e6,
+            "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
 
 
 # -- the orchestrator -----------------------------------------------------------------
@@ -284,14 +310,18 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
         )
         assert gen.stdout is not None
         cpu0 = wall0 = 0.0
+        switches0 = 0
         result: dict[str, Any] = {}
         for out in gen.stdout:
             if out.startswith("MEASURE_START"):
                 t = proc.cpu_times()
                 cpu0, wall0 = t.user + t.system, time.monotonic()
+                switches0 = sum(proc.num_ctx_switches())
             elif out.startswith("MEASURE_END"):
                 t = proc.cpu_times()
                 result["cpu_s"] = t.user + t.system - cpu0
+                # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
+                result["switches"] = sum(proc.num_ctx_switches()) - switches0
                 result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
                 result.update(json.loads(out[7:]))
@@ -368,8 +398,9 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
           f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
     print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
-          " µs server CPU per packet | video fps per stream | peers connected |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
+          " peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     cost: dict[int, dict[str, float]] = {}
     for n, record, r in rows:
         # per packet, not per second: a loaded machine lets a different rate through each run
@@ -377,8 +408,8 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
         us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
         cost.setdefault(n, {})[record] = us
         print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
-              f" {r.get('packets_per_s')} | {us:.1f} | {r.get('fps_per_stream')} |"
-              f" {r.get('connected')}/{r.get('peers')} |")
+              f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
+              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
     ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
     if ratios:
         print("\nCPU per packet, all / off, per round: "

@@ -3,6 +3,7 @@ log listing, the wallet push after a refund, and the astrologer's profile photo.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from core.db import Database
 from kundlinow.config import Settings
-from tests.billing.helpers import grant
+from tests.billing.helpers import grant, served
 from tests.factories import auth, create_user
 from tests.signalling.conftest import WorldFactory, world_factory
 
@@ -35,6 +36,7 @@ async def test_dashboard_force_end_and_audit(make_world: WorldFactory) -> None:
     )
     cid = ack["consultation"]["id"]
     await astro_ws.ok("accept", {"consultation_id": cid})
+    await served(world.database, uuid.UUID(cid))  # answered at once: ends charge, not refund
 
     r = await client.get("/admin/dashboard", headers=auth(admin.token))
     board = await r.json()

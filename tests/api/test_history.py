@@ -3,25 +3,27 @@ view of any user's consultations — against the real app and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from core.db import Database
 from kundlinow.config import Settings
-from tests.billing.helpers import grant
+from tests.billing.helpers import grant, served
 from tests.factories import TestUser, auth, create_user
 
 
 async def finished_consultation(
-    client: TestClient[Any, Any], caller: TestUser, consultant: TestUser
+    client: TestClient[Any, Any], database: Database, caller: TestUser, consultant: TestUser
 ) -> str:
-    """A chat consultation: requested, accepted (minute 1 charged), ended by the caller."""
+    """A chat consultation: requested, accepted (minute 1 charged), answered, ended."""
     body = {"consultant_id": str(consultant.id), "mode": "chat"}
     r = await client.post("/consultations", json=body, headers=auth(caller.token))
     assert r.status == 201, await r.text()
     cid: str = (await r.json())["id"]
     assert (await client.post(f"/consultations/{cid}/accept", headers=auth(consultant.token))).ok
+    await served(database, uuid.UUID(cid))  # unanswered chats are refunded; this one is charged
     assert (await client.post(f"/consultations/{cid}/end", headers=auth(caller.token))).ok
     return cid
 
@@ -33,7 +35,7 @@ async def test_own_consultations_page_newest_first_with_names(
     consultant = await create_user(database, settings, "consultant")
     stranger = await create_user(database, settings, "user")
     await grant(database, caller.id, 100_000)
-    ids = [await finished_consultation(client, caller, consultant) for _ in range(3)]
+    ids = [await finished_consultation(client, database, caller, consultant) for _ in range(3)]
 
     r = await client.get("/me/consultations?limit=2", headers=auth(caller.token))
     page = await r.json()
@@ -73,7 +75,7 @@ async def test_receipt_for_the_parties_and_admins_only(
     admin = await create_user(database, settings, "admin")
     stranger = await create_user(database, settings, "user")
     await grant(database, caller.id, 100_000)
-    cid = await finished_consultation(client, caller, consultant)
+    cid = await finished_consultation(client, database, caller, consultant)
     r = await client.post(
         f"/admin/consultations/{cid}/refund",
         json={"amount_paise": 400, "reason": "poor line"},
