@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
 from kundlinow.forwarded import IPNetwork, parse_networks
+from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from signalling.config import MASKABLE, SignallingSettings
 from turn.config import TurnSettings, parse_urls
@@ -60,7 +61,7 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     """Reverse proxies whose ``X-Forwarded-For`` is believed (see kundlinow/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
-    """Bearer token ``/metrics`` requires; ``None`` leaves it open (restrict it at the network)."""
+    """Bearer token ``/metrics`` requires; required in production, ``None`` leaves it open."""
     db_pool_min: int = 1
     db_pool_max: int = 10
     client_dir: Path | None = None
@@ -168,11 +169,20 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
         raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
+def _check_production_secret(name: str, value: str) -> None:
+    """32+ characters, no published placeholder, not guessable (kundlinow/secretcheck.py)."""
+    if len(value) < 32:
+        raise ConfigError(f"{name}: must be set to at least 32 characters in production")
+    reason = weakness(value)
+    if reason is not None:
+        raise ConfigError(f"{name}: {reason}")
+
+
 def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
-    if production and secret is not None and len(secret) < 32:
-        raise ConfigError("TURN_SECRET: must be at least 32 characters in production")
+    if production and secret is not None:
+        _check_production_secret("TURN_SECRET", secret)
     try:
         return TurnSettings(
             urls=parse_urls(env.get("TURN_URLS", "")),
@@ -254,8 +264,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
     """Build and validate :class:`Settings`; raises :class:`ConfigError` naming the variable."""
     environment = _parse(env, "ENV", _choice(ENVIRONMENTS), "development")
     jwt_secret = env.get("JWT_SECRET", "").strip()
-    if environment == "production" and len(jwt_secret) < 32:
-        raise ConfigError("JWT_SECRET: must be set to at least 32 characters in production")
+    if environment == "production":
+        _check_production_secret("JWT_SECRET", jwt_secret)
     client_dir = env.get("CLIENT_DIR", "").strip()
     settings = Settings(
         env=environment,
@@ -282,6 +292,11 @@ def from_env(env: Mapping[str, str]) -> Settings:
         media=_media(env),
         signalling=signalling_from_env(env),
     )
+    if environment == "production":
+        # /metrics reveals traffic, routes and error rates: never public in production.
+        if settings.metrics_token is None:
+            raise ConfigError("METRICS_TOKEN: required in production (/metrics is not public)")
+        _check_production_secret("METRICS_TOKEN", settings.metrics_token)
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
     return replace(settings, billing=billing_from_env(env, environment == "production"))
