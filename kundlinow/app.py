@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from api.errors import Handler, error_middleware
+from api.hygiene import input_hygiene_middleware
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from billing.consultations import ConsultationService
@@ -217,7 +218,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The proxy rewrite runs first so the access log and the rate limits see the real client.
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
-        middlewares=[*proxy, access_log_middleware, metrics_middleware, error_middleware],
+        middlewares=[
+            *proxy, access_log_middleware, metrics_middleware, error_middleware,
+            input_hygiene_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
