@@ -1,8 +1,8 @@
 """Accounts: ``POST /auth/register``, ``POST /auth/login``, ``GET /me``.
 
 Passwords are argon2id hashes (:mod:`api.passwords`). Login answers an unknown email exactly like
-a wrong password (same code, same work), and is throttled per client IP (every attempt counts)
-and per account (failed attempts count; a success clears them) → 429 ``RATE_LIMITED`` with
+a wrong password (same code, same work), and is throttled per client, per (account, client) and,
+far more loosely, per account (:class:`_LoginBudget`) → 429 ``RATE_LIMITED`` with
 ``Retry-After``; registrations have their own per-IP budget of the same size. Admin accounts
 are never created over HTTP: ``kundlinow admin create``.
 """
@@ -25,7 +25,7 @@ from api.validation import parse_body
 from kundlinow.config import Settings
 from kundlinow.db import Database
 from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
-from kundlinow.ratelimit import Decision
+from kundlinow.ratelimit import Decision, RateLimiter
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -148,6 +148,56 @@ def _rate_limited(decision: Decision, scope: str) -> ApiError:
     )
 
 
+KNOWN_CLIENT_S = 30 * 24 * 3600
+"""How long a client that signed in to an account stays exempt from that account's
+account-wide failure limit."""
+
+
+class _LoginBudget:
+    """The three login limits (docs/SECURITY.md):
+
+    - per client: every attempt counts (``LOGIN_IP_LIMIT`` per ``LOGIN_WINDOW_SECONDS``);
+    - per (account, client): failures count, a success clears them (``LOGIN_ACCOUNT_LIMIT``);
+    - per account: failures from every client count (``LOGIN_ACCOUNT_WIDE_LIMIT`` per
+      ``LOGIN_ACCOUNT_WIDE_WINDOW_SECONDS``, far higher and slower), and it never applies to a
+      client that signed in to this account within :data:`KNOWN_CLIENT_S` — so an attacker
+      spreading guesses over many addresses slows new sign-ins but cannot lock out the owner.
+    """
+
+    def __init__(self, limiter: RateLimiter, settings: Settings, email: str, client: str) -> None:
+        self._limiter = limiter
+        self._settings = settings
+        self._pair = f"login:account:{email}:client:{client}"
+        self._account = f"login:account:{email}"
+        self._known = f"login:known:{email}:client:{client}"
+
+    async def check(self) -> None:
+        s = self._settings
+        pair = await self._limiter.peek(self._pair, s.login_account_limit, s.login_window_s)
+        if not pair.allowed:
+            raise _rate_limited(pair, "account_client")
+        # A limit of 1 as a remembered fact: refused means this client signed in before.
+        known = not (await self._limiter.peek(self._known, 1, KNOWN_CLIENT_S)).allowed
+        if not known:
+            wide = await self._limiter.peek(
+                self._account, s.login_account_wide_limit, s.login_account_wide_window_s
+            )
+            if not wide.allowed:
+                raise _rate_limited(wide, "account")
+
+    async def failed(self) -> None:
+        s = self._settings
+        await self._limiter.hit(self._pair, s.login_account_limit, s.login_window_s)
+        await self._limiter.hit(
+            self._account, s.login_account_wide_limit, s.login_account_wide_window_s
+        )
+
+    async def succeeded(self) -> None:
+        await self._limiter.reset(self._pair)
+        await self._limiter.reset(self._known)  # restart the 30 days
+        await self._limiter.hit(self._known, 1, KNOWN_CLIENT_S)
+
+
 @routes.post("/auth/register")
 @operation(
     "Create a caller or astrologer account and sign in",
@@ -195,10 +245,8 @@ async def login(request: web.Request) -> web.Response:
     if not by_ip.allowed:
         raise _rate_limited(by_ip, "ip")
     email = _normalise_email(body.email)
-    account_key = f"login:account:{email}"
-    by_account = await limiter.peek(account_key, settings.login_account_limit, window)
-    if not by_account.allowed:
-        raise _rate_limited(by_account, "account")
+    budget = _LoginBudget(limiter, settings, email, str(request.remote))
+    await budget.check()
 
     database = request.app[DATABASE]
     row = await database.pool.fetchrow(
@@ -208,10 +256,10 @@ async def login(request: web.Request) -> web.Response:
         row["password_hash"] if row else None, body.password
     )
     if row is None or not verdict.ok:
-        await limiter.hit(account_key, settings.login_account_limit, window)
+        await budget.failed()
         log.info("login_failed", known_account=row is not None)
         raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
-    await limiter.reset(account_key)
+    await budget.succeeded()
     if verdict.new_hash is not None:
         await database.pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash

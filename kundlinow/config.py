@@ -56,8 +56,12 @@ class Settings:
     login_ip_limit: int = 20
     """Login attempts allowed per client IP per ``login_window_s``."""
     login_account_limit: int = 5
-    """Failed login attempts allowed per account per ``login_window_s``."""
+    """Failed login attempts allowed per (account, client IP) per ``login_window_s``."""
     login_window_s: int = 300
+    login_account_wide_limit: int = 100
+    """Failed logins per account from every client per ``login_account_wide_window_s``; never
+    applied to a client that signed in to the account before (the owner is not locked out)."""
+    login_account_wide_window_s: int = 3600
     trusted_proxies: tuple[IPNetwork, ...] = ()
     """Reverse proxies whose ``X-Forwarded-For`` is believed (see kundlinow/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
@@ -283,6 +287,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         login_ip_limit=_parse(env, "LOGIN_IP_LIMIT", _positive_int, 20),
         login_account_limit=_parse(env, "LOGIN_ACCOUNT_LIMIT", _positive_int, 5),
         login_window_s=_parse(env, "LOGIN_WINDOW_SECONDS", _positive_int, 300),
+        login_account_wide_limit=_parse(env, "LOGIN_ACCOUNT_WIDE_LIMIT", _positive_int, 100),
+        login_account_wide_window_s=_parse(
+            env, "LOGIN_ACCOUNT_WIDE_WINDOW_SECONDS", _positive_int, 3600
+        ),
         trusted_proxies=_parse(env, "TRUSTED_PROXIES", parse_networks, ()),
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
