@@ -85,10 +85,10 @@ class EmailTaken(Exception):
     code = "EMAIL_TAKEN"
 
 
-_USER_COLUMNS = "id, email::text AS email, display_name, role, created_at"
+USER_COLUMNS = "id, email::text AS email, display_name, role, created_at"
 
 
-def _user_out(row: asyncpg.Record) -> UserOut:
+def user_out(row: asyncpg.Record) -> UserOut:
     return UserOut(
         id=row["id"],
         email=row["email"],
@@ -111,7 +111,7 @@ async def create_account(
         try:
             row = await conn.fetchrow(
                 "INSERT INTO users (email, password_hash, display_name, role)"
-                f" VALUES ($1, $2, $3, $4) RETURNING {_USER_COLUMNS}",
+                f" VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}",
                 email,
                 password_hash,
                 display_name,
@@ -127,12 +127,13 @@ async def create_account(
                 row["id"],
                 display_name,
             )
-    return _user_out(row)
+    return user_out(row)
 
 
-def _token(settings: Settings, user: UserOut) -> TokenOut:
+def token_out(settings: Settings, user: UserOut, version: int = 0) -> TokenOut:
+    """A fresh access token of the account's current ``token_version``."""
     return TokenOut(
-        access_token=issue_token(settings, user.id, user.role),
+        access_token=issue_token(settings, user.id, user.role, version=version),
         expires_in=settings.jwt_ttl_s,
         user=user,
     )
@@ -225,7 +226,7 @@ async def register(request: web.Request) -> web.Response:
         role=body.role,
     )
     log.info("account_registered", user_id=str(user.id), role=user.role)
-    return web.json_response(_token(settings, user).model_dump(mode="json"), status=201)
+    return web.json_response(token_out(settings, user).model_dump(mode="json"), status=201)
 
 
 @routes.post("/auth/login")
@@ -233,7 +234,7 @@ async def register(request: web.Request) -> web.Response:
     "Exchange email and password for an access token",
     body=LoginRequest,
     response=TokenOut,
-    errors=(401, 429),
+    errors=(401, 403, 429),
     tags=("accounts",),
 )
 async def login(request: web.Request) -> web.Response:
@@ -250,7 +251,9 @@ async def login(request: web.Request) -> web.Response:
 
     database = request.app[DATABASE]
     row = await database.pool.fetchrow(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email
+        f"SELECT {USER_COLUMNS}, password_hash, token_version, disabled_at IS NOT NULL"
+        " AS disabled FROM users WHERE email = $1",
+        email,
     )
     verdict = await request.app[PASSWORDS].verify(
         row["password_hash"] if row else None, body.password
@@ -260,14 +263,19 @@ async def login(request: web.Request) -> web.Response:
         log.info("login_failed", known_account=row is not None)
         raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
     await budget.succeeded()
+    if row["disabled"]:
+        log.info("login_refused_disabled", user_id=str(row["id"]))
+        raise ApiError(403, "ACCOUNT_DISABLED", "this account is disabled")
     if verdict.new_hash is not None:
         await database.pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash
         )
-    user = _user_out(row)
+    user = user_out(row)
     structlog.contextvars.bind_contextvars(user_id=str(user.id))
     log.info("login_succeeded")
-    return web.json_response(_token(settings, user).model_dump(mode="json"))
+    return web.json_response(
+        token_out(settings, user, row["token_version"]).model_dump(mode="json")
+    )
 
 
 @routes.get("/me")
@@ -275,8 +283,8 @@ async def login(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     claims = await require_user(request)
     row = await request.app[DATABASE].pool.fetchrow(
-        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", claims.user_id
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", claims.user_id
     )
     if row is None:
         raise ApiError(401, "UNAUTHENTICATED", "this account no longer exists")
-    return web.json_response(_user_out(row).model_dump(mode="json"))
+    return web.json_response(user_out(row).model_dump(mode="json"))

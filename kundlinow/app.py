@@ -20,6 +20,7 @@ from api.errors import Handler, error_middleware
 from api.hygiene import input_hygiene_middleware
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
+from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
 from billing.gateway import build_gateway
 from billing.payments import PaymentService
@@ -46,6 +47,7 @@ from kundlinow.keys import (
     RATE_LIMITER,
     SETTINGS,
     TURN_SETTINGS,
+    USER_STATUS,
     WALLETS,
 )
 from kundlinow.metrics import HttpMetrics
@@ -63,6 +65,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.openapi",
     "api.metrics",
     "api.accounts",
+    "api.sessions",
     "api.consultants",
     "api.consultations",
     "api.ratings",
@@ -111,6 +114,7 @@ def _database_ctx(settings: Settings) -> CleanupContext:
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as database:
             app[DATABASE] = database
+            app[USER_STATUS] = UserStatusCache(database.pool)
             yield
 
     return database_ctx

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.passwords import Passwords
+from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
@@ -38,3 +39,5 @@ PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+USER_STATUS = web.AppKey("user_status", UserStatusCache)
+"""Whether a token's account still exists, is enabled and the token not revoked."""
