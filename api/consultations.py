@@ -14,8 +14,7 @@ from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import CONSULTATIONS, DATABASE, HUB, MEDIA
-from signalling.media_routing import RoutedMedia
+from kundlinow.keys import CONSULTATIONS, DATABASE, MEDIA_STATS
 
 routes = web.RouteTableDef()
 
@@ -170,10 +169,5 @@ async def media_stats(request: web.Request) -> web.Response:
     await require_user(request, roles=("admin",))
     consultation = await request.app[CONSULTATIONS].get(path_id(request))
     room = str(consultation.id)
-    hub = request.app.get(HUB)
-    routed = hub.media if hub is not None else None
-    if isinstance(routed, RoutedMedia):
-        participants = await routed.room_stats(room)
-    else:
-        participants = request.app[MEDIA].stats(room)
+    participants = await request.app[MEDIA_STATS](room)
     return web.json_response({"consultation_id": room, "participants": participants})

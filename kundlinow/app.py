@@ -6,16 +6,20 @@ Each resource opens and closes with the application through one ``cleanup_ctx`` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
+from api.auth import decode_token
 from api.errors import Handler, error_middleware
 from api.hygiene import input_hygiene_middleware
 from api.metrics import metrics_middleware
@@ -27,10 +31,11 @@ from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.ticker import Ticker
 from billing.wallets import WalletReader
+from kundlinow import audit as audit_log
 from kundlinow.bus import EventBus, LocalBus, RedisBus
 from kundlinow.clock import Clock, SystemClock
 from kundlinow.config import Settings
-from kundlinow.db import open_database
+from kundlinow.db import Database, open_database
 from kundlinow.forwarded import trusted_proxy_middleware
 from kundlinow.keys import (
     BUS,
@@ -39,12 +44,14 @@ from kundlinow.keys import (
     DATABASE,
     HUB,
     MEDIA,
+    MEDIA_STATS,
     METRICS,
     PASSWORDS,
     PAYMENTS,
     PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
+    REDIS,
     SETTINGS,
     TURN_SETTINGS,
     USER_STATUS,
@@ -54,9 +61,24 @@ from kundlinow.metrics import HttpMetrics
 from kundlinow.presence import NoPresence
 from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
-from signalling.compose import open_hub
+from signalling.chat import ChatStore
+from signalling.context import HubServices, Identity
+from signalling.hub import Hub
+from signalling.media_routing import (
+    LocalMediaRoomRouter,
+    MediaRoomRouter,
+    RedisMediaRoomRouter,
+    RoutedMedia,
+)
 from signalling.ports import BillingConsultations
-from turn.ice import sfu_ice_servers_factory
+from signalling.presence import (
+    MemoryPresenceStore,
+    PresenceService,
+    PresenceStore,
+    RedisPresenceStore,
+)
+from signalling.waitlist import Waitlist
+from turn.ice import build_ice_servers, sfu_ice_servers_factory
 
 log = structlog.get_logger(__name__)
 
@@ -120,11 +142,27 @@ def _database_ctx(settings: Settings) -> CleanupContext:
     return database_ctx
 
 
+def _redis_ctx(settings: Settings) -> CleanupContext:
+    """The one Redis client of the process (``REDIS_URL`` set), shared by every Redis user."""
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.redis_url:
+            yield
+            return
+        client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        app[REDIS] = client
+        yield
+        await client.aclose()
+
+    return redis_ctx
+
+
 def _bus_ctx(settings: Settings) -> CleanupContext:
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
+        redis = app.get(REDIS)
         bus: EventBus = (
-            RedisBus.from_url(settings.redis_url, settings.redis_prefix)
-            if settings.redis_url
+            RedisBus(redis, settings.redis_prefix, owns_client=False)
+            if redis is not None
             else LocalBus()
         )
         app[BUS] = bus
@@ -159,7 +197,7 @@ async def _unbound_signal(room_id: str, participant_id: str, message: dict[str, 
 
 def _media_ctx(settings: Settings) -> CleanupContext:
     async def media_ctx(app: web.Application) -> AsyncIterator[None]:
-        # The signalling hub (signalling.compose.open_hub) binds the engine's callback.
+        # The signalling hub (_open_hub) binds the engine's callback.
         media_settings = settings.media
         sfu_ice_servers = sfu_ice_servers_factory(settings.turn)
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
@@ -182,9 +220,10 @@ async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        redis = app.get(REDIS)
         limiter: RateLimiter = (
-            RedisRateLimiter.from_url(settings.redis_url, settings.redis_prefix + "rl:")
-            if settings.redis_url
+            RedisRateLimiter(redis, settings.redis_prefix + "rl:", owns_client=False)
+            if redis is not None
             else MemoryRateLimiter()
         )
         app[RATE_LIMITER] = limiter
@@ -194,18 +233,84 @@ def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     return rate_limiter_ctx
 
 
+def _ice_servers(settings: Settings, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The ICE server list of GET /turn/credentials, for the ``join_consult`` ack."""
+    return [dict(server) for server in build_ice_servers(settings.turn, str(user_id))]
+
+
+def _authenticate(settings: Settings, token: str) -> Identity:
+    claims = decode_token(settings, token)
+    return Identity(claims.user_id, claims.role)
+
+
+def _presence_store(settings: Settings, redis: aioredis.Redis | None, node: str) -> PresenceStore:
+    if redis is None:
+        return MemoryPresenceStore()
+    cfg = settings.signalling
+    return RedisPresenceStore(
+        redis, settings.redis_prefix, node,
+        node_ttl_s=cfg.presence_node_ttl_s, heartbeat_s=cfg.presence_heartbeat_s,
+    )
+
+
+def _media_router(
+    settings: Settings, redis: aioredis.Redis | None, store: PresenceStore, node: str
+) -> MediaRoomRouter:
+    """With Redis, each room's media is hosted by the one node that claimed it; alone, here."""
+    if redis is None or not isinstance(store, RedisPresenceStore):
+        return LocalMediaRoomRouter(node)
+    cfg = settings.signalling
+    return RedisMediaRoomRouter(
+        redis, settings.redis_prefix, node, node_key_prefix=store.node_key_prefix,
+        ttl_s=cfg.presence_node_ttl_s, refresh_s=cfg.presence_heartbeat_s,
+    )
+
+
+@asynccontextmanager
+async def _open_hub(
+    settings: Settings, app: web.Application, database: Database
+) -> AsyncIterator[tuple[Hub, RoutedMedia]]:
+    """A started hub and its routed media, presence and media routing in Redis when it is
+    configured."""
+    node = uuid.uuid4().hex[:12]
+    redis = app.get(REDIS)
+    cfg = settings.signalling
+    store = _presence_store(settings, redis, node)
+    routed = RoutedMedia(app[MEDIA], _media_router(settings, redis, store, node), app[BUS])
+    chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
+    services = HubServices(
+        bus=app[BUS],
+        store=store,
+        presence=PresenceService(store, database.pool),
+        chat=chat,
+        waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
+        consultations=BillingConsultations(app[CONSULTATIONS]),
+        authenticate=functools.partial(_authenticate, settings),
+        media=routed,
+        ice_servers=functools.partial(_ice_servers, settings),
+        audit=functools.partial(audit_log.record, database.pool),
+    )
+    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    routed.bind(hub.send_signal)
+    try:
+        await hub.start()
+        await routed.start()
+        yield hub, routed
+    finally:
+        await routed.close()
+        await hub.close()
+        await chat.close()
+
+
 def _signalling_ctx(settings: Settings) -> CleanupContext:
     async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
-        engine = app[MEDIA]
-        async with open_hub(
-            settings, app[DATABASE], app[BUS], BillingConsultations(app[CONSULTATIONS]),
-            media=engine,
-        ) as hub:
+        async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
+            app[MEDIA_STATS] = routed.room_stats
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             yield
-            engine.bind_signal(_unbound_signal)
+            app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx
 
@@ -232,6 +337,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))

@@ -95,9 +95,11 @@ class LocalBus:
 class RedisBus:
     """Fan-out across nodes through Redis pub/sub; channels are ``prefix + topic``."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, owns_client: bool = True) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._owns_client = owns_client
+        """False when the process's one shared client is given: its owner closes it."""
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisBus:
@@ -137,4 +139,5 @@ class RedisBus:
             await pubsub.aclose()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()

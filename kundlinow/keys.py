@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from api.passwords import Passwords
@@ -37,6 +41,12 @@ PRESENCE = web.AppKey("presence", PresenceLookup)
 PAYMENTS = web.AppKey("payments", PaymentService)
 PAYOUTS = web.AppKey("payouts", PayoutService)
 WALLETS = web.AppKey("wallets", WalletReader)
+REDIS = web.AppKey("redis", aioredis.Redis)
+"""The process's one Redis client (only when ``REDIS_URL`` is set): bus, rate limits, presence
+and media routing all share it."""
+RoomStats = Callable[[str], Awaitable[dict[str, Any]]]
+MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
+"""Live SFU stats of a room, asked of the node hosting its media."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
 USER_STATUS = web.AppKey("user_status", UserStatusCache)

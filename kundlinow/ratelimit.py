@@ -144,8 +144,12 @@ return {1, 0, limit - count - 1}
 class RedisRateLimiter:
     """Attempts kept in Redis sorted sets ``prefix + key``, one Lua script per decision."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, now: Now = time.time) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, now: Now = time.time, *, owns_client: bool = True
+    ) -> None:
         self._redis = redis
+        self._owns_client = owns_client
+        """False when the process's one shared client is given: its owner closes it."""
         self._prefix = prefix
         self._now = now
         self._script = redis.register_script(_SLIDING_WINDOW)
@@ -174,4 +178,5 @@ class RedisRateLimiter:
         await self._redis.delete(self._prefix + key)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()

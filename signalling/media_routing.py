@@ -119,9 +119,9 @@ def _text(value: Any) -> str | None:
 class RedisMediaRoomRouter:
     """Room claims in Redis: ``<prefix>media:room:<id>`` = hosting node, with a TTL.
 
-    ``node_key_prefix`` + node id is the presence liveness key each node renews
-    (``signalling.presence.RedisPresenceStore``); a claim whose node has no liveness key is
-    dead and may be taken over.
+    ``node_key_prefix`` + node id is the presence liveness key each node renews: pass
+    ``RedisPresenceStore.node_key_prefix``, which owns that format. A claim whose node has no
+    liveness key is dead and may be taken over.
     """
 
     multi_node = True

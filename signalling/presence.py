@@ -99,8 +99,14 @@ class RedisPresenceStore:
         self._local: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def node_key_prefix(self) -> str:
+        """``+ node id`` is a node's liveness key: the one place its format is written
+        (``signalling.media_routing.RedisMediaRoomRouter`` reads liveness through it)."""
+        return f"{self._prefix}node:"
+
     def _node_key(self, node: str) -> str:
-        return f"{self._prefix}node:{node}"
+        return self.node_key_prefix + node
 
     async def start(self) -> None:
         await self._redis.set(self._node_key(self._node_id), "1", px=self._ttl_ms)

@@ -1,0 +1,67 @@
+"""The dispatch table: each client message type to its handler, and errors to ``error`` frames."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+
+from signalling import errors, protocol
+from signalling.connection import Connection
+from signalling.context import HubContext
+from signalling.errors import SignalError
+from signalling.handlers import call, chat, lifecycle, waitlist
+from signalling.ports import jsonable
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[HubContext, Connection, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+HANDLERS: Mapping[str, Handler] = {
+    "ping": lifecycle.ping,
+    "consult_request": lifecycle.consult_request,
+    "accept": lifecycle.accept,
+    "reject": lifecycle.reject,
+    "session_end": lifecycle.session_end,
+    "join_consult": lifecycle.join_consult,
+    "leave_consult": lifecycle.leave_consult,
+    "message": chat.message,
+    "typing": chat.typing,
+    "read": chat.read,
+    "media_state": call.media_state,
+    **{kind: functools.partial(call.call_signal, kind) for kind in call.SIGNALS},
+    "presence": waitlist.presence,
+    "waitlist": waitlist.waitlist,
+}
+"""Every client message type but ``auth`` (answered by the session itself)."""
+
+# A schema without a handler would fail at run time as INTERNAL: refuse to import instead.
+_unhandled = protocol.CLIENT_TYPES - HANDLERS.keys() - {"auth"}
+if _unhandled:
+    raise RuntimeError(f"client message types without a handler: {sorted(_unhandled)}")
+
+_CODE = re.compile(r"[A-Z][A-Z_]{1,63}")
+
+
+async def dispatch(ctx: HubContext, conn: Connection, message: protocol.ClientMessage) -> str:
+    """Run the handler of ``message``; the ack or ``error`` frame to send back."""
+    try:
+        result = await HANDLERS[message.type](ctx, conn, message.data)
+    except SignalError as exc:
+        return protocol.error(message.id, exc.code, exc.message, exc.details)
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if isinstance(code, str) and _CODE.fullmatch(code):
+            # A domain error of billing (402 INSUFFICIENT_BALANCE, 409 ...) or of media
+            # (BAD_SDP, GLARE ...): pass it on with its stable code.
+            details = getattr(exc, "details", None)
+            return protocol.error(
+                message.id, code, str(getattr(exc, "message", exc)),
+                jsonable(details) if isinstance(details, dict) else None,
+            )
+        log.exception("signal_handler_failed", type=message.type, conn=conn.id)
+        return protocol.error(message.id, errors.INTERNAL, "internal error")
+    return protocol.ack(message.id, result)

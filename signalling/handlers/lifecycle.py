@@ -1,0 +1,159 @@
+"""The consultation's lifecycle from the sockets: request, accept, reject, end, join and leave.
+
+Money is never computed here: every transition goes through
+:class:`~signalling.ports.Consultations` (billing), whose ``consult_state`` events come back
+through :mod:`signalling.fanout`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from signalling import errors, protocol
+from signalling.connection import Connection
+from signalling.context import HubContext, is_party, uuid_of
+from signalling.errors import SignalError
+from signalling.handlers.chat import replay
+from signalling.ports import ENDED, REQUESTED
+from signalling.presence import AWAY, BUSY, OFFLINE, room_key
+from signalling.rooms import authorize, left_room
+
+log = structlog.get_logger(__name__)
+
+
+async def ping(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    return {"server_time": datetime.now(UTC).isoformat()}
+
+
+async def consult_request(
+    ctx: HubContext, conn: Connection, data: dict[str, Any]
+) -> dict[str, Any]:
+    consultant_id = uuid_of(data, "consultant_id")
+    mode = str(data["mode"])
+    wants_waitlist = bool(data.get("waitlist", False))
+    if consultant_id == conn.user_id:
+        raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
+    services = ctx.services
+    status = await services.presence.get(consultant_id)
+    if status in (OFFLINE, AWAY):
+        raise SignalError(errors.CONSULTANT_OFFLINE, f"the astrologer is {status}",
+                          {"status": status})
+    blocked = status == BUSY or await services.waitlist.blocked_for(consultant_id, conn.user_id)
+    if not blocked:
+        try:
+            view = await services.consultations.request(conn.user_id, consultant_id, mode)
+        except Exception as exc:
+            if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
+                raise
+            blocked = True
+            if not wants_waitlist:
+                raise
+        else:
+            await services.waitlist.taken(consultant_id, conn.user_id)
+            ctx.timers.cancel(("offer", consultant_id))
+            ctx.timers.schedule(
+                ("request", view.id), ctx.settings.request_timeout_s,
+                lambda: _request_expired(ctx, view.id),
+            )
+            return {"consultation": view.raw}
+    if not wants_waitlist:
+        raise SignalError(errors.CONSULTANT_UNAVAILABLE, "the astrologer is busy",
+                          {"waitlist": True})
+    position = await services.waitlist.join(consultant_id, conn.user_id, mode)
+    return {"waitlisted": True, "position": position, "consultant_id": str(consultant_id)}
+
+
+async def _request_expired(ctx: HubContext, room: UUID) -> None:
+    view = await ctx.services.consultations.get(room)
+    if view.state == REQUESTED:
+        log.info("request_timed_out", consultation_id=str(room))
+        await ctx.services.consultations.end(room, "timeout")
+
+
+async def accept(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    view = await ctx.services.consultations.accept(
+        uuid_of(data, "consultation_id"), conn.user_id
+    )
+    return {"consultation": view.raw}
+
+
+async def reject(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    view = await ctx.services.consultations.reject(
+        uuid_of(data, "consultation_id"), conn.user_id
+    )
+    return {"consultation": view.raw}
+
+
+async def session_end(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    room = uuid_of(data, "consultation_id")
+    consultations = ctx.services.consultations
+    view = await consultations.get(room)
+    participant = is_party(view, conn.user_id)
+    if not participant and conn.role != "admin":
+        raise SignalError(errors.FORBIDDEN, "not your consultation")
+    if view.state == REQUESTED and conn.user_id == view.consultant_id:
+        view = await consultations.reject(room, conn.user_id)
+        return {"consultation": view.raw}
+    if not participant:
+        reason = "admin"
+    elif view.state == REQUESTED:
+        reason = "cancelled"
+    else:
+        reason = "completed"
+    statement = await consultations.end(room, reason, actor_id=conn.user_id)
+    return {"consultation_id": str(room), "statement": statement}
+
+
+async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    room = uuid_of(data, "consultation_id")
+    view = await authorize(ctx, conn.user_id, conn.role, room)
+    participant = is_party(view, conn.user_id)
+    first = room not in conn.rooms
+    ctx.rooms.views[room] = view
+    services = ctx.services
+    if first:
+        ctx.registry.join(room, conn)
+        if not participant and services.audit is not None:
+            # An admin watching a private consultation is always on the record.
+            await services.audit(conn.user_id, "observer_joined", "consultation", str(room),
+                                 {"node": ctx.node_id, "state": view.state})
+        if participant and view.state != ENDED:
+            await services.store.add(room_key(room, conn.user_id))
+            await ctx.router.control(
+                {"e": "rejoined", "room": str(room), "user": str(conn.user_id)}
+            )
+            await ctx.router.to_room(
+                room,
+                protocol.event("presence", {"user_id": str(conn.user_id), "status": "online",
+                                            "consultation_id": str(room)}),
+                exclude=conn.id,
+            )
+    replayed = 0
+    if "since" in data:
+        replayed = await replay(ctx, conn, room, int(data["since"]))
+    return {
+        "consultation": view.raw,
+        "last_seq": await services.chat.last_seq(room),
+        "replayed": replayed,
+        "reads": {str(k): v for k, v in (await services.chat.reads(room)).items()},
+        # STUN/TURN servers with a fresh credential for this user; [] without TURN.
+        "ice_servers": services.ice_servers(conn.user_id) if services.ice_servers else [],
+    }
+
+
+async def leave_consult(
+    ctx: HubContext, conn: Connection, data: dict[str, Any]
+) -> dict[str, Any]:
+    room = uuid_of(data, "consultation_id")
+    if room in conn.rooms:
+        await left_room(ctx, conn, room, dropped_at=None)
+        ctx.registry.leave(room, conn)
+        # A deliberate leave is not a drop: no node's watchdog should start a grace for it.
+        await ctx.router.control({"e": "left", "room": str(room), "user": str(conn.user_id)})
+        if not ctx.registry.by_room.get(room):
+            ctx.rooms.views.pop(room, None)
+    return {"consultation_id": str(room)}

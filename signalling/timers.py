@@ -1,0 +1,59 @@
+"""The hub's lifecycle timers (request timeout, reconnect grace, waitlist offers) and the tasks
+they start; every task is kept, logged if it fails, and cancelled and awaited in ``close()``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Timers:
+    """Keyed one-shot timers: scheduling a key again replaces its timer."""
+
+    def __init__(self) -> None:
+        self._handles: dict[Hashable, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("signalling_task_failed", task=task.get_name(), exc_info=task.exception())
+
+    def schedule(
+        self, key: Hashable, delay: float, make: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> None:
+        self.cancel(key)
+
+        def fire() -> None:
+            self._handles.pop(key, None)
+            self.spawn(make(), name=f"timer:{key}")
+
+        self._handles[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def cancel(self, key: Hashable) -> None:
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def has(self, key: Hashable) -> bool:
+        return key in self._handles
+
+    async def close(self) -> None:
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
