@@ -238,9 +238,11 @@ def _ice_servers(settings: Settings, user_id: uuid.UUID) -> list[dict[str, Any]]
     return [dict(server) for server in build_ice_servers(settings.turn, str(user_id))]
 
 
-def _authenticate(settings: Settings, token: str) -> Identity:
+async def _authenticate(settings: Settings, status: UserStatusCache, token: str) -> Identity:
+    """The socket's identity: a valid token of an existing, enabled account, not revoked."""
     claims = decode_token(settings, token)
-    return Identity(claims.user_id, claims.role)
+    await status.verify(claims.user_id, claims.version)
+    return Identity(claims.user_id, claims.role, claims.expires_at.timestamp())
 
 
 def _presence_store(settings: Settings, redis: aioredis.Redis | None, node: str) -> PresenceStore:
@@ -285,7 +287,7 @@ async def _open_hub(
         chat=chat,
         waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
         consultations=BillingConsultations(app[CONSULTATIONS]),
-        authenticate=functools.partial(_authenticate, settings),
+        authenticate=functools.partial(_authenticate, settings, app[USER_STATUS]),
         media=routed,
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),

@@ -241,6 +241,7 @@ def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
         ),
         heartbeat_s=_parse(env, "HEARTBEAT", _positive_float, d.heartbeat_s),
         auth_timeout_s=_parse(env, "WS_AUTH_TIMEOUT", _positive_float, d.auth_timeout_s),
+        token_check_s=_parse(env, "WS_TOKEN_CHECK", _positive_float, d.token_check_s),
         masking=_parse(env, "CHAT_MASKING", _masking, d.masking),
         upload_max_bytes=_parse(env, "UPLOAD_MAX_BYTES", _positive_int, d.upload_max_bytes),
         upload_types=_parse(env, "UPLOAD_TYPES", _content_types, d.upload_types),

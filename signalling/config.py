@@ -29,6 +29,9 @@ class SignallingSettings:
     """WebSocket ping interval; no pong within half of it closes the socket."""
     auth_timeout_s: float = 10.0
     """Without a token in ``Sec-WebSocket-Protocol``, the first ``auth`` must come within this."""
+    token_check_s: float = 10.0
+    """How often an open socket's token is re-checked (revoked, disabled, deleted); it is also
+    checked at its expiry (signalling/tokenguard.py)."""
     masking: frozenset[str] = field(default_factory=lambda: MASKABLE)
     """Which of ``phone``, ``email``, ``link`` are masked in chat text (empty: masking off)."""
     upload_max_bytes: int = 5 * 1024 * 1024
