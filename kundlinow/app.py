@@ -25,6 +25,7 @@ from api.hygiene import input_hygiene_middleware
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from api.revocation import UserStatusCache
+from api.seed import disable_demo_accounts
 from billing.consultations import ConsultationService
 from billing.gateway import build_gateway
 from billing.payments import PaymentService
@@ -137,6 +138,10 @@ def _database_ctx(settings: Settings) -> CleanupContext:
         async with open_database(settings) as database:
             app[DATABASE] = database
             app[USER_STATUS] = UserStatusCache(database.pool)
+            if settings.is_production:
+                disabled = await disable_demo_accounts(database)
+                if disabled:  # their passwords are public (README, api/seed.py)
+                    log.warning("demo_accounts_disabled", emails=disabled)
             yield
 
     return database_ctx
