@@ -20,6 +20,7 @@ from kundlinow.forwarded import IPNetwork, parse_networks
 from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from signalling.config import MASKABLE, SignallingSettings
+from signalling.upload_quota import UploadQuota
 from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
@@ -226,6 +227,22 @@ def _content_types(raw: str) -> frozenset[str]:
     return types
 
 
+def _upload_quota(env: Mapping[str, str], d: UploadQuota) -> UploadQuota:
+    """``UPLOAD_CONSULTATION_MAX_COUNT``/``_BYTES``, ``UPLOAD_USER_MAX_COUNT``/``_BYTES`` per
+    ``UPLOAD_USER_WINDOW`` seconds."""
+    return UploadQuota(
+        consultation_count=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_COUNT", _positive_int, d.consultation_count
+        ),
+        consultation_bytes=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_BYTES", _positive_int, d.consultation_bytes
+        ),
+        user_count=_parse(env, "UPLOAD_USER_MAX_COUNT", _positive_int, d.user_count),
+        user_bytes=_parse(env, "UPLOAD_USER_MAX_BYTES", _positive_int, d.user_bytes),
+        user_window_s=_parse(env, "UPLOAD_USER_WINDOW", _positive_int, d.user_window_s),
+    )
+
+
 def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
     """The hub's settings (see ``.env.example``)."""
     d = SignallingSettings()
@@ -245,6 +262,7 @@ def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
         masking=_parse(env, "CHAT_MASKING", _masking, d.masking),
         upload_max_bytes=_parse(env, "UPLOAD_MAX_BYTES", _positive_int, d.upload_max_bytes),
         upload_types=_parse(env, "UPLOAD_TYPES", _content_types, d.upload_types),
+        upload_quota=_upload_quota(env, d.upload_quota),
         presence_node_ttl_s=_parse(
             env, "PRESENCE_NODE_TTL", _positive_float, d.presence_node_ttl_s
         ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from signalling.upload_quota import UploadQuota
+
 MASKABLE = frozenset({"phone", "email", "link"})
 
 
@@ -40,6 +42,8 @@ class SignallingSettings:
         default_factory=lambda: frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
     )
     """Accepted upload content types (checked against the file's magic bytes too)."""
+    upload_quota: UploadQuota = field(default_factory=UploadQuota)
+    """Images and bytes per consultation and per user per day (signalling/upload_quota.py)."""
     presence_node_ttl_s: float = 10.0
     """Redis presence: a node that misses heartbeats this long is dead; its users go offline."""
     presence_heartbeat_s: float = 3.0
