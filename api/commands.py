@@ -1,4 +1,5 @@
-"""CLI subcommands owned by the API: ``kundlinow admin create`` and ``kundlinow seed-demo``.
+"""CLI subcommands owned by the API: ``kundlinow admin create|disable|enable`` and
+``kundlinow seed-demo``.
 
 Admins exist only through ``admin create`` (never over HTTP). The password comes from
 ``--password``, else from standard input (one line) when it is not a terminal, else from a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import sys
 from typing import Any
@@ -18,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
 from api.passwords import Passwords
 from api.seed import seed_demo
+from kundlinow import audit
 from kundlinow.config import Settings
 from kundlinow.db import open_database
 
@@ -34,6 +37,13 @@ def register(commands: Any) -> None:
     )
     create.add_argument("--display-name", default="Administrator")
     create.set_defaults(func=_admin_create)
+    for name, disable, what in (
+        ("disable", True, "disable an account: it cannot sign in, its tokens stop working"),
+        ("enable", False, "enable a disabled account (its old tokens stay revoked)"),
+    ):
+        command = admin_commands.add_parser(name, help=what)
+        command.add_argument("--email", required=True)
+        command.set_defaults(func=functools.partial(_admin_set_disabled, disable=disable))
 
     seed = commands.add_parser(
         "seed-demo", help="create demo accounts (admin, astrologers, caller); idempotent"
@@ -93,6 +103,32 @@ def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
         print(f"kundlinow: EMAIL_TAKEN: an account with {email} already exists", file=sys.stderr)
         return 1
     print(f"admin created: {email} (id {user_id})")
+    return 0
+
+
+def _admin_set_disabled(settings: Settings, args: argparse.Namespace, *, disable: bool) -> int:
+    """Disabling bumps the token version in the database (migration 0012), so the account's
+    tokens stop working on every node within the status cache time."""
+
+    async def run() -> str | None:
+        async with open_database(settings) as database, database.pool.acquire() as conn:
+            async with conn.transaction():
+                user_id = await conn.fetchval(
+                    "UPDATE users SET disabled_at = CASE WHEN $2 THEN"
+                    " coalesce(disabled_at, now()) END WHERE email = $1 RETURNING id",
+                    args.email.strip().lower(), disable,
+                )
+                if user_id is None:
+                    return None
+                action = "account_disabled" if disable else "account_enabled"
+                await audit.record(conn, None, action, "user", str(user_id), {"via": "cli"})
+                return str(user_id)
+
+    user_id = asyncio.run(run())
+    if user_id is None:
+        print(f"kundlinow: NOT_FOUND: no account with {args.email}", file=sys.stderr)
+        return 1
+    print(f"{'disabled' if disable else 'enabled'}: {args.email} (id {user_id})")
     return 0
 
 

@@ -78,19 +78,13 @@ class UserStatusCache:
 
 
 async def revoke_tokens(
-    executor: asyncpg.Connection | asyncpg.Pool,
-    user_id: uuid.UUID,
-    *,
-    disable: bool | None = None,
+    executor: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID
 ) -> int | None:
-    """Bump the user's token version (every token issued so far stops working), optionally
-    disabling or re-enabling the account; the new version, ``None`` for an unknown user."""
+    """Bump the user's token version: every token issued so far stops working. The new
+    version; ``None`` for an unknown user. (Disabling bumps it by itself: migration 0012.)"""
     version: int | None = await executor.fetchval(
-        """UPDATE users SET token_version = token_version + 1,
-               disabled_at = CASE WHEN $2::boolean IS NULL THEN disabled_at
-                                  WHEN $2 THEN coalesce(disabled_at, now()) ELSE NULL END
-           WHERE id = $1 RETURNING token_version""",
+        "UPDATE users SET token_version = token_version + 1 WHERE id = $1"
+        " RETURNING token_version",
         user_id,
-        disable,
     )
     return version

@@ -1,9 +1,10 @@
-"""Ending sessions: change password, log out everywhere, disable an account (admins).
+"""Ending sessions: change password, log out everywhere.
 
 Each bumps the account's token version (api/revocation.py), so every access token issued before
-stops working on REST, TURN credential requests and the signalling socket. Password change and
-"log out everywhere" answer with nothing to reuse: the client signs in again, except that a
-password change returns a fresh token for the device that made it.
+stops working on REST, TURN credential requests and the signalling socket. Disabling an account
+(``kundlinow admin disable``, the admin console) bumps it too, in the database (migration 0012).
+"Log out everywhere" leaves nothing to reuse; a password change returns a fresh token for the
+device that made it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, USER_COLUMNS, TokenOut, token_out, user_out
 from api.auth import require_user
-from api.consultations import path_id
 from api.errors import ApiError
 from api.openapi import operation
 from api.revocation import revoke_tokens
 from api.validation import parse_body
-from kundlinow import audit
 from kundlinow.keys import DATABASE, PASSWORDS, SETTINGS, USER_STATUS
 
 log = structlog.get_logger(__name__)
@@ -31,12 +30,6 @@ class PasswordChange(BaseModel):
 
     current_password: str = Field(min_length=1, max_length=PASSWORD_MAX)
     new_password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
-
-
-class AccountStatusOut(BaseModel):
-    user_id: str
-    disabled: bool
-    token_version: int
 
 
 @routes.post("/auth/logout-all")
@@ -85,44 +78,3 @@ async def change_password(request: web.Request) -> web.Response:
     log.info("password_changed")
     token = token_out(request.app[SETTINGS], user_out(row), version or 0)
     return web.json_response(token.model_dump(mode="json"))
-
-
-async def _set_disabled(request: web.Request, disable: bool) -> web.Response:
-    claims = await require_user(request, roles=("admin",))
-    user_id = path_id(request, "user_id")
-    if disable and user_id == claims.user_id:
-        raise ApiError(409, "CANNOT_DISABLE_SELF", "an admin cannot disable their own account")
-    pool = request.app[DATABASE].pool
-    async with pool.acquire() as conn, conn.transaction():
-        version = await revoke_tokens(conn, user_id, disable=disable)
-        if version is None:
-            raise ApiError(404, "NOT_FOUND", "no such user")
-        action = "account_disabled" if disable else "account_enabled"
-        await audit.record(conn, claims.user_id, action, "user", str(user_id))
-    request.app[USER_STATUS].forget(user_id)
-    body = AccountStatusOut(user_id=str(user_id), disabled=disable, token_version=version)
-    return web.json_response(body.model_dump())
-
-
-@routes.post("/admin/users/{user_id}/disable")
-@operation(
-    "Disable an account: it cannot sign in and every token it holds stops working",
-    response=AccountStatusOut,
-    auth=("admin",),
-    errors=(404, 409),
-    tags=("accounts",),
-)
-async def disable_account(request: web.Request) -> web.Response:
-    return await _set_disabled(request, True)
-
-
-@routes.post("/admin/users/{user_id}/enable")
-@operation(
-    "Enable a disabled account (its old tokens stay revoked)",
-    response=AccountStatusOut,
-    auth=("admin",),
-    errors=(404,),
-    tags=("accounts",),
-)
-async def enable_account(request: web.Request) -> web.Response:
-    return await _set_disabled(request, False)

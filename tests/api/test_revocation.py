@@ -4,7 +4,10 @@ after "log out everywhere" — on REST and on TURN credential requests (issue 11
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -17,6 +20,7 @@ from tests.conftest import AppFactory
 from tests.factories import DEFAULT_PASSWORD, auth, create_user
 
 PROTECTED = ("/me", "/turn/credentials", "/wallet")
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _codes(client: TestClient[Any, Any], token: str) -> dict[str, tuple[int, str]]:
@@ -33,15 +37,32 @@ def _all(status: int, code: str) -> dict[str, tuple[int, str]]:
     return {path: (status, code) for path in PROTECTED}
 
 
+async def _kundlinow(db_dsn: str, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kundlinow", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def _eventually(client: TestClient[Any, Any], token: str, expected: tuple[int, str]) -> None:
+    """The statuses once every node's status cache (STATUS_CACHE_S) has caught up."""
+    deadline = time.monotonic() + STATUS_CACHE_S + 10
+    while (codes := await _codes(client, token)) != _all(*expected):
+        assert time.monotonic() < deadline, codes
+        await asyncio.sleep(0.2)
+
+
 async def test_a_disabled_account_is_refused_everywhere_and_cannot_sign_in(
-    client: TestClient[Any, Any], database: Database, settings: Settings
+    client: TestClient[Any, Any], database: Database, settings: Settings, db_dsn: str
 ) -> None:
-    admin = await create_user(database, settings, "admin")
     user = await create_user(database, settings)
     assert await _codes(client, user.token) == _all(200, "")
-    response = await client.post(f"/admin/users/{user.id}/disable", headers=auth(admin.token))
-    assert response.status == 200 and (await response.json())["disabled"] is True
-    assert await _codes(client, user.token) == _all(401, "ACCOUNT_DISABLED")
+    assert (await _kundlinow(db_dsn, "admin", "disable", "--email", user.email))[0] == 0
+    await _eventually(client, user.token, (401, "ACCOUNT_DISABLED"))
     login = await client.post(
         "/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
     )
@@ -52,13 +73,25 @@ async def test_a_disabled_account_is_refused_everywhere_and_cannot_sign_in(
     )
     assert audited == 1
     # Enabled again: a new sign-in works, the old token stays revoked.
-    await client.post(f"/admin/users/{user.id}/enable", headers=auth(admin.token))
-    assert await _codes(client, user.token) == _all(401, "TOKEN_REVOKED")
+    assert (await _kundlinow(db_dsn, "admin", "enable", "--email", user.email))[0] == 0
+    await _eventually(client, user.token, (401, "TOKEN_REVOKED"))
     login = await client.post(
         "/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
     )
     assert login.status == 200
     assert await _codes(client, (await login.json())["access_token"]) == _all(200, "")
+    code, out = await _kundlinow(db_dsn, "admin", "disable", "--email", "nobody@example.test")
+    assert code == 1 and "NOT_FOUND" in out
+
+
+async def test_disabling_by_any_path_revokes_tokens(
+    client: TestClient[Any, Any], database: Database, settings: Settings
+) -> None:
+    """The admin console, the CLI or SQL by hand: the database bumps the token version."""
+    user = await create_user(database, settings)
+    await database.pool.execute("UPDATE users SET disabled_at = now() WHERE id = $1", user.id)
+    await database.pool.execute("UPDATE users SET disabled_at = NULL WHERE id = $1", user.id)
+    await _eventually(client, user.token, (401, "TOKEN_REVOKED"))
 
 
 async def test_a_deleted_account_is_refused(
@@ -67,10 +100,7 @@ async def test_a_deleted_account_is_refused(
     user = await create_user(database, settings)
     assert (await client.get("/turn/credentials", headers=auth(user.token))).status == 200
     await database.pool.execute("DELETE FROM users WHERE id = $1", user.id)
-    deadline = time.monotonic() + STATUS_CACHE_S + 10  # the status may be cached that long
-    while (codes := await _codes(client, user.token)) != _all(401, "UNAUTHENTICATED"):
-        assert time.monotonic() < deadline, codes
-        await asyncio.sleep(0.2)
+    await _eventually(client, user.token, (401, "UNAUTHENTICATED"))
 
 
 async def test_a_password_change_revokes_every_other_token(
