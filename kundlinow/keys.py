@@ -7,6 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import Counter
 
 from api.passwords import Passwords
 from api.revocation import UserStatusCache
@@ -51,3 +52,5 @@ HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
 USER_STATUS = web.AppKey("user_status", UserStatusCache)
 """Whether a token's account still exists, is enabled and the token not revoked."""
+CSP_VIOLATIONS = web.AppKey("csp_violations", Counter)
+"""Content-Security-Policy violations reported by browsers (api/security_headers.py)."""
