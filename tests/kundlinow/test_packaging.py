@@ -77,7 +77,7 @@ def test_the_project_is_mit_licensed_and_vendored_code_has_notices() -> None:
     assert config["metadata"]["license"] == "MIT"
     notices = (REPO / "THIRD_PARTY_NOTICES.md").read_text()
     vendor = REPO / "client" / "vendor"
-    vendored = sorted(p for p in vendor.glob("*.js")) if vendor.is_dir() else []
+    vendored = sorted([*vendor.glob("*.js"), *vendor.glob("*.mjs")]) if vendor.is_dir() else []
     for path in vendored:
         # Each vendored library is named in the notices ("preact", "htm", ...).
         library = re.split(r"[.\-_]", path.name, maxsplit=1)[0]
