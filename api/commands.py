@@ -15,14 +15,16 @@ import getpass
 import sys
 from typing import Any
 
+from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
 from api.passwords import Passwords
-from api.seed import seed_demo
+from api.seed import SeededAccount, seed_demo
 from kundlinow import audit
 from kundlinow.config import Settings
 from kundlinow.db import open_database
+from kundlinow.keys import DATABASE, PASSWORDS, SETTINGS
 
 
 def register(commands: Any) -> None:
@@ -146,13 +148,23 @@ def _seed_demo(settings: Settings, args: argparse.Namespace) -> int:
             passwords.close()
 
     seeded, lines = asyncio.run(run())
+    print("\n".join(_demo_lines(seeded, lines)))
+    return 0
+
+
+def _demo_lines(seeded: list[SeededAccount], extra: list[str]) -> list[str]:
     created = sum(1 for s in seeded if s.created)
-    print(f"Demo accounts ({created} created, {len(seeded) - created} already there):")
+    out = [f"Demo accounts ({created} created, {len(seeded) - created} already there):"]
     width = max(len(s.account.email) for s in seeded)
     for s in seeded:
         role = {"consultant": "astrologer", "user": "caller"}.get(s.account.role, s.account.role)
         note = "" if s.created else "  (existed: password unchanged by this run)"
-        print(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
-    for line in lines:
-        print(line)
-    return 0
+        out.append(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
+    return out + extra
+
+
+async def seed_demo_on_startup(app: web.Application, *, lines: list[str]) -> None:
+    """``kundlinow serve --demo``: seed inside the server (its database is already up) and
+    leave the logins in ``lines`` for the banner printed once the server listens."""
+    seeded, extra = await seed_demo(app[DATABASE], app[SETTINGS], app[PASSWORDS])
+    lines.extend(_demo_lines(seeded, extra))
