@@ -10,6 +10,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY setup.cfg pyproject.toml README.md LICENSE ./
 COPY kundlinow ./kundlinow
+COPY core ./core
 COPY api ./api
 COPY billing ./billing
 COPY media ./media

@@ -22,10 +22,10 @@ from api.auth import Role, issue_token, require_user
 from api.errors import ApiError
 from api.openapi import operation
 from api.validation import parse_body
+from core.db import Database
+from core.ratelimit import Decision, RateLimiter
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
-from kundlinow.ratelimit import Decision, RateLimiter
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()

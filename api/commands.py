@@ -21,9 +21,9 @@ from pydantic import TypeAdapter, ValidationError
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
 from api.passwords import Passwords
 from api.seed import SeededAccount, seed_demo
-from kundlinow import audit
+from core import audit
 from kundlinow.config import Settings
-from kundlinow.db import open_database
+from kundlinow.database import open_database
 from kundlinow.keys import DATABASE, PASSWORDS, SETTINGS
 
 

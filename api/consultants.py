@@ -2,7 +2,7 @@
 
 Listing is keyset-paginated: ``next_cursor`` is an opaque token naming the last row examined, so
 pages neither repeat nor skip rows when profiles are added between requests. Status comes from
-the :class:`kundlinow.presence.PresenceLookup` under ``PRESENCE`` (the signalling hub's), shown
+the :class:`core.presence.PresenceLookup` under ``PRESENCE`` (the signalling hub's), shown
 as ``away`` when a connected astrologer has set the away flag.
 
 A mode is offered when its rate is above zero; ``PATCH`` a rate to 0 to stop offering it.
@@ -26,8 +26,8 @@ from api.errors import ApiError
 from api.hygiene import INT64_MAX, INT64_MIN
 from api.openapi import operation
 from api.validation import parse_body, parse_query
+from core.presence import PresenceLookup, PresenceStatus
 from kundlinow.keys import DATABASE, PRESENCE
-from kundlinow.presence import PresenceLookup, PresenceStatus
 
 routes = web.RouteTableDef()
 

@@ -1,6 +1,6 @@
 """``/metrics`` (Prometheus text format) and the middleware that counts and times requests.
 
-The collectors live in :class:`kundlinow.metrics.HttpMetrics`, one per app under
+The collectors live in :class:`core.metrics.HttpMetrics`, one per app under
 ``kundlinow.keys.METRICS``; other components may register their own on ``app[METRICS].registry``.
 """
 

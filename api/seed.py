@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from api.auth import Role
 from api.passwords import Passwords
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 
 SEED_HOOK_MODULES: tuple[str, ...] = ("billing.seed",)
 """Modules whose ``seed_demo(database, settings, accounts)`` runs after the accounts exist."""

@@ -36,9 +36,10 @@ from billing.config import BillingSettings
 from billing.consultations import ConsultationService
 from billing.invariants import check_active_caught_up, check_all
 from billing.loadgen import seed_live_consultations
-from kundlinow.bus import LocalBus
-from kundlinow.clock import SystemClock
-from kundlinow.db import Database
+from core.bus import LocalBus
+from core.clock import SystemClock
+from core.db import Database
+from kundlinow.database import migrations
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -106,7 +107,7 @@ async def main(args: argparse.Namespace) -> None:
     dsn = with_db(args.database_url, name)
     rows: list[tuple[str, str]] = []
     try:
-        db = await Database.connect(dsn, min_size=1, max_size=4)
+        db = await Database.connect(dsn, min_size=1, max_size=4, migrations=migrations())
         try:
             await db.migrate()
             started = datetime.now(UTC) - timedelta(

@@ -56,8 +56,9 @@ import psutil
 from api.auth import issue_token
 from billing import ledger
 from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
+from kundlinow.database import migrations
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,7 +197,7 @@ async def bench_database(admin_dsn: str) -> AsyncIterator[tuple[str, Database]]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    database = await Database.connect(dsn, min_size=1, max_size=8)
+    database = await Database.connect(dsn, min_size=1, max_size=8, migrations=migrations())
     try:
         await database.migrate()
         yield dsn, database

@@ -19,10 +19,11 @@ from billing.audit import load_snapshot
 from billing.consultations import ConsultationService
 from billing.invariants import check_all
 from billing.payouts import PayoutService, SimulatedBankRail
-from kundlinow.bus import EventBus, LocalBus, RedisBus
-from kundlinow.clock import SystemClock
+from core.bus import EventBus, LocalBus, RedisBus
+from core.clock import SystemClock
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database, open_database
+from kundlinow.database import open_database
 
 
 @asynccontextmanager

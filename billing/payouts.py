@@ -18,7 +18,7 @@ from billing.config import BillingSettings
 from billing.errors import InvalidAmount, InvalidTransition, NotFound, PayoutPending
 from billing.model import PAYOUTS_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
-from kundlinow import audit as audit_log
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 

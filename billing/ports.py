@@ -1,4 +1,4 @@
-"""The narrow interfaces billing needs from the composition root (kundlinow.db/bus/clock)."""
+"""The narrow interfaces billing needs from the composition root (core.db/bus/clock)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import asyncpg
 
 
 class HasPool(Protocol):
-    """`kundlinow.db.Database` (anything with an asyncpg pool)."""
+    """`core.db.Database` (anything with an asyncpg pool)."""
 
     @property
     def pool(self) -> asyncpg.Pool: ...
 
 
 class Publisher(Protocol):
-    """The publishing half of `kundlinow.bus.EventBus`."""
+    """The publishing half of `core.bus.EventBus`."""
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None: ...
 
 
 class Clock(Protocol):
-    """`kundlinow.clock.Clock`: aware UTC now."""
+    """`core.clock.Clock`: aware UTC now."""
 
     def now(self) -> datetime: ...

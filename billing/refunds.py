@@ -11,7 +11,7 @@ from billing import ledger
 from billing.errors import InvalidAmount, InvalidTransition, NotFound
 from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
-from kundlinow import audit as audit_log
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Protocol
 
 from billing import ledger
 from billing.model import PROMOTIONS, AccountKind, Transfer
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 
 WELCOME_CREDIT_PAISE = 50_000
 """₹500: enough for the minimum start of every demo astrologer's rates."""

@@ -32,12 +32,16 @@ from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.ticker import Ticker
 from billing.wallets import WalletReader
-from kundlinow import audit as audit_log
-from kundlinow.bus import EventBus, LocalBus, RedisBus
-from kundlinow.clock import Clock, SystemClock
+from core import audit as audit_log
+from core.bus import EventBus, LocalBus, RedisBus
+from core.clock import Clock, SystemClock
+from core.db import Database
+from core.forwarded import trusted_proxy_middleware
+from core.metrics import HttpMetrics
+from core.presence import NoPresence
+from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kundlinow.config import Settings
-from kundlinow.db import Database, open_database
-from kundlinow.forwarded import trusted_proxy_middleware
+from kundlinow.database import open_database
 from kundlinow.keys import (
     BUS,
     CLOCK,
@@ -58,9 +62,6 @@ from kundlinow.keys import (
     USER_STATUS,
     WALLETS,
 )
-from kundlinow.metrics import HttpMetrics
-from kundlinow.presence import NoPresence
-from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from media.engine import MediaEngine
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity

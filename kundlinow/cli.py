@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from core.db import MigrationEdited
+from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
-from kundlinow.db import open_database
-from kundlinow.logconfig import configure_logging
+from kundlinow.database import open_database
 
 COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli")
 """Modules (beyond this one) that register subcommands."""
@@ -95,7 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kundlinow: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    result: int = args.func(settings, args)
+    try:
+        result: int = args.func(settings, args)
+    except MigrationEdited as exc:
+        print(f"kundlinow: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
-from kundlinow.forwarded import IPNetwork, parse_networks
+from core.forwarded import IPNetwork, parse_networks
 from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from signalling.config import MASKABLE, SignallingSettings
@@ -64,7 +64,7 @@ class Settings:
     applied to a client that signed in to the account before (the owner is not locked out)."""
     login_account_wide_window_s: int = 3600
     trusted_proxies: tuple[IPNetwork, ...] = ()
-    """Reverse proxies whose ``X-Forwarded-For`` is believed (see kundlinow/forwarded.py)."""
+    """Reverse proxies whose ``X-Forwarded-For`` is believed (see core/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
     """Bearer token ``/metrics`` requires; required in production, ``None`` leaves it open."""
     db_pool_min: int = 1

@@ -1,4 +1,7 @@
-"""The one module that reaches into aiortc internals (pinned: aiortc 1.16, aioice 0.13).
+"""The one module that reaches into aiortc, aioice and pylibsrtp internals.
+
+Those libraries are pinned to exact versions in setup.cfg (tests/media/test_pins.py fails when
+the installed ones differ); check every function here before moving a pin.
 
 The SFU keeps aiortc for what it does well — SDP offer/answer (RFC 9429 JSEP), ICE, DTLS and
 SRTP key setup — and takes over the media plane:
@@ -22,12 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aioice.ice import Connection, StunProtocol
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
@@ -50,6 +61,42 @@ class IdleTrack(MediaStreamTrack):
 
     async def recv(self) -> Any:
         await asyncio.Event().wait()  # until the sender cancels its RTP task
+
+
+def offer_direction(t: RTCRtpTransceiver) -> str | None:
+    """The direction the remote offer gave this m-section (RFC 9429 §5.3.1), as aiortc kept it."""
+    direction: str | None = t._offerDirection
+    return direction
+
+
+def transceiver_codecs(t: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs negotiated for ``t`` (aiortc has no public accessor)."""
+    return list(t._codecs)
+
+
+def set_transceiver_codecs(t: RTCRtpTransceiver, codecs: list[RTCRtpCodecParameters]) -> None:
+    """Provisional codecs before the answer, so payload types can be picked early."""
+    t._codecs = codecs
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    ssrc: int = sender._ssrc
+    return ssrc
+
+
+def ice_connections(pc: RTCPeerConnection) -> Iterator[Connection]:
+    """Every aioice agent of ``pc`` (one per transport; bundled transports repeat)."""
+    for transceiver in pc.getTransceivers():
+        yield transceiver.receiver.transport.transport.iceGatherer._connection
+        yield transceiver.sender.transport.transport.iceGatherer._connection
+    if pc.sctp is not None:
+        yield pc.sctp.transport.transport.iceGatherer._connection
+
+
+def ice_protocols(connection: Connection) -> list[StunProtocol]:
+    """The agent's live socket protocols (appending one adds a local candidate's socket)."""
+    protocols: list[StunProtocol] = connection._protocols
+    return protocols
 
 
 def arrival_ms() -> int:

@@ -25,7 +25,7 @@ import asyncio
 import ipaddress
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 from aiortc import RTCPeerConnection
+
+from media import aiortc_glue as glue
 
 _MARK = "_kundlinow_ice_policy"
 
@@ -57,20 +59,12 @@ class IcePolicy:
     descheduled for a moment must not lose the datagrams that arrive meanwhile."""
 
 
-def _connections(pc: RTCPeerConnection) -> Iterator[Connection]:
-    for transceiver in pc.getTransceivers():
-        yield transceiver.receiver.transport.transport.iceGatherer._connection
-        yield transceiver.sender.transport.transport.iceGatherer._connection
-    if pc.sctp is not None:
-        yield pc.sctp.transport.transport.iceGatherer._connection
-
-
 def apply_ice_policy(pc: RTCPeerConnection, policy: IcePolicy) -> None:
     """Install ``policy`` on every ICE agent of ``pc``; idempotent.
 
     Call after the transceivers exist and before ``setLocalDescription``.
     """
-    for connection in _connections(pc):
+    for connection in glue.ice_connections(pc):
         if getattr(connection, _MARK, None) is not None:
             continue
         original: GatherFn = connection.get_component_candidates
@@ -96,7 +90,7 @@ def _make_gatherer(connection: Connection, policy: IcePolicy, original: GatherFn
         if policy.public_ip:
             candidates += _nat_candidates(candidates, policy.public_ip)
         if policy.recv_buffer_bytes:
-            for protocol in connection._protocols:
+            for protocol in glue.ice_protocols(connection):
                 sock = protocol.transport.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, policy.recv_buffer_bytes)
@@ -134,7 +128,7 @@ async def _bind_range(
                 port=bound_port,
                 type="host",
             )
-            connection._protocols.append(protocol)
+            glue.ice_protocols(connection).append(protocol)
             candidates.append(protocol.local_candidate)
             break
     return candidates

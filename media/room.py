@@ -265,7 +265,7 @@ class Participant:
             if t in self._known:
                 continue
             self._known.add(t)
-            offered = t._offerDirection or "inactive"  # our view: recvonly = client sends
+            offered = glue.offer_direction(t) or "inactive"  # our view: recvonly = client sends
             receive = offered in ("recvonly", "sendrecv") and self.can_publish
             send = offered in ("sendonly", "sendrecv")
             t.direction = {
@@ -280,7 +280,7 @@ class Participant:
                 self._add_downtrack(t)
 
     def _add_uptrack(self, t: RTCRtpTransceiver) -> None:
-        codec = _first_media_codec(t._codecs)
+        codec = _first_media_codec(glue.transceiver_codecs(t))
         if codec is None:
             return
         link_send = self._rtcp_sender(t)
@@ -288,9 +288,9 @@ class Participant:
             f"{self.participant_id}:{t.mid}",
             t.kind,
             codec,
-            list(t._codecs),
+            glue.transceiver_codecs(t),
             publisher_id=self.participant_id,
-            rtcp_ssrc=t.sender._ssrc,
+            rtcp_ssrc=glue.sender_ssrc(t.sender),
             send_rtcp=link_send,
             pli_interval_s=self._settings.pli_interval_s,
             history=self._settings.nack_history,
@@ -309,9 +309,9 @@ class Participant:
         down = DownTrack(
             subscriber_id=self.participant_id,
             kind=t.kind,
-            ssrc=t.sender._ssrc,
+            ssrc=glue.sender_ssrc(t.sender),
             rtx_ssrc=glue.sender_rtx_ssrc(t.sender),
-            codecs=list(t._codecs),
+            codecs=glue.transceiver_codecs(t),
             link=self._link(t.sender.transport),
         )
         self.downtracks[t] = down
@@ -346,7 +346,7 @@ class Participant:
         self._negotiated_once = True
         for t, down in self.downtracks.items():
             down.link = self._link(t.sender.transport)
-            down.set_codecs(list(t._codecs))
+            down.set_codecs(glue.transceiver_codecs(t))
         self._pending.clear()
         for t in self.uptracks:
             self._link(t.receiver.transport)
@@ -413,9 +413,9 @@ class Participant:
             ][:1]
         rtx = [c for c in RTCRtpSender.getCapabilities(up.kind).codecs if c.name.lower() == "rtx"]
         t.setCodecPreferences(prefs[:1] + rtx[:1] if up.kind == "video" else prefs[:1])
-        t._codecs = [  # provisional until the answer; lets attach() pick payload types
-            c for c in CODECS[up.kind] if c.mimeType.lower() == up.codec.mimeType.lower()
-        ]
+        glue.set_transceiver_codecs(  # provisional until the answer: attach() picks the PTs
+            t, [c for c in CODECS[up.kind] if c.mimeType.lower() == up.codec.mimeType.lower()]
+        )
         self._known.add(t)
         down = self._add_downtrack(t)
         down.attach(up)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from kundlinow.bus import EventBus
+from core.bus import EventBus
 from signalling import errors
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings

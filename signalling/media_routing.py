@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from kundlinow.bus import EventBus
+from core.bus import EventBus
 from signalling import errors
 from signalling.errors import SignalError
 from signalling.ports import MediaPort, SendSignal

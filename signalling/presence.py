@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
-from kundlinow.presence import PresenceStatus
+from core.presence import PresenceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -239,7 +239,7 @@ class PresenceService:
         return result
 
     async def get_many(self, ids: Iterable[UUID]) -> Mapping[UUID, PresenceStatus]:
-        """``kundlinow.presence.PresenceLookup`` for ``GET /consultants``: ``online``, ``busy``
+        """``core.presence.PresenceLookup`` for ``GET /consultants``: ``online``, ``busy``
         or ``offline`` from the live sockets on all nodes (the listing applies the away flag)."""
         found = await self.statuses(ids)
         return {u: ("online" if s == "away" else s) for u, s in found.items()}

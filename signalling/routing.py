@@ -16,7 +16,7 @@ from uuid import UUID
 
 import structlog
 
-from kundlinow.bus import EventBus
+from core.bus import EventBus
 from signalling.connection import Connection
 
 log = structlog.get_logger(__name__)

@@ -26,10 +26,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, async_playwright
 
+from core.db import Database
+from core.embedded_pg import EmbeddedPostgres
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
-from kundlinow.embedded_pg import EmbeddedPostgres
+from kundlinow.database import migrations
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 T = TypeVar("T")
@@ -85,7 +86,9 @@ async def _admin(dsn: str, *statements: str) -> None:
 
 async def _create_template(server_dsn: str, name: str) -> None:
     await _admin(server_dsn, f'CREATE DATABASE "{name}"')
-    database = await Database.connect(with_database(server_dsn, name), min_size=1, max_size=1)
+    database = await Database.connect(
+        with_database(server_dsn, name), min_size=1, max_size=1, migrations=migrations()
+    )
     try:
         await database.migrate()
     finally:
@@ -112,7 +115,7 @@ def db_dsn(pg_server_dsn: str, template_database: str) -> Iterator[str]:
 
 @pytest.fixture
 async def database(db_dsn: str) -> AsyncIterator[Database]:
-    db = await Database.connect(db_dsn, min_size=1, max_size=10)
+    db = await Database.connect(db_dsn, min_size=1, max_size=10, migrations=migrations())
     try:
         yield db
     finally:

@@ -9,8 +9,8 @@ from functools import cache
 from argon2 import PasswordHasher
 
 from api.auth import Role, issue_token
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 

@@ -14,9 +14,9 @@ import jwt
 from aiohttp.test_utils import TestClient
 
 from api.auth import issue_token
+from core.db import Database
+from core.forwarded import parse_networks
 from kundlinow.config import Settings
-from kundlinow.db import Database
-from kundlinow.forwarded import parse_networks
 from tests.conftest import AppFactory
 from tests.factories import DEFAULT_PASSWORD, create_user
 

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from api.seed import DEMO_ACCOUNTS
+from core.db import Database
 from kundlinow.cli import build_parser
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.conftest import run_sync
 
 REPO = Path(__file__).resolve().parents[2]

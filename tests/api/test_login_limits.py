@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from core.db import Database
+from core.forwarded import parse_networks
 from kundlinow.config import Settings
-from kundlinow.db import Database
-from kundlinow.forwarded import parse_networks
 from tests.conftest import AppFactory
 from tests.factories import DEFAULT_PASSWORD, create_user
 

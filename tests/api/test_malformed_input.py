@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.factories import auth, create_user
 
 DEEP_JSON = "[" * 2000 + "]" * 2000

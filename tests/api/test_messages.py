@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.factories import auth
 from tests.signalling.conftest import WorldFactory, world_factory
 from tests.signalling.wsclient import WsClient

@@ -8,8 +8,8 @@ import pytest
 
 from api.passwords import Passwords
 from api.seed import DEMO_ACCOUNTS, seed_accounts
+from core.db import Database
 from kundlinow.config import ConfigError, from_env
-from kundlinow.db import Database
 from tests.conftest import AppFactory
 from tests.factories import auth
 

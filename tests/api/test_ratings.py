@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from billing.consultations import EndReason, Mode
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import CONSULTATIONS
 from tests.billing.helpers import grant
 from tests.factories import auth, create_user

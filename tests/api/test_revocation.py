@@ -14,8 +14,8 @@ import jwt
 from aiohttp.test_utils import TestClient
 
 from api.revocation import STATUS_CACHE_S
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.conftest import AppFactory
 from tests.factories import DEFAULT_PASSWORD, auth, create_user
 

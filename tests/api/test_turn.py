@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from api.turn import CREDENTIALS_LIMIT
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.conftest import AppFactory
 from tests.factories import create_user
 from turn.config import TurnSettings

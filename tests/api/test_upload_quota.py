@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from signalling.upload_quota import UploadQuota
 from tests.api.test_messages import _active, _png
 from tests.factories import auth

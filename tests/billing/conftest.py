@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing.config import BillingSettings, RazorpaySettings
 from billing.consultations import ConsultationService
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, RecordingBus
 from tests.billing.razorpay_standin import RazorpayStandIn
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from billing import ledger
 from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
-from kundlinow.db import Database
+from core.db import Database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import grant
 from tests.factories import auth, create_user
 

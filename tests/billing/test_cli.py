@@ -13,7 +13,7 @@ from pathlib import Path
 from billing.audit import load_snapshot
 from billing.invariants import check_all
 from billing.loadgen import seed_live_consultations
-from kundlinow.db import Database
+from core.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 

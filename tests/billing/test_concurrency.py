@@ -15,8 +15,8 @@ from billing.errors import IdempotencyConflict, InsufficientBalance
 from billing.invariants import check_all
 from billing.model import GATEWAY_CLEARING, PLATFORM_REVENUE, AccountKind, Transfer
 from billing.payments import PaymentService
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, balance, grant
 from tests.factories import create_user
 

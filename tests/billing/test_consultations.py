@@ -20,8 +20,8 @@ from billing.errors import (
 from billing.invariants import check_all
 from billing.model import AccountKind
 from billing.wallets import WalletReader
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, RecordingBus, balance, grant
 from tests.factories import TestUser as User
 from tests.factories import create_user

@@ -45,8 +45,8 @@ from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
 from billing.payments import PaymentService
 from billing.payouts import PayoutService, SimulatedBankRail
 from billing.refunds import refund_consultation
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, RecordingBus
 from tests.billing.razorpay_standin import RazorpayStandIn
 from tests.conftest import with_database

@@ -13,8 +13,8 @@ from billing.audit import load_snapshot
 from billing.config import BillingSettings
 from billing.gateway import SimulatorGateway, build_gateway
 from billing.invariants import check_all
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.razorpay_standin import RazorpayStandIn
 from tests.factories import auth, create_user
 

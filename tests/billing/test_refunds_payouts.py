@@ -13,8 +13,8 @@ from billing.consultations import ConsultationService, EndReason, Mode
 from billing.invariants import check_all
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from billing.payouts import PayoutService, SimulatedBankRail
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import ManualClock, balance, grant
 from tests.factories import auth, create_user
 

@@ -8,8 +8,8 @@ from api.passwords import Passwords
 from api.seed import seed_demo
 from billing.model import AccountKind
 from billing.seed import WELCOME_CREDIT_PAISE
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import balance
 
 

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, ConsoleMessage, expect
 
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
+from core.db import Database
 from kundlinow.keys import CSP_VIOLATIONS
 from tests.factories import DEFAULT_PASSWORD, create_user
 

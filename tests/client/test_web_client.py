@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
+from core.db import Database
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

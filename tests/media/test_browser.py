@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from media.config import MediaSettings
 from tests.media.conftest import DATA
 from tests.signalling.conftest import world_factory

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import grant
 from tests.factories import TestUser, create_user
 from tests.signalling.wsclient import WsClient, connect

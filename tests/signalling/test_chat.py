@@ -7,8 +7,8 @@ import uuid
 
 import asyncpg
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from signalling.chat import ChatStore
 from tests.factories import create_user
 

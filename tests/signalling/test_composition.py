@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import BUS, HUB, RATE_LIMITER, REDIS
 from tests.factories import create_user
 from tests.signalling.wsclient import connect

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import HUB
 from signalling.config import SignallingSettings
 from tests.factories import create_user

@@ -21,9 +21,9 @@ import redis.asyncio as aioredis
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
-from kundlinow.bus import LocalBus, RedisBus
+from core.bus import LocalBus, RedisBus
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from media.errors import MediaError

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.signalling.cluster import Node, serve_nodes

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 
 from api.auth import issue_token
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from signalling import errors
 from tests.factories import auth, create_user
 from tests.signalling.wsclient import WsClient, connect

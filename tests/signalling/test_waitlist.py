@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from signalling.waitlist import Waitlist
 from tests.factories import create_user
 

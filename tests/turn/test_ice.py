@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiortc import RTCIceServer
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from tests.billing.helpers import grant
 from tests.conftest import AppFactory
 from tests.factories import create_user

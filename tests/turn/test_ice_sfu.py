@@ -24,8 +24,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.db import Database
 from kundlinow.keys import MEDIA
 from media.config import MediaSettings
 from tests.conftest import AppFactory

@@ -51,7 +51,9 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # Standard-library records (media, aiortc, aiohttp) keep their ``extra=`` fields
+        # (room_id, participant_id ...) as keys of the line, like structlog's own key-values.
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)

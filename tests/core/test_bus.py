@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from kundlinow.bus import EventBus, LocalBus, RedisBus
+from core.bus import EventBus, LocalBus, RedisBus
 
 
 async def _exchange(publisher: EventBus, subscriber: EventBus) -> None:

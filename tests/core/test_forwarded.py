@@ -1,11 +1,11 @@
-"""Reading the client's address through trusted proxies (kundlinow/forwarded.py)."""
+"""Reading the client's address through trusted proxies (core/forwarded.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.forwarded import client_address, parse_networks
 from kundlinow.config import ConfigError, from_env
-from kundlinow.forwarded import client_address, parse_networks
 
 TRUSTED = parse_networks("10.0.0.0/8, 2001:db8::/32")
 

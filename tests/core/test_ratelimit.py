@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from kundlinow.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tests.conftest import reachable_redis
 
 
