@@ -39,6 +39,15 @@ routes = web.RouteTableDef()
 CSP_REPORT_PATH = "/csp-report"
 RAZORPAY_SCRIPT = "https://checkout.razorpay.com"
 RAZORPAY_FRAME = "https://api.razorpay.com"
+REPORTED_DIRECTIVES = frozenset(
+    {
+        "default-src", "script-src", "script-src-elem", "script-src-attr", "style-src",
+        "style-src-elem", "style-src-attr", "img-src", "media-src", "connect-src", "font-src",
+        "worker-src", "manifest-src", "frame-src", "child-src", "object-src", "base-uri",
+        "form-action", "frame-ancestors",
+    }
+)
+"""Label values of ``kundlinow_csp_violations_total``; anything else counts as ``other``."""
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 """A Host header safe to repeat in the policy (anything else is left out, never echoed)."""
 
@@ -111,8 +120,10 @@ async def csp_report(request: web.Request) -> web.Response:
         body = None
     report = body.get("csp-report") if isinstance(body, dict) else None
     report = report if isinstance(report, dict) else {}
-    directive = str(report.get("effective-directive") or report.get("violated-directive") or "?")
-    request.app[CSP_VIOLATIONS].labels(directive[:40]).inc()
+    directive = str(report.get("effective-directive") or report.get("violated-directive") or "")
+    # Anyone may post here: only known directive names become label values (bounded series).
+    name = directive.split(" ", 1)[0]
+    request.app[CSP_VIOLATIONS].labels(name if name in REPORTED_DIRECTIVES else "other").inc()
     log.warning(
         "csp_violation_reported",
         directive=directive[:80],

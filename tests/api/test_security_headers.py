@@ -67,5 +67,10 @@ async def test_violation_reports_are_counted(client: TestClient[Any, Any]) -> No
     )
     assert response.status == 204
     assert (await client.post("/csp-report", data=b"not json")).status == 204
+    forged = {"csp-report": {"effective-directive": "x" * 30}}
+    assert (await client.post("/csp-report", json=forged)).status == 204
     metrics = await (await client.get("/metrics")).text()
     assert 'kundlinow_csp_violations_total{directive="script-src-elem"} 1.0' in metrics
+    # Made-up directives do not create series (anyone can post here).
+    assert 'kundlinow_csp_violations_total{directive="other"} 2.0' in metrics
+    assert "xxxxx" not in metrics
