@@ -9,12 +9,14 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from api.seed import DEMO_ACCOUNTS
 from kundlinow.cli import build_parser
+from kundlinow.config import Settings
 from tests.conftest import require_program
 from tests.kundlinow.test_serve import REPO, START_TIMEOUT_S, _env, free_port
 
@@ -96,3 +98,11 @@ def test_a_missing_program_is_one_line_to_install_and_fails_in_ci(
     with pytest.raises(pytest.fail.Exception):
         require_program("/nonexistent/chromium", "Chromium", "apt-get install chromium")
     require_program(sys.executable, "Python", "-")  # present: nothing happens
+
+
+def test_serve_demo_is_refused_in_production(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(["serve", "--demo"])
+    assert args.func(replace(settings, env="production"), args) == 2
+    assert "production" in capsys.readouterr().err
