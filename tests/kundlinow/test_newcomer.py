@@ -29,9 +29,11 @@ def test_make_serve_runs_one_process() -> None:
     ]
 
 
-def test_serve_demo_is_quiet_and_ends_with_the_url_and_the_logins(tmp_path: Path) -> None:
+def test_serve_demo_is_quiet_and_ends_with_the_url_and_the_logins(
+    tmp_path: Path, pg_dir: Path
+) -> None:
     port = free_port()
-    env = _env(tmp_path, port)
+    env = _env(pg_dir, port)
     env.pop("XDG_RUNTIME_DIR", None)
     out = tmp_path / "serve.out"
     with out.open("w") as sink:
