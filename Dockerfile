@@ -17,6 +17,8 @@ COPY media ./media
 COPY recording ./recording
 COPY signalling ./signalling
 COPY turn ./turn
+COPY astrology ./astrology
+COPY birth ./birth
 RUN pip wheel --wheel-dir /wheels .
 
 # --- runtime: slim, no compilers, non-root ----------------------------------------------------

@@ -14,7 +14,7 @@ from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import CONSULTATIONS, DATABASE, MEDIA_STATS
+from kundlinow.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, MEDIA_STATS
 
 routes = web.RouteTableDef()
 
@@ -22,6 +22,8 @@ routes = web.RouteTableDef()
 class ConsultationRequest(BaseModel):
     consultant_id: uuid.UUID
     mode: Mode
+    birth_profile_id: uuid.UUID | None = None
+    """One of the caller's birth profiles, shown with its chart to the astrologer."""
 
 
 class EndRequest(BaseModel):
@@ -53,7 +55,12 @@ async def create_consultation(request: web.Request) -> web.Response:
     """A caller requests a consultation (holds MIN_START_MINUTES of the rate)."""
     claims = await require_user(request, roles=("user",))
     body = await parse_body(request, ConsultationRequest)
-    c = await request.app[CONSULTATIONS].request(claims.user_id, body.consultant_id, body.mode)
+    profile = body.birth_profile_id
+    if profile is not None and not await request.app[BIRTH_PROFILES].owned(profile, claims.user_id):
+        raise ApiError(404, "BIRTH_PROFILE_NOT_FOUND", "birth profile not found")
+    c = await request.app[CONSULTATIONS].request(
+        claims.user_id, body.consultant_id, body.mode, birth_profile_id=profile
+    )
     return web.json_response(c.to_json(), status=201)
 
 

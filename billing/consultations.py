@@ -27,6 +27,7 @@ from billing.config import BillingSettings
 from billing.errors import (
     AlreadyLive,
     BillingError,
+    BirthProfileNotFound,
     ConsultantUnavailable,
     InsufficientBalance,
     InvalidTransition,
@@ -80,6 +81,22 @@ def check_transition(current: State, new: State) -> None:
 class InvalidRequest(BillingError):
     status = 422
     code = "VALIDATION_FAILED"
+
+
+async def _link_birth_profile(
+    conn: asyncpg.Connection, cid: uuid.UUID, profile_id: uuid.UUID, caller_id: uuid.UUID
+) -> None:
+    """In the request's transaction, so the astrologer can read the chart from the first event
+    on; only the caller's own profile links (issue 15)."""
+    linked = await conn.execute(
+        "INSERT INTO consultation_birth_profiles (consultation_id, profile_id)"
+        " SELECT $1, id FROM birth_profiles WHERE id = $2 AND owner_id = $3",
+        cid,
+        profile_id,
+        caller_id,
+    )
+    if linked == "INSERT 0 0":
+        raise BirthProfileNotFound("birth profile not found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +285,12 @@ class ConsultationService:
     # ---- transitions -------------------------------------------------------------------------
 
     async def request(
-        self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
+        self,
+        caller_id: uuid.UUID,
+        consultant_id: uuid.UUID,
+        mode: Mode | str,
+        *,
+        birth_profile_id: uuid.UUID | None = None,
     ) -> Consultation:
         """Create a requested consultation, holding MIN_START_MINUTES x rate of the wallet.
 
@@ -344,6 +366,8 @@ class ConsultationService:
                 wallet,
                 now,
             )
+            if birth_profile_id is not None:
+                await _link_birth_profile(conn, cid, birth_profile_id, caller_id)
         c = Consultation.from_row(row)
         log.info("consultation_requested", consultation_id=str(c.id), rate_paise=c.rate_paise)
         await self._publish_state(c)

@@ -95,3 +95,10 @@ class GatewayUnavailable(BillingError):
 class SimulatorDisabled(BillingError):
     status = 404
     code = "SIMULATOR_DISABLED"
+
+
+class BirthProfileNotFound(BillingError):
+    """A consultation requested with a birth profile that is not the caller's (issue 15)."""
+
+    status = 404
+    code = "BIRTH_PROFILE_NOT_FOUND"

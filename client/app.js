@@ -1,6 +1,8 @@
 // The kundlinow web app: callers, astrologers and admins. Plain ES modules, no build step.
 import { Api, ApiError, Signalling } from "/client/api.js";
 import { CallSession } from "/client/call.js";
+import { renderProfiles } from "/client/views/birth/profiles.js";
+import { renderChartPanel } from "/client/views/birth/chart-panel.js";
 
 const TOKEN_KEY = "kundlinow.token";
 const view = document.getElementById("view");
@@ -151,8 +153,9 @@ async function recharge(amountRupees) {
 
 async function startConsult(consultant, mode) {
   try {
+    const birth = state.birthPicker ? state.birthPicker.selected() : "";
     const reply = await state.socket.send("consult_request",
-      { consultant_id: consultant.id, mode, waitlist: true });
+      { consultant_id: consultant.id, mode, waitlist: true, ...(birth ? { birth_profile_id: birth } : {}) });
     if (reply.waitlisted) {
       tell(`${consultant.display_name} is busy: you are number ${reply.position} in the queue.`);
       return;
@@ -199,6 +202,7 @@ async function callerHome() {
     el("label", {}, el("input", { type: "checkbox", name: "online", value: "true" }), " online now"),
     el("button", {}, "Search"));
   const list = el("div", { id: "consultants" });
+  const birth = el("section", { id: "birth" });
   const load = async () => {
     const query = new URLSearchParams(Object.entries(formData(filters)).filter(([, v]) => v));
     const page = await state.api.get(`/consultants?${query}`);
@@ -211,7 +215,8 @@ async function callerHome() {
       el("strong", {}, "Wallet"), el("span", { class: "meter", id: "available" }, rupees(wallet.available_paise)),
       el("span", { class: "muted" }, wallet.held_paise ? `(${rupees(wallet.held_paise)} on hold)` : "")),
       rechargeForm),
-    el("h2", {}, "Astrologers"), filters, list);
+    birth, el("h2", {}, "Astrologers"), filters, list);
+  state.birthPicker = renderProfiles(birth, state.api);
   await load();
   const timer = setInterval(() => load().catch(() => {}), 15000);
   return () => clearInterval(timer);
@@ -222,8 +227,18 @@ async function callerHome() {
 async function consultantHome() {
   const earnings = await state.api.get("/earnings");
   const requests = el("div", { id: "requests" });
+  const birthPanels = new Map(); // one panel per request, kept across redraws
+  const birthPanel = (id) => {
+    if (!birthPanels.has(id)) {
+      const panel = el("div", { class: "birth" });
+      renderChartPanel(panel, state.api, id);
+      birthPanels.set(id, panel);
+    }
+    return birthPanels.get(id);
+  };
   const requestCard = (consultation) => el("div", { class: "card request", "data-id": consultation.id },
     el("div", {}, `${consultation.mode} consultation at ${rupees(consultation.rate_paise)}/min`),
+    birthPanel(consultation.id),
     el("div", { class: "row" },
       el("button", { class: "accept", onclick: async () => {
         try {
@@ -478,8 +493,11 @@ async function sessionView(consultationId) {
     try { await socket.send("session_end", { consultation_id: consultationId }); } catch (error) { failure(error); }
   });
 
+  const birthSide = el("aside", { class: "card birth", id: "birth-side" });
+  if (state.me.role === "consultant") renderChartPanel(birthSide, state.api, consultationId);
   view.replaceChildren(el("div", { class: "session" },
-    el("div", {}, stateLine, meter, remoteMedia, videos, callControls),
+    el("div", {}, stateLine, meter, remoteMedia, videos, callControls,
+      state.me.role === "consultant" ? birthSide : null),
     el("div", { class: "card chat" }, log, typing, chatForm, endButton)));
   await join();
   return () => {

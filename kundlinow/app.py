@@ -100,6 +100,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.messages",
     "api.security_headers",
     "api.client",
+    "api.birth",
 )
 """Modules exposing ``routes: web.RouteTableDef`` (or ``setup(app)``), added in this order.
 Document every handler with :func:`api.openapi.operation` (a test checks)."""

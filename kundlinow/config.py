@@ -6,6 +6,7 @@ else calls ``os.environ``. A bad value stops the process with one line naming th
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -79,6 +80,10 @@ class Settings:
     """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
     signalling: SignallingSettings = field(default_factory=SignallingSettings)
     """The WebSocket hub's limits and timers (``WS_*``, ``REQUEST_TIMEOUT``, ...)."""
+    birth_data_key: bytes | None = field(default=None, repr=False)
+    """AES-256-GCM key of birth profiles (``BIRTH_DATA_KEY``, base64 of 32 bytes); ``None``:
+    development keeps one in ``birth_data_key_file``, tests use a fresh one per app."""
+    birth_data_key_file: Path = Path("var/birth_data.key")
 
     @property
     def is_production(self) -> bool:
@@ -326,7 +331,23 @@ def from_env(env: Mapping[str, str]) -> Settings:
         _check_production_secret("METRICS_TOKEN", settings.metrics_token)
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
+    settings = replace(settings, birth_data_key=_birth_data_key(env, environment))
     return replace(settings, billing=billing_from_env(env, environment == "production"))
+
+
+def _birth_data_key(env: Mapping[str, str], environment: str) -> bytes | None:
+    raw = env.get("BIRTH_DATA_KEY", "").strip()
+    if not raw:
+        if environment == "production":
+            raise ConfigError("BIRTH_DATA_KEY: must be set in production (base64 of 32 bytes)")
+        return None
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ConfigError("BIRTH_DATA_KEY: must be base64") from None
+    if len(key) != 32:
+        raise ConfigError("BIRTH_DATA_KEY: must decode to 32 bytes (AES-256)")
+    return key
 
 
 def _float_seconds(raw: str) -> float:

@@ -15,6 +15,7 @@ from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
+from birth.profiles import ProfileStore
 from core.bus import EventBus
 from core.clock import Clock
 from core.db import Database
@@ -54,3 +55,5 @@ USER_STATUS = web.AppKey("user_status", UserStatusCache)
 """Whether a token's account still exists, is enabled and the token not revoked."""
 CSP_VIOLATIONS = web.AppKey("csp_violations", Counter)
 """Content-Security-Policy violations reported by browsers (api/security_headers.py)."""
+BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
+"""Sealed birth profiles and who may read them (issue 15)."""

@@ -82,7 +82,14 @@ class ConsultView:
 
 
 class Consultations(Protocol):
-    async def request(self, caller_id: UUID, consultant_id: UUID, mode: str) -> ConsultView: ...
+    async def request(
+        self,
+        caller_id: UUID,
+        consultant_id: UUID,
+        mode: str,
+        *,
+        birth_profile_id: UUID | None = None,
+    ) -> ConsultView: ...
 
     async def accept(self, consultation_id: UUID, consultant_id: UUID) -> ConsultView: ...
 
@@ -113,9 +120,18 @@ class BillingConsultations:
         self._mode: Callable[[str], Any] = Mode
         self._reason: Callable[[str], Any] = EndReason
 
-    async def request(self, caller_id: UUID, consultant_id: UUID, mode: str) -> ConsultView:
+    async def request(
+        self,
+        caller_id: UUID,
+        consultant_id: UUID,
+        mode: str,
+        *,
+        birth_profile_id: UUID | None = None,
+    ) -> ConsultView:
         return ConsultView.of(
-            await self._service.request(caller_id, consultant_id, self._mode(mode))
+            await self._service.request(
+                caller_id, consultant_id, self._mode(mode), birth_profile_id=birth_profile_id
+            )
         )
 
     async def accept(self, consultation_id: UUID, consultant_id: UUID) -> ConsultView:

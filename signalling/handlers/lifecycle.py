@@ -35,6 +35,8 @@ async def consult_request(
     consultant_id = uuid_of(data, "consultant_id")
     mode = str(data["mode"])
     wants_waitlist = bool(data.get("waitlist", False))
+    # The astrologer reads this profile and its chart with the request (issue 15).
+    profile = uuid_of(data, "birth_profile_id") if data.get("birth_profile_id") else None
     if consultant_id == conn.user_id:
         raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
     services = ctx.services
@@ -45,7 +47,9 @@ async def consult_request(
     blocked = status == BUSY or await services.waitlist.blocked_for(consultant_id, conn.user_id)
     if not blocked:
         try:
-            view = await services.consultations.request(conn.user_id, consultant_id, mode)
+            view = await services.consultations.request(
+                conn.user_id, consultant_id, mode, birth_profile_id=profile
+            )
         except Exception as exc:
             if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
                 raise

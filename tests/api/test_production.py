@@ -22,7 +22,8 @@ def test_production_does_not_start_with_a_public_metrics_endpoint() -> None:
     with pytest.raises(ConfigError, match=r"^METRICS_TOKEN:"):
         from_env({"ENV": "production", "JWT_SECRET": GENERATED, "METRICS_TOKEN": "x" * 40})
     settings = from_env(
-        {"ENV": "production", "JWT_SECRET": GENERATED, "METRICS_TOKEN": GENERATED[::-1]}
+        {"ENV": "production", "JWT_SECRET": GENERATED, "METRICS_TOKEN": GENERATED[::-1],
+         "BIRTH_DATA_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="}
     )
     assert settings.metrics_token == GENERATED[::-1]
 

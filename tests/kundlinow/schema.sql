@@ -99,6 +99,14 @@ ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.birth_profiles (
+    id uuid NOT NULL,
+    owner_id uuid NOT NULL,
+    sealed bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.chat_messages (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     consultation_id uuid NOT NULL,
@@ -177,6 +185,11 @@ CREATE TABLE public.consultant_profiles (
     CONSTRAINT consultant_profiles_rate_voice_paise_check CHECK ((rate_voice_paise >= 0)),
     CONSTRAINT consultant_profiles_rating_count_check CHECK ((rating_count >= 0)),
     CONSTRAINT consultant_profiles_rating_sum_check CHECK ((rating_sum >= 0))
+);
+
+CREATE TABLE public.consultation_birth_profiles (
+    consultation_id uuid NOT NULL,
+    profile_id uuid NOT NULL
 );
 
 CREATE TABLE public.consultation_charges (
@@ -393,6 +406,9 @@ CREATE TABLE public.users (
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT billing_audit_log_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_consultation_id_sender_id_client_id_key UNIQUE (consultation_id, sender_id, client_id);
 
@@ -416,6 +432,9 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_pkey PRIMARY KEY (consultation_id);
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
@@ -473,6 +492,8 @@ ALTER TABLE ONLY public.users
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
+CREATE INDEX birth_profiles_owner ON public.birth_profiles USING btree (owner_id, created_at);
+
 CREATE INDEX chat_uploads_consultation ON public.chat_uploads USING btree (consultation_id);
 
 CREATE INDEX chat_uploads_uploader_recent ON public.chat_uploads USING btree (uploader_id, created_at);
@@ -484,6 +505,8 @@ CREATE INDEX consult_waitlist_queue ON public.consult_waitlist USING btree (cons
 CREATE INDEX consultant_profiles_languages ON public.consultant_profiles USING gin (languages);
 
 CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USING gin (specialities);
+
+CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
 
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
@@ -545,6 +568,9 @@ CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_tra
 
 CREATE TRIGGER users_revoke_on_disable BEFORE UPDATE OF disabled_at ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_revoke_on_disable();
 
+ALTER TABLE ONLY public.birth_profiles
+    ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.chat_messages
     ADD CONSTRAINT chat_messages_sender_id_fkey FOREIGN KEY (sender_id) REFERENCES public.users(id);
 
@@ -565,6 +591,12 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_consultation_id_fkey FOREIGN KEY (consultation_id) REFERENCES public.consultations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.consultation_birth_profiles
+    ADD CONSTRAINT consultation_birth_profiles_profile_id_fkey FOREIGN KEY (profile_id) REFERENCES public.birth_profiles(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_reversal_transfer_id_fkey FOREIGN KEY (reversal_transfer_id) REFERENCES public.ledger_transfers(id);

@@ -70,6 +70,8 @@ def test_production_refuses_placeholder_and_low_entropy_secrets(secret: str) -> 
 
 STRONG = "3f9c1be07d2a4e58b6c0f1a29d7e84b5c3a06f1e92d847b0a5c6e3f7019b2d48"
 """What ``openssl rand -hex 32`` prints."""
+BIRTH_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+"""Base64 of 32 bytes (BIRTH_DATA_KEY, required in production too)."""
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,7 @@ STRONG = "3f9c1be07d2a4e58b6c0f1a29d7e84b5c3a06f1e92d847b0a5c6e3f7019b2d48"
 )
 def test_production_accepts_generated_secrets(secret: str) -> None:
     settings = from_env({"ENV": "production", "JWT_SECRET": secret, "TURN_SECRET": secret,
-                         "METRICS_TOKEN": STRONG})
+                         "METRICS_TOKEN": STRONG, "BIRTH_DATA_KEY": BIRTH_KEY})
     assert settings.jwt_secret == secret
 
 
