@@ -19,13 +19,14 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import Role, issue_token, require_user
+from api.config import ApiSettings
 from api.errors import ApiError
+from api.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core.db import Database
+from core.errors import CodedError
 from core.ratelimit import Decision, RateLimiter
-from kundlinow.config import Settings
-from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -80,7 +81,7 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
-class EmailTaken(Exception):
+class EmailTaken(CodedError):
     status = 409
     code = "EMAIL_TAKEN"
 
@@ -130,7 +131,7 @@ async def create_account(
     return user_out(row)
 
 
-def token_out(settings: Settings, user: UserOut, version: int = 0) -> TokenOut:
+def token_out(settings: ApiSettings, user: UserOut, version: int = 0) -> TokenOut:
     """A fresh access token of the account's current ``token_version``."""
     return TokenOut(
         access_token=issue_token(settings, user.id, user.role, version=version),
@@ -165,7 +166,9 @@ class _LoginBudget:
       spreading guesses over many addresses slows new sign-ins but cannot lock out the owner.
     """
 
-    def __init__(self, limiter: RateLimiter, settings: Settings, email: str, client: str) -> None:
+    def __init__(
+        self, limiter: RateLimiter, settings: ApiSettings, email: str, client: str
+    ) -> None:
         self._limiter = limiter
         self._settings = settings
         self._pair = f"login:account:{email}:client:{client}"

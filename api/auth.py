@@ -11,9 +11,9 @@ import jwt
 import structlog
 from aiohttp import web
 
+from api.config import ApiSettings
 from api.errors import ApiError
-from kundlinow.config import Settings
-from kundlinow.keys import SETTINGS, USER_STATUS
+from api.keys import SETTINGS, USER_STATUS
 
 ALGORITHM = "HS256"
 Role = Literal["user", "consultant", "admin"]
@@ -33,7 +33,7 @@ class Claims:
 
 
 def issue_token(
-    settings: Settings,
+    settings: ApiSettings,
     user_id: uuid.UUID,
     role: Role,
     *,
@@ -52,7 +52,7 @@ def issue_token(
     return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM)
 
 
-def decode_token(settings: Settings, token: str) -> Claims:
+def decode_token(settings: ApiSettings, token: str) -> Claims:
     """Verify signature, expiry and shape; raises 401 ``UNAUTHENTICATED`` otherwise.
 
     The algorithm list is pinned, so ``alg: none`` and algorithm-confusion tokens are refused.

@@ -9,16 +9,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from api.config import ApiSettings
 from api.errors import ApiError
+from api.keys import SETTINGS
 from api.openapi import operation
-from kundlinow.config import Settings
-from kundlinow.keys import SETTINGS
 
 routes = web.RouteTableDef()
 STATIC_PREFIX = "/client/"
 
 
-def client_dir(settings: Settings) -> Path:
+def client_dir(settings: ApiSettings) -> Path:
     return settings.client_dir or Path(__file__).resolve().parents[1] / "client"
 
 

@@ -24,10 +24,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from api.auth import require_user
 from api.errors import ApiError
 from api.hygiene import INT64_MAX, INT64_MIN
+from api.keys import DATABASE, PRESENCE
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from core.presence import PresenceLookup, PresenceStatus
-from kundlinow.keys import DATABASE, PRESENCE
 
 routes = web.RouteTableDef()
 

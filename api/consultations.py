@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, MEDIA_STATS
 from api.openapi import operation
 from api.validation import parse_body
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, MEDIA_STATS
 
 routes = web.RouteTableDef()
 

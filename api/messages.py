@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import HUB
 from api.openapi import operation
 from api.validation import parse_query
-from kundlinow.keys import HUB
-from signalling.ports import ACTIVE
+from billing.consultations import State
 from signalling.upload_quota import UploadQuotaExceeded
 
 routes = web.RouteTableDef()
@@ -135,7 +135,7 @@ async def upload_image(request: web.Request) -> web.Response:
     view = await hub.authorize(claims.user_id, claims.role, _consultation_id(request))
     if claims.user_id not in view.parties():
         raise ApiError(403, "FORBIDDEN", "only the participants may upload")
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         raise ApiError(409, "CONSULT_NOT_ACTIVE", "the consultation is not active")
     content_type = request.content_type.lower()
     if content_type not in cfg.upload_types:

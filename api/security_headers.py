@@ -27,11 +27,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
+from api.config import ApiSettings
 from api.errors import ApiError
 from api.hygiene import loads
+from api.keys import CSP_VIOLATIONS, METRICS, SETTINGS
 from api.openapi import operation
-from kundlinow.config import Settings
-from kundlinow.keys import CSP_VIOLATIONS, METRICS, SETTINGS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -52,7 +52,7 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 """A Host header safe to repeat in the policy (anything else is left out, never echoed)."""
 
 
-def content_security_policy(settings: Settings, host: str | None) -> str:
+def content_security_policy(settings: ApiSettings, host: str | None) -> str:
     razorpay = settings.billing.razorpay.configured
     sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
     directives = {
@@ -75,7 +75,7 @@ def content_security_policy(settings: Settings, host: str | None) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-def permissions_policy(settings: Settings) -> str:
+def permissions_policy(settings: ApiSettings) -> str:
     payment = f'(self "{RAZORPAY_FRAME}")' if settings.billing.razorpay.configured else "()"
     features = {
         "camera": "(self)",

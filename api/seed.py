@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.auth import Role
+from api.config import ApiSettings
 from api.passwords import Passwords
 from core.db import Database
-from kundlinow.config import Settings
 
 SEED_HOOK_MODULES: tuple[str, ...] = ("billing.seed",)
 """Modules whose ``seed_demo(database, settings, accounts)`` runs after the accounts exist."""
@@ -160,7 +160,7 @@ async def seed_accounts(
 
 
 async def seed_demo(
-    database: Database, settings: Settings, passwords: Passwords
+    database: Database, settings: ApiSettings, passwords: Passwords
 ) -> tuple[list[SeededAccount], list[str]]:
     """The demo accounts, then every hook; returns the accounts and the hooks' lines."""
     seeded = await seed_accounts(database, passwords)

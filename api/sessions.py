@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, USER_COLUMNS, TokenOut, token_out, user_out
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import DATABASE, PASSWORDS, SETTINGS, USER_STATUS
 from api.openapi import operation
 from api.revocation import revoke_tokens
 from api.validation import parse_body
-from kundlinow.keys import DATABASE, PASSWORDS, SETTINGS, USER_STATUS
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import RATE_LIMITER, TURN_SETTINGS
 from api.openapi import operation
-from kundlinow.keys import RATE_LIMITER, TURN_SETTINGS
 from turn.ice import build_ice_servers
 
 routes = web.RouteTableDef()

@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
+from api.keys import PAYMENTS, WALLETS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from billing.errors import SimulatorDisabled
 from billing.gateway import SimulatorGateway
 from billing.model import AccountKind
-from kundlinow.keys import PAYMENTS, WALLETS
 
 routes = web.RouteTableDef()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.keys import PAYMENTS
 from api.openapi import operation
-from kundlinow.keys import PAYMENTS
 
 routes = web.RouteTableDef()
 

@@ -33,13 +33,14 @@ from billing.errors import (
     InvalidTransition,
     NotFound,
 )
+from billing.events import TOPIC, BalanceLow, ConsultStateChanged, MinuteCharged
 from billing.invariants import minutes_due
 from billing.model import AccountKind, Transfer, charge_legs
 from billing.ports import Clock, HasPool, Publisher
+from core.session_log import SessionEvent, record_event, write_events
 
 log = structlog.get_logger(__name__)
 
-TOPIC = "consultations"
 
 
 class Mode(enum.StrEnum):
@@ -233,6 +234,7 @@ class TickReport:
 
 
 _SELECT = "SELECT * FROM consultations"
+_CAUSES = {EndReason.REJECTED: "rejected", EndReason.TIMEOUT: "timed_out"}
 
 
 class ConsultationService:
@@ -366,6 +368,11 @@ class ConsultationService:
                 wallet,
                 now,
             )
+            await record_event(
+                conn, cid, "requested", actor_id=caller_id, at=now,
+                data={"mode": mode.value, "consultant_id": str(consultant_id), "rate_paise": rate,
+                      "free_minutes": free, "hold_paise": needed},
+            )
             if birth_profile_id is not None:
                 await _link_birth_profile(conn, cid, birth_profile_id, caller_id)
         c = Consultation.from_row(row)
@@ -395,6 +402,7 @@ class ConsultationService:
                 now,
                 earn,
             )
+            await record_event(conn, consultation_id, "accepted", actor_id=consultant_id, at=now)
             await self._lock_money(conn, [row])
             results = await charge(conn, [Due(consultation_id, 0, row["free_minutes"], 1)], now)
             hold_id = row["hold_id"]
@@ -596,7 +604,14 @@ class ConsultationService:
             end_at,
             actor_id,
         )
-        await self._release_hold(conn, updated, self._clock.now())
+        now = self._clock.now()
+        if reason in _CAUSES:  # the session log names the cause before the end it brings
+            await record_event(conn, row["id"], _CAUSES[reason], actor_id=actor_id, at=now)
+        await record_event(
+            conn, row["id"], "ended", actor_id=actor_id, at=now,
+            data={"reason": reason.value, "ended_at": end_at.isoformat()},
+        )
+        await self._release_hold(conn, updated, now)
         return Consultation.from_row(updated)
 
     async def _release_hold(
@@ -642,6 +657,11 @@ class ConsultationService:
                 ch["minute"],
                 posted.transfer_id,
             )
+            await record_event(
+                conn, row["id"], "minute_reversed", at=self._clock.now(),
+                data={"minute": ch["minute"], "amount_paise": ch["amount_paise"],
+                      "source": ch["source"], "reason": "began after the end"},
+            )
             wallet = ch["amount_paise"] if ch["source"] == "wallet" else 0
             await conn.execute(
                 "UPDATE consultations SET minutes_charged = minutes_charged - 1, "
@@ -665,37 +685,34 @@ class ConsultationService:
             )
             for r in rows:
                 await self._release_hold(conn, r, now)
+            await write_events(conn, [
+                SessionEvent(r["id"], kind, now, data=data)
+                for r in rows
+                for kind, data in (("timed_out", {}), ("ended", {"reason": "timeout",
+                                                                  "ended_at": now.isoformat()}))
+            ])
         for r in rows:
             await self._publish_state(Consultation.from_row(r))
         return [r["id"] for r in rows]
 
     async def _publish_state(self, c: Consultation) -> None:
-        await self._publish({"event": "consult_state", "consultation": c.to_json()})
+        await self._publish(ConsultStateChanged(c.to_json()).encode())
 
     async def _publish_charges(self, results: Sequence[ChargeResult]) -> None:
         for r in results:
             if not r.charged_now:
                 continue
             await self._publish(
-                {
-                    "event": "billing_tick",
-                    "consultation_id": str(r.consultation_id),
-                    "caller_id": str(r.caller_id),
-                    "consultant_id": str(r.consultant_id),
-                    "minutes": r.minutes_charged,
-                    "amount_paise": r.amount_charged_paise,
-                    "balance_paise": r.balance_after_paise,
-                }
+                MinuteCharged(
+                    r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
+                    r.amount_charged_paise, r.balance_after_paise,
+                ).encode()
             )
             if not r.ended and r.minutes_left <= 2:
                 await self._publish(
-                    {
-                        "event": "balance_warning",
-                        "consultation_id": str(r.consultation_id),
-                        "caller_id": str(r.caller_id),
-                        "consultant_id": str(r.consultant_id),
-                        "minutes_left": r.minutes_left,
-                    }
+                    BalanceLow(
+                        r.consultation_id, r.caller_id, r.consultant_id, r.minutes_left
+                    ).encode()
                 )
 
     async def _publish(self, event: dict[str, Any]) -> None:

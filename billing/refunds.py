@@ -12,6 +12,7 @@ from billing.errors import InvalidAmount, InvalidTransition, NotFound
 from billing.model import PLATFORM_REVENUE, Transfer
 from billing.ports import HasPool
 from core import audit as audit_log
+from core.session_log import record_event
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,13 @@ async def refund_consultation(
                     "consultant_part_paise": consultant_part,
                     "platform_part_paise": platform_part,
                 },
+            )
+            await record_event(
+                conn, consultation_id, "refunded", actor_id=actor_id,
+                data={"amount_paise": amount_paise, "reason": reason,
+                      "transfer_id": str(posted.transfer_id),
+                      "consultant_part_paise": consultant_part,
+                      "platform_part_paise": platform_part},
             )
             log.info(
                 "consultation_refunded",

@@ -22,6 +22,28 @@ from aiohttp import web
 from api.auth import decode_token
 from api.errors import Handler, error_middleware
 from api.hygiene import input_hygiene_middleware
+from api.keys import (
+    BUS,
+    CLOCK,
+    CONSULTATIONS,
+    DATABASE,
+    HUB,
+    MEDIA,
+    MEDIA_STATS,
+    METRICS,
+    PASSWORDS,
+    PAYMENTS,
+    PAYOUTS,
+    PRESENCE,
+    RATE_LIMITER,
+    RECORDER,
+    REDIS,
+    SESSION_LOG,
+    SETTINGS,
+    TURN_SETTINGS,
+    USER_STATUS,
+    WALLETS,
+)
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
 from api.revocation import UserStatusCache
@@ -40,29 +62,13 @@ from core.forwarded import trusted_proxy_middleware
 from core.metrics import HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.session_log import EventLog
 from kundlinow.config import Settings
 from kundlinow.database import open_database
-from kundlinow.keys import (
-    BUS,
-    CLOCK,
-    CONSULTATIONS,
-    DATABASE,
-    HUB,
-    MEDIA,
-    MEDIA_STATS,
-    METRICS,
-    PASSWORDS,
-    PAYMENTS,
-    PAYOUTS,
-    PRESENCE,
-    RATE_LIMITER,
-    REDIS,
-    SETTINGS,
-    TURN_SETTINGS,
-    USER_STATUS,
-    WALLETS,
-)
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.hub import Hub
@@ -98,6 +104,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
+    "api.admin_consultations",
     "api.security_headers",
     "api.client",
     "api.birth",
@@ -165,6 +173,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
     return redis_ctx
 
 
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
+
+
 def _bus_ctx(settings: Settings) -> CleanupContext:
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
         redis = app.get(REDIS)
@@ -211,12 +227,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -299,8 +331,11 @@ async def _open_hub(
         media=routed,
         ice_servers=functools.partial(_ice_servers, settings),
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
-    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    # the parties are told what the recorder records (consult_state "recording")
+    hub_settings = replace(cfg, recording=settings.recording.mode)
+    hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
     try:
         await hub.start()
@@ -317,6 +352,7 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
+            app[MEDIA].bind_events(app[SESSION_LOG].emitter(hub.node_id))
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
             yield
@@ -347,9 +383,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

@@ -20,13 +20,17 @@ from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
 from kundlinow.database import open_database
 
-COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kundlinow.commands",
+    "kundlinow.billing_commands",
+    "kundlinow.recording_commands",
+)
 """Modules (beyond this one) that register subcommands."""
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from api.commands import seed_demo_on_startup
     from kundlinow.app import create_app
+    from kundlinow.commands import seed_demo_on_startup
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port

@@ -20,6 +20,8 @@ from billing.config import BillingSettings, RazorpaySettings
 from core.forwarded import IPNetwork, parse_networks
 from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
+from recording.config import MODES as RECORDING_MODES
+from recording.config import RecordingSettings
 from signalling.config import MASKABLE, SignallingSettings
 from signalling.upload_quota import UploadQuota
 from turn.config import TurnSettings, parse_urls
@@ -80,6 +82,8 @@ class Settings:
     """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
     signalling: SignallingSettings = field(default_factory=SignallingSettings)
     """The WebSocket hub's limits and timers (``WS_*``, ``REQUEST_TIMEOUT``, ...)."""
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    """The live recorder and recording access (``RECORDING``, ``RECORDINGS_DIR``, ...)."""
     birth_data_key: bytes | None = field(default=None, repr=False)
     """AES-256-GCM key of birth profiles (``BIRTH_DATA_KEY``, base64 of 32 bytes); ``None``:
     development keeps one in ``birth_data_key_file``, tests use a fresh one per app."""
@@ -186,6 +190,19 @@ def _check_production_secret(name: str, value: str) -> None:
     reason = weakness(value)
     if reason is not None:
         raise ConfigError(f"{name}: {reason}")
+
+
+def _recording(env: Mapping[str, str]) -> RecordingSettings:
+    """``RECORDING`` (off|audio|all), ``RECORDINGS_DIR``, ``RECORDING_SEGMENT_SECONDS``,
+    ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS`` (see recording/config.py)."""
+    d = RecordingSettings()
+    return RecordingSettings(
+        mode=_parse(env, "RECORDING", _choice(RECORDING_MODES), d.mode),
+        directory=Path(_text(env, "RECORDINGS_DIR", str(d.directory))),
+        segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
+        participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
+        url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+    )
 
 
 def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
@@ -323,6 +340,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         turn=_turn(env, environment == "production"),
         media=_media(env),
         signalling=signalling_from_env(env),
+        recording=_recording(env),
     )
     if environment == "production":
         # /metrics reveals traffic, routes and error rates: never public in production.

@@ -15,7 +15,9 @@ from typing import Any
 
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
+from media.observer import MediaObserver
 from media.room import Participant, Room, SendSignal, Track
+from media.session_events import MediaEventSink, no_events
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +25,19 @@ logger = logging.getLogger(__name__)
 class MediaEngine:
     """Rooms of participants with one peer connection each; forwards encoded media."""
 
-    def __init__(self, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
+    ) -> None:
         self.settings = settings
         self._send_signal = send_signal
+        self._observer = observer
+        """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
+        self._on_event = on_event
+        """The session log (media.session_events)."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -34,6 +46,13 @@ class MediaEngine:
         self._send_signal = send_signal
         for room in self._rooms.values():
             room.send_signal = send_signal
+
+    def bind_events(self, on_event: MediaEventSink) -> None:
+        """Set where session-log events go (bound with the node id, known after the hub)."""
+        self._on_event = on_event
+
+    def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        self._on_event(room_id, participant_id, kind, data)
 
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
@@ -49,12 +68,17 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._signal)
+            room = self._rooms[room_id] = Room(
+                room_id, self.settings, self._signal, self._observer, self._event
+            )
         if participant_id in room.participants:
             await room.remove(participant_id)
+        if self._observer is not None:
+            await self._observer.participant_joined(room_id, participant_id)
         room.participants[participant_id] = Participant(
             room, participant_id, can_publish=can_publish
         )
+        self._event(room_id, participant_id, "joined", {"can_publish": can_publish})
         logger.info(
             "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -83,8 +107,9 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
-        if not room.participants:
-            self._rooms.pop(room_id, None)
+        self._event(room_id, participant_id, "left", {})
+        if not room.participants and self._rooms.pop(room_id, None) is not None:
+            self._room_closed(room_id)
         logger.info(
             "participant_left", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -94,6 +119,11 @@ class MediaEngine:
         room = self._rooms.pop(room_id, None)
         if room is not None:
             await room.close()
+            self._room_closed(room_id)
+
+    def _room_closed(self, room_id: str) -> None:
+        if self._observer is not None:
+            self._observer.room_closed(room_id)
 
     async def close(self) -> None:
         self._closed = True

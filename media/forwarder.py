@@ -45,6 +45,7 @@ from aiortc.rtp import (
 )
 
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
+from media.observer import PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, always_start, h264_is_keyframe, vp8_is_keyframe
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,9 @@ class UpTrack:
         self._mask = history - 1
         self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
+        self.tap: PacketTap | None = None
+        """The recorder's tap, if this track is recorded (one attribute test per packet
+        when it is not)."""
         self.closed = False
         # receive statistics (RFC 3550 §6.4.1 / Appendix A.3, A.8)
         self.rate = RateWindow()
@@ -180,6 +184,9 @@ class UpTrack:
         if key and self.is_video:
             self.keyframes += 1
         self._history[seq & self._mask] = (seq, ts, b1, payload)
+        tap = self.tap
+        if tap is not None:
+            tap.on_rtp(seq, ts, b1, payload, arrival_ms)
         now = time.monotonic()
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
@@ -273,8 +280,11 @@ class UpTrack:
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         """RTCP from the publisher addressed to this track's receiver (SR, BYE)."""
         if isinstance(packet, RtcpSrPacket):
-            self._sr_lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+            info = packet.sender_info
+            self._sr_lsr = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
             self._sr_time = time.time()
+            if self.tap is not None:
+                self.tap.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
 
     def report(self, now: float) -> list[AnyRtcpPacket]:
         """Receiver report block (RFC 3550 §6.4.2) and REMB for this track."""
@@ -333,6 +343,9 @@ class UpTrack:
 
     def close(self) -> None:
         self.closed = True
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None
         if self._pli_handle is not None:
             self._pli_handle.cancel()
             self._pli_handle = None

@@ -41,7 +41,9 @@ from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
+from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.session_events import MediaEventSink, ice_state_data, no_events
 
 _RTCP_TICK_S = 0.1
 """Grid the RTCP report times of all participants are rounded up to."""
@@ -156,6 +158,10 @@ class Participant:
         self._needs_offer = False
         self._tasks: set[asyncio.Future[None]] = set()
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("iceconnectionstatechange",
+                   lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
+        self._media_seen: set[UpTrack] = set()
+        """Tracks whose first packet the session log has (``first_media``)."""
         self._spawn(self._run_rtcp())
 
     # -- state ------------------------------------------------------------------------
@@ -171,6 +177,9 @@ class Participant:
         )
         self.state = state
         self.room.participant_state_changed(self)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.room.on_event(self.room.room_id, self.participant_id, kind, data)
 
     @property
     def is_connected(self) -> bool:
@@ -298,6 +307,12 @@ class Participant:
         )
         self.uptracks[t] = up
         glue.take_over_receiver(t.receiver, up.on_rtcp)
+        observer = self.room.observer
+        if observer is not None:
+            up.tap = observer.track_published(
+                self.room.room_id, self.participant_id, up.kind, codec.mimeType,
+                codec.clockRate, up.request_keyframe, up.is_keyframe,
+            )
 
     def _rtcp_sender(self, t: RTCRtpTransceiver) -> Callable[[bytes], Awaitable[None]]:
         async def send(data: bytes) -> None:
@@ -330,6 +345,7 @@ class Participant:
         return link
 
     def _on_dtls_state(self, dtls: RTCDtlsTransport, on_rtp: glue.RtpHandler) -> None:
+        self._emit("dtls_state_changed", {"state": dtls.state})
         if dtls.state == "connected":
             glue.receive_srtp(dtls, on_rtp)
             self._activate()
@@ -378,6 +394,10 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                if up not in self._media_seen:  # a new SSRC: off the per-packet path
+                    self._media_seen.add(up)
+                    self._emit("first_media", {"track_id": up.track_id, "kind": up.kind,
+                                               "codec": up.codec.mimeType})
             start, end = payload_bounds(data)
             up.on_rtp(data, start, end, arrival_time_ms)
 
@@ -574,10 +594,20 @@ class Participant:
 class Room:
     """Participants of one consultation and the wiring between their tracks."""
 
-    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
+    ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
+        self.observer = observer
+        self.on_event = on_event
+        """The session log (media.session_events)."""
         self.participants: dict[str, Participant] = {}
 
     def participant_state_changed(self, participant: Participant) -> None:
@@ -598,6 +628,8 @@ class Room:
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
+            if self.observer is not None:
+                self.observer.participant_left(self.room_id, participant_id)
 
     async def close(self) -> None:
         for pid in list(self.participants):

@@ -56,3 +56,6 @@ class SignallingSettings:
     21-26 vs 67-70 ms, PostgreSQL 570-750 vs 850-1,390 us per message)."""
     waitlist_offer_s: float = 60.0
     """How long a waitlisted caller holds the freed slot before it passes to the next one."""
+    recording: str = "off"
+    """What the parties are told is recorded (``consult_state``): ``off``, ``audio`` or
+    ``all``; ``create_app`` sets the recorder's ``RECORDING`` here."""

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from aiohttp import web
@@ -50,7 +51,8 @@ class Connection:
     """A socket of one user on this node: identity, joined rooms and the send path."""
 
     __slots__ = (
-        "bucket", "cursors", "id", "replays", "role", "rooms", "transport", "user_id", "ws",
+        "bucket", "connected_at", "cursors", "id", "replays", "role", "rooms", "transport",
+        "user_id", "ws",
     )
 
     def __init__(
@@ -68,6 +70,7 @@ class Connection:
         self.user_id = user_id
         self.role = role
         self.bucket = bucket
+        self.connected_at = datetime.now(UTC)
         self.rooms: set[UUID] = set()
         """Consultations this socket joined."""
         self.cursors: dict[UUID, int] = {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from core.bus import EventBus
@@ -41,6 +42,17 @@ enabled, token not revoked); raises (with a ``code`` attribute) on anything inva
 AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
 """(actor, action, subject type, subject id, details) -> recorded."""
 
+
+class SessionLogSink(Protocol):
+    """Queues one event of a consultation's session log and returns at once
+    (``core.session_log.EventLog.emitter``, which stamps the node id)."""
+
+    def __call__(
+        self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+        *, at: datetime | None = None,
+    ) -> None: ...
+
+
 IceServers = Callable[[UUID], list[dict[str, Any]]]
 """The caller's ICE servers (``turn.ice.build_ice_servers``), sent with ``join_consult``."""
 
@@ -63,6 +75,8 @@ class HubServices:
     ice_servers: IceServers | None = None
     audit: AuditRecorder | None = None
     """Records admins observing a consultation."""
+    session_log: SessionLogSink | None = None
+    """Each consultation's timeline: sockets, drops, mute/camera, waitlist offers."""
 
 
 @dataclass(slots=True)
@@ -91,6 +105,15 @@ class HubContext:
     timers: Timers
     rooms: RoomState
 
+    def log_event(
+        self, room: UUID, actor: UUID | None, kind: str, data: dict[str, Any] | None = None,
+        *, at: datetime | None = None,
+    ) -> None:
+        """Queue a session-log event of ``room`` (never waits for the database)."""
+        sink = self.services.session_log
+        if sink is not None:
+            sink(str(room), str(actor) if actor else None, kind, data or {}, at=at)
+
     def joined(self, conn: Connection, data: dict[str, Any]) -> ConsultView:
         """The consultation named in ``data`` if ``conn`` joined it."""
         room = uuid_of(data, "consultation_id")
@@ -115,6 +138,13 @@ def uuid_of(data: dict[str, Any], name: str) -> UUID:
 
 def is_party(view: ConsultView, user_id: UUID) -> bool:
     return user_id in view.parties()
+
+
+def role_in(view: ConsultView, user_id: UUID) -> str:
+    """``caller``, ``astrologer`` or ``observer`` (an admin watching)."""
+    if user_id == view.caller_id:
+        return "caller"
+    return "astrologer" if user_id == view.consultant_id else "observer"
 
 
 async def send_parties(ctx: HubContext, room: UUID, users: tuple[UUID, ...], frame: str) -> None:

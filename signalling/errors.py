@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import CodedError
+
 UNAUTHENTICATED = "UNAUTHENTICATED"
 AUTH_TIMEOUT = "AUTH_TIMEOUT"
 TOKEN_EXPIRED = "TOKEN_EXPIRED"
@@ -38,15 +40,11 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 _STATUS = {FORBIDDEN: 403, NOT_FOUND: 404, UNAUTHENTICATED: 401, CONSULT_NOT_ACTIVE: 409}
 
 
-class SignalError(Exception):
+class SignalError(CodedError):
     """A client message failed; becomes an ``error`` frame carrying the message's id.
 
     ``status`` lets the REST error middleware render the same error over HTTP.
     """
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.status = _STATUS.get(code, 400)
+        super().__init__(message, details, code=code, status=_STATUS.get(code, 400))

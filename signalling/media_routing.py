@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import structlog
 
 from core.bus import EventBus
+from core.errors import CodedError
 from signalling import errors
 from signalling.errors import SignalError
 from signalling.ports import MediaPort, SendSignal
@@ -482,10 +483,9 @@ class RoutedMedia:
                     await self._leave_here(room_id, participant_id)
                 else:
                     raise SignalError(errors.INTERNAL, f"unknown media op {op!r}")
+        except CodedError as exc:
+            reply.update(ok=False, code=exc.code, message=exc.message)
         except Exception as exc:
-            code = getattr(exc, "code", None)
-            if not isinstance(code, str):
-                log.exception("media_route_op_failed", op=op, room_id=room_id)
-                code = errors.INTERNAL
-            reply.update(ok=False, code=code, message=str(getattr(exc, "message", exc)))
+            log.exception("media_route_op_failed", op=op, room_id=room_id)
+            reply.update(ok=False, code=errors.INTERNAL, message=str(exc))
         await self._bus.publish(_topic(origin), reply)

@@ -16,11 +16,13 @@ from uuid import UUID
 
 import structlog
 
+from billing.consultations import EndReason, State
+from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext, is_party
 from signalling.errors import SignalError
-from signalling.ports import ACTIVE, ConsultView
+from signalling.ports import ConsultView
 from signalling.presence import room_key, user_key
 
 log = structlog.get_logger(__name__)
@@ -34,8 +36,8 @@ async def authorize(ctx: HubContext, user_id: UUID, role: str, room: UUID) -> Co
     """The consultation if ``user_id`` may see it (a participant or an admin)."""
     try:
         view = await ctx.services.consultations.get(room)
-    except Exception as exc:
-        if getattr(exc, "code", None) == errors.NOT_FOUND:
+    except CodedError as exc:
+        if exc.code == errors.NOT_FOUND:
             raise SignalError(errors.NOT_FOUND, "no such consultation") from None
         raise
     if not is_party(view, user_id) and role != "admin":
@@ -65,7 +67,7 @@ async def left_room(
     store = ctx.services.store
     await store.remove(room_key(room, conn.user_id))
     await _release_media(ctx, conn, room)
-    if dropped_at is None or view.state != ACTIVE:
+    if dropped_at is None or view.state != State.ACTIVE:
         return
     remaining = (await store.counts([room_key(room, conn.user_id)]))[0]
     if remaining > 0:
@@ -82,6 +84,8 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
     with contextlib.suppress(Exception):
         await ctx.services.store.remove(user_key(conn.user_id))
     for room in rooms:
+        ctx.log_event(room, conn.user_id, "socket_disconnected",
+                      {"conn": conn.id, "close_code": conn.ws.close_code}, at=dropped_at)
         try:
             await left_room(ctx, conn, room, dropped_at=dropped_at)
         except Exception:
@@ -94,6 +98,8 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
 async def party_dropped(ctx: HubContext, room: UUID, user_id: UUID, dropped_at: datetime) -> None:
     grace = ctx.settings.reconnect_grace_s
     log.info("party_dropped", consultation_id=str(room), user=str(user_id), grace_s=grace)
+    ctx.log_event(room, user_id, "party_dropped",
+                  {"grace_s": grace, "dropped_at": dropped_at.isoformat()})
     await ctx.router.to_room(
         room,
         protocol.event(
@@ -116,10 +122,12 @@ async def _grace_expired(ctx: HubContext, room: UUID, user_id: UUID, dropped_at:
         return
     consultations = ctx.services.consultations
     view = await consultations.get(room)
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         return
     log.info("party_gone", consultation_id=str(room), user=str(user_id))
-    await consultations.end(room, "disconnected", actor_id=user_id, ended_at=dropped_at)
+    await consultations.end(
+        room, EndReason.DISCONNECTED, actor_id=user_id, ended_at=dropped_at
+    )
 
 
 async def on_control(ctx: HubContext, event: dict[str, Any]) -> None:
@@ -157,7 +165,7 @@ async def _check_rooms(ctx: HubContext) -> None:
     pairs = [
         (room, user)
         for room, view in state.views.items()
-        if view.state == ACTIVE
+        if view.state == State.ACTIVE
         for user in view.parties()
     ]
     if not pairs:

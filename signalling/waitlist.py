@@ -9,6 +9,7 @@ meanwhile requests from others are refused, then it expires and the next caller 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -92,11 +93,13 @@ class Waitlist:
                 )
             )
 
-    async def taken(self, consultant_id: UUID, caller_id: UUID) -> None:
-        """The caller's request went through: their entry (if any) is done."""
-        await self._pool.execute(
+    async def taken(self, consultant_id: UUID, caller_id: UUID) -> datetime | None:
+        """The caller's request went through: their entry (if any) is done. Returns when the
+        slot was offered to them, if it was (the session log's ``offered``)."""
+        return await self._pool.fetchval(
             """UPDATE consult_waitlist SET state = 'taken', closed_at = now()
-               WHERE consultant_id = $1 AND caller_id = $2 AND state IN ('queued', 'offered')""",
+               WHERE consultant_id = $1 AND caller_id = $2 AND state IN ('queued', 'offered')
+               RETURNING offered_at""",
             consultant_id, caller_id,
         )
 

@@ -6,19 +6,20 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from billing.consultations import State
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext, is_party
 from signalling.errors import SignalError
-from signalling.ports import ACTIVE, ConsultView
+from signalling.ports import ConsultView
 
 SIGNALS = ("call_offer", "call_answer", "ice_candidate")
 
 
 def _require_active(view: ConsultView) -> None:
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
-                          {"state": view.state})
+                          {"state": view.state.value})
 
 
 async def media_state(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
@@ -26,6 +27,8 @@ async def media_state(ctx: HubContext, conn: Connection, data: dict[str, Any]) -
     clients send their state again when a call starts and when either party rejoins."""
     view = ctx.joined_party(conn, data)
     _require_active(view)
+    ctx.log_event(view.id, conn.user_id, "media_state_changed",
+                  {"audio": bool(data["audio"]), "video": bool(data["video"])})
     await ctx.router.to_room(
         view.id,
         protocol.event("media_state", {"consultation_id": str(view.id),

@@ -13,12 +13,13 @@ from uuid import UUID
 
 import structlog
 
+from billing.consultations import EndReason, Mode, State
+from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
-from signalling.context import HubContext, is_party, uuid_of
+from signalling.context import HubContext, is_party, role_in, uuid_of
 from signalling.errors import SignalError
 from signalling.handlers.chat import replay
-from signalling.ports import ENDED, REQUESTED
 from signalling.presence import AWAY, BUSY, OFFLINE, room_key
 from signalling.rooms import authorize, left_room
 
@@ -33,7 +34,7 @@ async def consult_request(
     ctx: HubContext, conn: Connection, data: dict[str, Any]
 ) -> dict[str, Any]:
     consultant_id = uuid_of(data, "consultant_id")
-    mode = str(data["mode"])
+    mode = Mode(data["mode"])
     wants_waitlist = bool(data.get("waitlist", False))
     # The astrologer reads this profile and its chart with the request (issue 15).
     profile = uuid_of(data, "birth_profile_id") if data.get("birth_profile_id") else None
@@ -50,14 +51,16 @@ async def consult_request(
             view = await services.consultations.request(
                 conn.user_id, consultant_id, mode, birth_profile_id=profile
             )
-        except Exception as exc:
-            if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
+        except CodedError as exc:
+            if exc.code != errors.CONSULTANT_UNAVAILABLE:
                 raise
             blocked = True
             if not wants_waitlist:
                 raise
         else:
-            await services.waitlist.taken(consultant_id, conn.user_id)
+            offered_at = await services.waitlist.taken(consultant_id, conn.user_id)
+            if offered_at is not None:  # the slot this request took was offered from the queue
+                ctx.log_event(view.id, conn.user_id, "offered", {"mode": mode}, at=offered_at)
             ctx.timers.cancel(("offer", consultant_id))
             ctx.timers.schedule(
                 ("request", view.id), ctx.settings.request_timeout_s,
@@ -67,15 +70,15 @@ async def consult_request(
     if not wants_waitlist:
         raise SignalError(errors.CONSULTANT_UNAVAILABLE, "the astrologer is busy",
                           {"waitlist": True})
-    position = await services.waitlist.join(consultant_id, conn.user_id, mode)
+    position = await services.waitlist.join(consultant_id, conn.user_id, mode.value)
     return {"waitlisted": True, "position": position, "consultant_id": str(consultant_id)}
 
 
 async def _request_expired(ctx: HubContext, room: UUID) -> None:
     view = await ctx.services.consultations.get(room)
-    if view.state == REQUESTED:
+    if view.state == State.REQUESTED:
         log.info("request_timed_out", consultation_id=str(room))
-        await ctx.services.consultations.end(room, "timeout")
+        await ctx.services.consultations.end(room, EndReason.TIMEOUT)
 
 
 async def accept(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
@@ -99,15 +102,15 @@ async def session_end(ctx: HubContext, conn: Connection, data: dict[str, Any]) -
     participant = is_party(view, conn.user_id)
     if not participant and conn.role != "admin":
         raise SignalError(errors.FORBIDDEN, "not your consultation")
-    if view.state == REQUESTED and conn.user_id == view.consultant_id:
+    if view.state == State.REQUESTED and conn.user_id == view.consultant_id:
         view = await consultations.reject(room, conn.user_id)
         return {"consultation": view.raw}
     if not participant:
-        reason = "admin"
-    elif view.state == REQUESTED:
-        reason = "cancelled"
+        reason = EndReason.ADMIN
+    elif view.state == State.REQUESTED:
+        reason = EndReason.CANCELLED
     else:
-        reason = "completed"
+        reason = EndReason.COMPLETED
     statement = await consultations.end(room, reason, actor_id=conn.user_id)
     return {"consultation_id": str(room), "statement": statement}
 
@@ -121,11 +124,14 @@ async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) 
     services = ctx.services
     if first:
         ctx.registry.join(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_connected",
+                      {"conn": conn.id, "role": role_in(view, conn.user_id),
+                       "connected_at": conn.connected_at.isoformat(), "state": view.state})
         if not participant and services.audit is not None:
             # An admin watching a private consultation is always on the record.
             await services.audit(conn.user_id, "observer_joined", "consultation", str(room),
                                  {"node": ctx.node_id, "state": view.state})
-        if participant and view.state != ENDED:
+        if participant and view.state != State.ENDED:
             await services.store.add(room_key(room, conn.user_id))
             await ctx.router.control(
                 {"e": "rejoined", "room": str(room), "user": str(conn.user_id)}
@@ -156,6 +162,7 @@ async def leave_consult(
     if room in conn.rooms:
         await left_room(ctx, conn, room, dropped_at=None)
         ctx.registry.leave(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_left", {"conn": conn.id})
         # A deliberate leave is not a drop: no node's watchdog should start a grace for it.
         await ctx.router.control({"e": "left", "room": str(room), "user": str(conn.user_id)})
         if not ctx.registry.by_room.get(room):

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.keys import PRESENCE
 from core.db import Database
 from core.presence import PresenceStatus
 from kundlinow.config import Settings
-from kundlinow.keys import PRESENCE
 from tests.conftest import AppFactory
 from tests.factories import TestUser, create_user
 

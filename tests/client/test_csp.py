@@ -14,7 +14,7 @@ from playwright.async_api import Browser, ConsoleMessage, expect
 from kundlinow.app import create_app
 from kundlinow.config import Settings
 from core.db import Database
-from kundlinow.keys import CSP_VIOLATIONS
+from api.keys import CSP_VIOLATIONS
 from tests.factories import DEFAULT_PASSWORD, create_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -207,6 +207,27 @@ CREATE TABLE public.consultation_charges (
     CONSTRAINT consultation_charges_source_check CHECK ((source = ANY (ARRAY['wallet'::text, 'promotion'::text])))
 );
 
+CREATE TABLE public.consultation_events (
+    id bigint NOT NULL,
+    consultation_id uuid NOT NULL,
+    at timestamp with time zone NOT NULL,
+    kind text NOT NULL,
+    actor_id uuid,
+    node_id text,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT consultation_events_data_check CHECK ((jsonb_typeof(data) = 'object'::text)),
+    CONSTRAINT consultation_events_node_id_check CHECK ((length(node_id) <= 64))
+);
+
+ALTER TABLE public.consultation_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.consultation_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.consultation_ratings (
     consultation_id uuid NOT NULL,
     caller_id uuid NOT NULL,
@@ -382,6 +403,32 @@ CREATE TABLE public.payouts (
     CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text])))
 );
 
+CREATE TABLE public.recordings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    consultation_id uuid NOT NULL,
+    party text NOT NULL,
+    kind text NOT NULL,
+    codec text NOT NULL,
+    segment integer DEFAULT 0 NOT NULL,
+    storage_key text NOT NULL,
+    status text DEFAULT 'recording'::text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone,
+    offset_ms bigint DEFAULT 0 NOT NULL,
+    duration_ms bigint,
+    bytes bigint,
+    sha256 text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT recordings_bytes_check CHECK ((bytes >= 0)),
+    CONSTRAINT recordings_check CHECK (((party = 'review'::text) = (kind = 'review'::text))),
+    CONSTRAINT recordings_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT recordings_kind_check CHECK ((kind = ANY (ARRAY['audio'::text, 'video'::text, 'review'::text]))),
+    CONSTRAINT recordings_offset_ms_check CHECK ((offset_ms >= 0)),
+    CONSTRAINT recordings_party_check CHECK ((party = ANY (ARRAY['caller'::text, 'astrologer'::text, 'review'::text]))),
+    CONSTRAINT recordings_segment_check CHECK ((segment >= 0)),
+    CONSTRAINT recordings_status_check CHECK ((status = ANY (ARRAY['recording'::text, 'complete'::text, 'partial'::text, 'failed'::text])))
+);
+
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -439,6 +486,9 @@ ALTER TABLE ONLY public.consultation_birth_profiles
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
 
+ALTER TABLE ONLY public.consultation_events
+    ADD CONSTRAINT consultation_events_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.consultation_ratings
     ADD CONSTRAINT consultation_ratings_pkey PRIMARY KEY (consultation_id);
 
@@ -481,6 +531,12 @@ ALTER TABLE ONLY public.payment_webhook_events
 ALTER TABLE ONLY public.payouts
     ADD CONSTRAINT payouts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_storage_key_key UNIQUE (storage_key);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -508,6 +564,8 @@ CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USIN
 
 CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
 
+CREATE INDEX consultation_events_timeline ON public.consultation_events USING btree (consultation_id, at, id);
+
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
 CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE (state = 'active'::text);
@@ -515,6 +573,8 @@ CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE
 CREATE INDEX consultations_caller ON public.consultations USING btree (caller_id, requested_at DESC);
 
 CREATE INDEX consultations_consultant_live ON public.consultations USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'active'::text]));
+
+CREATE INDEX consultations_newest ON public.consultations USING btree (requested_at DESC, id DESC);
 
 CREATE UNIQUE INDEX consultations_one_active_per_consultant ON public.consultations USING btree (consultant_id) WHERE (state = 'active'::text);
 
@@ -542,7 +602,17 @@ CREATE INDEX payouts_approved ON public.payouts USING btree (decided_at) WHERE (
 
 CREATE UNIQUE INDEX payouts_one_pending ON public.payouts USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'approved'::text]));
 
+CREATE INDEX recordings_consultation ON public.recordings USING btree (consultation_id, party, kind, segment);
+
+CREATE INDEX recordings_created ON public.recordings USING btree (created_at);
+
+CREATE INDEX recordings_status ON public.recordings USING btree (status) WHERE (status = 'recording'::text);
+
 CREATE TRIGGER consultation_charges_check AFTER INSERT ON public.consultation_charges REFERENCING NEW TABLE AS new_charges FOR EACH STATEMENT EXECUTE FUNCTION public.consultation_charges_check();
+
+CREATE TRIGGER consultation_events_immutable BEFORE DELETE OR UPDATE ON public.consultation_events FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER consultation_events_no_truncate BEFORE TRUNCATE ON public.consultation_events FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER consultations_no_delete BEFORE DELETE ON public.consultations FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from api.keys import HUB
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import HUB
 from signalling.config import SignallingSettings
 from tests.factories import create_user
 from tests.signalling.wsclient import connect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from kundlinow.keys import HUB
+from api.keys import HUB
 from tests.factories import TestUser
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient

@@ -24,9 +24,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from api.keys import MEDIA
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import MEDIA
 from media.config import MediaSettings
 from tests.conftest import AppFactory
 from tests.factories import create_user

@@ -1,5 +1,5 @@
-"""CLI subcommands owned by the API: ``kundlinow admin create|disable|enable`` and
-``kundlinow seed-demo``.
+"""Account subcommands: ``kundlinow admin create|disable|enable`` and ``kundlinow seed-demo``
+(the API's data).
 
 Admins exist only through ``admin create`` (never over HTTP). The password comes from
 ``--password``, else from standard input (one line) when it is not a terminal, else from a
@@ -19,12 +19,12 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
+from api.keys import DATABASE, PASSWORDS, SETTINGS
 from api.passwords import Passwords
 from api.seed import SeededAccount, seed_demo
 from core import audit
 from kundlinow.config import Settings
 from kundlinow.database import open_database
-from kundlinow.keys import DATABASE, PASSWORDS, SETTINGS
 
 
 def register(commands: Any) -> None:
