@@ -96,6 +96,8 @@ class ConsultantOut(BaseModel):
     rating_count: int
     away: bool
     status: Status
+    verified: bool = Field(description="approved by the platform")
+    photo_url: str | None = Field(description="the profile photo, null when there is none")
 
 
 class ConsultantPage(BaseModel):
@@ -129,7 +131,9 @@ class ProfilePatch(BaseModel):
 
 _PROFILE_COLUMNS = (
     "p.user_id, p.display_name, p.bio, p.languages, p.specialities, p.rate_chat_paise,"
-    " p.rate_voice_paise, p.rate_video_paise, p.rating_sum, p.rating_count, p.away"
+    " p.rate_voice_paise, p.rate_video_paise, p.rating_sum, p.rating_count, p.away,"
+    " p.approved_at IS NOT NULL AS verified,"
+    " EXISTS (SELECT 1 FROM consultant_photos ph WHERE ph.user_id = p.user_id) AS has_photo"
 )
 
 
@@ -169,6 +173,8 @@ def _out(row: asyncpg.Record, status: Status) -> ConsultantOut:
         rating_count=count,
         away=row["away"],
         status=status,
+        verified=row["verified"],
+        photo_url=f"/consultants/{row['user_id']}/photo" if row["has_photo"] else None,
     )
 
 

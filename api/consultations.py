@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, MEDIA_STATS
 from api.openapi import operation
 from api.validation import parse_body
+from api.wallet_push import push_wallet
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
 
@@ -149,6 +150,9 @@ async def refund(request: web.Request) -> web.Response:
         claims.user_id,
         body.idempotency_key,
     )
+    if not done.replayed:
+        caller_id = (await request.app[CONSULTATIONS].get(done.consultation_id)).caller_id
+        await push_wallet(request.app, caller_id, "refund")
     return web.json_response(
         {
             "consultation_id": str(done.consultation_id),

@@ -21,7 +21,7 @@ class PayoutRequest(BaseModel):
 
 
 class PayoutQuery(BaseModel):
-    state: Literal["requested", "approved", "rejected", "posted", "voided"] | None = None
+    state: Literal["requested", "approved", "rejected", "posted", "voided", "failed"] | None = None
 
 
 @routes.post("/payouts")

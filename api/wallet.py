@@ -87,7 +87,7 @@ async def recharge(request: web.Request) -> web.Response:
     "Verify the checkout signature against the stored order and credit once",
     body=VerifyRequest,
     auth="any",
-    errors=(400, 404, 502),
+    errors=(400, 404, 409, 502),
     tags=("wallet",),
 )
 async def verify_recharge(request: web.Request) -> web.Response:

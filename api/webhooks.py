@@ -13,7 +13,7 @@ routes = web.RouteTableDef()
 @routes.post("/webhooks/razorpay")
 @operation(
     "Razorpay webhook (X-Razorpay-Signature over the raw body)",
-    errors=(400, 404),
+    errors=(400, 404, 409),
     content_type=None,
     tags=("wallet",),
 )

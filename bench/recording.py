@@ -11,6 +11,11 @@ review file of one recorded consult in this process (``time.process_time``, all 
 
     python -m bench.recording                        # 10 consults, 20 s, with and without
     python -m bench.recording --consults 4 --duration 10
+    python -m bench.recording --rounds 3             # off/all alternated three times
+    python -m bench.recording alone --repeat 20      # the recorder alone (for py-spy)
+
+On a shared machine, compare CPU-seconds per delivered packet of rounds run side by side
+(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -189,9 +196,26 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
 # -- the recorder alone -----------------------------------------------------------------
 
 
+class _MarkedStore(LocalStore):
+    """Tells the benchmark when the writer thread has reached a mark in its queue."""
+
+    MARK = "bench-mark"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.marked = threading.Event()
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        if key.endswith("/" + self.MARK):
+            self.marked.set()
+        else:
+            super().write_atomic(key, data)
+
+
 async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
     """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
-    side (reorder, frames, clock), the writer thread (muxing), and the finalising remux."""
+    side (reorder, frames, clock), the writer thread (muxing; process CPU while the main
+    thread polls, so an upper bound), and the finalising remux when the files close."""
     from aiortc.codecs.opus import OpusEncoder
     from aiortc.codecs.vpx import Vp8Encoder
 
@@ -212,8 +236,9 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                     packets[stream_kind].append((payload, ts, marker))
     async with open_database(Settings(database_url=dsn), migrate=False) as database:
         info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
-        room = RoomRecording(info, RecordingSettings(directory=directory),
-                             LocalStore(directory), Catalog(database.pool))
+        store = _MarkedStore(directory)
+        room = RoomRecording(info, RecordingSettings(directory=directory), store,
+                             Catalog(database.pool))
         sender = SenderClock()
         ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
         tracks = {}
@@ -231,16 +256,39 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                 tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
         loop_s = time.thread_time() - cpu
         process = time.process_time()
-        room._writer.stop()  # muxes the batch on its thread (no file closed yet)
+        room._writer.write_atomic(f"{info.consultation_id}/{_MarkedStore.MARK}", b"")
+        room._writer._hand_over()  # the thread muxes the batch, then writes the mark
+        await asyncio.to_thread(store.marked.wait)
+        mux_s = time.process_time() - process
+        process = time.process_time()
+        room._writer.stop()  # closes the files: remux, SHA-256, fsync
         await asyncio.to_thread(room._writer.join)
-        writer_s = time.process_time() - process
+        close_s = time.process_time() - process
         await asyncio.sleep(0.1)  # the finished files' catalogue writes
         room._db.put_nowait(None)
         await room._db_task
-    return {"event loop": loop_s / count * 1e6, "writer thread + remux": writer_s / count * 1e6}
+    return {"event loop (reorder, frames, clock, hand-over)": loop_s / count * 1e6,
+            "writer thread (PyAV mux, live)": mux_s / count * 1e6,
+            "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
 
 
 # -- the orchestrator -----------------------------------------------------------------
+
+
+async def _alone(args: argparse.Namespace) -> None:
+    """The recorder alone, ``--repeat`` times on one scratch database: the median µs."""
+    dsn = await _scratch_database()
+    runs: list[dict[str, float]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
+            for i in range(args.repeat):
+                runs.append(await recorder_cost(dsn, args.file, Path(tmp) / str(i)))
+    finally:
+        await _drop_database(dsn)
+    print(f"| recorder alone (no network), median of {args.repeat} | µs CPU per packet |")
+    print("|---|---:|")
+    for name in runs[0]:
+        print(f"| {name} | {statistics.median(r[name] for r in runs):.1f} |")
 
 
 def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> dict[str, Any]:
@@ -262,14 +310,18 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
         )
         assert gen.stdout is not None
         cpu0 = wall0 = 0.0
+        switches0 = 0
         result: dict[str, Any] = {}
         for out in gen.stdout:
             if out.startswith("MEASURE_START"):
                 t = proc.cpu_times()
                 cpu0, wall0 = t.user + t.system, time.monotonic()
+                switches0 = sum(proc.num_ctx_switches())
             elif out.startswith("MEASURE_END"):
                 t = proc.cpu_times()
                 result["cpu_s"] = t.user + t.system - cpu0
+                # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
+                result["switches"] = sum(proc.num_ctx_switches()) - switches0
                 result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
                 result.update(json.loads(out[7:]))
@@ -322,37 +374,47 @@ def orchestrate(args: argparse.Namespace) -> None:
         print(f"| {name} | {ns:.0f} |")
     print()
     dsn = asyncio.run(_scratch_database())
-    rows = []
+    rows: list[tuple[int, str, dict[str, Any]]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
-            for record in ("off", "all"):
-                directory = Path(tmp) / record
-                rows.append((record, _point(args, dsn, record, directory)))
-            per_minute, length = _compose_cost(Path(tmp) / "all")
+            for n in range(args.rounds):
+                # alternate the order, so a load that drifts within a round favours neither
+                for record in ("off", "all") if n % 2 == 0 else ("all", "off"):
+                    directory = Path(tmp) / f"{record}{n}"
+                    rows.append((n + 1, record, _point(args, dsn, record, directory)))
+            per_minute, length = _compose_cost(Path(tmp) / "all0")
             alone = asyncio.run(recorder_cost(dsn, args.file, Path(tmp) / "alone"))
     finally:
         asyncio.run(_drop_database(dsn))
-    print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
-          f"{args.duration:.0f} s measured")
-    print("| recording | server CPU % | packets/s delivered | µs server CPU per packet |"
-          " video fps per stream | peers connected |")
-    print("|---|---:|---:|---:|---:|---:|")
-    cost = []
-    for record, r in rows:
-        # per packet, not per second: a loaded machine lets a different rate through each run
-        delivered = r.get("packets_per_s", 0) * args.duration
-        us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
-        cost.append(us)
-        print(f"| {record} | {r.get('cpu_pct')} | {r.get('packets_per_s')} | {us:.1f} | "
-              f"{r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
-    if cost[0]:
-        added = 100 * (cost[1] - cost[0]) / cost[0]
-        print(f"\nrecording adds {added:+.1f} % server CPU per packet")
+    _print_rounds(args, rows)
     print("\n| recorder alone (no network) | µs CPU per packet |\n|---|---:|")
     for name, us in alone.items():
         print(f"| {name} | {us:.1f} |")
     print(f"\ncomposer: {per_minute:.1f} CPU-s per call-minute at {FPS} fps "
           f"({length:.1f} s consult, libx264 veryfast)")
+
+
+def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
+    print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
+          f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
+    print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
+          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
+          " peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    cost: dict[int, dict[str, float]] = {}
+    for n, record, r in rows:
+        # per packet, not per second: a loaded machine lets a different rate through each run
+        delivered = r.get("packets_per_s", 0) * args.duration
+        us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
+        cost.setdefault(n, {})[record] = us
+        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
+              f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
+              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
+    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
+    if ratios:
+        print("\nCPU per packet, all / off, per round: "
+              + ", ".join(f"{r:.3f}" for r in ratios)
+              + f"; median {statistics.median(ratios):.3f}")
 
 
 def main() -> None:
@@ -364,16 +426,23 @@ def main() -> None:
     s.add_argument("--dir", required=True)
     ld = sub.add_parser("load")
     ld.add_argument("--url", required=True)
+    alone = sub.add_parser("alone", help="the recorder alone, without network or SFU")
+    alone.add_argument("--repeat", type=int, default=5)
     for p in (parser, ld):
         p.add_argument("--consults", type=int, default=10)
         p.add_argument("--duration", type=float, default=20.0)
+    for p in (parser, ld, alone):
         p.add_argument("--file", type=Path, default=CLIP)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="off/all pairs, run side by side in alternating order")
     ld.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.role == "serve":
         asyncio.run(serve(args))
     elif args.role == "load":
         print("RESULT " + json.dumps(asyncio.run(load(args))), flush=True)
+    elif args.role == "alone":
+        asyncio.run(_alone(args))
     else:
         orchestrate(args)
 

@@ -10,7 +10,7 @@ import functools
 import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from api.auth import decode_token
+from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
 from api.hygiene import input_hygiene_middleware
 from api.keys import (
@@ -106,6 +107,10 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.messages",
     "api.recordings",
     "api.admin_consultations",
+    "api.history",
+    "api.admin_users",
+    "api.admin_console",
+    "api.profile_photo",
     "api.security_headers",
     "api.client",
     "api.birth",
@@ -347,15 +352,32 @@ async def _open_hub(
         await chat.close()
 
 
+def _media_started(consultations: ConsultationService) -> Callable[[str], Awaitable[None]]:
+    """The SFU's first two-way media of a room, told to billing (the room id is the
+    consultation id); a failure is logged: the media goes on."""
+
+    async def started(room_id: str) -> None:
+        try:
+            await consultations.media_started(uuid.UUID(room_id))
+        except Exception:
+            log.exception("media_started_not_recorded", consultation_id=room_id)
+
+    return started
+
+
 def _signalling_ctx(settings: Settings) -> CleanupContext:
     async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
-            app[MEDIA].bind_events(app[SESSION_LOG].emitter(hub.node_id))
+            log_event = app[SESSION_LOG].emitter(hub.node_id)
+            app[MEDIA].bind_events(log_event)
+            app[RECORDER].bind_events(log_event)  # recording_started/segment/stopped
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
+            app[MEDIA].bind_media_flowing(_media_started(app[CONSULTATIONS]))
             yield
+            app[MEDIA].bind_media_flowing(None)
             app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx
@@ -374,7 +396,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
         middlewares=[
-            *proxy, access_log_middleware, metrics_middleware, error_middleware,
+            *proxy,
+            access_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            database_retry_middleware,
             input_hygiene_middleware,
         ],
         client_max_size=settings.max_body_bytes,

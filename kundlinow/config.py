@@ -265,11 +265,17 @@ def _upload_quota(env: Mapping[str, str], d: UploadQuota) -> UploadQuota:
     )
 
 
+def request_timeout_from_env(env: Mapping[str, str]) -> float:
+    """``REQUEST_TIMEOUT``: how long a requested consultation waits for the astrologer. Billing
+    ends it (the tick) and the hub ends it (its timer): one value, read here only."""
+    return _parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0)
+
+
 def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
     """The hub's settings (see ``.env.example``)."""
     d = SignallingSettings()
     return SignallingSettings(
-        request_timeout_s=_parse(env, "REQUEST_TIMEOUT", _positive_float, d.request_timeout_s),
+        request_timeout_s=request_timeout_from_env(env),
         reconnect_grace_s=_parse(env, "RECONNECT_GRACE", _positive_float, d.reconnect_grace_s),
         max_frame_bytes=_parse(env, "WS_MAX_FRAME", _positive_int, d.max_frame_bytes),
         hard_frame_bytes=_parse(env, "WS_HARD_FRAME", _positive_int, d.hard_frame_bytes),
@@ -407,7 +413,7 @@ def billing_from_env(env: Mapping[str, str], production: bool) -> BillingSetting
         commission_percent=_parse(env, "COMMISSION_PERCENT", _percent, 30),
         free_first_minutes=_parse(env, "FREE_FIRST_MINUTES", _non_negative_int, 0),
         minute_seconds=_parse(env, "BILLING_MINUTE_SECONDS", _positive_int, 60),
-        request_timeout_seconds=_parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0),
+        request_timeout_seconds=request_timeout_from_env(env),
         internal_ticker=_parse(env, "BILLING_INTERNAL_TICKER", _bool, True),
         tick_interval_seconds=_parse(env, "BILLING_TICK_INTERVAL", _float_seconds, 5.0),
         production=production,

@@ -16,7 +16,7 @@ from typing import Any
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.observer import MediaObserver
-from media.room import Participant, Room, SendSignal, Track
+from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 from media.session_events import MediaEventSink, no_events
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class MediaEngine:
         """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
         self._on_event = on_event
         """The session log (media.session_events)."""
+        self._on_media: MediaFlowing | None = None
+        """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -52,7 +54,19 @@ class MediaEngine:
         self._on_event = on_event
 
     def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        """The one report of a room's media events, to the session log and the observer."""
         self._on_event(room_id, participant_id, kind, data)
+        if self._observer is not None:
+            self._observer.media_event(room_id, participant_id, kind, data)
+
+    def bind_media_flowing(self, on_media: MediaFlowing | None) -> None:
+        """Set who learns that a room's call first carried media between two parties
+        (billing: a voice or video consultation without it is refunded at its end)."""
+        self._on_media = on_media
+
+    async def _media_flowing(self, room_id: str) -> None:
+        if self._on_media is not None:
+            await self._on_media(room_id)
 
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
@@ -69,7 +83,8 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(
-                room_id, self.settings, self._signal, self._observer, self._event
+                room_id, self.settings, self._signal, self._observer, self._event,
+                self._media_flowing,
             )
         if participant_id in room.participants:
             await room.remove(participant_id)
@@ -107,7 +122,6 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
-        self._event(room_id, participant_id, "left", {})
         if not room.participants and self._rooms.pop(room_id, None) is not None:
             self._room_closed(room_id)
         logger.info(

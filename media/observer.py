@@ -1,5 +1,9 @@
 """What the SFU tells an observer (the recorder) about its rooms, and the per-track tap.
 
+Joins and leaves are reported once, through ``MediaEngine``'s event path: the session log's
+sink (``media.session_events``) and the observer's :meth:`MediaObserver.media_event` get the
+same call, so the two never disagree about who joined or left.
+
 ``media`` imports nothing of the observer's: ``recording.recorder.Recorder`` implements these
 protocols and ``create_app`` hands it to the ``MediaEngine``.
 """
@@ -7,7 +11,7 @@ protocols and ``create_app`` hands it to the ``MediaEngine``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class PacketTap(Protocol):
@@ -25,9 +29,12 @@ class PacketTap(Protocol):
 
 
 class MediaObserver(Protocol):
-    """Told of joins, published tracks, leaves and closed rooms."""
+    """Told of joins (before the peer connection exists), published tracks, the room's media
+    events and closed rooms."""
 
-    async def participant_joined(self, room_id: str, participant_id: str) -> None: ...
+    async def participant_joined(self, room_id: str, participant_id: str) -> None:
+        """Awaited before the participant's peer connection is made (the recorder looks the
+        consultation up here, so its first track finds it)."""
 
     def track_published(
         self,
@@ -41,6 +48,11 @@ class MediaObserver(Protocol):
     ) -> PacketTap | None:
         """A tap for the new track's packets, or ``None`` to leave it alone."""
 
-    def participant_left(self, room_id: str, participant_id: str) -> None: ...
+    def media_event(
+        self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]
+    ) -> None:
+        """Each event the session log gets (``media.session_events``: ``joined``, ``left``,
+        ``ice_state_changed`` ...), at the same moment: one report serves both hooks.
+        Never on the per-packet path; must return quickly."""
 
     def room_closed(self, room_id: str) -> None: ...

@@ -5,7 +5,9 @@ participant's join it looks the consultation up (mode, which user is caller or a
 when it started: zero of the consultation clock); each published track it should record gets a
 ``TrackRecorder`` as its packet tap; when the room closes its files are finalised. Each
 consultation (``RoomRecording``) has one writer thread, its ``manifest.json`` and an ordered
-queue of catalogue (database) writes.
+queue of catalogue (database) writes. Each track's first file, every later segment and its end
+go to the session log too (``recording_started``, ``recording_segment``,
+``recording_stopped``), through the emitter the SFU's events use (``bind_events``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.session_log import Emitter
 from recording.catalog import Catalog, ConsultInfo, NewFile
 from recording.clock import SenderClock
 from recording.config import RecordingSettings
@@ -35,6 +38,13 @@ MANIFEST = "manifest.json"
 Resolve = Callable[[str], Awaitable[ConsultInfo | None]]
 
 
+def _unlogged(
+    consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+    *, at: dt.datetime | None = None,
+) -> None:
+    """The session-log emitter until ``Recorder.bind_events`` (and in tests without one)."""
+
+
 def _iso(unix: float) -> str:
     return dt.datetime.fromtimestamp(unix, dt.UTC).isoformat()
 
@@ -44,9 +54,14 @@ class RoomRecording:
 
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
-        catalog: Catalog,
+        catalog: Catalog, log_event: Emitter = _unlogged,
     ) -> None:
         self.info = info
+        self._log_event = log_event
+        self._actors = {party: pid for pid, party in info.parties.items()}
+        """party → participant (user) id, the session log's actor."""
+        self._open_tracks: dict[str, TrackRecorder] = {}
+        """Storage key → the track writing it."""
         self.origin = info.started_at if info.started_at is not None else time.time()
         self.segment_ms = int(settings.segment_s * 1000)
         self._store = store
@@ -56,6 +71,8 @@ class RoomRecording:
         self._db: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._db_task = asyncio.ensure_future(self._run_db())
         self._writer = WriterThread(store, self._on_result, self._cid[:8])
+        self.write = self._writer.write
+        """``TrackOwner.write``: the writer's own method, one call less per frame."""
         self.tracks: list[TrackRecorder] = []
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
@@ -97,7 +114,9 @@ class RoomRecording:
     # -- TrackOwner -------------------------------------------------------------------
 
     def to_ms(self, wall: float) -> int:
-        return round((wall - self.origin) * 1000)
+        # per frame: int(x + 0.5) is cheaper than round() (ties and negatives may differ by
+        # 1 ms; frames are clamped at 0)
+        return int((wall - self.origin) * 1000 + 0.5)
 
     def open_file(
         self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
@@ -114,6 +133,10 @@ class RoomRecording:
             segment, key, started, first_ms,
         )
         self._db.put_nowait(lambda: self._catalog.file_opened(new))
+        first = track.frames_written == 0
+        self._open_tracks[key] = track
+        self._log(track, "recording_started" if first else "recording_segment",
+                  {"key": key, "segment": segment, "offset_ms": first_ms})
         self._manifest["files"][name] = {
             "party": track.party, "kind": track.kind, "codec": track.codec,
             "segment": segment, "offset_ms": first_ms, "status": "recording",
@@ -123,11 +146,16 @@ class RoomRecording:
         logger.info("recording_file_started", extra={"key": key})
         return key
 
-    def write(self, key: str, data: bytes, ms: int, keyframe: bool) -> None:
-        self._writer.write(key, data, ms, keyframe)
-
     def close_file(self, key: str) -> None:
         self._writer.close_file(key)
+        track = self._open_tracks.pop(key, None)
+        if track is not None and track.closed:  # not a segment rotation: the track ended
+            self._log(track, "recording_stopped",
+                      {"key": key, "frames": track.frames_written})
+
+    def _log(self, track: TrackRecorder, kind: str, data: dict[str, Any]) -> None:
+        self._log_event(self._cid, self._actors.get(track.party), kind,
+                        {"party": track.party, "kind": track.kind, "codec": track.codec, **data})
 
     # -- results from the writer thread -----------------------------------------------
 
@@ -197,9 +225,22 @@ class Recorder:
         self.store = store
         self.catalog = catalog
         self._resolve = resolve or catalog.consultation
+        self._log_event: Emitter = _unlogged
         self.rooms: dict[str, RoomRecording] = {}
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Future[None]] = set()
+
+    def bind_events(self, log_event: Emitter) -> None:
+        """Where ``recording_*`` events go: the session log's emitter the SFU's events use
+        (bound with the node id, known once the signalling hub exists)."""
+        self._log_event = log_event
+
+    def _log(
+        self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+        *, at: dt.datetime | None = None,
+    ) -> None:
+        # what rooms hold: it reads the binding per call, so rooms opened before it log too
+        self._log_event(consultation_id, actor_id, kind, data, at=at)
 
     async def participant_joined(self, room_id: str, participant_id: str) -> None:
         async with self._lock:
@@ -213,12 +254,9 @@ class Recorder:
                 if info is None or info.mode not in ("voice", "video"):
                     return
                 room = self.rooms[room_id] = RoomRecording(
-                    info, self.settings, self.store, self.catalog
+                    info, self.settings, self.store, self.catalog, self._log
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
-        party = room.info.parties.get(participant_id)
-        if party is not None:
-            room.note({"event": "joined", "party": party})
 
     def track_published(
         self, room_id: str, participant_id: str, kind: str, mime_type: str, clock_rate: int,
@@ -239,11 +277,17 @@ class Recorder:
         room.add_track(track)
         return track
 
-    def participant_left(self, room_id: str, participant_id: str) -> None:
+    def media_event(
+        self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]
+    ) -> None:
+        """The SFU's joins and leaves go into the manifest (its other events only to the
+        session log)."""
+        if kind not in ("joined", "left"):
+            return
         room = self.rooms.get(room_id)
         party = room.info.parties.get(participant_id) if room is not None else None
         if room is not None and party is not None:
-            room.note({"event": "left", "party": party})
+            room.note({"event": kind, "party": party})
 
     def room_closed(self, room_id: str) -> None:
         room = self.rooms.pop(room_id, None)

@@ -153,6 +153,10 @@ class TrackRecorder:
     # -- audio ------------------------------------------------------------------------
 
     def _audio(self, seq: int, ts: int, payload: bytes, arrival: float) -> None:
+        if seq == self._expected and not self._held:  # in order, nothing waiting: most packets
+            self._expected = (seq + 1) & 0xFFFF
+            self._write(ts, payload, arrival, True)
+            return
         if self._expected is None:
             self._expected = seq
         elif seq != self._expected and not _after(seq, self._expected):
@@ -175,12 +179,19 @@ class TrackRecorder:
     def _video(self, seq: int, ts: int, marker: int, payload: bytes, arrival: float) -> None:
         if not payload or (self._next_seq is not None and _after(self._next_seq, seq)):
             return  # padding, or a retransmission of a frame already written or given up
+        if marker and seq == self._next_seq and not self._frames and not self._need_key:
+            # a whole one-packet frame in order (most, at a call's bitrates): no _Frame
+            self._next_seq = (seq + 1) & 0xFFFF
+            self._write(ts, self._data(payload), arrival, self._is_keyframe(payload))
+            return
         frame = self._frames.get(ts)
         if frame is None:
             frame = self._frames[ts] = _Frame(arrival=arrival)
         frame.packets[seq] = payload
         if marker:
             frame.marker = seq
+        elif frame.marker is None and len(self._frames) == 1:
+            return  # the only frame, its end not here yet: nothing can be written or given up
         self._drain_video(final=False)
 
     def _first_seq(self, frame: _Frame) -> int | None:
@@ -201,12 +212,16 @@ class TrackRecorder:
         first = self._first_seq(frame)
         if first is None:
             return None
-        count = ((marker - first) & 0xFFFF) + 1
-        if count > len(frame.packets):
-            return None
-        if all((first + i) & 0xFFFF in frame.packets for i in range(count)):
+        if first == marker:  # a one-packet frame (most, at a call's bitrates)
             return first
-        return None
+        count = ((marker - first) & 0xFFFF) + 1
+        packets = frame.packets
+        if count > len(packets):
+            return None
+        for i in range(count):  # a loop, not all(genexpr): no generator per packet for the GC
+            if (first + i) & 0xFFFF not in packets:
+                return None
+        return first
 
     def _drain_video(self, *, final: bool) -> None:
         while self._frames:
@@ -228,8 +243,13 @@ class TrackRecorder:
                 self._request_keyframe()
 
     def _emit_frame(self, ts: int, frame: _Frame, first: int, last: int) -> None:
-        count = ((last - first) & 0xFFFF) + 1
-        data = b"".join(self._data(frame.packets[(first + i) & 0xFFFF]) for i in range(count))
+        if first == last:
+            data = self._data(frame.packets[first])
+        else:  # a bytearray, not join(genexpr): the GC does not track it
+            buf = bytearray()
+            for i in range(((last - first) & 0xFFFF) + 1):
+                buf += self._data(frame.packets[(first + i) & 0xFFFF])
+            data = bytes(buf)
         self._next_seq = (last + 1) & 0xFFFF
         key = self._is_keyframe(frame.packets[first])
         if self._need_key and not key:

@@ -93,14 +93,16 @@ def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
         ) as dst:
             stream = src.streams[0]
             base = stream.time_base or MS
+            # integer ms: Fraction arithmetic per packet cost more than the remux itself
+            num, den = base.numerator * 1000, base.denominator
             out = dst.add_stream_from_template(stream)
             try:
                 for packet in src.demux(stream):
                     if packet.dts is None or packet.pts is None:
                         continue
-                    ms = int(packet.pts * base * 1000)
+                    ms = packet.pts * num // den
                     first = ms if first is None else first
-                    last = max(last, ms + int((packet.duration or 0) * base * 1000))
+                    last = max(last, ms + (packet.duration or 0) * num // den)
                     packet.stream = out
                     dst.mux(packet)
             except av.FFmpegError:
@@ -193,7 +195,10 @@ class WriterThread:
         self._add(("open", spec))
 
     def write(self, key: str, data: bytes, pts_ms: int, keyframe: bool) -> None:
-        self._add(("write", key, data, pts_ms, keyframe))
+        # _add inlined: this runs per frame on the event loop
+        self._batch.append(("write", key, data, pts_ms, keyframe))
+        if self._handover is None:
+            self._handover = self._loop.call_later(BATCH_S, self._hand_over)
 
     def close_file(self, key: str) -> None:
         self._add(("close", key))
@@ -213,10 +218,16 @@ class WriterThread:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        files = self._files
         while (batch := self._queue.get()) is not None:
             for item in batch:
                 try:
-                    self._handle(item)
+                    if item[0] == "write":  # most items: no dispatch call
+                        live = files.get(item[1])
+                        if live is not None:
+                            live.write(item[2], item[3], item[4])
+                    else:
+                        self._handle(item)
                 except Exception:  # one bad file must not stop the others
                     logger.exception("recording_write_failed", extra={"op": item[0]})
                     if item[0] in ("open", "write"):
@@ -226,11 +237,7 @@ class WriterThread:
 
     def _handle(self, item: tuple[Any, ...]) -> None:
         op = item[0]
-        if op == "write":
-            live = self._files.get(item[1])
-            if live is not None:
-                live.write(item[2], item[3], item[4])
-        elif op == "open":
+        if op == "open":
             spec: FileSpec = item[1]
             self._files[spec.key] = _LiveFile(self._store, spec)
         elif op == "close":

@@ -24,6 +24,7 @@ from signalling.presence import PresenceService, PresenceStore
 from signalling.routing import BusRouter, LocalRegistry
 from signalling.timers import Timers
 from signalling.waitlist import Waitlist
+from signalling.watchers import StatusWatchers
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,8 @@ class HubContext:
     router: BusRouter
     timers: Timers
     rooms: RoomState
+    watchers: StatusWatchers = field(default_factory=StatusWatchers)
+    """Sockets of this node watching astrologers' statuses (``presence`` with ``watch``)."""
 
     def log_event(
         self, room: UUID, actor: UUID | None, kind: str, data: dict[str, Any] | None = None,

@@ -9,29 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 
 from billing import events
 from billing.consultations import EndReason, State
+from core.bus import start_subscriber
 from signalling import protocol
 from signalling.context import HubContext, is_party, send_parties
 from signalling.handlers.waitlist import offer_next
 from signalling.ports import ConsultView
 from signalling.presence import room_key
+from signalling.watchers import tell_status
 
 log = structlog.get_logger(__name__)
 
-async def listen(ctx: HubContext, ready: asyncio.Event) -> None:
-    async with ctx.services.bus.subscribe(events.TOPIC) as raw_events:
-        ready.set()
-        async for raw in raw_events:
-            try:
-                event = events.decode(raw)
-                if event is not None:
-                    await on_consultation_event(ctx, event)
-            except Exception:
-                log.exception("consultation_event_failed", event=raw.get("event"))
+async def start(ctx: HubContext) -> asyncio.Task[None]:
+    """Listen to billing's events; returns once subscribed."""
+
+    async def handle(raw: dict[str, Any]) -> None:
+        event = events.decode(raw)
+        if event is not None:
+            await on_consultation_event(ctx, event)
+
+    return await start_subscriber(
+        ctx.services.bus, events.TOPIC, handle,
+        name="signalling-consultations", failed_event="consultation_event_failed",
+    )
 
 
 async def on_consultation_event(ctx: HubContext, event: events.ConsultationEvent) -> None:
@@ -79,6 +84,8 @@ async def _on_state(ctx: HubContext, view: ConsultView) -> None:
         )
         return
     ctx.timers.cancel(("request", view.id))
+    # Every node sees each state change: busy on accept, free again at the end.
+    await tell_status(ctx, view.consultant_id)
     if view.state != State.ENDED:
         return
     for user_id in view.parties():

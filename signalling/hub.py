@@ -73,15 +73,7 @@ class Hub:
     async def start(self) -> None:
         await self._ctx.services.store.start()
         await self.router.start()
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(
-            fanout.listen(self._ctx, ready), name="signalling-consultations"
-        )
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({waiter, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener.done():
-            waiter.cancel()
-            self._listener.result()
+        self._listener = await fanout.start(self._ctx)
         self._watchdog = asyncio.create_task(
             rooms.watch_rooms(self._ctx), name="signalling-watchdog"
         )

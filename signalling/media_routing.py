@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import structlog
 
-from core.bus import EventBus
+from core.bus import EventBus, start_subscriber
 from core.errors import CodedError
+from core.tasks import TaskSet, every
 from signalling import errors
 from signalling.errors import SignalError
 from signalling.ports import MediaPort, SendSignal
@@ -150,7 +150,10 @@ class RedisMediaRoomRouter:
         return self._prefix + room_id
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._refresh(), name="media-room-claims")
+        self._task = asyncio.create_task(
+            every(self._refresh_s, self._refresh, failed_event="media_claim_refresh_failed"),
+            name="media-room-claims",
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -163,19 +166,18 @@ class RedisMediaRoomRouter:
                 await self.release(room_id)
 
     async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            for room_id in list(self._hosted):
-                try:
-                    held = await self._redis.eval(
-                        _REFRESH, 1, self.key(room_id), self.node_id, self._ttl_ms
-                    )
-                except Exception:
-                    log.warning("media_claim_refresh_failed", room_id=room_id, exc_info=True)
-                    continue
-                if not held:
-                    log.warning("media_claim_lost", room_id=room_id, node=self.node_id)
-                    self._hosted.discard(room_id)
+        """Extend the claims of the rooms hosted here; forget the ones lost meanwhile."""
+        for room_id in list(self._hosted):
+            try:
+                held = await self._redis.eval(
+                    _REFRESH, 1, self.key(room_id), self.node_id, self._ttl_ms
+                )
+            except Exception:
+                log.warning("media_claim_refresh_failed", room_id=room_id, exc_info=True)
+                continue
+            if not held:
+                log.warning("media_claim_lost", room_id=room_id, node=self.node_id)
+                self._hosted.discard(room_id)
 
     async def _alive(self, node: str) -> bool:
         return bool(await self._redis.exists(self._node_key_prefix + node))
@@ -241,7 +243,7 @@ class RoutedMedia:
         self._origins: dict[tuple[str, str], str] = {}
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("media_route_task_failed")
         self._listener: asyncio.Task[None] | None = None
         engine.bind_signal(self._from_engine)
 
@@ -260,22 +262,16 @@ class RoutedMedia:
         await self._router.start()
         if not self._router.multi_node:
             return
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(self._listen(ready), name="media-routing")
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener in done:
-            waiter.cancel()
-            self._listener.result()
+        self._listener = await start_subscriber(
+            self._bus, _topic(self._node), self._on_event,
+            name="media-routing", failed_event="media_route_event_failed",
+        )
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
         if self._listener is not None:
-            tasks.append(self._listener)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await self._tasks.close()
         self._listener = None
         for future in self._pending.values():
             future.cancel()
@@ -411,14 +407,8 @@ class RoutedMedia:
         finally:
             self._pending.pop(request_id, None)
 
-    async def _listen(self, ready: asyncio.Event) -> None:
-        async with self._bus.subscribe(_topic(self._node)) as events:
-            ready.set()
-            async for event in events:
-                try:
-                    self._dispatch(event)
-                except Exception:
-                    log.exception("media_route_event_failed", kind=event.get("k"))
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        self._dispatch(event)
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("k")
@@ -432,21 +422,11 @@ class RoutedMedia:
                 future.set_exception(SignalError(str(event.get("code") or errors.INTERNAL),
                                                  str(event.get("message") or "media error")))
         elif kind == "sig":
-            self._spawn(self._deliver_remote(event))
+            self._tasks.spawn(self._deliver_remote(event))
         elif kind == "req":
-            self._spawn(self._serve(event))
+            self._tasks.spawn(self._serve(event))
         elif kind == "close":
-            self._spawn(self._close_here(str(event["room"])))
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("media_route_task_failed", exc_info=task.exception())
+            self._tasks.spawn(self._close_here(str(event["room"])))
 
     async def _deliver_remote(self, event: dict[str, Any]) -> None:
         if self._deliver is not None:

@@ -22,6 +22,7 @@ import structlog
 from redis.asyncio import Redis
 
 from core.presence import PresenceStatus
+from core.tasks import every
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +111,10 @@ class RedisPresenceStore:
 
     async def start(self) -> None:
         await self._redis.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
-        self._task = asyncio.create_task(self._beat(), name="presence-heartbeat")
+        self._task = asyncio.create_task(
+            every(self._heartbeat_s, self._beat, failed_event="presence_heartbeat_failed"),
+            name="presence-heartbeat",
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -128,16 +132,12 @@ class RedisPresenceStore:
         self._local.clear()
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
-                for key, count in self._local.items():
-                    pipe.hset(self._prefix + key, self._node_id, count)
-                await pipe.execute()
-            except Exception:
-                log.warning("presence_heartbeat_failed", exc_info=True)
+        """Renew this node's liveness key and re-assert its counts."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
+        for key, count in self._local.items():
+            pipe.hset(self._prefix + key, self._node_id, count)
+        await pipe.execute()
 
     async def add(self, key: str) -> None:
         self._local[key] += 1

@@ -21,6 +21,7 @@ from signalling.dispatch import dispatch
 from signalling.presence import user_key
 from signalling.rooms import disconnected
 from signalling.tokenguard import TokenGuard
+from signalling.watchers import status_changed
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +74,8 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
     conn = Connection(ws, request.transport, identity.user_id, identity.role, bucket)
     ctx.registry.add(conn)
     await store.add(user_key(conn.user_id))
+    if conn.role == "consultant":
+        await status_changed(ctx, conn.user_id)
     structlog.contextvars.bind_contextvars(user_id=str(conn.user_id))
     log.info("socket_connected", conn=conn.id, node=ctx.node_id)
     guard = TokenGuard(ws, ctx.services.authenticate, token, identity, settings.token_check_s)

@@ -31,6 +31,7 @@ from core.embedded_pg import EmbeddedPostgres
 from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.database import migrations
+from recording.config import RecordingSettings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 T = TypeVar("T")
@@ -123,14 +124,17 @@ async def database(db_dsn: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(db_dsn: str) -> Settings:
-    """Settings for an app on this test's database; change fields with ``dataclasses.replace``."""
+def settings(db_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for an app on this test's database; change fields with ``dataclasses.replace``.
+
+    Recordings go under the test's ``tmp_path``, not ``./var/recordings`` (``RECORDINGS_DIR``)."""
     return Settings(
         env="test",
         database_url=db_dsn,
         jwt_secret=TEST_JWT_SECRET,
         log_format="console",
         log_level="WARNING",
+        recording=RecordingSettings(directory=tmp_path / "recordings"),
     )
 
 

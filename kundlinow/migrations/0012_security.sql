@@ -3,13 +3,13 @@
 -- Token revocation (point 12): every access token carries the user's token_version ("ver"); a
 -- password change, "log out everywhere" and disabling the account bump it, so every token
 -- issued before stops working. A disabled account cannot sign in or use any token.
--- (IF NOT EXISTS: the admin console's migration adds disabled_at too.)
+-- users.disabled_at comes with the admin console's migration (0015).
 ALTER TABLE users
-    ADD COLUMN token_version integer NOT NULL DEFAULT 0 CHECK (token_version >= 0),
-    ADD COLUMN IF NOT EXISTS disabled_at timestamptz;
+    ADD COLUMN token_version integer NOT NULL DEFAULT 0 CHECK (token_version >= 0);
 
 -- Whoever disables an account (admin console, CLI, SQL by hand), its tokens are revoked: the
--- rule lives here, not in each caller.
+-- rule lives here, not in each caller. No column list on the trigger and the column named only
+-- inside the function body (resolved when it runs), because disabled_at is added by 0015.
 CREATE FUNCTION users_revoke_on_disable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.disabled_at IS NOT NULL AND OLD.disabled_at IS NULL
@@ -21,7 +21,7 @@ END;
 $$;
 
 CREATE TRIGGER users_revoke_on_disable
-    BEFORE UPDATE OF disabled_at ON users
+    BEFORE UPDATE ON users
     FOR EACH ROW EXECUTE FUNCTION users_revoke_on_disable();
 
 -- Upload quotas (point 11): the per-user window sums a user's recent uploads.

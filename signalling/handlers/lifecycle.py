@@ -21,7 +21,7 @@ from signalling.context import HubContext, is_party, role_in, uuid_of
 from signalling.errors import SignalError
 from signalling.handlers.chat import replay
 from signalling.presence import AWAY, BUSY, OFFLINE, room_key
-from signalling.rooms import authorize, left_room
+from signalling.rooms import authorize, end_retrying, left_room
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +78,7 @@ async def _request_expired(ctx: HubContext, room: UUID) -> None:
     view = await ctx.services.consultations.get(room)
     if view.state == State.REQUESTED:
         log.info("request_timed_out", consultation_id=str(room))
-        await ctx.services.consultations.end(room, EndReason.TIMEOUT)
+        await end_retrying(ctx, room, EndReason.TIMEOUT)
 
 
 async def accept(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from signalling.connection import Connection
 from signalling.context import HubContext, uuid_of
 from signalling.errors import SignalError
 from signalling.presence import AWAY
+from signalling.watchers import status_changed
 
 log = structlog.get_logger(__name__)
 
@@ -24,8 +25,11 @@ async def presence(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> d
             raise SignalError(errors.FORBIDDEN, "only astrologers set their availability")
         await service.set_away(conn.user_id, data["status"] == AWAY)
         result["status"] = await service.get(conn.user_id)
+        await status_changed(ctx, conn.user_id)
     if "consultant_ids" in data:
         ids = [UUID(u) for u in data["consultant_ids"]]
+        if data.get("watch"):
+            ctx.watchers.watch(conn, ids)
         statuses = await service.statuses(ids)
         result["statuses"] = {str(k): v for k, v in statuses.items()}
     return result

@@ -16,7 +16,7 @@ from billing.consultations import EndReason, Mode
 from core.db import Database
 from core.session_log import record_event
 from kundlinow.config import Settings
-from tests.billing.helpers import grant
+from tests.billing.helpers import grant, served
 from tests.factories import TestUser, auth, create_user
 
 RATE = 1000
@@ -24,11 +24,15 @@ RATE = 1000
 
 async def _ended_consult(
     client: TestClient[Any, Any], database: Database, caller: TestUser, astrologer: TestUser,
-    mode: Mode = Mode.CHAT,
+    mode: Mode = Mode.CHAT, *, serve: bool = True,
 ) -> uuid.UUID:
+    """Requested, accepted and completed; ``serve``: the astrologer answered (or media flowed)
+    in the first minute, so minute 1 stays charged (else it is refunded automatically)."""
     service = client.app[CONSULTATIONS]
     c = await service.request(caller.id, astrologer.id, mode)
     await service.accept(c.id, astrologer.id)
+    if serve:
+        await served(database, c.id)
     await service.end(c.id, EndReason.COMPLETED, actor_id=caller.id)
     return c.id
 
@@ -190,7 +194,8 @@ async def test_transcript_as_json_and_text(
     astrologer = await create_user(database, settings, "consultant")
     admin = await create_user(database, settings, "admin")
     await grant(database, caller.id, 10 * RATE)
-    cid = await _ended_consult(client, database, caller, astrologer)
+    # unserved (refunded): the two messages below are the whole transcript
+    cid = await _ended_consult(client, database, caller, astrologer, serve=False)
     chat = client.app[HUB].chat
     await chat.append(cid, caller.id, "c1", text="When will I marry?")
     await chat.append(cid, astrologer.id, "a1", text="Call me at [hidden]", masked=True)

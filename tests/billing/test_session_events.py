@@ -11,7 +11,7 @@ from billing.refunds import refund_consultation
 from billing.timeline import consultation_timeline
 from core.db import Database
 from kundlinow.config import Settings
-from tests.billing.helpers import ManualClock, grant
+from tests.billing.helpers import ManualClock, grant, served
 from tests.factories import create_user
 
 RATE = 1000  # chat rate of tests.factories consultants
@@ -31,6 +31,7 @@ async def test_a_paid_consultation_logs_each_step_with_its_money(
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     clock.advance(5)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)  # answered in its first minute: charged, not refunded
     for _ in range(3):  # minutes 2..4: 2 minutes are left after minute 4
         clock.advance(60)
         await service.tick()
@@ -63,6 +64,7 @@ async def test_running_out_of_money_ends_in_the_charge_statement(
     await grant(database, caller.id, 5 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     clock.advance(6 * 60)
     await service.tick()
     kinds = [kind for kind, _ in await _log(database, c.id)]
@@ -103,6 +105,7 @@ async def test_a_minute_begun_after_a_back_dated_end_is_logged_as_reversed(
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     started = (await service.accept(c.id, consultant.id)).started_at
     assert started is not None
+    await served(database, c.id)
     clock.advance(61)
     await service.tick()  # charges minute 2
     clock.advance(5)
@@ -114,3 +117,26 @@ async def test_a_minute_begun_after_a_back_dated_end_is_logged_as_reversed(
     ]
     assert log[4][1]["minute"] == 2 and log[4][1]["amount_paise"] == RATE
     assert log[5][1] == {"reason": "disconnected", "ended_at": dropped_at.isoformat()}
+
+
+async def test_an_unserved_consultation_logs_each_minute_it_refunds(
+    service: ConsultationService, database: Database, settings: Settings, clock: ManualClock
+) -> None:
+    caller = await create_user(database, settings, "user")
+    consultant = await create_user(database, settings, "consultant")
+    await grant(database, caller.id, 10 * RATE)
+    c = await service.request(caller.id, consultant.id, Mode.CHAT)
+    await service.accept(c.id, consultant.id)  # and never answers
+    clock.advance(61)
+    await service.tick()  # charges minute 2
+    clock.advance(5)
+    statement = await service.end(c.id, EndReason.COMPLETED, actor_id=caller.id)
+    assert statement.minutes == 0 and statement.consultation.auto_refunded_paise == 2 * RATE
+    log = await _log(database, c.id)
+    assert [k for k, _ in log] == [
+        "requested", "accepted", "minute_charged", "minute_charged",
+        "minute_reversed", "minute_reversed", "ended",
+    ]
+    assert [(d["minute"], d["amount_paise"], d["reason"]) for k, d in log
+            if k == "minute_reversed"] == [(1, RATE, "unanswered"), (2, RATE, "unanswered")]
+    assert log[-1][1]["reason"] == "completed"

@@ -14,6 +14,29 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE FUNCTION public.earnings_cover_holds() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    acct uuid;
+    short bigint;
+BEGIN
+    IF TG_TABLE_NAME = 'ledger_holds' THEN
+        acct := NEW.account_id;
+    ELSE
+        acct := NEW.id;
+    END IF;
+    SELECT COALESCE((SELECT sum(h.amount_paise) FROM ledger_holds h
+                      WHERE h.account_id = a.id AND h.state = 'open'), 0) - a.balance_paise
+      INTO short
+      FROM ledger_accounts a WHERE a.id = acct AND a.kind = 'earnings';
+    IF short > 0 THEN
+        RAISE EXCEPTION 'earnings % are % paise below their open holds', acct, short
+            USING ERRCODE = '23514';
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.ledger_entries_apply() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -165,6 +188,13 @@ CREATE TABLE public.consult_waitlist (
     CONSTRAINT consult_waitlist_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'offered'::text, 'taken'::text, 'left'::text, 'expired'::text])))
 );
 
+CREATE TABLE public.consultant_photos (
+    user_id uuid NOT NULL,
+    content_type text NOT NULL,
+    bytes bytea NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.consultant_profiles (
     user_id uuid NOT NULL,
     display_name text NOT NULL,
@@ -179,6 +209,7 @@ CREATE TABLE public.consultant_profiles (
     rating_count bigint DEFAULT 0 NOT NULL,
     away boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    approved_at timestamp with time zone,
     CONSTRAINT consultant_profiles_commission_percent_check CHECK (((commission_percent >= 0) AND (commission_percent <= 100))),
     CONSTRAINT consultant_profiles_rate_chat_paise_check CHECK ((rate_chat_paise >= 0)),
     CONSTRAINT consultant_profiles_rate_video_paise_check CHECK ((rate_video_paise >= 0)),
@@ -263,7 +294,11 @@ CREATE TABLE public.consultations (
     promo_paise bigint DEFAULT 0 NOT NULL,
     consultant_share_paise bigint DEFAULT 0 NOT NULL,
     refunded_paise bigint DEFAULT 0 NOT NULL,
+    media_started_at timestamp with time zone,
+    unserved text,
+    auto_refunded_paise bigint DEFAULT 0 NOT NULL,
     CONSTRAINT consultations_amount_charged_paise_check CHECK ((amount_charged_paise >= 0)),
+    CONSTRAINT consultations_auto_refunded_paise_check CHECK ((auto_refunded_paise >= 0)),
     CONSTRAINT consultations_check CHECK ((caller_id <> consultant_id)),
     CONSTRAINT consultations_check1 CHECK (((state = 'ended'::text) = ((end_reason IS NOT NULL) AND (ended_at IS NOT NULL)))),
     CONSTRAINT consultations_check2 CHECK (((state = 'requested'::text) OR (state = 'ended'::text) OR (started_at IS NOT NULL))),
@@ -278,7 +313,8 @@ CREATE TABLE public.consultations (
     CONSTRAINT consultations_promo_paise_check CHECK ((promo_paise >= 0)),
     CONSTRAINT consultations_rate_paise_check CHECK ((rate_paise > 0)),
     CONSTRAINT consultations_refunded_paise_check CHECK ((refunded_paise >= 0)),
-    CONSTRAINT consultations_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'active'::text, 'ended'::text])))
+    CONSTRAINT consultations_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'active'::text, 'ended'::text]))),
+    CONSTRAINT consultations_unserved_check CHECK ((unserved = ANY (ARRAY['no_media'::text, 'unanswered'::text])))
 )
 WITH (fillfactor='40');
 
@@ -288,9 +324,10 @@ CREATE TABLE public.ledger_accounts (
     owner_id uuid,
     balance_paise bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT ledger_accounts_balance_nonnegative CHECK (((balance_paise >= 0) OR (kind = ANY (ARRAY['gateway_clearing'::text, 'promotions'::text])))),
-    CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'platform_revenue'::text, 'gateway_clearing'::text, 'promotions'::text, 'payouts_clearing'::text]))),
-    CONSTRAINT ledger_accounts_owner_matches_kind CHECK (((kind = ANY (ARRAY['wallet'::text, 'earnings'::text])) = (owner_id IS NOT NULL)))
+    CONSTRAINT ledger_accounts_balance_nonnegative CHECK (((balance_paise >= 0) OR (kind = ANY (ARRAY['gateway_clearing'::text, 'promotions'::text, 'receivable'::text])))),
+    CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'receivable'::text, 'platform_revenue'::text, 'gateway_clearing'::text, 'promotions'::text, 'payouts_clearing'::text]))),
+    CONSTRAINT ledger_accounts_owner_matches_kind CHECK (((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'receivable'::text])) = (owner_id IS NOT NULL))),
+    CONSTRAINT ledger_accounts_receivable_nonpositive CHECK (((kind <> 'receivable'::text) OR (balance_paise <= 0)))
 )
 WITH (fillfactor='45');
 
@@ -400,7 +437,7 @@ CREATE TABLE public.payouts (
     settled_at timestamp with time zone,
     CONSTRAINT payouts_amount_paise_check CHECK ((amount_paise > 0)),
     CONSTRAINT payouts_check CHECK (((state = 'posted'::text) = ((transfer_id IS NOT NULL) AND (bank_reference IS NOT NULL)))),
-    CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text])))
+    CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text, 'failed'::text])))
 );
 
 CREATE TABLE public.recordings (
@@ -477,6 +514,9 @@ ALTER TABLE ONLY public.chat_uploads
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_pkey PRIMARY KEY (user_id);
+
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
 
@@ -545,6 +585,8 @@ ALTER TABLE ONLY public.users
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+CREATE INDEX audit_log_created ON public.audit_log USING btree (created_at DESC);
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
@@ -618,6 +660,8 @@ CREATE TRIGGER consultations_no_delete BEFORE DELETE ON public.consultations FOR
 
 CREATE TRIGGER consultations_no_truncate BEFORE TRUNCATE ON public.consultations FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
+CREATE CONSTRAINT TRIGGER ledger_accounts_earnings_covered AFTER UPDATE ON public.ledger_accounts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.kind = 'earnings'::text) AND (new.balance_paise < old.balance_paise))) EXECUTE FUNCTION public.earnings_cover_holds();
+
 CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON public.ledger_accounts FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON public.ledger_accounts FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
@@ -628,6 +672,8 @@ CREATE TRIGGER ledger_entries_immutable BEFORE DELETE OR UPDATE ON public.ledger
 
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
+CREATE CONSTRAINT TRIGGER ledger_holds_earnings_covered AFTER INSERT ON public.ledger_holds DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.earnings_cover_holds();
+
 CREATE TRIGGER ledger_holds_no_delete BEFORE DELETE ON public.ledger_holds FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_holds_resolve_once BEFORE UPDATE ON public.ledger_holds FOR EACH ROW EXECUTE FUNCTION public.ledger_holds_resolve_once();
@@ -636,7 +682,7 @@ CREATE TRIGGER ledger_transfers_immutable BEFORE DELETE OR UPDATE ON public.ledg
 
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_transfers FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
-CREATE TRIGGER users_revoke_on_disable BEFORE UPDATE OF disabled_at ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_revoke_on_disable();
+CREATE TRIGGER users_revoke_on_disable BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_revoke_on_disable();
 
 ALTER TABLE ONLY public.birth_profiles
     ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
@@ -658,6 +704,9 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_consultant_id_fkey FOREIGN KEY (consultant_id) REFERENCES public.users(id);
+
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;

@@ -200,6 +200,9 @@ async def test_stats_are_sensible(engine: MediaEngine, make_peer: Callable[..., 
     b.publish_file(VP8_OPUS_20S)
     await b.connect()
     await asyncio.sleep(3.0)
+    # the RTT needs an RTCP receiver report back: on a loaded machine, later than 3 s
+    assert await wait_for(lambda: all(
+        s["rtt_s"] is not None for s in engine.stats(a.room_id).values()), 30, 0.2)
     stats = engine.stats(a.room_id)
     assert set(stats) == {"caller", "astrologer"}
     for pid, s in stats.items():
@@ -217,3 +220,36 @@ async def test_stats_are_sensible(engine: MediaEngine, make_peer: Callable[..., 
         assert s["keyframe_requests_sent"] >= 1
         assert s["packets_forwarded"] > s["frames_forwarded"]
     assert engine.stats("no-such-room") == {}
+
+
+async def test_the_first_media_between_two_parties_is_reported_once(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    """Billing learns that a call carried media (`bind_media_flowing`): not while the astrologer
+    talks to an empty room, then once a caller who only listens is connected, and only once."""
+    reported: list[str] = []
+
+    async def flowing(room_id: str) -> None:
+        reported.append(room_id)
+
+    engine.bind_media_flowing(flowing)
+    astro = make_peer("astrologer")
+    astro.publish_file(VP8_OPUS_20S)
+    await astro.connect()
+
+    def received_from_astro() -> int:
+        published = engine.stats(astro.room_id).get("astrologer", {}).get("published", [])
+        return sum(p["packets_received"] for p in published)
+
+    assert await wait_for(lambda: received_from_astro() > 20, 5)
+    assert reported == []  # media reached the SFU, but nobody is there to receive it
+    caller = make_peer("caller")
+    caller.receive("audio", "video")  # a silent caller still hears the astrologer
+    await caller.connect()
+    assert await wait_for(lambda: len(caller.received["audio"]) > 5, 5)
+    assert reported == [astro.room_id]
+    observer = make_peer("observer")
+    observer.receive("audio")
+    await observer.connect(can_publish=False)
+    assert await wait_for(lambda: len(observer.received["audio"]) > 5, 5)
+    assert reported == [astro.room_id]  # once per room

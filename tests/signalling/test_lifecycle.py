@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from uuid import UUID
 
 from api.keys import HUB
+from tests.billing.helpers import served
 from tests.factories import TestUser
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
@@ -62,6 +64,8 @@ async def test_full_chat_consultation(make_world: WorldFactory) -> None:
     assert (await caller.event("typing"))["user_id"] == str(astro_user.id)
     await astro.ok("read", {"consultation_id": cid, "seq": 1})
     assert (await caller.event("read"))["seq"] == 1
+    await astro.ok("message", {"consultation_id": cid, "client_id": "a1",  # answered in time:
+                               "text": "Namaste, yes."})  # charged, not refunded
     end = await caller.ok("session_end", {"consultation_id": cid})
     assert end["statement"]["minutes"] == 1
     for side in (caller, astro):
@@ -292,6 +296,32 @@ async def test_drop_without_return_ends_disconnected_at_drop_time(
     assert abs((ended_at - dropped).total_seconds()) < 0.3  # the drop, not the grace's end
 
 
+async def test_an_end_that_fails_is_retried(make_world: WorldFactory) -> None:
+    world = await make_world(request_timeout_s=0.3)
+    # The database refuses the first end (a stand-in for a lost connection or a deadlock);
+    # a sequence, because what a failing transaction writes is rolled back with it.
+    await world.database.pool.execute(
+        """CREATE SEQUENCE end_attempts;
+        CREATE FUNCTION refuse_first_end() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'ended' AND nextval('end_attempts') = 1 THEN
+                RAISE EXCEPTION 'refused once by the test';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_first_end BEFORE UPDATE ON consultations
+            FOR EACH ROW EXECUTE FUNCTION refuse_first_end();"""
+    )
+    astro_user = await world.user("consultant")
+    _astro = await world.ws(astro_user)  # online, never answers
+    caller = await world.ws(await world.user(paise=FUNDS))
+    ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id), "mode": "chat"})
+    cid = ack["consultation"]["id"]
+    ended = await caller.event("session_end", consultation_id=cid, wait_s=10)
+    assert ended["reason"] == "timeout"
+    assert await world.database.pool.fetchval("SELECT last_value FROM end_attempts") == 2
+
+
 async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
     world = await make_world(reconnect_grace_s=0.6)
     _astro_user, caller_user, astro, caller, cid = await _in_room(world)
@@ -315,6 +345,8 @@ async def test_billing_ticks_and_insufficient_balance_end(make_world: WorldFacto
     caller_user = await world.user(paise=3000)  # three minutes of chat at 1000 paise
     astro, caller = await world.ws(astro_user), await world.ws(caller_user)
     cid = await _start(caller, astro, str(astro_user.id))
+    # answered within its first (1-second) minute, so charged, not refunded as unanswered
+    await served(world.database, UUID(cid))
     tick = await caller.event("billing_tick", wait_s=5)
     assert tick["consultation_id"] == cid and tick["balance_paise"] is not None
     astro_tick = await astro.event("billing_tick", wait_s=5)

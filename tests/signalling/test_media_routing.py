@@ -216,6 +216,8 @@ async def test_cross_node_video_call_through_one_host(
             )
             assert both, _counts(peers)
             print(f"media both ways across nodes after {time.monotonic() - started:.1f} s")
+            # the host told billing the call carried media: charged at its end, not refunded
+            assert await wait_for_async(lambda: _media_started(database, cid), 5)
             # one hosting node: a claimed it, b never did and holds no peer connection
             assert _claims(a, cid, "media_room_claimed") == 1
             assert _claims(b, cid, "media_room_claimed") == 0
@@ -394,6 +396,14 @@ def _sent(peer: WsPeer, kind: str) -> list[Frame]:
 
 async def _absent(redis: Any, key: str) -> bool:
     return not await redis.exists(key)
+
+
+async def _media_started(database: Database, cid: str) -> bool:
+    return bool(
+        await database.pool.fetchval(
+            "SELECT media_started_at IS NOT NULL FROM consultations WHERE id = $1::uuid", cid
+        )
+    )
 
 
 async def wait_for_async(check: Any, seconds: float) -> bool:

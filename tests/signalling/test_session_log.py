@@ -45,7 +45,8 @@ async def _ok(ws: WsClient, kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hub_events(items: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
-    billing = {"requested", "accepted", "minute_charged", "ended", "balance_warning"}
+    billing = {"requested", "accepted", "minute_charged", "minute_reversed", "ended",
+               "balance_warning"}
     return [(e["kind"], e["actor_id"]) for e in items if e["kind"] not in billing]
 
 
