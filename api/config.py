@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from billing.config import BillingSettings
 from recording.config import RecordingSettings
 from signalling.config import SignallingSettings
 
@@ -27,6 +28,15 @@ class ApiSettings(Protocol):
 
     @property
     def login_window_s(self) -> int: ...
+
+    @property
+    def login_account_wide_limit(self) -> int: ...
+
+    @property
+    def login_account_wide_window_s(self) -> int: ...
+
+    @property
+    def billing(self) -> BillingSettings: ...
 
     @property
     def metrics_token(self) -> str | None: ...

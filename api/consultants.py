@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.hygiene import INT64_MAX, INT64_MIN
 from api.keys import DATABASE, PRESENCE, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
@@ -189,6 +190,8 @@ def _decode_cursor(cursor: str, sort: str, mode: str) -> tuple[int, uuid.UUID]:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         key, user_id = data["k"], uuid.UUID(data["id"])
         matches = data["s"] == sort and data["m"] == mode and isinstance(key, int)
+        if not INT64_MIN <= key <= INT64_MAX:  # a forged key PostgreSQL's bigint cannot hold
+            raise ValueError(key)
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise invalid from None
     if not matches:

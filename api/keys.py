@@ -7,9 +7,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import Counter
 
 from api.config import ApiSettings
 from api.passwords import Passwords
+from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
@@ -55,6 +57,10 @@ SESSION_LOG = web.AppKey("session_log", EventLog)
 """The batched writer of consultations' session logs (core.session_log)."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+USER_STATUS = web.AppKey("user_status", UserStatusCache)
+"""Whether a token's account still exists, is enabled and the token not revoked."""
+CSP_VIOLATIONS = web.AppKey("csp_violations", Counter)
+"""Content-Security-Policy violations reported by browsers (api/security_headers.py)."""
 RECORDER = web.AppKey("recorder", Recorder)
 """The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)

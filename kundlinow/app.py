@@ -22,6 +22,7 @@ from aiohttp import web
 from api.auth import decode_token
 from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
+from api.hygiene import input_hygiene_middleware
 from api.keys import (
     BUS,
     CLOCK,
@@ -42,10 +43,13 @@ from api.keys import (
     SETTINGS,
     TURN_GRANTS,
     TURN_SETTINGS,
+    USER_STATUS,
     WALLETS,
 )
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
+from api.revocation import UserStatusCache
+from api.seed import disable_demo_accounts
 from billing.consultations import ConsultationService
 from billing.gateway import build_gateway
 from billing.payments import PaymentService
@@ -95,6 +99,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.openapi",
     "api.metrics",
     "api.accounts",
+    "api.sessions",
     "api.consultants",
     "api.consultations",
     "api.ratings",
@@ -109,6 +114,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.admin_users",
     "api.admin_console",
     "api.profile_photo",
+    "api.security_headers",
     "api.client",
     "api.birth",
 )
@@ -150,6 +156,11 @@ def _database_ctx(settings: Settings) -> CleanupContext:
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as database:
             app[DATABASE] = database
+            app[USER_STATUS] = UserStatusCache(database.pool)
+            if settings.is_production:
+                disabled = await disable_demo_accounts(database)
+                if disabled:  # their passwords are public (README, api/seed.py)
+                    log.warning("demo_accounts_disabled", emails=disabled)
             yield
 
     return database_ctx
@@ -270,9 +281,11 @@ def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     return rate_limiter_ctx
 
 
-def _authenticate(settings: Settings, token: str) -> Identity:
+async def _authenticate(settings: Settings, status: UserStatusCache, token: str) -> Identity:
+    """The socket's identity: a valid token of an existing, enabled account, not revoked."""
     claims = decode_token(settings, token)
-    return Identity(claims.user_id, claims.role)
+    await status.verify(claims.user_id, claims.version)
+    return Identity(claims.user_id, claims.role, claims.expires_at.timestamp())
 
 
 def _presence_store(settings: Settings, redis: aioredis.Redis | None, node: str) -> PresenceStore:
@@ -324,7 +337,7 @@ async def _open_hub(
         chat=chat,
         waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
         consultations=BillingConsultations(app[CONSULTATIONS]),
-        authenticate=functools.partial(_authenticate, settings),
+        authenticate=functools.partial(_authenticate, settings, app[USER_STATUS]),
         media=routed,
         turn=grants,
         audit=functools.partial(audit_log.record, database.pool),
@@ -393,6 +406,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             metrics_middleware,
             error_middleware,
             database_retry_middleware,
+            input_hygiene_middleware,
         ],
         client_max_size=settings.max_body_bytes,
     )

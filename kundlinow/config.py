@@ -18,10 +18,12 @@ from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
 from core.forwarded import IPNetwork, parse_networks
+from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from recording.config import MODES as RECORDING_MODES
 from recording.config import RecordingSettings
 from signalling.config import MASKABLE, SignallingSettings
+from signalling.upload_quota import UploadQuota
 from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
@@ -58,12 +60,16 @@ class Settings:
     login_ip_limit: int = 20
     """Login attempts allowed per client IP per ``login_window_s``."""
     login_account_limit: int = 5
-    """Failed login attempts allowed per account per ``login_window_s``."""
+    """Failed login attempts allowed per (account, client IP) per ``login_window_s``."""
     login_window_s: int = 300
+    login_account_wide_limit: int = 100
+    """Failed logins per account from every client per ``login_account_wide_window_s``; never
+    applied to a client that signed in to the account before (the owner is not locked out)."""
+    login_account_wide_window_s: int = 3600
     trusted_proxies: tuple[IPNetwork, ...] = ()
     """Reverse proxies whose ``X-Forwarded-For`` is believed (see core/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
-    """Bearer token ``/metrics`` requires; ``None`` leaves it open (restrict it at the network)."""
+    """Bearer token ``/metrics`` requires; required in production, ``None`` leaves it open."""
     db_pool_min: int = 1
     db_pool_max: int = 10
     client_dir: Path | None = None
@@ -177,6 +183,15 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
         raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
+def _check_production_secret(name: str, value: str) -> None:
+    """32+ characters, no published placeholder, not guessable (kundlinow/secretcheck.py)."""
+    if len(value) < 32:
+        raise ConfigError(f"{name}: must be set to at least 32 characters in production")
+    reason = weakness(value)
+    if reason is not None:
+        raise ConfigError(f"{name}: {reason}")
+
+
 def _recording(env: Mapping[str, str]) -> RecordingSettings:
     """``RECORDING`` (off|audio|all), ``RECORDINGS_DIR``, ``RECORDING_SEGMENT_SECONDS``,
     ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS`` (see recording/config.py)."""
@@ -193,8 +208,8 @@ def _recording(env: Mapping[str, str]) -> RecordingSettings:
 def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
-    if production and secret is not None and len(secret) < 32:
-        raise ConfigError("TURN_SECRET: must be at least 32 characters in production")
+    if production and secret is not None:
+        _check_production_secret("TURN_SECRET", secret)
     try:
         return TurnSettings(
             urls=parse_urls(env.get("TURN_URLS", "")),
@@ -236,6 +251,22 @@ def _content_types(raw: str) -> frozenset[str]:
     return types
 
 
+def _upload_quota(env: Mapping[str, str], d: UploadQuota) -> UploadQuota:
+    """``UPLOAD_CONSULTATION_MAX_COUNT``/``_BYTES``, ``UPLOAD_USER_MAX_COUNT``/``_BYTES`` per
+    ``UPLOAD_USER_WINDOW`` seconds."""
+    return UploadQuota(
+        consultation_count=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_COUNT", _positive_int, d.consultation_count
+        ),
+        consultation_bytes=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_BYTES", _positive_int, d.consultation_bytes
+        ),
+        user_count=_parse(env, "UPLOAD_USER_MAX_COUNT", _positive_int, d.user_count),
+        user_bytes=_parse(env, "UPLOAD_USER_MAX_BYTES", _positive_int, d.user_bytes),
+        user_window_s=_parse(env, "UPLOAD_USER_WINDOW", _positive_int, d.user_window_s),
+    )
+
+
 def request_timeout_from_env(env: Mapping[str, str]) -> float:
     """``REQUEST_TIMEOUT``: how long a requested consultation waits for the astrologer. Billing
     ends it (the tick) and the hub ends it (its timer): one value, read here only."""
@@ -261,9 +292,11 @@ def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
             env, "WS_MAX_UNAUTHENTICATED_PER_ADDRESS", _positive_int,
             d.max_unauthenticated_per_address,
         ),
+        token_check_s=_parse(env, "WS_TOKEN_CHECK", _positive_float, d.token_check_s),
         masking=_parse(env, "CHAT_MASKING", _masking, d.masking),
         upload_max_bytes=_parse(env, "UPLOAD_MAX_BYTES", _positive_int, d.upload_max_bytes),
         upload_types=_parse(env, "UPLOAD_TYPES", _content_types, d.upload_types),
+        upload_quota=_upload_quota(env, d.upload_quota),
         presence_node_ttl_s=_parse(
             env, "PRESENCE_NODE_TTL", _positive_float, d.presence_node_ttl_s
         ),
@@ -288,8 +321,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
     """Build and validate :class:`Settings`; raises :class:`ConfigError` naming the variable."""
     environment = _parse(env, "ENV", _choice(ENVIRONMENTS), "development")
     jwt_secret = env.get("JWT_SECRET", "").strip()
-    if environment == "production" and len(jwt_secret) < 32:
-        raise ConfigError("JWT_SECRET: must be set to at least 32 characters in production")
+    if environment == "production":
+        _check_production_secret("JWT_SECRET", jwt_secret)
     client_dir = env.get("CLIENT_DIR", "").strip()
     settings = Settings(
         env=environment,
@@ -307,6 +340,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         login_ip_limit=_parse(env, "LOGIN_IP_LIMIT", _positive_int, 20),
         login_account_limit=_parse(env, "LOGIN_ACCOUNT_LIMIT", _positive_int, 5),
         login_window_s=_parse(env, "LOGIN_WINDOW_SECONDS", _positive_int, 300),
+        login_account_wide_limit=_parse(env, "LOGIN_ACCOUNT_WIDE_LIMIT", _positive_int, 100),
+        login_account_wide_window_s=_parse(
+            env, "LOGIN_ACCOUNT_WIDE_WINDOW_SECONDS", _positive_int, 3600
+        ),
         trusted_proxies=_parse(env, "TRUSTED_PROXIES", parse_networks, ()),
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
@@ -317,6 +354,11 @@ def from_env(env: Mapping[str, str]) -> Settings:
         signalling=signalling_from_env(env),
         recording=_recording(env),
     )
+    if environment == "production":
+        # /metrics reveals traffic, routes and error rates: never public in production.
+        if settings.metrics_token is None:
+            raise ConfigError("METRICS_TOKEN: required in production (/metrics is not public)")
+        _check_production_secret("METRICS_TOKEN", settings.metrics_token)
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
     settings = replace(settings, birth_data_key=_birth_data_key(env, environment))

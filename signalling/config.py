@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from signalling.upload_quota import UploadQuota
+
 MASKABLE = frozenset({"phone", "email", "link", "social"})
 
 
@@ -35,6 +37,9 @@ class SignallingSettings:
     max_unauthenticated_per_address: int = 10
     """Sockets one client address (``request.remote``, after TRUSTED_PROXIES) may hold on a node
     before they authenticate; more get HTTP 429 ``TOO_MANY_CONNECTIONS`` before the upgrade."""
+    token_check_s: float = 10.0
+    """How often an open socket's token is re-checked (revoked, disabled, deleted); it is also
+    checked at its expiry (signalling/tokenguard.py)."""
     masking: frozenset[str] = field(default_factory=lambda: MASKABLE)
     """Which of ``phone``, ``email``, ``link``, ``social`` (app names and handles) are masked in
     chat text and in display names and astrologer bios (empty: masking off)."""
@@ -44,6 +49,8 @@ class SignallingSettings:
         default_factory=lambda: frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
     )
     """Accepted upload content types (checked against the file's magic bytes too)."""
+    upload_quota: UploadQuota = field(default_factory=UploadQuota)
+    """Images and bytes per consultation and per user per day (signalling/upload_quota.py)."""
     presence_node_ttl_s: float = 10.0
     """Redis presence: a node that misses heartbeats this long is dead; its users go offline."""
     presence_heartbeat_s: float = 3.0

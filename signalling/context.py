@@ -33,10 +33,13 @@ class Identity:
     user_id: UUID
     role: str
     """``user``, ``consultant`` or ``admin``."""
+    expires_at: float | None = None
+    """Unix time the token expires; the socket closes then (signalling/tokenguard.py)."""
 
 
-Authenticator = Callable[[str], Identity]
-"""Decodes a JWT into an :class:`Identity`; raises on anything invalid."""
+Authenticator = Callable[[str], Awaitable[Identity]]
+"""Decodes a JWT into an :class:`Identity` and checks the account may still use it (exists,
+enabled, token not revoked); raises (with a ``code`` attribute) on anything invalid."""
 
 AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
 """(actor, action, subject type, subject id, details) -> recorded."""

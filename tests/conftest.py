@@ -186,9 +186,23 @@ def redis_prefix() -> str:
     return f"kntest:{uuid.uuid4().hex[:12]}:"
 
 
+def require_program(path: str, what: str, install: str) -> None:
+    """Skip a test whose program is missing with one line saying what to install — or fail
+    with that line in CI, where every program must be present."""
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return
+    message = f"{what} is not installed ({path} missing): {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
     """A headless Chromium (see tests/browser.py), closed after the test."""
+    require_program(
+        CHROMIUM, "Chromium", "apt-get install chromium, or set CHROMIUM_PATH to a Chromium"
+    )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)

@@ -79,11 +79,14 @@ async def test_only_admins_read_and_unknown_ids_are_404(
     assert bad_cursor.status == 400
     assert (await bad_cursor.json())["error"]["code"] == "INVALID_CURSOR"
     for query in ("status=lost", "from=2026-01-01T00:00:00", "limit=0", "colour=red",
-                  "caller=%00", "astrologer=a%0Ab",
+                  "astrologer=a%0Ab",
                   "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"):
         bad_filter = await client.get(f"/admin/consultations?{query}", headers=auth(admin.token))
         assert bad_filter.status == 422, query
         assert (await bad_filter.json())["error"]["code"] == "VALIDATION_FAILED"
+    # NUL is refused for every route before validation (api/hygiene.py, issue 11 point 13).
+    nul = await client.get("/admin/consultations?caller=%00", headers=auth(admin.token))
+    assert nul.status == 400 and (await nul.json())["error"]["code"] == "INVALID_CHARACTER"
 
 
 async def test_search_filters_and_pages_newest_first(

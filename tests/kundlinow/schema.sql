@@ -91,6 +91,18 @@ BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = '55000';
 END $$;
 
+CREATE FUNCTION public.users_revoke_on_disable() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.disabled_at IS NOT NULL AND OLD.disabled_at IS NULL
+       AND NEW.token_version = OLD.token_version THEN
+        NEW.token_version := OLD.token_version + 1;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
 CREATE TABLE public.audit_log (
     id bigint NOT NULL,
     actor_id uuid,
@@ -468,9 +480,11 @@ CREATE TABLE public.users (
     display_name text NOT NULL,
     role text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    token_version integer DEFAULT 0 NOT NULL,
     disabled_at timestamp with time zone,
     CONSTRAINT users_email_check CHECK ((email = lower(email))),
-    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'consultant'::text, 'admin'::text])))
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'consultant'::text, 'admin'::text]))),
+    CONSTRAINT users_token_version_check CHECK ((token_version >= 0))
 );
 
 ALTER TABLE ONLY public.audit_log
@@ -580,6 +594,8 @@ CREATE INDEX birth_profiles_owner ON public.birth_profiles USING btree (owner_id
 
 CREATE INDEX chat_uploads_consultation ON public.chat_uploads USING btree (consultation_id);
 
+CREATE INDEX chat_uploads_uploader_recent ON public.chat_uploads USING btree (uploader_id, created_at);
+
 CREATE UNIQUE INDEX consult_waitlist_one_place ON public.consult_waitlist USING btree (caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
 
 CREATE UNIQUE INDEX consult_waitlist_open ON public.consult_waitlist USING btree (consultant_id, caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
@@ -667,6 +683,8 @@ CREATE TRIGGER ledger_holds_resolve_once BEFORE UPDATE ON public.ledger_holds FO
 CREATE TRIGGER ledger_transfers_immutable BEFORE DELETE OR UPDATE ON public.ledger_transfers FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_transfers FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER users_revoke_on_disable BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_revoke_on_disable();
 
 ALTER TABLE ONLY public.birth_profiles
     ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
