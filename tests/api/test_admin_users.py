@@ -57,7 +57,11 @@ async def test_disable_enable_approve_and_commission_are_audited(
     assert (r.status, (await r.json())["error"]["code"]) == (403, "ACCOUNT_DISABLED")
     r = await client.post(f"/admin/users/{caller.id}/enable", headers=auth(admin.token))
     assert (await r.json())["disabled"] is False
-    assert (await client.post("/auth/login", json=login)).status == 200
+    # Disabling revoked the caller's old token: they sign in again.
+    assert (await client.get("/wallet", headers=auth(caller.token))).status == 401
+    r = await client.post("/auth/login", json=login)
+    assert r.status == 200
+    caller_token = (await r.json())["access_token"]
     r = await client.post(f"/admin/users/{admin.id}/disable", headers=auth(admin.token))
     assert (r.status, (await r.json())["error"]["code"]) == (409, "CANNOT_DISABLE_SELF")
 
@@ -76,7 +80,7 @@ async def test_disable_enable_approve_and_commission_are_audited(
     assert (await r.json())["commission_percent"] == 10
     await grant(database, caller.id, 100_000)
     body = {"consultant_id": str(guru.id), "mode": "chat"}
-    r = await client.post("/consultations", json=body, headers=auth(caller.token))
+    r = await client.post("/consultations", json=body, headers=auth(caller_token))
     cid = (await r.json())["id"]
     await client.post(f"/consultations/{cid}/accept", headers=auth(guru.token))
     r = await client.get(f"/consultations/{cid}/receipt", headers=auth(guru.token))

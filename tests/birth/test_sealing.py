@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import stat
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def test_development_key_is_created_once_and_private(tmp_path: Path) -> None:
 
 
 def test_production_refuses_to_start_without_a_key() -> None:
-    base = {"ENV": "production", "JWT_SECRET": "s" * 40}
+    base = {"ENV": "production", "JWT_SECRET": secrets.token_hex(32),
+            "METRICS_TOKEN": secrets.token_hex(32)}
     with pytest.raises(ConfigError, match="BIRTH_DATA_KEY"):
         from_env(base)
     with pytest.raises(ConfigError, match="BIRTH_DATA_KEY"):
