@@ -19,17 +19,19 @@ from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
 from kundlinow.database import open_database
 
-COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli")
+COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli", "signalling.cli")
 """Modules (beyond this one) that register subcommands."""
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from kundlinow.app import create_app
+    from kundlinow.app import create_app, drain_on_sigterm_hook
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     print(f"kundlinow: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None)
+    app = create_app(settings)
+    app.on_startup.append(drain_on_sigterm_hook)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
     return 0
 
 

@@ -22,6 +22,7 @@ from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
 from kundlinow.config import Settings
 from media.engine import MediaEngine
+from signalling.drain import NodeDrain
 from signalling.hub import Hub
 from turn.config import TurnSettings
 
@@ -51,3 +52,5 @@ HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
 """Sealed birth profiles and who may read them (issue 15)."""
+NODE = web.AppKey("node", NodeDrain)
+"""This node's load heartbeat and drain (``/readyz`` answers 503 while it drains)."""

@@ -28,7 +28,6 @@ KUBERNETES_VERSION = "1.30.0"
 batch/v1 CronJob are all GA there)."""
 PENDING_COMMANDS = {
     "recordings": "the recording helper's `kundlinow recordings` (issue 12)",
-    "node": "`kundlinow node drain` (the drain commit of this branch)",
 }
 """Top-level commands another branch adds: checked once the CLI has them, skipped until then."""
 
