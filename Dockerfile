@@ -8,7 +8,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential pkg-config libffi-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY setup.cfg pyproject.toml README.md ./
+COPY setup.cfg pyproject.toml README.md LICENSE ./
 COPY kundlinow ./kundlinow
 COPY core ./core
 COPY api ./api

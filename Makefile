@@ -13,10 +13,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# One process: the embedded database starts once, migrations apply on start, the demo accounts
+# are created, and the last lines printed are the URL and the logins.
 serve: install
-	$(PY) -m kundlinow migrate
-	$(PY) -m kundlinow seed-demo
-	$(PY) -m kundlinow serve
+	$(PY) -m kundlinow serve --demo
 
 test: install
 	$(PY) -m pytest -q

@@ -1,8 +1,8 @@
 """Accounts: ``POST /auth/register``, ``POST /auth/login``, ``GET /me``.
 
 Passwords are argon2id hashes (:mod:`api.passwords`). Login answers an unknown email exactly like
-a wrong password (same code, same work), and is throttled per client IP (every attempt counts)
-and per account (failed attempts count; a success clears them) → 429 ``RATE_LIMITED`` with
+a wrong password (same code, same work), and is throttled per client, per (account, client) and,
+far more loosely, per account (:class:`_LoginBudget`) → 429 ``RATE_LIMITED`` with
 ``Retry-After``; registrations have their own per-IP budget of the same size. Admin accounts
 are never created over HTTP: ``kundlinow admin create``.
 """
@@ -19,13 +19,15 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import Role, issue_token, require_user
+from api.config import ApiSettings
 from api.errors import ApiError
+from api.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body
 from core.db import Database
-from core.ratelimit import Decision
-from kundlinow.config import Settings
-from kundlinow.keys import DATABASE, PASSWORDS, RATE_LIMITER, SETTINGS
+from core.errors import CodedError
+from core.ratelimit import Decision, RateLimiter
+from signalling.masking import mask
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -80,15 +82,15 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
-class EmailTaken(Exception):
+class EmailTaken(CodedError):
     status = 409
     code = "EMAIL_TAKEN"
 
 
-_USER_COLUMNS = "id, email::text AS email, display_name, role, created_at"
+USER_COLUMNS = "id, email::text AS email, display_name, role, created_at"
 
 
-def _user_out(row: asyncpg.Record) -> UserOut:
+def user_out(row: asyncpg.Record) -> UserOut:
     return UserOut(
         id=row["id"],
         email=row["email"],
@@ -111,7 +113,7 @@ async def create_account(
         try:
             row = await conn.fetchrow(
                 "INSERT INTO users (email, password_hash, display_name, role)"
-                f" VALUES ($1, $2, $3, $4) RETURNING {_USER_COLUMNS}",
+                f" VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}",
                 email,
                 password_hash,
                 display_name,
@@ -127,12 +129,13 @@ async def create_account(
                 row["id"],
                 display_name,
             )
-    return _user_out(row)
+    return user_out(row)
 
 
-def _token(settings: Settings, user: UserOut) -> TokenOut:
+def token_out(settings: ApiSettings, user: UserOut, version: int = 0) -> TokenOut:
+    """A fresh access token of the account's current ``token_version``."""
     return TokenOut(
-        access_token=issue_token(settings, user.id, user.role),
+        access_token=issue_token(settings, user.id, user.role, version=version),
         expires_in=settings.jwt_ttl_s,
         user=user,
     )
@@ -146,6 +149,58 @@ def _rate_limited(decision: Decision, scope: str) -> ApiError:
         {"retry_after_s": decision.retry_after_s, "scope": scope},
         headers={"Retry-After": str(decision.retry_after_s)},
     )
+
+
+KNOWN_CLIENT_S = 30 * 24 * 3600
+"""How long a client that signed in to an account stays exempt from that account's
+account-wide failure limit."""
+
+
+class _LoginBudget:
+    """The three login limits (docs/SECURITY.md):
+
+    - per client: every attempt counts (``LOGIN_IP_LIMIT`` per ``LOGIN_WINDOW_SECONDS``);
+    - per (account, client): failures count, a success clears them (``LOGIN_ACCOUNT_LIMIT``);
+    - per account: failures from every client count (``LOGIN_ACCOUNT_WIDE_LIMIT`` per
+      ``LOGIN_ACCOUNT_WIDE_WINDOW_SECONDS``, far higher and slower), and it never applies to a
+      client that signed in to this account within :data:`KNOWN_CLIENT_S` — so an attacker
+      spreading guesses over many addresses slows new sign-ins but cannot lock out the owner.
+    """
+
+    def __init__(
+        self, limiter: RateLimiter, settings: ApiSettings, email: str, client: str
+    ) -> None:
+        self._limiter = limiter
+        self._settings = settings
+        self._pair = f"login:account:{email}:client:{client}"
+        self._account = f"login:account:{email}"
+        self._known = f"login:known:{email}:client:{client}"
+
+    async def check(self) -> None:
+        s = self._settings
+        pair = await self._limiter.peek(self._pair, s.login_account_limit, s.login_window_s)
+        if not pair.allowed:
+            raise _rate_limited(pair, "account_client")
+        # A limit of 1 as a remembered fact: refused means this client signed in before.
+        known = not (await self._limiter.peek(self._known, 1, KNOWN_CLIENT_S)).allowed
+        if not known:
+            wide = await self._limiter.peek(
+                self._account, s.login_account_wide_limit, s.login_account_wide_window_s
+            )
+            if not wide.allowed:
+                raise _rate_limited(wide, "account")
+
+    async def failed(self) -> None:
+        s = self._settings
+        await self._limiter.hit(self._pair, s.login_account_limit, s.login_window_s)
+        await self._limiter.hit(
+            self._account, s.login_account_wide_limit, s.login_account_wide_window_s
+        )
+
+    async def succeeded(self) -> None:
+        await self._limiter.reset(self._pair)
+        await self._limiter.reset(self._known)  # restart the 30 days
+        await self._limiter.hit(self._known, 1, KNOWN_CLIENT_S)
 
 
 @routes.post("/auth/register")
@@ -171,11 +226,13 @@ async def register(request: web.Request) -> web.Response:
         request.app[DATABASE],
         email=body.email,
         password_hash=password_hash,
-        display_name=body.display_name.strip() or body.email,
+        # Names are shown to the other party: no phone number or handle smuggled in them.
+        display_name=mask(body.display_name.strip(), settings.signalling.masking).text
+        or body.email,
         role=body.role,
     )
     log.info("account_registered", user_id=str(user.id), role=user.role)
-    return web.json_response(_token(settings, user).model_dump(mode="json"), status=201)
+    return web.json_response(token_out(settings, user).model_dump(mode="json"), status=201)
 
 
 @routes.post("/auth/login")
@@ -183,7 +240,7 @@ async def register(request: web.Request) -> web.Response:
     "Exchange email and password for an access token",
     body=LoginRequest,
     response=TokenOut,
-    errors=(401, 429),
+    errors=(401, 403, 429),
     tags=("accounts",),
 )
 async def login(request: web.Request) -> web.Response:
@@ -195,31 +252,36 @@ async def login(request: web.Request) -> web.Response:
     if not by_ip.allowed:
         raise _rate_limited(by_ip, "ip")
     email = _normalise_email(body.email)
-    account_key = f"login:account:{email}"
-    by_account = await limiter.peek(account_key, settings.login_account_limit, window)
-    if not by_account.allowed:
-        raise _rate_limited(by_account, "account")
+    budget = _LoginBudget(limiter, settings, email, str(request.remote))
+    await budget.check()
 
     database = request.app[DATABASE]
     row = await database.pool.fetchrow(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email
+        f"SELECT {USER_COLUMNS}, password_hash, token_version, disabled_at IS NOT NULL"
+        " AS disabled FROM users WHERE email = $1",
+        email,
     )
     verdict = await request.app[PASSWORDS].verify(
         row["password_hash"] if row else None, body.password
     )
     if row is None or not verdict.ok:
-        await limiter.hit(account_key, settings.login_account_limit, window)
+        await budget.failed()
         log.info("login_failed", known_account=row is not None)
         raise ApiError(401, "INVALID_CREDENTIALS", "email or password is wrong")
-    await limiter.reset(account_key)
+    await budget.succeeded()
+    if row["disabled"]:
+        log.info("login_refused_disabled", user_id=str(row["id"]))
+        raise ApiError(403, "ACCOUNT_DISABLED", "this account is disabled")
     if verdict.new_hash is not None:
         await database.pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], verdict.new_hash
         )
-    user = _user_out(row)
+    user = user_out(row)
     structlog.contextvars.bind_contextvars(user_id=str(user.id))
     log.info("login_succeeded")
-    return web.json_response(_token(settings, user).model_dump(mode="json"))
+    return web.json_response(
+        token_out(settings, user, row["token_version"]).model_dump(mode="json")
+    )
 
 
 @routes.get("/me")
@@ -227,8 +289,8 @@ async def login(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     claims = await require_user(request)
     row = await request.app[DATABASE].pool.fetchrow(
-        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", claims.user_id
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", claims.user_id
     )
     if row is None:
         raise ApiError(401, "UNAUTHENTICATED", "this account no longer exists")
-    return web.json_response(_user_out(row).model_dump(mode="json"))
+    return web.json_response(user_out(row).model_dump(mode="json"))

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Claims, Role, require_user
 from api.errors import ApiError
+from api.keys import BIRTH_PROFILES, CLOCK, DATABASE, RATE_LIMITER, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from astrology.chart import Chart, compute_chart
@@ -30,7 +31,6 @@ from astrology.svg import render
 from birth.details import BirthDetails, build_details
 from birth.profiles import Profile, ProfileStore
 from birth.sealing import Sealer, load_or_create_key
-from kundlinow.keys import BIRTH_PROFILES, CLOCK, DATABASE, RATE_LIMITER, SETTINGS
 
 routes = web.RouteTableDef()
 

@@ -23,10 +23,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.hygiene import INT64_MAX, INT64_MIN
+from api.keys import DATABASE, PRESENCE, SETTINGS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from core.presence import PresenceLookup, PresenceStatus
-from kundlinow.keys import DATABASE, PRESENCE
+from signalling.masking import mask
 
 routes = web.RouteTableDef()
 
@@ -95,6 +97,8 @@ class ConsultantOut(BaseModel):
     rating_count: int
     away: bool
     status: Status
+    verified: bool = Field(description="approved by the platform")
+    photo_url: str | None = Field(description="the profile photo, null when there is none")
 
 
 class ConsultantPage(BaseModel):
@@ -128,7 +132,9 @@ class ProfilePatch(BaseModel):
 
 _PROFILE_COLUMNS = (
     "p.user_id, p.display_name, p.bio, p.languages, p.specialities, p.rate_chat_paise,"
-    " p.rate_voice_paise, p.rate_video_paise, p.rating_sum, p.rating_count, p.away"
+    " p.rate_voice_paise, p.rate_video_paise, p.rating_sum, p.rating_count, p.away,"
+    " p.approved_at IS NOT NULL AS verified,"
+    " EXISTS (SELECT 1 FROM consultant_photos ph WHERE ph.user_id = p.user_id) AS has_photo"
 )
 
 
@@ -168,6 +174,8 @@ def _out(row: asyncpg.Record, status: Status) -> ConsultantOut:
         rating_count=count,
         away=row["away"],
         status=status,
+        verified=row["verified"],
+        photo_url=f"/consultants/{row['user_id']}/photo" if row["has_photo"] else None,
     )
 
 
@@ -182,6 +190,8 @@ def _decode_cursor(cursor: str, sort: str, mode: str) -> tuple[int, uuid.UUID]:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         key, user_id = data["k"], uuid.UUID(data["id"])
         matches = data["s"] == sort and data["m"] == mode and isinstance(key, int)
+        if not INT64_MIN <= key <= INT64_MAX:  # a forged key PostgreSQL's bigint cannot hold
+            raise ValueError(key)
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise invalid from None
     if not matches:
@@ -334,6 +344,11 @@ async def update_my_profile(request: web.Request) -> web.Response:
         for name in ("display_name", "bio", "languages", "specialities", "away")
         if name in patch.model_fields_set
     }
+    # A profile is read by every caller: contact details in it would take them off the platform.
+    kinds = request.app[SETTINGS].signalling.masking
+    for name in ("display_name", "bio"):
+        if name in changes:
+            changes[name] = mask(changes[name], kinds).text
     if patch.rates is not None:
         for mode in MODES:
             if mode in patch.rates.model_fields_set:

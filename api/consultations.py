@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, HUB, MEDIA_STATS
 from api.openapi import operation
 from api.validation import parse_body
+from api.wallet_push import push_wallet
 from billing.consultations import Consultation, EndReason, Mode
 from billing.refunds import refund_consultation
-from kundlinow.keys import BIRTH_PROFILES, CONSULTATIONS, DATABASE, MEDIA_STATS
 
 routes = web.RouteTableDef()
 
@@ -48,7 +49,7 @@ def _visible(c: Consultation, user_id: uuid.UUID, role: str) -> None:
     body=ConsultationRequest,
     status=201,
     auth=("user",),
-    errors=(402, 404, 409),
+    errors=(402, 403, 404, 409),
     tags=("consultations",),
 )
 async def create_consultation(request: web.Request) -> web.Response:
@@ -58,9 +59,11 @@ async def create_consultation(request: web.Request) -> web.Response:
     profile = body.birth_profile_id
     if profile is not None and not await request.app[BIRTH_PROFILES].owned(profile, claims.user_id):
         raise ApiError(404, "BIRTH_PROFILE_NOT_FOUND", "birth profile not found")
-    c = await request.app[CONSULTATIONS].request(
-        claims.user_id, body.consultant_id, body.mode, birth_profile_id=profile
+    # The same rule as the socket's consult_request (role, waitlist offers, timeout).
+    view = await request.app[HUB].request_consultation(
+        claims.user_id, claims.role, body.consultant_id, body.mode, birth_profile_id=profile
     )
+    c = await request.app[CONSULTATIONS].get(view.id)
     return web.json_response(c.to_json(), status=201)
 
 
@@ -149,6 +152,9 @@ async def refund(request: web.Request) -> web.Response:
         claims.user_id,
         body.idempotency_key,
     )
+    if not done.replayed:
+        caller_id = (await request.app[CONSULTATIONS].get(done.consultation_id)).caller_id
+        await push_wallet(request.app, caller_id, "refund")
     return web.json_response(
         {
             "consultation_id": str(done.consultation_id),

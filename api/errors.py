@@ -1,7 +1,7 @@
 """The one error model: every failure leaves as ``{"error": {"code", "message", "details"}}``.
 
-Handlers and services raise :class:`ApiError` (or any exception with integer ``status`` and string
-``code`` attributes, so domain packages need not import the web layer); :func:`error_middleware`
+Handlers raise :class:`ApiError`; domain packages raise their own subclasses of
+:class:`core.errors.CodedError` (so they need not import the web layer). :func:`error_middleware`
 is the only place that turns them into HTTP responses.
 """
 
@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
+from core.errors import CodedError
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +32,7 @@ _HTTP_CODES: Mapping[int, str] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(CodedError):
     """A failure the client caused or must know about, with a stable machine-readable code."""
 
     def __init__(
@@ -41,11 +43,7 @@ class ApiError(Exception):
         details: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = dict(details or {})
+        super().__init__(message, details, code=code, status=status)
         self.headers = dict(headers or {})
 
 
@@ -63,13 +61,6 @@ def error_response(
     return web.json_response(error_body(code, message, details), status=status, headers=headers)
 
 
-def _domain_error(exc: Exception) -> tuple[int, str] | None:
-    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
-    if isinstance(status, int) and isinstance(code, str) and 400 <= status < 600:
-        return status, code
-    return None
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -82,12 +73,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(exc.status, code, exc.reason, headers=headers)
-    except Exception as exc:
-        mapped = _domain_error(exc)
-        if mapped is not None:
-            details = getattr(exc, "details", None)
-            return error_response(
-                mapped[0], mapped[1], str(exc), details if isinstance(details, Mapping) else None
-            )
+    except CodedError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except Exception:
         log.exception("request_failed", path=request.path)
         return error_response(500, "INTERNAL", "internal server error")

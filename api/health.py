@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.errors import error_response
+from api.keys import DATABASE, NODE
 from api.openapi import operation
-from kundlinow.keys import DATABASE, NODE
 
 routes = web.RouteTableDef()
 

@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import HUB
 from api.openapi import operation
 from api.validation import parse_query
-from kundlinow.keys import HUB
-from signalling.ports import ACTIVE
+from billing.consultations import State
+from signalling.upload_quota import UploadQuotaExceeded
 
 routes = web.RouteTableDef()
 
@@ -70,6 +71,17 @@ class UploadOut(BaseModel):
     sha256: str
 
 
+def _quota_error(exc: UploadQuotaExceeded) -> ApiError:
+    details = {"scope": exc.scope, "limit": exc.limit, "max": exc.value}
+    if exc.scope == "consultation":  # final: this consultation holds all it may
+        return ApiError(413, "UPLOAD_QUOTA_EXCEEDED", str(exc), details)
+    retry = exc.retry_after_s or 1
+    return ApiError(
+        429, "UPLOAD_RATE_LIMITED", str(exc), {**details, "retry_after_s": retry},
+        headers={"Retry-After": str(retry)},
+    )
+
+
 @routes.get("/ws")
 @operation(
     "Signalling WebSocket (subprotocol kundlinow.v1; token as subprotocol bearer.<jwt> or a "
@@ -112,7 +124,7 @@ async def list_messages(request: web.Request) -> web.Response:
     response=UploadOut,
     status=201,
     auth=("user", "consultant"),
-    errors=(403, 404, 409, 413, 415),
+    errors=(403, 404, 409, 413, 415, 429),
     tags=("signalling",),
 )
 async def upload_image(request: web.Request) -> web.Response:
@@ -123,7 +135,7 @@ async def upload_image(request: web.Request) -> web.Response:
     view = await hub.authorize(claims.user_id, claims.role, _consultation_id(request))
     if claims.user_id not in view.parties():
         raise ApiError(403, "FORBIDDEN", "only the participants may upload")
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         raise ApiError(409, "CONSULT_NOT_ACTIVE", "the consultation is not active")
     content_type = request.content_type.lower()
     if content_type not in cfg.upload_types:
@@ -144,7 +156,12 @@ async def upload_image(request: web.Request) -> web.Response:
         raise ApiError(400, "EMPTY_UPLOAD", "the body is empty")
     if not _sniff_ok(content_type, bytes(data)):
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the bytes are not a " + content_type)
-    upload = await hub.chat.add_upload(view.id, claims.user_id, content_type, bytes(data))
+    try:
+        upload = await hub.chat.add_upload(
+            view.id, claims.user_id, content_type, bytes(data), quota=cfg.upload_quota
+        )
+    except UploadQuotaExceeded as exc:
+        raise _quota_error(exc) from None
     return web.json_response(
         {"upload_id": str(upload.id), "content_type": upload.content_type,
          "size_bytes": upload.size_bytes, "sha256": upload.sha256},

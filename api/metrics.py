@@ -1,7 +1,7 @@
 """``/metrics`` (Prometheus text format) and the middleware that counts and times requests.
 
 The collectors live in :class:`core.metrics.HttpMetrics`, one per app under
-``kundlinow.keys.METRICS``; other components may register their own on ``app[METRICS].registry``.
+``api.keys.METRICS``; other components may register their own on ``app[METRICS].registry``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest
 
 from api.errors import ApiError, Handler
+from api.keys import METRICS, SETTINGS
 from api.openapi import operation
-from kundlinow.keys import METRICS, SETTINGS
 
 routes = web.RouteTableDef()
 

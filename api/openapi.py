@@ -168,6 +168,7 @@ _ERROR_SCHEMA: dict[str, Any] = {
 
 def _error_statuses(op: Operation) -> list[int]:
     statuses = set(op.errors)
+    statuses.add(400)  # api/hygiene.py: NUL, out-of-range integers, deep JSON, on every route
     if op.auth != "public":
         statuses.add(401)
     if isinstance(op.auth, tuple):

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
+from api.keys import PAYOUTS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
-from kundlinow.keys import PAYOUTS
 
 routes = web.RouteTableDef()
 
@@ -21,7 +21,7 @@ class PayoutRequest(BaseModel):
 
 
 class PayoutQuery(BaseModel):
-    state: Literal["requested", "approved", "rejected", "posted", "voided"] | None = None
+    state: Literal["requested", "approved", "rejected", "posted", "voided", "failed"] | None = None
 
 
 @routes.post("/payouts")

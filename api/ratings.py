@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import require_user
 from api.consultations import path_id
 from api.errors import ApiError
+from api.keys import DATABASE
 from api.openapi import operation
 from api.validation import parse_body
-from kundlinow.keys import DATABASE
 
 routes = web.RouteTableDef()
 

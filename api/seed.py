@@ -1,6 +1,8 @@
 """Demo data for ``kundlinow seed-demo``: an admin, four astrologers and a caller.
 
 Idempotent: accounts that exist (by email) are left alone, so running it again changes nothing.
+Their passwords are published (README, this file): a production server disables them at start
+(:func:`disable_demo_accounts`).
 Other packages add their part (e.g. the caller's wallet top-up) through :data:`SEED_HOOK_MODULES`:
 each listed module has ``async def seed_demo(database, settings, accounts) -> list[str]``,
 returning lines to print.
@@ -13,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.auth import Role
+from api.config import ApiSettings
 from api.passwords import Passwords
 from core.db import Database
-from kundlinow.config import Settings
 
 SEED_HOOK_MODULES: tuple[str, ...] = ("billing.seed",)
 """Modules whose ``seed_demo(database, settings, accounts)`` runs after the accounts exist."""
@@ -158,7 +160,7 @@ async def seed_accounts(
 
 
 async def seed_demo(
-    database: Database, settings: Settings, passwords: Passwords
+    database: Database, settings: ApiSettings, passwords: Passwords
 ) -> tuple[list[SeededAccount], list[str]]:
     """The demo accounts, then every hook; returns the accounts and the hooks' lines."""
     seeded = await seed_accounts(database, passwords)
@@ -167,3 +169,17 @@ async def seed_demo(
         hook = importlib.import_module(module_name).seed_demo
         lines.extend(await hook(database, settings, seeded))
     return seeded, lines
+
+
+async def disable_demo_accounts(database: Database) -> list[str]:
+    """Disable every demo account that exists and revoke its tokens; the emails disabled.
+
+    Production calls this at start, so a database that was once seeded (or a copy of a
+    development one) never serves logins whose passwords anyone can read.
+    """
+    rows = await database.pool.fetch(
+        "UPDATE users SET disabled_at = now(), token_version = token_version + 1"
+        " WHERE email = ANY($1::text[]) AND disabled_at IS NULL RETURNING email::text AS email",
+        [account.email for account in DEMO_ACCOUNTS],
+    )
+    return sorted(row["email"] for row in rows)

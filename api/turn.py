@@ -8,24 +8,16 @@ WebRTC's ``RTCIceServer`` dictionaries, so a browser passes ``ice_servers`` unch
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.errors import ApiError
+from api.keys import TURN_GRANTS, TURN_SETTINGS
 from api.openapi import operation
-from kundlinow.keys import RATE_LIMITER, TURN_SETTINGS
-from turn.ice import build_ice_servers
+from turn.grants import TurnRateLimited
 
 routes = web.RouteTableDef()
-
-#: Credentials one user may fetch per window. coturn's user-quota counts allocations per
-#: username, and every credential has its own username (its expiry), so this limit is what
-#: bounds one person's concurrent relay allocations (docs/DEPLOY.md).
-CREDENTIALS_LIMIT = 30
-CREDENTIALS_WINDOW_S = 60
 
 
 class IceServerOut(BaseModel):
@@ -51,31 +43,30 @@ class TurnCredentialsOut(BaseModel):
     "ICE servers with a fresh TURN credential",
     response=TurnCredentialsOut,
     auth="any",
-    errors=(429,),
+    errors=(403, 429),
     tags=("turn",),
 )
 async def turn_credentials(request: web.Request) -> web.Response:
-    """The caller's ICE servers; 401 without a valid access token, 429 past the per-user
-    limit."""
+    """The caller's ICE servers; 401 without a valid access token, 403 ``TURN_NOT_ALLOWED``
+    outside an accepted consultation (astrologers: while online), 429 past the per-user limit
+    (shared with ``join_consult``; see turn/grants.py)."""
     claims = await require_user(request)
-    decision = await request.app[RATE_LIMITER].hit(
-        f"turn:credentials:{claims.user_id}", CREDENTIALS_LIMIT, CREDENTIALS_WINDOW_S
-    )
-    if not decision.allowed:
+    try:
+        servers = await request.app[TURN_GRANTS].issue(claims.user_id, claims.role)
+    except TurnRateLimited as exc:
         raise ApiError(
             429,
             "RATE_LIMITED",
-            "too many TURN credential requests; try again later",
-            {"retry_after_s": decision.retry_after_s, "scope": "user"},
-            headers={"Retry-After": str(decision.retry_after_s)},
-        )
-    settings = request.app[TURN_SETTINGS]
-    now = time.time()
-    servers = build_ice_servers(settings, str(claims.user_id), now=now)
+            str(exc),
+            {"retry_after_s": exc.retry_after_s, "scope": "user"},
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from None
+    # The TURN username is "<expiry unix time>:<user id>" (draft-uberti-behave-turn-rest-00).
+    expiry = next((int(s["username"].split(":", 1)[0]) for s in servers if "username" in s), None)
     body = TurnCredentialsOut(
         ice_servers=[IceServerOut.model_validate(server) for server in servers],
-        ttl_s=settings.ttl_s,
-        expires_at=int(now) + settings.ttl_s if settings.turn_urls else None,
+        ttl_s=request.app[TURN_SETTINGS].ttl_s,
+        expires_at=expiry,
     )
     payload = body.model_dump()
     # No "username": null on STUN entries: WebIDL would turn it into the string "null".

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from api.hygiene import check_json, loads
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -22,12 +23,14 @@ def _invalid(exc: ValidationError, what: str) -> ApiError:
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body validated as ``model``: 400 ``INVALID_JSON``, 422 ``VALIDATION_FAILED``."""
+    """The JSON body validated as ``model``: 400 ``INVALID_JSON`` (or a code of
+    :mod:`api.hygiene`), 422 ``VALIDATION_FAILED``."""
     raw = await request.read()  # aiohttp enforces client_max_size here (413)
     try:
-        data = json.loads(raw or b"null")
+        data = loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "INVALID_JSON", f"request body is not valid JSON: {exc}") from None
+    check_json(data)  # NUL, 64-bit range, depth: also when the Content-Type was not JSON
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_user
 from api.consultations import path_id
+from api.keys import PAYMENTS, WALLETS
 from api.openapi import operation
 from api.validation import parse_body, parse_query
 from billing.errors import SimulatorDisabled
 from billing.gateway import SimulatorGateway
 from billing.model import AccountKind
-from kundlinow.keys import PAYMENTS, WALLETS
 
 routes = web.RouteTableDef()
 
@@ -87,7 +87,7 @@ async def recharge(request: web.Request) -> web.Response:
     "Verify the checkout signature against the stored order and credit once",
     body=VerifyRequest,
     auth="any",
-    errors=(400, 404, 502),
+    errors=(400, 404, 409, 502),
     tags=("wallet",),
 )
 async def verify_recharge(request: web.Request) -> web.Response:

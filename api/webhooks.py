@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api.keys import PAYMENTS
 from api.openapi import operation
-from kundlinow.keys import PAYMENTS
 
 routes = web.RouteTableDef()
 
@@ -13,7 +13,7 @@ routes = web.RouteTableDef()
 @routes.post("/webhooks/razorpay")
 @operation(
     "Razorpay webhook (X-Razorpay-Signature over the raw body)",
-    errors=(400, 404),
+    errors=(400, 404, 409),
     content_type=None,
     tags=("wallet",),
 )

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.errors import CodedError
+
 _QUARTER_HOUR = 900
 
 
-class LocalTimeError(ValueError):
+class LocalTimeError(CodedError, ValueError):
     """A birth time that cannot be placed on the time line; ``code`` is the API's error code."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True, slots=True)

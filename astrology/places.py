@@ -10,17 +10,18 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import CodedError
+
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 25
 _MIN_POPULATION = 5000
 
 
-class PlaceError(ValueError):
+class PlaceError(CodedError, ValueError):
     """A place the gazetteer or the time-zone map cannot resolve; ``code`` is the API's."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Creates a scratch database on a real PostgreSQL (`--database-url`, default the local server),
 migrates it, seeds N active consultations (N callers with funded wallets, N consultants) with
-`billing.loadgen`, then times one tick that charges every due minute (`--minutes` due per
+`bench.loadgen`, then times one tick that charges every due minute (`--minutes` due per
 consultation: 1 = the steady state of a cron tick, more = catching up after downtime). The
 invariants of billing.invariants are checked afterwards, so a fast but wrong tick fails loudly.
 Besides wall time it reports the CPU the tick cost: this database's PostgreSQL backends (psutil)
@@ -31,11 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
+from bench.loadgen import seed_live_consultations
 from billing.audit import load_snapshot
 from billing.config import BillingSettings
 from billing.consultations import ConsultationService
 from billing.invariants import check_active_caught_up, check_all
-from billing.loadgen import seed_live_consultations
 from core.bus import LocalBus
 from core.clock import SystemClock
 from core.db import Database

@@ -20,7 +20,9 @@ from billing.model import AccountKind
 async def load_snapshot(pool: asyncpg.Pool) -> Snapshot:
     """Every ledger fact the invariants check, as of one consistent snapshot."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        accounts = await conn.fetch("SELECT id, kind, balance_paise FROM ledger_accounts")
+        accounts = await conn.fetch(
+            "SELECT id, kind, balance_paise, owner_id FROM ledger_accounts"
+        )
         transfers = await conn.fetch(
             "SELECT id, idempotency_key, kind, consultation_id FROM ledger_transfers"
         )
@@ -38,13 +40,13 @@ async def load_snapshot(pool: asyncpg.Pool) -> Snapshot:
         consultations = await conn.fetch(
             "SELECT id, state, end_reason, rate_paise, minute_seconds, started_at, ended_at, "
             "minutes_charged, amount_charged_paise, promo_paise, caller_account_id, "
-            "consultant_account_id FROM consultations"
+            "consultant_account_id, unserved FROM consultations"
         )
         orders = await conn.fetch(
             "SELECT gateway_order_id, amount_paise, status, transfer_id FROM payment_orders"
         )
     return Snapshot(
-        accounts=tuple(AccountRow(r[0], AccountKind(r[1]), r[2]) for r in accounts),
+        accounts=tuple(AccountRow(r[0], AccountKind(r[1]), r[2], r[3]) for r in accounts),
         transfers=tuple(TransferRow(*r) for r in transfers),
         entries=tuple(EntryRow(*r) for r in entries),
         holds=tuple(HoldRow(*r) for r in holds),

@@ -14,7 +14,9 @@ wallet and one credit of its consultant's earnings (each entry names the consult
 history and earnings stay per consultation), one promotions debit for the free minutes and one
 platform revenue credit; the 0002/0006 trigger applies the entries to the balances. Per-minute
 detail (amount, consultant share, source) lives in the charge rows, and billing.invariants
-proves the transfer's entries are exactly the sum of its charge rows.
+proves the transfer's entries are exactly the sum of its charge rows. The same statement
+appends the session log's `balance_warning` and `ended` events (core.session_log); its
+charge rows are the log's `minute_charged` events (billing.timeline).
 
 Callers must hold the consultation rows and all involved accounts locked (consultations first,
 then accounts in id order; see billing/ledger.py).
@@ -129,9 +131,26 @@ upd AS (
             ELSE k.ended_at END
       FROM c LEFT JOIN agg a ON a.consultation_id = c.id
      WHERE k.id = c.id
-    RETURNING k.id, k.caller_id, k.consultant_id, k.state, k.minutes_charged,
+    RETURNING k.id, k.caller_id, k.consultant_id, k.state, k.ended_at, k.minutes_charged,
               k.amount_charged_paise, k.rate_paise, k.hold_id,
               COALESCE(a.n, 0) AS charged_now, COALESCE(a.wallet_paise, 0) AS wallet_now
+),
+ev AS (
+    -- The session log (core/session_log.py) in the same statement: a balance_warning when
+    -- two or fewer minutes are left (the bus event's rule, ConsultationService._publish_charges)
+    -- and ended when a due minute could not be paid. The charge rows themselves are the log's
+    -- minute_charged events (billing/timeline.py), so the tick does not write each minute twice.
+    INSERT INTO consultation_events (consultation_id, at, kind, data)
+    SELECT u.id, $3, 'balance_warning',
+           jsonb_build_object('minutes_left', GREATEST(v.avail - u.wallet_now, 0) / u.rate_paise,
+                              'balance_paise', v.balance - u.wallet_now)
+      FROM upd u JOIN avail v ON v.id = u.id
+     WHERE u.state = 'active' AND u.charged_now > 0
+       AND GREATEST(v.avail - u.wallet_now, 0) / u.rate_paise <= 2
+    UNION ALL
+    SELECT u.id, $3, 'ended',
+           jsonb_build_object('reason', 'insufficient_balance', 'ended_at', u.ended_at)
+      FROM upd u WHERE u.state = 'ended'
 )
 SELECT u.id, u.caller_id, u.consultant_id, u.state, u.minutes_charged, u.amount_charged_paise,
        u.rate_paise, u.hold_id, u.charged_now, u.wallet_now,

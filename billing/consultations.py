@@ -1,20 +1,19 @@
 """Consultations and their money transitions (the contract in TEAM.md; signalling drives it).
 
-requested --accept--> active --end/tick--> ended; requested --reject/end/timeout--> ended.
-Request places a hold of MIN_START_MINUTES x rate; accept charges minute 1 from it (posting the
-hold in part, releasing the rest); the tick charges minute k once k-1 minutes have run; end
-settles (charges owed minutes up to the end time, reverses any minute that began after a
-back-dated end, releases holds) and returns a `Statement`. Events go on the bus AFTER commit.
+The states and values are in billing.lifecycle. Request places a hold of MIN_START_MINUTES x
+rate; accept charges minute 1 from it (posting the hold in part, releasing the rest); the tick
+charges minute k once k-1 minutes have run; end settles (charges owed minutes up to the end
+time, reverses any minute that began after a back-dated end, or every minute of a consultation
+that never carried service, releases holds) and returns a `Statement`. Ending never fails for
+money reasons (billing.settlement). Events go on the bus AFTER commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,61 +25,33 @@ from billing.charging import ChargeResult, Due, charge
 from billing.config import BillingSettings
 from billing.errors import (
     AlreadyLive,
-    BillingError,
     BirthProfileNotFound,
     ConsultantUnavailable,
     InsufficientBalance,
     InvalidTransition,
     NotFound,
 )
+from billing.events import TOPIC, BalanceLow, ConsultStateChanged, MinuteCharged
 from billing.invariants import minutes_due
-from billing.model import AccountKind, Transfer, charge_legs
+from billing.lifecycle import (
+    Consultation,
+    EndReason,
+    InvalidRequest,
+    Mode,
+    State,
+    Statement,
+    TickReport,
+    check_transition,
+)
+from billing.model import AccountKind
 from billing.ports import Clock, HasPool, Publisher
+from billing.settlement import mark_unserved, reverse_minutes_after, unserved_reason
+from core.session_log import SessionEvent, record_event, write_events
 
 log = structlog.get_logger(__name__)
 
-TOPIC = "consultations"
-
-
-class Mode(enum.StrEnum):
-    CHAT = "chat"
-    VOICE = "voice"
-    VIDEO = "video"
-
-
-class State(enum.StrEnum):
-    REQUESTED = "requested"
-    ACTIVE = "active"
-    ENDED = "ended"
-
-
-class EndReason(enum.StrEnum):
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    TIMEOUT = "timeout"
-    INSUFFICIENT_BALANCE = "insufficient_balance"
-    DISCONNECTED = "disconnected"
-    ADMIN = "admin"
-
-
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.REQUESTED: frozenset({State.ACTIVE, State.ENDED}),
-    State.ACTIVE: frozenset({State.ENDED}),
-    State.ENDED: frozenset(),
-}
-"""The one transition table; ended is final."""
-
-
-def check_transition(current: State, new: State) -> None:
-    """Raise `InvalidTransition` unless current -> new is in the table."""
-    if new not in TRANSITIONS[current]:
-        raise InvalidTransition(current.value, new.value)
-
-
-class InvalidRequest(BillingError):
-    status = 422
-    code = "VALIDATION_FAILED"
+_SELECT = "SELECT * FROM consultations"
+_CAUSES = {EndReason.REJECTED: "rejected", EndReason.TIMEOUT: "timed_out"}
 
 
 async def _link_birth_profile(
@@ -99,140 +70,30 @@ async def _link_birth_profile(
         raise BirthProfileNotFound("birth profile not found")
 
 
-@dataclass(frozen=True, slots=True)
-class Consultation:
-    """A consultation row (money fields in paise)."""
-
-    id: uuid.UUID
-    caller_id: uuid.UUID
-    consultant_id: uuid.UUID
-    mode: Mode
-    state: State
-    end_reason: EndReason | None
-    rate_paise: int
-    requested_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    minutes_charged: int
-    amount_charged_paise: int
-    """Paid from the caller's wallet (free minutes excluded)."""
-    promo_paise: int = 0
-    """Paid by promotions (free first minutes)."""
-    consultant_share_paise: int = 0
-    refunded_paise: int = 0
-    free_minutes: int = 0
-    commission_percent: int = 0
-    minute_seconds: int = 60
-
-    @classmethod
-    def from_row(cls, r: asyncpg.Record) -> Consultation:
-        return cls(
-            id=r["id"],
-            caller_id=r["caller_id"],
-            consultant_id=r["consultant_id"],
-            mode=Mode(r["mode"]),
-            state=State(r["state"]),
-            end_reason=EndReason(r["end_reason"]) if r["end_reason"] else None,
-            rate_paise=r["rate_paise"],
-            requested_at=r["requested_at"],
-            started_at=r["started_at"],
-            ended_at=r["ended_at"],
-            minutes_charged=r["minutes_charged"],
-            amount_charged_paise=r["amount_charged_paise"],
-            promo_paise=r["promo_paise"],
-            consultant_share_paise=r["consultant_share_paise"],
-            refunded_paise=r["refunded_paise"],
-            free_minutes=r["free_minutes"],
-            commission_percent=r["commission_percent"],
-            minute_seconds=r["minute_seconds"],
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        def ts(d: datetime | None) -> str | None:
-            return d.isoformat() if d else None
-
-        return {
-            "id": str(self.id),
-            "caller_id": str(self.caller_id),
-            "consultant_id": str(self.consultant_id),
-            "mode": self.mode.value,
-            "state": self.state.value,
-            "end_reason": self.end_reason.value if self.end_reason else None,
-            "rate_paise": self.rate_paise,
-            "requested_at": ts(self.requested_at),
-            "started_at": ts(self.started_at),
-            "ended_at": ts(self.ended_at),
-            "minutes_charged": self.minutes_charged,
-            "amount_charged_paise": self.amount_charged_paise,
-            "promo_paise": self.promo_paise,
-            "free_minutes": self.free_minutes,
-            "refunded_paise": self.refunded_paise,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """Settlement of an ended consultation."""
-
-    consultation: Consultation
-    minutes: int
-    amount_paise: int
-    """Paid by the caller's wallet."""
-    promo_paise: int
-    """Paid by promotions."""
-    consultant_share_paise: int
-    platform_paise: int
-    refunded_paise: int
-
-    @classmethod
-    def of(cls, c: Consultation) -> Statement:
-        return cls(
-            consultation=c,
-            minutes=c.minutes_charged,
-            amount_paise=c.amount_charged_paise,
-            promo_paise=c.promo_paise,
-            consultant_share_paise=c.consultant_share_paise,
-            platform_paise=c.amount_charged_paise + c.promo_paise - c.consultant_share_paise,
-            refunded_paise=c.refunded_paise,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "consultation": self.consultation.to_json(),
-            "minutes": self.minutes,
-            "amount_paise": self.amount_paise,
-            "promo_paise": self.promo_paise,
-            "consultant_share_paise": self.consultant_share_paise,
-            "platform_paise": self.platform_paise,
-            "refunded_paise": self.refunded_paise,
-        }
-
-
-@dataclass(slots=True)
-class TickReport:
-    """What one tick did."""
-
-    charged_minutes: int = 0
-    charged_paise: int = 0
-    consultations_charged: int = 0
-    ended_insufficient: list[uuid.UUID] = field(default_factory=list)
-    timed_out: list[uuid.UUID] = field(default_factory=list)
-    holds_voided: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "charged_minutes": self.charged_minutes,
-            "charged_paise": self.charged_paise,
-            "consultations_charged": self.consultations_charged,
-            "ended_insufficient": len(self.ended_insufficient),
-            "timed_out": len(self.timed_out),
-            "holds_voided": self.holds_voided,
-            "seconds": round(self.seconds, 4),
-        }
-
-
-_SELECT = "SELECT * FROM consultations"
+async def _check_both_free(
+    conn: asyncpg.Connection, caller_id: uuid.UUID, consultant_id: uuid.UUID
+) -> None:
+    """In the request's transaction, with the caller's wallet locked: ALREADY_LIVE when the
+    caller has a requested or active consultation, CONSULTANT_UNAVAILABLE when the consultant
+    has one. Requests for one consultant are serialised by an advisory lock until commit (the
+    signalling waitlist takes over on CONSULTANT_UNAVAILABLE)."""
+    live = await conn.fetchval(
+        "SELECT id FROM consultations WHERE caller_id = $1 AND state IN ('requested', 'active')",
+        caller_id,
+    )
+    if live is not None:
+        raise AlreadyLive("caller already has a live consultation", consultation_id=str(live))
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('consultant:' || $1::uuid::text, 0))",
+        consultant_id,
+    )
+    taken = await conn.fetchval(
+        "SELECT state FROM consultations WHERE consultant_id = $1 "
+        "AND state IN ('requested', 'active') LIMIT 1",
+        consultant_id,
+    )
+    if taken is not None:
+        raise ConsultantUnavailable("consultant is busy", reason="busy", consultant_state=taken)
 
 
 class ConsultationService:
@@ -282,6 +143,45 @@ class ConsultationService:
     async def statement(self, consultation_id: uuid.UUID) -> Statement:
         return Statement.of(await self.get(consultation_id))
 
+    async def _start_needs(
+        self, conn: asyncpg.Connection, caller_id: uuid.UUID, rate: int
+    ) -> tuple[int, int]:
+        """(paise a start holds, free minutes): MIN_START_MINUTES of the rate, less the free
+        first minutes of a caller who never had a consultation start."""
+        first = not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
+            "AND started_at IS NOT NULL)",
+            caller_id,
+        )
+        free = self._settings.free_first_minutes if first else 0
+        return max(0, self._settings.min_start_minutes - free) * rate, free
+
+    async def start_shortfall(
+        self, caller_id: uuid.UUID, consultant_id: uuid.UUID, mode: Mode | str
+    ) -> int:
+        """Paise the caller lacks to start this consultation now (0: they could), by the rule
+        :meth:`request` applies; CONSULTANT_UNAVAILABLE when the astrologer has no such mode."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rate, _ = await consultant_terms(conn, consultant_id, Mode(mode), self._settings)
+            wallet = await ledger.ensure_account(conn, AccountKind.WALLET, caller_id)
+            acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
+            needed, _ = await self._start_needs(conn, caller_id, rate)
+            return max(0, needed - max(acct.available, 0))
+
+    async def media_started(self, consultation_id: uuid.UUID) -> bool:
+        """Record that media first flowed in an active call (signalling calls this when the SFU
+        first forwards a party's media); True only the first time. A voice or video
+        consultation that ends without it is refunded automatically."""
+        done = await self._db.pool.fetchval(
+            "UPDATE consultations SET media_started_at = $2 WHERE id = $1 "
+            "AND media_started_at IS NULL AND state = 'active' RETURNING id",
+            consultation_id,
+            self._clock.now(),
+        )
+        if done is not None:
+            log.info("first_media", consultation_id=str(consultation_id))
+        return done is not None
+
     # ---- transitions -------------------------------------------------------------------------
 
     async def request(
@@ -306,38 +206,8 @@ class ConsultationService:
             rate, commission = await consultant_terms(conn, consultant_id, mode, s)
             wallet = await ledger.ensure_account(conn, AccountKind.WALLET, caller_id)
             acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
-            live = await conn.fetchval(
-                "SELECT id FROM consultations WHERE caller_id = $1 "
-                "AND state IN ('requested', 'active')",
-                caller_id,
-            )
-            if live is not None:
-                raise AlreadyLive(
-                    "caller already has a live consultation", consultation_id=str(live)
-                )
-            # One live consultation per consultant too: requests for the same consultant are
-            # serialised (the signalling waitlist takes over on CONSULTANT_UNAVAILABLE).
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock("
-                "hashtextextended('consultant:' || $1::uuid::text, 0))",
-                consultant_id,
-            )
-            taken = await conn.fetchval(
-                "SELECT state FROM consultations WHERE consultant_id = $1 "
-                "AND state IN ('requested', 'active') LIMIT 1",
-                consultant_id,
-            )
-            if taken is not None:
-                raise ConsultantUnavailable(
-                    "consultant is busy", reason="busy", consultant_state=taken
-                )
-            first = not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM consultations WHERE caller_id = $1 "
-                "AND started_at IS NOT NULL)",
-                caller_id,
-            )
-            free = s.free_first_minutes if first else 0
-            needed = max(0, s.min_start_minutes - free) * rate
+            await _check_both_free(conn, caller_id, consultant_id)
+            needed, free = await self._start_needs(conn, caller_id, rate)
             if acct.available < needed:
                 raise InsufficientBalance(
                     "wallet balance is below the minimum to start",
@@ -365,6 +235,11 @@ class ConsultationService:
                 hold_id,
                 wallet,
                 now,
+            )
+            await record_event(
+                conn, cid, "requested", actor_id=caller_id, at=now,
+                data={"mode": mode.value, "consultant_id": str(consultant_id), "rate_paise": rate,
+                      "free_minutes": free, "hold_paise": needed},
             )
             if birth_profile_id is not None:
                 await _link_birth_profile(conn, cid, birth_profile_id, caller_id)
@@ -395,6 +270,7 @@ class ConsultationService:
                 now,
                 earn,
             )
+            await record_event(conn, consultation_id, "accepted", actor_id=consultant_id, at=now)
             await self._lock_money(conn, [row])
             results = await charge(conn, [Due(consultation_id, 0, row["free_minutes"], 1)], now)
             hold_id = row["hold_id"]
@@ -439,7 +315,10 @@ class ConsultationService:
         """End and settle; idempotent (an ended consultation returns its statement).
 
         `ended_at` may lie in the past (a party dropped then): minutes are owed up to it and no
-        further; a minute the tick charged after it is reversed.
+        further; a minute the tick charged after it is reversed. A consultation that carried no
+        service (`unserved_reason`) owes nothing: every charged minute is reversed. Reversals
+        take the consultant's share from available earnings, the rest on their receivable
+        (billing.settlement), so ending never fails for money reasons.
         """
         reason = EndReason(reason)
         now = self._clock.now()
@@ -458,13 +337,18 @@ class ConsultationService:
                 )
             else:
                 end_at = max(end_at, row["started_at"])
-                owed = minutes_due(row["started_at"], end_at, row["minute_seconds"])
+                unserved = await unserved_reason(conn, row)
+                owed = (
+                    0 if unserved else minutes_due(row["started_at"], end_at, row["minute_seconds"])
+                )
                 if owed > row["minutes_charged"]:
                     await self._lock_money(conn, [row])
                     due = Due(consultation_id, row["minutes_charged"], row["free_minutes"], owed)
                     results = await charge(conn, [due], now)
                 elif owed < row["minutes_charged"]:
-                    await self._reverse_minutes_after(conn, row, owed)
+                    returned = await reverse_minutes_after(conn, row, owed, unserved, now)
+                    if unserved:
+                        await mark_unserved(conn, consultation_id, unserved, returned)
                 row = await self._lock(conn, consultation_id)
                 if State(row["state"]) is State.ENDED:  # could not pay an owed minute
                     await self._release_hold(conn, row, now)
@@ -545,11 +429,26 @@ class ConsultationService:
             report.ended_insufficient += [r.consultation_id for r in ended]
             await self._publish_charges(results)
             for er in ended_rows:
-                await self._publish_state(Consultation.from_row(er))
+                await self._publish_state(await self._refund_if_unserved(er["id"]))
             if not any(r.charged_now or r.ended for r in results):
                 return  # nothing moved (cannot happen with consistent rows): never spin
 
     # ---- internals ---------------------------------------------------------------------------
+
+    async def _refund_if_unserved(self, consultation_id: uuid.UUID) -> Consultation:
+        """A consultation the tick ended for lack of balance is refunded as `end` would, if it
+        never carried service: in its own transaction after the tick's (only ended ones pay
+        for it, and the receivable is locked with the other accounts, in order)."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, consultation_id)
+            unserved = None if row["unserved"] else await unserved_reason(conn, row)
+            if unserved is not None and row["minutes_charged"]:
+                returned = await reverse_minutes_after(
+                    conn, row, 0, unserved, self._clock.now()
+                )
+                await mark_unserved(conn, consultation_id, unserved, returned)
+                row = await self._lock(conn, consultation_id)
+        return Consultation.from_row(row)
 
     async def _lock(self, conn: asyncpg.Connection, consultation_id: uuid.UUID) -> asyncpg.Record:
         row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", consultation_id)
@@ -596,7 +495,14 @@ class ConsultationService:
             end_at,
             actor_id,
         )
-        await self._release_hold(conn, updated, self._clock.now())
+        now = self._clock.now()
+        if reason in _CAUSES:  # the session log names the cause before the end it brings
+            await record_event(conn, row["id"], _CAUSES[reason], actor_id=actor_id, at=now)
+        await record_event(
+            conn, row["id"], "ended", actor_id=actor_id, at=now,
+            data={"reason": reason.value, "ended_at": end_at.isoformat()},
+        )
+        await self._release_hold(conn, updated, now)
         return Consultation.from_row(updated)
 
     async def _release_hold(
@@ -604,55 +510,6 @@ class ConsultationService:
     ) -> None:
         if row["hold_id"] is not None:
             await ledger.void_hold(conn, row["hold_id"], now)
-
-    async def _reverse_minutes_after(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, owed: int
-    ) -> None:
-        """Reverse charges of minutes > owed (they began after a back-dated end): each by a
-        transfer that undoes its charge row (payer refunded, share and commission taken back)."""
-        charges = await conn.fetch(
-            "SELECT minute, amount_paise, consultant_share_paise, source "
-            "FROM consultation_charges WHERE consultation_id = $1 AND minute > $2 "
-            "AND reversal_transfer_id IS NULL ORDER BY minute",
-            row["id"],
-            owed,
-        )
-        for ch in charges:
-            t = Transfer.build(
-                f"reversal:{row['id']}:{ch['minute']}",
-                "charge_reversal",
-                [
-                    (account, -paise)
-                    for account, paise in charge_legs(
-                        row["caller_account_id"],
-                        row["consultant_account_id"],
-                        ch["amount_paise"],
-                        ch["consultant_share_paise"],
-                        ch["source"],
-                    )
-                ],
-                consultation_id=row["id"],
-                memo="minute began after the session ended",
-            )
-            posted = await ledger.post(conn, t, allow_into_holds=True)
-            await conn.execute(
-                "UPDATE consultation_charges SET reversal_transfer_id = $3 "
-                "WHERE consultation_id = $1 AND minute = $2",
-                row["id"],
-                ch["minute"],
-                posted.transfer_id,
-            )
-            wallet = ch["amount_paise"] if ch["source"] == "wallet" else 0
-            await conn.execute(
-                "UPDATE consultations SET minutes_charged = minutes_charged - 1, "
-                "amount_charged_paise = amount_charged_paise - $2, "
-                "promo_paise = promo_paise - $3, "
-                "consultant_share_paise = consultant_share_paise - $4 WHERE id = $1",
-                row["id"],
-                wallet,
-                ch["amount_paise"] - wallet,
-                ch["consultant_share_paise"],
-            )
 
     async def _expire_requests(self, now: datetime) -> list[uuid.UUID]:
         cutoff = now - timedelta(seconds=self._settings.request_timeout_seconds)
@@ -665,37 +522,34 @@ class ConsultationService:
             )
             for r in rows:
                 await self._release_hold(conn, r, now)
+            await write_events(conn, [
+                SessionEvent(r["id"], kind, now, data=data)
+                for r in rows
+                for kind, data in (("timed_out", {}), ("ended", {"reason": "timeout",
+                                                                  "ended_at": now.isoformat()}))
+            ])
         for r in rows:
             await self._publish_state(Consultation.from_row(r))
         return [r["id"] for r in rows]
 
     async def _publish_state(self, c: Consultation) -> None:
-        await self._publish({"event": "consult_state", "consultation": c.to_json()})
+        await self._publish(ConsultStateChanged(c.to_json()).encode())
 
     async def _publish_charges(self, results: Sequence[ChargeResult]) -> None:
         for r in results:
             if not r.charged_now:
                 continue
             await self._publish(
-                {
-                    "event": "billing_tick",
-                    "consultation_id": str(r.consultation_id),
-                    "caller_id": str(r.caller_id),
-                    "consultant_id": str(r.consultant_id),
-                    "minutes": r.minutes_charged,
-                    "amount_paise": r.amount_charged_paise,
-                    "balance_paise": r.balance_after_paise,
-                }
+                MinuteCharged(
+                    r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
+                    r.amount_charged_paise, r.balance_after_paise,
+                ).encode()
             )
             if not r.ended and r.minutes_left <= 2:
                 await self._publish(
-                    {
-                        "event": "balance_warning",
-                        "consultation_id": str(r.consultation_id),
-                        "caller_id": str(r.caller_id),
-                        "consultant_id": str(r.consultant_id),
-                        "minutes_left": r.minutes_left,
-                    }
+                    BalanceLow(
+                        r.consultation_id, r.caller_id, r.consultant_id, r.minutes_left
+                    ).encode()
                 )
 
     async def _publish(self, event: dict[str, Any]) -> None:

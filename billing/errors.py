@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
+
+from core.errors import CodedError
 
 
-class BillingError(Exception):
+class BillingError(CodedError):
     """Base of every billing domain error (rendered by api.errors' middleware)."""
 
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "BILLING_ERROR"
+    code = "BILLING_ERROR"
 
     def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = details
+        super().__init__(message, details)
 
 
 class NotFound(BillingError):

@@ -21,6 +21,7 @@ class AccountRow:
     id: uuid.UUID
     kind: AccountKind
     balance: int
+    owner_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ class ConsultationRow:
     promo: int
     caller_account_id: uuid.UUID | None = None
     consultant_account_id: uuid.UUID | None = None
+    unserved: str | None = None
+    """Set (0011) when the consultation was not owed at all: every minute reversed at its end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +129,14 @@ def check_balances(accounts: Iterable[AccountRow], entries: Iterable[EntryRow]) 
             out.append(f"account {a.id} ({a.kind}) balance {a.balance} != {sums.get(a.id, 0)}")
         if a.balance < 0 and a.kind not in NEGATIVE_ALLOWED:
             out.append(f"account {a.id} ({a.kind}) is below zero: {a.balance}")
+        if a.balance > 0 and a.kind is AccountKind.RECEIVABLE:
+            out.append(f"receivable {a.id} is above zero: {a.balance}")
     return out
 
 
 def check_holds(holds: Iterable[HoldRow], accounts: Iterable[AccountRow]) -> list[str]:
-    """Holds are resolved at most once, never post more than held, never over-reserve."""
+    """Holds are resolved at most once, never post more than held, never over-reserve
+    earnings (a payout's hold binds: 0011)."""
     out = []
     open_by_account: dict[uuid.UUID, int] = defaultdict(int)
     for h in holds:
@@ -144,6 +150,9 @@ def check_holds(holds: Iterable[HoldRow], accounts: Iterable[AccountRow]) -> lis
             out.append(f"hold {h.id} posted without a transfer")
         if h.state == "open":
             open_by_account[h.account_id] += h.amount
+    for a in accounts:
+        if a.kind is AccountKind.EARNINGS and open_by_account.get(a.id, 0) > a.balance:
+            out.append(f"earnings {a.id} hold {open_by_account[a.id]} > balance {a.balance}")
     return out
 
 
@@ -182,13 +191,20 @@ def check_charge_transfers(
     consultations: Iterable[ConsultationRow],
     transfers: Iterable[TransferRow],
     entries: Iterable[EntryRow],
+    ledger_accounts: Iterable[AccountRow] = (),
 ) -> list[str]:
     """Every paisa of a charge is accounted for: the entries of each `charge` transfer are, per
     account and consultation, exactly the sum of its charge rows' legs (`charge_legs`), and each
-    `charge_reversal` exactly undoes the rows it reverses. Wallet and earnings legs are matched
-    with the consultation they name (the entry's own, else its transfer's: what wallet history
-    shows); system account legs are matched per transfer."""
+    `charge_reversal` exactly undoes the rows it reverses (the share it takes back may come in
+    part from the consultant's receivable: billing.settlement). Wallet and earnings legs are
+    matched with the consultation they name (the entry's own, else its transfer's: what wallet
+    history shows); system account legs are matched per transfer."""
     accounts = {c.id: (c.caller_account_id, c.consultant_account_id) for c in consultations}
+    owned = list(ledger_accounts)
+    earnings_of = {a.owner_id: a.id for a in owned if a.kind is AccountKind.EARNINGS}
+    as_earnings = {
+        a.id: earnings_of.get(a.owner_id, a.id) for a in owned if a.kind is AccountKind.RECEIVABLE
+    }
     transfer_of = {t.id: t for t in transfers}
     expected: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None], int] = defaultdict(int)
     out = []
@@ -216,7 +232,8 @@ def check_charge_transfers(
         if t is None or t.kind not in ("charge", "charge_reversal"):
             continue
         who = None if e.account_id in SYSTEM_IDS else (e.consultation_id or t.consultation_id)
-        actual[(e.transfer_id, e.account_id, who)] += e.amount
+        account = as_earnings.get(e.account_id, e.account_id)
+        actual[(e.transfer_id, account, who)] += e.amount
     for key in expected.keys() | actual.keys():
         if expected.get(key, 0) != actual.get(key, 0):
             transfer_id, account, who = key
@@ -243,7 +260,10 @@ def check_ended_consultations(consultations: Iterable[ConsultationRow]) -> list[
                 out.append(f"consultation {c.id} never started but charged {c.minutes_charged}")
             continue
         owed = minutes_due(c.started_at, c.ended_at, c.minute_seconds)
-        if c.end_reason == "insufficient_balance":
+        if c.unserved is not None:
+            if c.minutes_charged:
+                out.append(f"consultation {c.id} ({c.unserved}) kept {c.minutes_charged} minutes")
+        elif c.end_reason == "insufficient_balance":
             if c.minutes_charged > owed:
                 out.append(f"consultation {c.id} charged {c.minutes_charged} > owed {owed}")
         elif c.minutes_charged != owed:
@@ -297,7 +317,11 @@ def check_all(snapshot: Snapshot) -> list[str]:
         *check_holds(snapshot.holds, snapshot.accounts),
         *check_charges(snapshot.charges, snapshot.consultations),
         *check_charge_transfers(
-            snapshot.charges, snapshot.consultations, snapshot.transfers, snapshot.entries
+            snapshot.charges,
+            snapshot.consultations,
+            snapshot.transfers,
+            snapshot.entries,
+            snapshot.accounts,
         ),
         *check_ended_consultations(snapshot.consultations),
         *check_orders(snapshot.orders, snapshot.transfers, snapshot.entries),

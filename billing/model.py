@@ -21,6 +21,8 @@ from billing.money import Paise
 class AccountKind(enum.StrEnum):
     WALLET = "wallet"
     EARNINGS = "earnings"
+    RECEIVABLE = "receivable"
+    """What a consultant owes the platform (refunds their earnings could not cover); <= 0."""
     PLATFORM_REVENUE = "platform_revenue"
     GATEWAY_CLEARING = "gateway_clearing"
     PROMOTIONS = "promotions"
@@ -38,8 +40,11 @@ SYSTEM_ACCOUNTS: dict[AccountKind, uuid.UUID] = {
     AccountKind.PAYOUTS_CLEARING: PAYOUTS_CLEARING,
 }
 SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
-NEGATIVE_ALLOWED = frozenset({AccountKind.GATEWAY_CLEARING, AccountKind.PROMOTIONS})
-"""Source accounts through which money enters the ledger; all others stay >= 0."""
+NEGATIVE_ALLOWED = frozenset(
+    {AccountKind.GATEWAY_CLEARING, AccountKind.PROMOTIONS, AccountKind.RECEIVABLE}
+)
+"""Source accounts through which money enters the ledger, and consultants' receivables (the
+platform's advance); all others stay >= 0."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,18 +50,3 @@ class Paise:
 
 
 ZERO = Paise(0)
-
-
-def split_commission(amount: Paise, commission_percent: int) -> tuple[Paise, Paise]:
-    """Split a charge into (consultant share, platform commission).
-
-    The platform's commission is rounded down; the consultant gets the remainder, so the two
-    parts always add up to `amount` exactly. The same formula is used in SQL by the tick:
-    share = amount - amount * commission / 100 (integer division).
-    """
-    if not 0 <= commission_percent <= 100:
-        raise ValueError("commission_percent must be within 0..100")
-    if amount.value < 0:
-        raise ValueError("amount must not be negative")
-    commission = amount.value * commission_percent // 100
-    return Paise(amount.value - commission), Paise(commission)

@@ -3,7 +3,9 @@
 Both the checkout `verify` call and the `payment.captured` / `order.paid` webhooks end in
 `_credit`, which locks the stored order row, so whichever arrives second sees it paid; the
 transfer key `recharge:<payment id>` makes a double credit impossible even without the lock.
-An amount that differs from the stored order is rejected and recorded in payment_anomalies.
+An amount that differs from the stored order, or a payment id already credited to another
+order, is rejected (no money moves) and recorded in payment_anomalies and the audit log.
+A `refund.processed` replayed under a new event id answers `duplicate`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from billing.gateway import PaymentGateway
 from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
 from billing.signatures import verify_payment, verify_webhook
+from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
 
@@ -76,10 +79,41 @@ class Order:
         }
 
 
-class _Mismatch(Exception):
-    def __init__(self, order: Order, payment_id: str, received: int) -> None:
-        super().__init__("amount mismatch")
+class _Rejected(Exception):
+    """A payment refused after its transaction rolled back; recorded outside it."""
+
+    anomaly = ""
+
+    def __init__(self, order: Order, payment_id: str, received: int | None) -> None:
+        super().__init__(self.anomaly)
         self.order, self.payment_id, self.received = order, payment_id, received
+
+    def error(self) -> BillingError:
+        raise NotImplementedError
+
+
+class _Mismatch(_Rejected):
+    anomaly = "amount_mismatch"
+
+    def error(self) -> BillingError:
+        return AmountMismatch(
+            "payment amount differs from the order",
+            expected_paise=self.order.amount_paise,
+            received_paise=self.received,
+        )
+
+
+class _Reused(_Rejected):
+    anomaly = "payment_id_reused"
+
+    def __init__(self, order: Order, payment_id: str, received: int | None, other: str) -> None:
+        super().__init__(order, payment_id, received)
+        self.other = other
+
+    def error(self) -> BillingError:
+        return PaymentIdReused(
+            "this payment was already credited to another order", payment_id=self.payment_id
+        )
 
 
 class PaymentService:
@@ -184,13 +218,9 @@ class PaymentService:
                     eid,
                     outcome,
                 )
-        except _Mismatch as m:
-            await self._record_mismatch(m)
-            raise AmountMismatch(
-                "payment amount differs from the order",
-                expected_paise=m.order.amount_paise,
-                received_paise=m.received,
-            ) from None
+        except _Rejected as rejected:
+            await self._record_rejection(rejected)
+            raise rejected.error() from None
         log.info("webhook_processed", event_id=eid, webhook_event=kind, outcome=outcome)
         return {"status": "processed", "event_id": eid, "outcome": outcome}
 
@@ -229,13 +259,9 @@ class PaymentService:
         try:
             async with self._db.pool.acquire() as conn, conn.transaction():
                 return await self._credit(conn, gateway_order_id, payment_id, amount)
-        except _Mismatch as m:
-            await self._record_mismatch(m)
-            raise AmountMismatch(
-                "payment amount differs from the order",
-                expected_paise=m.order.amount_paise,
-                received_paise=m.received,
-            ) from None
+        except _Rejected as rejected:
+            await self._record_rejection(rejected)
+            raise rejected.error() from None
 
     async def _credit(
         self, conn: asyncpg.Connection, gateway_order_id: str, payment_id: str, amount: int | None
@@ -253,6 +279,16 @@ class PaymentService:
                 return order, CreditOutcome.ALREADY_CREDITED
             await self._anomaly(conn, "second_payment_for_paid_order", order, payment_id, amount)
             return order, CreditOutcome.OTHER_PAYMENT
+        # One payment credits one order: serialise the check on the payment id itself (the
+        # order row lock does not cover two orders naming the same payment).
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('payment:' || $1, 0))", payment_id
+        )
+        other = await conn.fetchval(
+            "SELECT gateway_order_id FROM payment_orders WHERE payment_id = $1", payment_id
+        )
+        if other is not None:
+            raise _Reused(order, payment_id, amount, other)
         wallet = await ledger.ensure_account(conn, AccountKind.WALLET, order.user_id)
         posted = await ledger.post(
             conn,
@@ -282,6 +318,9 @@ class PaymentService:
         )
         if row is None:
             return "ignored_unknown_payment"
+        key = f"gateway_refund:{refund_id}"
+        if await conn.fetchval("SELECT 1 FROM ledger_transfers WHERE idempotency_key = $1", key):
+            return "duplicate"  # redelivered under a new event id (the order row lock serialises)
         order = Order.from_row(row)
         wallet = await ledger.ensure_account(conn, AccountKind.WALLET, order.user_id)
         acct = (await ledger.lock_accounts(conn, [wallet]))[wallet]
@@ -293,7 +332,7 @@ class PaymentService:
         await ledger.post(
             conn,
             Transfer.build(
-                f"gateway_refund:{refund_id}",
+                key,
                 "gateway_refund",
                 [(wallet, -take), (GATEWAY_CLEARING, take)],
             ),
@@ -327,11 +366,27 @@ class PaymentService:
             received,
         )
 
-    async def _record_mismatch(self, m: _Mismatch) -> None:
-        async with self._db.pool.acquire() as conn:
-            await self._anomaly(conn, "amount_mismatch", m.order, m.payment_id, m.received)
+    async def _record_rejection(self, rejected: _Rejected) -> None:
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            await self._anomaly(
+                conn, rejected.anomaly, rejected.order, rejected.payment_id, rejected.received
+            )
+            if isinstance(rejected, _Reused):
+                await audit_log.record(
+                    conn,
+                    None,
+                    "payment_id_reused",
+                    "payment_order",
+                    rejected.order.gateway_order_id,
+                    {"payment_id": rejected.payment_id, "credited_order": rejected.other},
+                )
 
 
 class WebhookInvalid(BillingError):
     status = 400
     code = "INVALID_WEBHOOK"
+
+
+class PaymentIdReused(BillingError):
+    status = 409
+    code = "PAYMENT_ID_REUSED"

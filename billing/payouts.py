@@ -1,6 +1,13 @@
 """Consultant payouts: request (a hold on earnings) -> admin approval -> `kundlinow payouts run`
 settles each approved payout as the hold's pending transfer posted (bank reference recorded) or
-voided (bank failure)."""
+voided (the bank refused it, or the hold expired).
+
+The hold binds (0011: earnings never fall below their open holds; refunds take what they cannot
+cover from the consultant's receivable, billing.settlement), so an approved payout always has
+its money. A request first pays back what the consultant owes (`settle_receivable`). The run
+settles each payout in its own transaction: an unexpected failure moves that one payout to
+`failed` (reason recorded, hold released, audit-logged) and the run goes on.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from billing.config import BillingSettings
 from billing.errors import InvalidAmount, InvalidTransition, NotFound, PayoutPending
 from billing.model import PAYOUTS_CLEARING, AccountKind, Transfer
 from billing.ports import Clock, HasPool
+from billing.settlement import settle_receivable
 from core import audit as audit_log
 
 log = structlog.get_logger(__name__)
@@ -27,8 +35,28 @@ class PayoutFailed(Exception):
     """The bank refused the transfer (the payout is voided, earnings released)."""
 
 
+class _SentNotPosted(Exception):
+    """The bank took the payout but its ledger transfer could not be posted."""
+
+    def __init__(self, reference: str, cause: Exception) -> None:
+        super().__init__(reference)
+        self.reference = reference
+        self.cause = f"{type(cause).__name__}: {cause}"
+
+
+def _sent_in(exc: BaseException | None) -> _SentNotPosted | None:
+    """The `_SentNotPosted` behind `exc`, also when the rollback that followed it failed."""
+    while exc is not None:
+        if isinstance(exc, _SentNotPosted):
+            return exc
+        exc = exc.__context__
+    return None
+
+
 class PayoutRail(Protocol):
-    """Sends money to the consultant's bank; idempotent on `payout_id`."""
+    """Sends money to the consultant's bank; idempotent on `payout_id` (sending a payout id
+    again returns the first transfer's reference). Raises `PayoutFailed` when the bank refuses;
+    any other exception means nothing was sent."""
 
     async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
         """Returns the bank reference (UTR); raises PayoutFailed."""
@@ -94,33 +122,36 @@ class PayoutService:
         if amount_paise < minimum:
             raise InvalidAmount("payout is below the minimum", minimum_paise=minimum)
         now = self._clock.now()
-        async with self._db.pool.acquire() as conn, conn.transaction():
-            earn = await ledger.ensure_account(conn, AccountKind.EARNINGS, consultant_id)
-            await ledger.lock_accounts(conn, [earn])
-            pending = await conn.fetchval(
-                "SELECT id FROM payouts WHERE consultant_id = $1 "
-                "AND state IN ('requested', 'approved')",
-                consultant_id,
-            )
-            if pending is not None:
-                raise PayoutPending("a payout is already pending", payout_id=str(pending))
-            pid = uuid.uuid4()
-            hold = await ledger.place_hold(
-                conn,
-                earn,
-                amount_paise,
-                f"payout:{pid}",
-                now + timedelta(days=self._settings.payout_hold_days),
-            )
-            row = await conn.fetchrow(
-                "INSERT INTO payouts (id, consultant_id, amount_paise, hold_id, requested_at) "
-                "VALUES ($1, $2, $3, $4, $5) RETURNING *",
-                pid,
-                consultant_id,
-                amount_paise,
-                hold,
-                now,
-            )
+        async with self._db.pool.acquire() as conn:
+            async with conn.transaction():  # committed even when the request is refused
+                await settle_receivable(conn, consultant_id)
+            async with conn.transaction():
+                earn = await ledger.ensure_account(conn, AccountKind.EARNINGS, consultant_id)
+                await ledger.lock_accounts(conn, [earn])
+                pending = await conn.fetchval(
+                    "SELECT id FROM payouts WHERE consultant_id = $1 "
+                    "AND state IN ('requested', 'approved')",
+                    consultant_id,
+                )
+                if pending is not None:
+                    raise PayoutPending("a payout is already pending", payout_id=str(pending))
+                pid = uuid.uuid4()
+                hold = await ledger.place_hold(
+                    conn,
+                    earn,
+                    amount_paise,
+                    f"payout:{pid}",
+                    now + timedelta(days=self._settings.payout_hold_days),
+                )
+                row = await conn.fetchrow(
+                    "INSERT INTO payouts (id, consultant_id, amount_paise, hold_id, requested_at) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                    pid,
+                    consultant_id,
+                    amount_paise,
+                    hold,
+                    now,
+                )
         return Payout.from_row(row)
 
     async def list_payouts(
@@ -158,34 +189,88 @@ class PayoutService:
         return Payout.from_row(row)
 
     async def run(self, rail: PayoutRail) -> list[Payout]:
-        """Settle every approved payout: pending -> posted (bank reference) or voided."""
-        settled = []
+        """Settle every approved payout, oldest approval first, each on its own: posted (bank
+        reference), voided (refused, hold expired) or failed (any other error before the money
+        left). One the bank took but the ledger could not post stays approved, hold kept, with
+        its failure_reason set: the next run sends it again (the rail is idempotent on the
+        payout id) and posts it."""
+        settled: list[Payout] = []
+        tried: list[uuid.UUID] = []
         while True:
-            async with self._db.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "SELECT * FROM payouts WHERE state = 'approved' ORDER BY decided_at "
-                    "LIMIT 1 FOR UPDATE SKIP LOCKED"
-                )
-                if row is None:
-                    break
-                now = self._clock.now()
-                hold_state = await conn.fetchval(
-                    "SELECT state FROM ledger_holds WHERE id = $1", row["hold_id"]
-                )
-                if hold_state != "open":  # expired and voided by reconcile
-                    result = await self._void(conn, row, "hold expired", now)
+            payout_id = await self._db.pool.fetchval(
+                "SELECT id FROM payouts WHERE state = 'approved' AND NOT (id = ANY($1::uuid[])) "
+                "ORDER BY decided_at, id LIMIT 1",
+                tried,
+            )
+            if payout_id is None:
+                return settled
+            tried.append(payout_id)
+            try:
+                result = await self._settle(payout_id, rail)
+            except Exception as exc:  # one payout's failure must not block the others
+                sent = _sent_in(exc)
+                if sent is not None:  # the money left: keep the hold, post on the next run
+                    log.exception("payout_post_failed", payout_id=str(payout_id))
+                    result = await self._unposted(payout_id, sent)
                 else:
-                    try:
-                        reference = await rail.send(
-                            row["id"], row["consultant_id"], row["amount_paise"]
-                        )
-                    except PayoutFailed as exc:
-                        result = await self._void(conn, row, str(exc), now)
-                    else:
-                        result = await self._post(conn, row, reference, now)
-            settled.append(Payout.from_row(result))
-            log.info("payout_settled", payout_id=str(row["id"]), state=result["state"])
-        return settled
+                    log.exception("payout_failed", payout_id=str(payout_id))
+                    result = await self._fail(payout_id, f"{type(exc).__name__}: {exc}")
+            if result is not None:
+                settled.append(Payout.from_row(result))
+                log.info("payout_settled", payout_id=str(payout_id), state=result["state"])
+
+    async def _settle(self, payout_id: uuid.UUID, rail: PayoutRail) -> asyncpg.Record | None:
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM payouts WHERE id = $1 AND state = 'approved' FOR UPDATE SKIP LOCKED",
+                payout_id,
+            )
+            if row is None:  # another run has it
+                return None
+            now = self._clock.now()
+            hold_state = await conn.fetchval(
+                "SELECT state FROM ledger_holds WHERE id = $1", row["hold_id"]
+            )
+            if hold_state != "open":  # expired and voided by reconcile
+                return await self._void(conn, row, "hold expired", now)
+            try:
+                reference = await rail.send(row["id"], row["consultant_id"], row["amount_paise"])
+            except PayoutFailed as exc:
+                return await self._void(conn, row, str(exc), now)
+            try:
+                return await self._post(conn, row, reference, now)
+            except Exception as exc:  # rolled back: the payout stays approved, its hold open
+                raise _SentNotPosted(reference, exc) from exc
+
+    async def _unposted(self, payout_id: uuid.UUID, sent: _SentNotPosted) -> asyncpg.Record:
+        reason = f"sent ({sent.reference}) but not posted: {sent.cause}"[:500]
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE payouts SET failure_reason = $2 WHERE id = $1 RETURNING *",
+                payout_id,
+                reason,
+            )
+            await audit(conn, None, "payout_post_failed", payout_id, {"reason": reason})
+        return row
+
+    async def _fail(self, payout_id: uuid.UUID, reason: str) -> asyncpg.Record | None:
+        now = self._clock.now()
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM payouts WHERE id = $1 AND state = 'approved' FOR UPDATE", payout_id
+            )
+            if row is None:
+                return None
+            await ledger.void_hold(conn, row["hold_id"], now)
+            failed = await conn.fetchrow(
+                "UPDATE payouts SET state = 'failed', failure_reason = $2, settled_at = $3 "
+                "WHERE id = $1 RETURNING *",
+                payout_id,
+                reason[:500],
+                now,
+            )
+            await audit(conn, None, "payout_failed", payout_id, {"reason": reason[:500]})
+        return failed
 
     async def _post(
         self, conn: asyncpg.Connection, row: asyncpg.Record, reference: str, now: datetime
@@ -224,7 +309,7 @@ class PayoutService:
 
 async def audit(
     conn: asyncpg.Connection,
-    actor: uuid.UUID,
+    actor: uuid.UUID | None,
     action: str,
     subject: uuid.UUID,
     details: dict[str, Any],

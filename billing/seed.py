@@ -13,7 +13,6 @@ from typing import Protocol
 from billing import ledger
 from billing.model import PROMOTIONS, AccountKind, Transfer
 from core.db import Database
-from kundlinow.config import Settings
 
 WELCOME_CREDIT_PAISE = 50_000
 """₹500: enough for the minimum start of every demo astrologer's rates."""
@@ -29,8 +28,9 @@ class _Seeded(Protocol):
     user_id: str
 
 
-async def seed_demo(database: Database, settings: Settings, seeded: Sequence[_Seeded]) -> list[str]:
-    """Credit every demo caller's wallet once; returns the lines to print."""
+async def seed_demo(database: Database, settings: object, seeded: Sequence[_Seeded]) -> list[str]:
+    """Credit every demo caller's wallet once; returns the lines to print. ``settings`` is
+    part of the hook signature (``api.seed``) and not needed here."""
     lines: list[str] = []
     for entry in seeded:
         if entry.account.role != "user":

@@ -32,10 +32,20 @@ class WalletReader:
             row["id"],
         )
         held = sum(h["amount_paise"] for h in holds)
+        owed = 0
+        if kind is AccountKind.EARNINGS:  # paid back before any payout (billing.settlement)
+            owed = -int(
+                await pool.fetchval(
+                    "SELECT COALESCE(sum(balance_paise), 0) FROM ledger_accounts "
+                    "WHERE kind = 'receivable' AND owner_id = $1",
+                    owner_id,
+                )
+            )
         return {
             "balance_paise": row["balance_paise"],
-            "available_paise": row["balance_paise"] - held,
+            "available_paise": max(row["balance_paise"] - held - owed, 0),
             "held_paise": held,
+            **({"owed_paise": owed} if kind is AccountKind.EARNINGS else {}),
             "holds": [
                 {
                     "id": str(h["id"]),

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import CodedError
 
-class BirthError(Exception):
-    """Base of every birth-profile error (rendered by api.errors' middleware)."""
+
+class BirthError(CodedError):
+    """Base of every birth-profile error (rendered by api.errors' middleware as a CodedError)."""
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details: dict[str, Any] = details
+        super().__init__(message, details, code=code, status=status)
 
 
 def bad_input(code: str, message: str, **details: Any) -> BirthError:

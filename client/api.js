@@ -31,6 +31,31 @@ export class Api {
   get(path) { return this.request("GET", path); }
   post(path, body = {}) { return this.request("POST", path, body); }
   patch(path, body) { return this.request("PATCH", path, body); }
+  put(path, body) { return this.request("PUT", path, body); }
+
+  // Whether the server has an operation (its /openapi.json, fetched once): screens built
+  // against endpoints other parts of the platform add (session log, recordings) show an empty
+  // state until then, without a request that would 404.
+  async has(template, method = "get") {
+    if (!Api.spec) Api.spec = fetch("/openapi.json").then((r) => r.json()).catch(() => ({ paths: {} }));
+    const spec = await Api.spec;
+    return Boolean(spec.paths && spec.paths[template] && spec.paths[template][method]);
+  }
+
+  // GET `path` when the server documents `template`, else null.
+  async optional(template, path) {
+    return (await this.has(template)) ? this.get(path) : null;
+  }
+
+  // A raw body (an image) with its own Content-Type.
+  async upload(method, path, blob) {
+    const headers = { Accept: "application/json", "Content-Type": blob.type };
+    if (this.token) headers.Authorization = "Bearer " + this.token;
+    const response = await fetch(path, { method, headers, body: blob });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
 }
 
 // One signalling socket per device: request/reply with ids, server events to listeners, and
@@ -77,7 +102,10 @@ export class Signalling extends EventTarget {
       const { resolve, reject } = this.pending.get(frame.id);
       this.pending.delete(frame.id);
       if (frame.type === "ack") resolve(frame.data || {});
-      else reject(Object.assign(new Error(frame.data.message), { code: frame.data.code }));
+      else {
+        reject(Object.assign(new Error(frame.data.message),
+          { code: frame.data.code, details: frame.data.details || {} }));
+      }
       return;
     }
     this.dispatchEvent(new CustomEvent(frame.type, { detail: frame.data }));

@@ -44,11 +44,14 @@ export class CallSession {
     return this.local;
   }
 
-  get microphoneOn() { return this.local.getAudioTracks().some((track) => track.enabled); }
+  // Before start() has its tracks (the camera prompt, a slow device) nothing is on; callers may
+  // ask at any time, e.g. when the other party comes back and we re-announce.
+  get microphoneOn() { return Boolean(this.local) && this.local.getAudioTracks().some((track) => track.enabled); }
 
   get cameraOn() { return Boolean(this.cameraSender && this.cameraSender.track); }
 
   async setMicrophone(on) {
+    if (!this.local) return;
     for (const track of this.local.getAudioTracks()) track.enabled = on;
     await this.announce();
   }
@@ -73,9 +76,10 @@ export class CallSession {
     await this.announce();
   }
 
-  // Our microphone/camera state to the room: after each change, and (from app.js) when the call
-  // starts and after either party rejoins, since the server does not keep it.
+  // Our microphone/camera state to the room: after each change, and (from the consult view) when
+  // the call starts and after either party rejoins, since the server does not keep it.
   announce() {
+    if (!this.local) return Promise.resolve();
     return this.signalling.send("media_state", {
       consultation_id: this.consultationId, audio: this.microphoneOn, video: this.cameraOn,
     });

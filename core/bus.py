@@ -9,7 +9,7 @@ published, so a subscriber that missed an event recovers from the database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
@@ -141,3 +141,32 @@ class RedisBus:
     async def close(self) -> None:
         if self._owns_client:
             await self._redis.aclose()
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+async def start_subscriber(
+    bus: EventBus, topic: str, handle: Handler, *, name: str, failed_event: str
+) -> asyncio.Task[None]:
+    """A task handing every event of ``topic`` to ``handle`` (a failure is logged as
+    ``failed_event`` and the next event handled), returned once the subscription is live, so
+    nothing published afterwards is missed; raises why subscribing failed."""
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with bus.subscribe(topic) as events:
+            ready.set()
+            async for event in events:
+                try:
+                    await handle(event)
+                except Exception:
+                    log.exception(failed_event, kind=event.get("event", event.get("k")))
+
+    task = asyncio.create_task(listen(), name=name)
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    return task

@@ -202,3 +202,27 @@ async def open_database(
     finally:
         if embedded is not None:
             await embedded.stop()
+
+
+_LOST = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and asyncpg's closed-connection error
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: pg_terminate_backend, fast shutdown
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up, in recovery
+    ConnectionError,
+)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is the database connection going away, rather than the
+    statement failing: the work it interrupted was rolled back and may be tried again."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a rollback on a dead connection raises from inside the first error
+        if seen is None:
+            return False
+        if isinstance(seen, _LOST):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "connection" in str(seen).lower():
+            return True  # "cannot call ... : connection is closed"
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -6,6 +6,7 @@ pgserver ships PostgreSQL binaries in a wheel; the data directory survives resta
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (or attach to) the server and return its DSN."""
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells) and
+        # then uses a fine fallback; pgserver asks it for a runtime directory on every start.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         import pgserver  # imported lazily: production never needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -63,5 +63,8 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's own access log is replaced by ours (one structured line per request).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # pgserver (the embedded PostgreSQL) logs every initdb/pg_ctl command and its output at
+    # INFO: dozens of lines on each start. Only its warnings matter to whoever runs `serve`.
+    logging.getLogger("pgserver").setLevel(max(logging.getLevelName(level), logging.WARNING))
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

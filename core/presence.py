@@ -1,7 +1,7 @@
 """Who is reachable right now: the narrow interface the REST API reads presence through.
 
 The signalling hub owns presence (it sees the sockets) and provides the real implementation;
-``create_app`` stores one :class:`PresenceLookup` under ``kundlinow.keys.PRESENCE``. Until a hub
+``create_app`` stores one :class:`PresenceLookup` under ``api.keys.PRESENCE``. Until a hub
 is wired in, :class:`NoPresence` reports everybody offline.
 """
 

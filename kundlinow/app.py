@@ -10,7 +10,7 @@ import functools
 import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,26 +20,10 @@ import structlog
 from aiohttp import web
 
 from api.auth import decode_token
+from api.dbretry import database_retry_middleware
 from api.errors import Handler, error_middleware
-from api.metrics import metrics_middleware
-from api.passwords import Passwords
-from billing.consultations import ConsultationService
-from billing.gateway import build_gateway
-from billing.payments import PaymentService
-from billing.payouts import PayoutService
-from billing.ticker import Ticker
-from billing.wallets import WalletReader
-from core import audit as audit_log
-from core.bus import EventBus, LocalBus, RedisBus
-from core.clock import Clock, SystemClock
-from core.db import Database
-from core.forwarded import trusted_proxy_middleware
-from core.metrics import HttpMetrics
-from core.presence import NoPresence
-from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from kundlinow.config import Settings
-from kundlinow.database import open_database
-from kundlinow.keys import (
+from api.hygiene import input_hygiene_middleware
+from api.keys import (
     BUS,
     CLOCK,
     CONSULTATIONS,
@@ -54,12 +38,40 @@ from kundlinow.keys import (
     PAYOUTS,
     PRESENCE,
     RATE_LIMITER,
+    RECORDER,
     REDIS,
+    SESSION_LOG,
     SETTINGS,
+    TURN_GRANTS,
     TURN_SETTINGS,
+    USER_STATUS,
     WALLETS,
 )
+from api.metrics import metrics_middleware
+from api.passwords import Passwords
+from api.revocation import UserStatusCache
+from api.seed import disable_demo_accounts
+from billing.consultations import ConsultationService
+from billing.gateway import build_gateway
+from billing.payments import PaymentService
+from billing.payouts import PayoutService
+from billing.ticker import Ticker
+from billing.wallets import WalletReader
+from core import audit as audit_log
+from core.bus import EventBus, LocalBus, RedisBus
+from core.clock import Clock, SystemClock
+from core.db import Database
+from core.forwarded import trusted_proxy_middleware
+from core.metrics import HttpMetrics
+from core.presence import NoPresence
+from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from core.session_log import EventLog
+from kundlinow.config import Settings
+from kundlinow.database import open_database
 from media.engine import MediaEngine
+from recording.catalog import Catalog
+from recording.recorder import Recorder, recover
+from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.drain import NodeDrain, drain_on_sigterm
@@ -77,9 +89,11 @@ from signalling.presence import (
     PresenceService,
     PresenceStore,
     RedisPresenceStore,
+    user_key,
 )
 from signalling.waitlist import Waitlist
-from turn.ice import build_ice_servers, sfu_ice_servers_factory
+from turn.grants import TurnGrants
+from turn.ice import sfu_ice_servers_factory
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +102,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.openapi",
     "api.metrics",
     "api.accounts",
+    "api.sessions",
     "api.consultants",
     "api.consultations",
     "api.ratings",
@@ -96,6 +111,13 @@ ROUTE_MODULES: tuple[str, ...] = (
     "api.webhooks",
     "api.payouts",
     "api.messages",
+    "api.recordings",
+    "api.admin_consultations",
+    "api.history",
+    "api.admin_users",
+    "api.admin_console",
+    "api.profile_photo",
+    "api.security_headers",
     "api.client",
     "api.birth",
 )
@@ -137,6 +159,11 @@ def _database_ctx(settings: Settings) -> CleanupContext:
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as database:
             app[DATABASE] = database
+            app[USER_STATUS] = UserStatusCache(database.pool)
+            if settings.is_production:
+                disabled = await disable_demo_accounts(database)
+                if disabled:  # their passwords are public (README, api/seed.py)
+                    log.warning("demo_accounts_disabled", emails=disabled)
             yield
 
     return database_ctx
@@ -155,6 +182,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
         await client.aclose()
 
     return redis_ctx
+
+
+async def _session_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    session_log = EventLog(app[DATABASE].pool)
+    session_log.start()
+    app[SESSION_LOG] = session_log
+    yield
+    await session_log.close()
 
 
 def _bus_ctx(settings: Settings) -> CleanupContext:
@@ -203,12 +238,28 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         if sfu_ice_servers is not None and media_settings.ice_servers_factory is None:
             # The SFU's own peer connections use TURN too, with fresh credentials each.
             media_settings = replace(media_settings, ice_servers_factory=sfu_ice_servers)
-        engine = MediaEngine(media_settings, _unbound_signal)
+        recorder = app[RECORDER]
+        observer = recorder if settings.recording.enabled else None
+        engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
         yield
         await engine.close()
 
     return media_ctx
+
+
+def _recording_ctx(settings: Settings) -> CleanupContext:
+    async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before the SFU (closed after it): files a crash left open are finalised first.
+        store = LocalStore(settings.recording.directory)
+        catalog = Catalog(app[DATABASE].pool)
+        await recover(store, catalog)
+        recorder = Recorder(settings.recording, store, catalog)
+        app[RECORDER] = recorder
+        yield
+        await recorder.close()
+
+    return recording_ctx
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -233,14 +284,11 @@ def _rate_limiter_ctx(settings: Settings) -> CleanupContext:
     return rate_limiter_ctx
 
 
-def _ice_servers(settings: Settings, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The ICE server list of GET /turn/credentials, for the ``join_consult`` ack."""
-    return [dict(server) for server in build_ice_servers(settings.turn, str(user_id))]
-
-
-def _authenticate(settings: Settings, token: str) -> Identity:
+async def _authenticate(settings: Settings, status: UserStatusCache, token: str) -> Identity:
+    """The socket's identity: a valid token of an existing, enabled account, not revoked."""
     claims = decode_token(settings, token)
-    return Identity(claims.user_id, claims.role)
+    await status.verify(claims.user_id, claims.version)
+    return Identity(claims.user_id, claims.role, claims.expires_at.timestamp())
 
 
 def _presence_store(settings: Settings, redis: aioredis.Redis | None, node: str) -> PresenceStore:
@@ -287,6 +335,13 @@ async def _open_hub(
     router = _media_router(settings, redis, store, node, placement)
     routed = RoutedMedia(app[MEDIA], router, app[BUS])
     chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
+
+    async def online(user_id: uuid.UUID) -> bool:
+        return (await store.counts([user_key(user_id)]))[0] > 0
+
+    # One rule and one limit for TURN credentials: GET /turn/credentials and join_consult.
+    grants = TurnGrants(settings.turn, database.pool, app[RATE_LIMITER], online)
+    app[TURN_GRANTS] = grants
     services = HubServices(
         bus=app[BUS],
         store=store,
@@ -294,12 +349,15 @@ async def _open_hub(
         chat=chat,
         waitlist=Waitlist(database.pool, cfg.waitlist_offer_s),
         consultations=BillingConsultations(app[CONSULTATIONS]),
-        authenticate=functools.partial(_authenticate, settings),
+        authenticate=functools.partial(_authenticate, settings, app[USER_STATUS]),
         media=routed,
-        ice_servers=functools.partial(_ice_servers, settings),
+        turn=grants,
         audit=functools.partial(audit_log.record, database.pool),
+        session_log=app[SESSION_LOG].emitter(node),
     )
-    hub = Hub(cfg, services, node_id=node, multi_node=redis is not None)
+    # the parties are told what the recorder records (consult_state "recording")
+    hub_settings = replace(cfg, recording=settings.recording.mode)
+    hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
     drain = NodeDrain(node, hub.registry, routed, placement,
                       deadline_s=settings.drain_deadline_s, interval_s=cfg.presence_heartbeat_s)
@@ -316,14 +374,32 @@ async def _open_hub(
         await chat.close()
 
 
+def _media_started(consultations: ConsultationService) -> Callable[[str], Awaitable[None]]:
+    """The SFU's first two-way media of a room, told to billing (the room id is the
+    consultation id); a failure is logged: the media goes on."""
+
+    async def started(room_id: str) -> None:
+        try:
+            await consultations.media_started(uuid.UUID(room_id))
+        except Exception:
+            log.exception("media_started_not_recorded", consultation_id=room_id)
+
+    return started
+
+
 def _signalling_ctx(settings: Settings) -> CleanupContext:
     async def signalling_ctx(app: web.Application) -> AsyncIterator[None]:
         async with _open_hub(settings, app, app[DATABASE]) as (hub, routed):
             app[HUB] = hub
             app[MEDIA_STATS] = routed.room_stats
+            log_event = app[SESSION_LOG].emitter(hub.node_id)
+            app[MEDIA].bind_events(log_event)
+            app[RECORDER].bind_events(log_event)  # recording_started/segment/stopped
             if isinstance(app[PRESENCE], NoPresence):  # keep a lookup injected before start
                 app[PRESENCE] = hub.presence
+            app[MEDIA].bind_media_flowing(_media_started(app[CONSULTATIONS]))
             yield
+            app[MEDIA].bind_media_flowing(None)
             app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx
@@ -346,16 +422,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The proxy rewrite runs first so the access log and the rate limits see the real client.
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
     app = web.Application(
-        middlewares=[*proxy, access_log_middleware, metrics_middleware, error_middleware],
+        middlewares=[
+            *proxy,
+            access_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            database_retry_middleware,
+            input_hygiene_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_session_log_ctx)
     app.cleanup_ctx.append(_redis_ctx(settings))
     app.cleanup_ctx.append(_bus_ctx(settings))
     app.cleanup_ctx.append(_billing_ctx(settings))
+    app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
     app[METRICS] = HttpMetrics()

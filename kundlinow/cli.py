@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -19,19 +20,36 @@ from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
 from kundlinow.database import open_database
 
-COMMAND_MODULES: tuple[str, ...] = ("api.commands", "billing.cli", "signalling.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kundlinow.commands",
+    "kundlinow.billing_commands",
+    "kundlinow.recording_commands",
+    "kundlinow.node_commands",
+)
 """Modules (beyond this one) that register subcommands."""
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from kundlinow.app import create_app, drain_on_sigterm_hook
+    from kundlinow.commands import seed_demo_on_startup
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    print(f"kundlinow: serving on http://{host}:{port} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    if args.demo and settings.is_production:
+        print("kundlinow: --demo is refused when ENV=production", file=sys.stderr)
+        return 2
     app = create_app(settings)
     app.on_startup.append(drain_on_sigterm_hook)
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    banner: list[str] = []
+    if args.demo:  # in this process: the embedded database starts once
+        app.on_startup.append(functools.partial(seed_demo_on_startup, lines=banner))
+    banner_end = f"kundlinow is running at http://{host}:{port}/ (Ctrl-C stops)"
+
+    def ready(_: str) -> None:
+        # Called once the socket listens: what a newcomer needs is the last thing on screen.
+        print("\n".join([*banner, banner_end]), flush=True)
+
+    web.run_app(app, host=host, port=port, access_log=None, print=ready)
     return 0
 
 
@@ -45,12 +63,28 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not pending else 1
 
 
+DESCRIPTION = """\
+kundlinow: realtime astrology consultations (chat, voice, video; paid per minute).
+
+Start with `kundlinow serve --demo` (development: embedded PostgreSQL, demo accounts).
+Configuration comes from the environment or ./.env (see .env.example)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kundlinow", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="kundlinow",
+        description=DESCRIPTION,
+        epilog="`kundlinow COMMAND --help` describes one command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the HTTP/WebSocket server")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None, help="address to listen on (default: HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: PORT)")
+    serve.add_argument(
+        "--demo", action="store_true",
+        help="create the demo accounts at start and print their logins (refused in production)",
+    )
     serve.set_defaults(func=_serve)
     commands.add_parser("migrate", help="apply pending database migrations").set_defaults(
         func=_migrate

@@ -18,8 +18,12 @@ from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
 from core.forwarded import IPNetwork, parse_networks
+from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
+from recording.config import MODES as RECORDING_MODES
+from recording.config import RecordingSettings
 from signalling.config import MASKABLE, SignallingSettings
+from signalling.upload_quota import UploadQuota
 from turn.config import TurnSettings, parse_urls
 
 T = TypeVar("T")
@@ -56,12 +60,16 @@ class Settings:
     login_ip_limit: int = 20
     """Login attempts allowed per client IP per ``login_window_s``."""
     login_account_limit: int = 5
-    """Failed login attempts allowed per account per ``login_window_s``."""
+    """Failed login attempts allowed per (account, client IP) per ``login_window_s``."""
     login_window_s: int = 300
+    login_account_wide_limit: int = 100
+    """Failed logins per account from every client per ``login_account_wide_window_s``; never
+    applied to a client that signed in to the account before (the owner is not locked out)."""
+    login_account_wide_window_s: int = 3600
     trusted_proxies: tuple[IPNetwork, ...] = ()
     """Reverse proxies whose ``X-Forwarded-For`` is believed (see core/forwarded.py)."""
     metrics_token: str | None = field(default=None, repr=False)
-    """Bearer token ``/metrics`` requires; ``None`` leaves it open (restrict it at the network)."""
+    """Bearer token ``/metrics`` requires; required in production, ``None`` leaves it open."""
     db_pool_min: int = 1
     db_pool_max: int = 10
     client_dir: Path | None = None
@@ -74,6 +82,8 @@ class Settings:
     """SFU network: ICE host addresses, 1:1 NAT public IP, UDP port range, PLI interval."""
     signalling: SignallingSettings = field(default_factory=SignallingSettings)
     """The WebSocket hub's limits and timers (``WS_*``, ``REQUEST_TIMEOUT``, ...)."""
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    """The live recorder and recording access (``RECORDING``, ``RECORDINGS_DIR``, ...)."""
     birth_data_key: bytes | None = field(default=None, repr=False)
     """AES-256-GCM key of birth profiles (``BIRTH_DATA_KEY``, base64 of 32 bytes); ``None``:
     development keeps one in ``birth_data_key_file``, tests use a fresh one per app."""
@@ -177,17 +187,41 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
         raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
+def _check_production_secret(name: str, value: str) -> None:
+    """32+ characters, no published placeholder, not guessable (kundlinow/secretcheck.py)."""
+    if len(value) < 32:
+        raise ConfigError(f"{name}: must be set to at least 32 characters in production")
+    reason = weakness(value)
+    if reason is not None:
+        raise ConfigError(f"{name}: {reason}")
+
+
+def _recording(env: Mapping[str, str]) -> RecordingSettings:
+    """``RECORDING`` (off|audio|all), ``RECORDINGS_DIR``, ``RECORDING_SEGMENT_SECONDS``,
+    ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS`` (see recording/config.py)."""
+    d = RecordingSettings()
+    return RecordingSettings(
+        mode=_parse(env, "RECORDING", _choice(RECORDING_MODES), d.mode),
+        directory=Path(_text(env, "RECORDINGS_DIR", str(d.directory))),
+        segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
+        participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
+        url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+    )
+
+
 def _turn(env: Mapping[str, str], production: bool) -> TurnSettings:
     """``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_S``, ``TURN_REALM`` (see turn/config.py)."""
     secret = env.get("TURN_SECRET", "").strip() or None
-    if production and secret is not None and len(secret) < 32:
-        raise ConfigError("TURN_SECRET: must be at least 32 characters in production")
+    if production and secret is not None:
+        _check_production_secret("TURN_SECRET", secret)
     try:
         return TurnSettings(
             urls=parse_urls(env.get("TURN_URLS", "")),
             secret=secret,
             ttl_s=_parse(env, "TURN_TTL_S", _positive_int, 3600),
             realm=_text(env, "TURN_REALM", "") or None,
+            credentials_limit=_parse(env, "TURN_CREDENTIALS_LIMIT", _positive_int, 30),
+            credentials_window_s=_parse(env, "TURN_CREDENTIALS_WINDOW_S", _positive_int, 60),
         )
     except ConfigError:
         raise
@@ -221,11 +255,33 @@ def _content_types(raw: str) -> frozenset[str]:
     return types
 
 
+def _upload_quota(env: Mapping[str, str], d: UploadQuota) -> UploadQuota:
+    """``UPLOAD_CONSULTATION_MAX_COUNT``/``_BYTES``, ``UPLOAD_USER_MAX_COUNT``/``_BYTES`` per
+    ``UPLOAD_USER_WINDOW`` seconds."""
+    return UploadQuota(
+        consultation_count=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_COUNT", _positive_int, d.consultation_count
+        ),
+        consultation_bytes=_parse(
+            env, "UPLOAD_CONSULTATION_MAX_BYTES", _positive_int, d.consultation_bytes
+        ),
+        user_count=_parse(env, "UPLOAD_USER_MAX_COUNT", _positive_int, d.user_count),
+        user_bytes=_parse(env, "UPLOAD_USER_MAX_BYTES", _positive_int, d.user_bytes),
+        user_window_s=_parse(env, "UPLOAD_USER_WINDOW", _positive_int, d.user_window_s),
+    )
+
+
+def request_timeout_from_env(env: Mapping[str, str]) -> float:
+    """``REQUEST_TIMEOUT``: how long a requested consultation waits for the astrologer. Billing
+    ends it (the tick) and the hub ends it (its timer): one value, read here only."""
+    return _parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0)
+
+
 def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
     """The hub's settings (see ``.env.example``)."""
     d = SignallingSettings()
     return SignallingSettings(
-        request_timeout_s=_parse(env, "REQUEST_TIMEOUT", _positive_float, d.request_timeout_s),
+        request_timeout_s=request_timeout_from_env(env),
         reconnect_grace_s=_parse(env, "RECONNECT_GRACE", _positive_float, d.reconnect_grace_s),
         max_frame_bytes=_parse(env, "WS_MAX_FRAME", _positive_int, d.max_frame_bytes),
         hard_frame_bytes=_parse(env, "WS_HARD_FRAME", _positive_int, d.hard_frame_bytes),
@@ -236,9 +292,15 @@ def signalling_from_env(env: Mapping[str, str]) -> SignallingSettings:
         ),
         heartbeat_s=_parse(env, "HEARTBEAT", _positive_float, d.heartbeat_s),
         auth_timeout_s=_parse(env, "WS_AUTH_TIMEOUT", _positive_float, d.auth_timeout_s),
+        max_unauthenticated_per_address=_parse(
+            env, "WS_MAX_UNAUTHENTICATED_PER_ADDRESS", _positive_int,
+            d.max_unauthenticated_per_address,
+        ),
+        token_check_s=_parse(env, "WS_TOKEN_CHECK", _positive_float, d.token_check_s),
         masking=_parse(env, "CHAT_MASKING", _masking, d.masking),
         upload_max_bytes=_parse(env, "UPLOAD_MAX_BYTES", _positive_int, d.upload_max_bytes),
         upload_types=_parse(env, "UPLOAD_TYPES", _content_types, d.upload_types),
+        upload_quota=_upload_quota(env, d.upload_quota),
         presence_node_ttl_s=_parse(
             env, "PRESENCE_NODE_TTL", _positive_float, d.presence_node_ttl_s
         ),
@@ -263,8 +325,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
     """Build and validate :class:`Settings`; raises :class:`ConfigError` naming the variable."""
     environment = _parse(env, "ENV", _choice(ENVIRONMENTS), "development")
     jwt_secret = env.get("JWT_SECRET", "").strip()
-    if environment == "production" and len(jwt_secret) < 32:
-        raise ConfigError("JWT_SECRET: must be set to at least 32 characters in production")
+    if environment == "production":
+        _check_production_secret("JWT_SECRET", jwt_secret)
     client_dir = env.get("CLIENT_DIR", "").strip()
     settings = Settings(
         env=environment,
@@ -282,6 +344,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         login_ip_limit=_parse(env, "LOGIN_IP_LIMIT", _positive_int, 20),
         login_account_limit=_parse(env, "LOGIN_ACCOUNT_LIMIT", _positive_int, 5),
         login_window_s=_parse(env, "LOGIN_WINDOW_SECONDS", _positive_int, 300),
+        login_account_wide_limit=_parse(env, "LOGIN_ACCOUNT_WIDE_LIMIT", _positive_int, 100),
+        login_account_wide_window_s=_parse(
+            env, "LOGIN_ACCOUNT_WIDE_WINDOW_SECONDS", _positive_int, 3600
+        ),
         trusted_proxies=_parse(env, "TRUSTED_PROXIES", parse_networks, ()),
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         db_pool_min=_parse(env, "DB_POOL_MIN", _non_negative_int, 1),
@@ -292,7 +358,13 @@ def from_env(env: Mapping[str, str]) -> Settings:
         signalling=signalling_from_env(env),
         node_id=_text(env, "NODE_ID", "") or None,
         drain_deadline_s=_parse(env, "DRAIN_DEADLINE", _float_seconds, 300.0),
+        recording=_recording(env),
     )
+    if environment == "production":
+        # /metrics reveals traffic, routes and error rates: never public in production.
+        if settings.metrics_token is None:
+            raise ConfigError("METRICS_TOKEN: required in production (/metrics is not public)")
+        _check_production_secret("METRICS_TOKEN", settings.metrics_token)
     if jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret)
     settings = replace(settings, birth_data_key=_birth_data_key(env, environment))
@@ -353,7 +425,7 @@ def billing_from_env(env: Mapping[str, str], production: bool) -> BillingSetting
         commission_percent=_parse(env, "COMMISSION_PERCENT", _percent, 30),
         free_first_minutes=_parse(env, "FREE_FIRST_MINUTES", _non_negative_int, 0),
         minute_seconds=_parse(env, "BILLING_MINUTE_SECONDS", _positive_int, 60),
-        request_timeout_seconds=_parse(env, "REQUEST_TIMEOUT", _float_seconds, 60.0),
+        request_timeout_seconds=request_timeout_from_env(env),
         internal_ticker=_parse(env, "BILLING_INTERNAL_TICKER", _bool, True),
         tick_interval_seconds=_parse(env, "BILLING_TICK_INTERVAL", _float_seconds, 5.0),
         production=production,

@@ -93,6 +93,23 @@ def ice_connections(pc: RTCPeerConnection) -> Iterator[Connection]:
         yield pc.sctp.transport.transport.iceGatherer._connection
 
 
+def selected_pair(pc: RTCPeerConnection) -> dict[str, str]:
+    """Candidate types (RFC 8445 §5.1.1: ``host``, ``srflx``, ``prflx``, ``relay``) and transport
+    of the nominated pair of ``pc``'s first ICE transport (all media is bundled), or ``{}``
+    before one is nominated: aioice keeps the pair in ``Connection._nominated``."""
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return {}
+    pair = transceivers[0].receiver.transport.transport.iceGatherer._connection._nominated.get(1)
+    if pair is None:
+        return {}
+    return {
+        "local_candidate_type": pair.local_candidate.type,
+        "remote_candidate_type": pair.remote_candidate.type,
+        "protocol": pair.local_candidate.transport.lower(),
+    }
+
+
 def ice_protocols(connection: Connection) -> list[StunProtocol]:
     """The agent's live socket protocols (appending one adds a local candidate's socket)."""
     protocols: list[StunProtocol] = connection._protocols

@@ -11,21 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
-from media.room import Participant, Room, SendSignal, Track
+from media.observer import MediaObserver
+from media.room import MediaFlowing, Participant, Room, SendSignal, Track
+from media.session_events import MediaEventSink, no_events
 
 logger = logging.getLogger(__name__)
+
+MEDIA_KINDS = ("audio", "video")
+"""Every kind of track the SFU forwards."""
 
 
 class MediaEngine:
     """Rooms of participants with one peer connection each; forwards encoded media."""
 
-    def __init__(self, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
+    ) -> None:
         self.settings = settings
         self._send_signal = send_signal
+        self._observer = observer
+        """The recorder, when recording is on: told of joins, tracks, leaves, closed rooms."""
+        self._on_event = on_event
+        """The session log (media.session_events)."""
+        self._on_media: MediaFlowing | None = None
+        """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
 
@@ -35,6 +53,25 @@ class MediaEngine:
         for room in self._rooms.values():
             room.send_signal = send_signal
 
+    def bind_events(self, on_event: MediaEventSink) -> None:
+        """Set where session-log events go (bound with the node id, known after the hub)."""
+        self._on_event = on_event
+
+    def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
+        """The one report of a room's media events, to the session log and the observer."""
+        self._on_event(room_id, participant_id, kind, data)
+        if self._observer is not None:
+            self._observer.media_event(room_id, participant_id, kind, data)
+
+    def bind_media_flowing(self, on_media: MediaFlowing | None) -> None:
+        """Set who learns that a room's call first carried media between two parties
+        (billing: a voice or video consultation without it is refunded at its end)."""
+        self._on_media = on_media
+
+    async def _media_flowing(self, room_id: str) -> None:
+        if self._on_media is not None:
+            await self._on_media(room_id)
+
     def _participant(self, room_id: str, participant_id: str) -> Participant:
         room = self._rooms.get(room_id)
         participant = room.participants.get(participant_id) if room else None
@@ -42,19 +79,34 @@ class MediaEngine:
             raise MediaError(MediaErrorCode.NOT_JOINED, "join the room first")
         return participant
 
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> None:
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = MEDIA_KINDS,
+    ) -> None:
         """Create the participant's peer connection; a second join replaces the first
-        (a rejoin after a dropped connection: aiortc has no ICE restart)."""
+        (a rejoin after a dropped connection: aiortc has no ICE restart). Only tracks of
+        ``kinds`` are received or sent; offered m-sections of other kinds are answered
+        ``inactive`` (RFC 9429 §5.3.1)."""
         if self._closed:
             raise MediaError(MediaErrorCode.CLOSED, "media engine is closed")
         room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._signal)
+            room = self._rooms[room_id] = Room(
+                room_id, self.settings, self._signal, self._observer, self._event,
+                self._media_flowing,
+            )
         if participant_id in room.participants:
             await room.remove(participant_id)
+        if self._observer is not None:
+            await self._observer.participant_joined(room_id, participant_id)
         room.participants[participant_id] = Participant(
-            room, participant_id, can_publish=can_publish
+            room, participant_id, can_publish=can_publish, kinds=frozenset(kinds)
         )
+        self._event(room_id, participant_id, "joined", {"can_publish": can_publish})
         logger.info(
             "participant_joined", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -83,8 +135,8 @@ class MediaEngine:
         if room is None:
             return
         await room.remove(participant_id)
-        if not room.participants:
-            self._rooms.pop(room_id, None)
+        if not room.participants and self._rooms.pop(room_id, None) is not None:
+            self._room_closed(room_id)
         logger.info(
             "participant_left", extra={"room_id": room_id, "participant_id": participant_id}
         )
@@ -94,6 +146,11 @@ class MediaEngine:
         room = self._rooms.pop(room_id, None)
         if room is not None:
             await room.close()
+            self._room_closed(room_id)
+
+    def _room_closed(self, room_id: str) -> None:
+        if self._observer is not None:
+            self._observer.room_closed(room_id)
 
     async def close(self) -> None:
         self._closed = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from core.errors import CodedError
+
 
 class MediaErrorCode(StrEnum):
     """Stable error codes (never renamed once shipped)."""
@@ -17,10 +19,11 @@ class MediaErrorCode(StrEnum):
     CLOSED = "CLOSED"
 
 
-class MediaError(Exception):
+class MediaError(CodedError):
     """A media operation failed because of the caller's input or state."""
 
     def __init__(self, code: MediaErrorCode | str, message: str = "") -> None:
-        self.code = str(code)
-        self.message = message or self.code
-        super().__init__(f"{self.code}: {self.message}")
+        super().__init__(message or str(code), code=str(code))
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

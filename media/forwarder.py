@@ -24,7 +24,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -44,46 +43,16 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
+from core.tasks import TaskSet
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
-from media.packets import RTP_HEADER, RTX_OSN, always_start, h264_is_keyframe, vp8_is_keyframe
+from media.observer import PacketTap
+from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
+from media.stats import RateWindow
 
 logger = logging.getLogger(__name__)
 
 RTCP_PSFB_APP = 15
 SendRtcp = Callable[[bytes], Awaitable[None]]
-
-
-def keyframe_detector(codec: RTCRtpCodecParameters) -> Callable[[bytes], bool]:
-    name = codec.name.lower()
-    if name == "vp8":
-        return vp8_is_keyframe
-    if name == "h264":
-        return h264_is_keyframe
-    return always_start
-
-
-def _seq_gt(a: int, b: int) -> bool:
-    """RFC 1982 serial number comparison for 16-bit sequence numbers."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
-
-
-@dataclass(slots=True)
-class RateWindow:
-    """Bytes/packets counters with a per-report-interval rate snapshot."""
-
-    bytes: int = 0
-    packets: int = 0
-    _last_bytes: int = 0
-    _last_time: float = 0.0
-    bitrate_bps: float = 0.0
-
-    def snapshot(self, now: float) -> None:
-        if self._last_time:
-            dt = now - self._last_time
-            if dt > 0:
-                self.bitrate_bps = (self.bytes - self._last_bytes) * 8 / dt
-        self._last_bytes = self.bytes
-        self._last_time = now
 
 
 class UpTrack:
@@ -109,7 +78,7 @@ class UpTrack:
         self.publisher_id = publisher_id
         self.clock_rate = codec.clockRate
         self.is_video = kind == "video"
-        self.is_keyframe = keyframe_detector(codec)
+        self.is_keyframe = keyframe_detector(codec.name)
         self._codec_by_pt = {c.payloadType or 0: c for c in codecs}
         self._rtx_apt: dict[int, int] = {
             c.payloadType or 0: int(str(c.parameters["apt"]))
@@ -123,10 +92,13 @@ class UpTrack:
         self._remb_bps = remb_bitrate_bps
         self._pli_last = 0.0
         self._pli_handle: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks = TaskSet("media_task_failed")
         self._mask = history - 1
         self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
+        self.tap: PacketTap | None = None
+        """The recorder's tap, if this track is recorded (one attribute test per packet
+        when it is not)."""
         self.closed = False
         # receive statistics (RFC 3550 §6.4.1 / Appendix A.3, A.8)
         self.rate = RateWindow()
@@ -173,13 +145,16 @@ class UpTrack:
             return  # padding-only probe
         payload = data[start:end]
         if apt is None and self._receive_stats(seq, ts, arrival_ms, end - start):
-            self._spawn(self._nack_upstream())
+            self._tasks.spawn(self._nack_upstream())
         key = self.is_keyframe(payload) if self.is_video else True
         if b1 & 0x80:
             self.frames += 1
         if key and self.is_video:
             self.keyframes += 1
         self._history[seq & self._mask] = (seq, ts, b1, payload)
+        tap = self.tap
+        if tap is not None:
+            tap.on_rtp(seq, ts, b1, payload, arrival_ms)
         now = time.monotonic()
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
@@ -193,7 +168,7 @@ class UpTrack:
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
             self._missing.clear()
-        elif _seq_gt(seq, self._max_seq):
+        elif seq_gt(seq, self._max_seq):
             skipped = (seq - self._max_seq - 1) & 0xFFFF
             if seq < self._max_seq:
                 self._cycles += 0x10000
@@ -261,20 +236,18 @@ class UpTrack:
         self._pli_last = time.monotonic()
         self.plis_sent += 1
         packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
-        self._spawn(self._send_rtcp(bytes(packet)))
-
-    def _spawn(self, send: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(send)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._send_rtcp(bytes(packet)))
 
     # -- RTCP -------------------------------------------------------------------------
 
     async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         """RTCP from the publisher addressed to this track's receiver (SR, BYE)."""
         if isinstance(packet, RtcpSrPacket):
-            self._sr_lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+            info = packet.sender_info
+            self._sr_lsr = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
             self._sr_time = time.time()
+            if self.tap is not None:
+                self.tap.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
 
     def report(self, now: float) -> list[AnyRtcpPacket]:
         """Receiver report block (RFC 3550 §6.4.2) and REMB for this track."""
@@ -333,11 +306,13 @@ class UpTrack:
 
     def close(self) -> None:
         self.closed = True
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None
         if self._pli_handle is not None:
             self._pli_handle.cancel()
             self._pli_handle = None
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         for down in list(self.downtracks):
             down.detach()
         self.downtracks.clear()

@@ -9,11 +9,17 @@ negotiated per peer connection); subscribers demultiplex on the SSRC announced i
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 RTP_HEADER = struct.Struct("!BBHII")
 """V/P/X/CC, M/PT, sequence number, timestamp, SSRC (RFC 3550 §5.1)."""
 RTX_OSN = struct.Struct("!H")
 """Original sequence number at the start of an RTX payload (RFC 4588 §4)."""
+
+
+def seq_gt(a: int, b: int) -> bool:
+    """RFC 1982 serial number comparison for 16-bit sequence numbers."""
+    return a != b and ((a - b) & 0xFFFF) < 0x8000
 
 
 def payload_bounds(data: bytes) -> tuple[int, int]:
@@ -83,3 +89,13 @@ def h264_is_keyframe(payload: bytes) -> bool:
 def always_start(payload: bytes) -> bool:
     """Audio has no key frames: every packet is a valid start."""
     return True
+
+
+def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
+    """The keyframe test for payloads of the codec named ``codec_name`` (SDP encoding name)."""
+    name = codec_name.lower()
+    if name == "vp8":
+        return vp8_is_keyframe
+    if name == "h264":
+        return h264_is_keyframe
+    return always_start

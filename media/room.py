@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import random
 import time
 import uuid
@@ -36,32 +35,17 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from core.tasks import TaskSet
 from media import aiortc_glue as glue
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
+from media.observer import MediaObserver
 from media.packets import payload_bounds
-
-_RTCP_TICK_S = 0.1
-"""Grid the RTCP report times of all participants are rounded up to."""
-
-
-def _rtcp_tick_delay(now: float, delay: float) -> float:
-    """``delay`` rounded up so that it ends on the ``_RTCP_TICK_S`` grid of the loop clock.
-
-    Every participant's report loop then wakes at most ten times a second in total, in
-    one event-loop iteration, instead of each at its own instant: a process wake-up costs
-    more than the reports. The interval keeps its RFC 3550 §6.2 randomisation (at
-    100 ms granularity); the reports go to different receivers, so there is no
-    self-synchronisation among senders of one session to avoid.
-    """
-    return math.ceil((now + delay) / _RTCP_TICK_S) * _RTCP_TICK_S - now
-
-
-_RTCP_COMPOUND_MAX = 1200
-"""Bytes of reports per compound RTCP packet: with the SRTCP trailer (RFC 3711 §3.4) and
-IP/UDP headers it stays within a 1280-byte IPv6 minimum MTU path."""
+from media.rtcp import rtcp_tick_delay, send_compounds
+from media.session_events import MediaEventSink, ice_state_data, no_events
+from media.stats import participant_stats
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +102,15 @@ def _validate_sdp(sdp: str, expected_type: str) -> None:
 class Participant:
     """One client's presence in a room: its peer connection, tracks and subscriptions."""
 
-    def __init__(self, room: Room, participant_id: str, *, can_publish: bool) -> None:
+    def __init__(
+        self, room: Room, participant_id: str, *, can_publish: bool, kinds: frozenset[str]
+    ) -> None:
         self.room = room
         self.participant_id = participant_id
         self.can_publish = can_publish
+        self.kinds = kinds
+        """Media kinds this participant may send or receive at all (the consultation's mode:
+        chat none, voice audio, video both); m-sections of other kinds are answered inactive."""
         self.state = ParticipantState.JOINED
         self.joined_at = time.time()
         settings = room.settings
@@ -154,9 +143,13 @@ class Participant:
         self._negotiated_once = False
         self._server_offer_out = False
         self._needs_offer = False
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks = TaskSet("media_task_failed")
         self.pc.on("connectionstatechange", self._on_connection_state)
-        self._spawn(self._run_rtcp())
+        self.pc.on("iceconnectionstatechange",
+                   lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
+        self._media_seen: set[UpTrack] = set()
+        """Tracks whose first packet the session log has (``first_media``)."""
+        self._tasks.spawn(self._run_rtcp())
 
     # -- state ------------------------------------------------------------------------
 
@@ -172,6 +165,9 @@ class Participant:
         self.state = state
         self.room.participant_state_changed(self)
 
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.room.on_event(self.room.room_id, self.participant_id, kind, data)
+
     @property
     def is_connected(self) -> bool:
         return self.state is ParticipantState.CONNECTED
@@ -183,16 +179,11 @@ class Participant:
         elif s == "connected":
             self._set_state(ParticipantState.CONNECTED)
             if self._needs_offer:
-                self._spawn(self.renegotiate())
+                self._tasks.spawn(self.renegotiate())
         elif s in ("failed", "closed") and self.state is not ParticipantState.CLOSED:
             self._set_state(ParticipantState.DISCONNECTED)
             for down in self.downtracks.values():
                 down.deactivate()
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Future[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- signalling -------------------------------------------------------------------
 
@@ -266,8 +257,9 @@ class Participant:
                 continue
             self._known.add(t)
             offered = glue.offer_direction(t) or "inactive"  # our view: recvonly = client sends
-            receive = offered in ("recvonly", "sendrecv") and self.can_publish
-            send = offered in ("sendonly", "sendrecv")
+            allowed = t.kind in self.kinds
+            receive = offered in ("recvonly", "sendrecv") and self.can_publish and allowed
+            send = offered in ("sendonly", "sendrecv") and allowed
             t.direction = {
                 (True, True): "sendrecv",
                 (True, False): "sendonly",
@@ -298,6 +290,12 @@ class Participant:
         )
         self.uptracks[t] = up
         glue.take_over_receiver(t.receiver, up.on_rtcp)
+        observer = self.room.observer
+        if observer is not None:
+            up.tap = observer.track_published(
+                self.room.room_id, self.participant_id, up.kind, codec.mimeType,
+                codec.clockRate, up.request_keyframe, up.is_keyframe,
+            )
 
     def _rtcp_sender(self, t: RTCRtpTransceiver) -> Callable[[bytes], Awaitable[None]]:
         async def send(data: bytes) -> None:
@@ -330,6 +328,7 @@ class Participant:
         return link
 
     def _on_dtls_state(self, dtls: RTCDtlsTransport, on_rtp: glue.RtpHandler) -> None:
+        self._emit("dtls_state_changed", {"state": dtls.state})
         if dtls.state == "connected":
             glue.receive_srtp(dtls, on_rtp)
             self._activate()
@@ -353,7 +352,7 @@ class Participant:
         self.room.wire()
         self._activate()
         if self._needs_offer:
-            self._spawn(self.renegotiate())
+            self._tasks.spawn(self.renegotiate())
 
     def _activate(self) -> None:
         for down in self.downtracks.values():
@@ -378,6 +377,11 @@ class Participant:
                 if up is None:
                     return
                 by_ssrc[ssrc] = up
+                self.room.media_arrived(self)  # a new stream's first packet: not per packet
+                if up not in self._media_seen:  # a new SSRC: off the per-packet path
+                    self._media_seen.add(up)
+                    self._emit("first_media", {"track_id": up.track_id, "kind": up.kind,
+                                               "codec": up.codec.mimeType})
             start, end = payload_bounds(data)
             up.on_rtp(data, start, end, arrival_time_ms)
 
@@ -420,7 +424,7 @@ class Participant:
         down = self._add_downtrack(t)
         down.attach(up)
         self._needs_offer = True
-        self._spawn(self.renegotiate())
+        self._tasks.spawn(self.renegotiate())
 
     async def renegotiate(self) -> None:
         """Send a subsequent offer (RFC 9429 §5.2.2) when new send slots were added."""
@@ -449,17 +453,12 @@ class Participant:
     # -- RTCP -------------------------------------------------------------------------
 
     async def _run_rtcp(self) -> None:
-        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval).
-
-        The reports of all tracks on one transport go out as one compound packet (RFC 8108
-        §5.3; RFC 3550 §6.1 lets packet types repeat), split only to stay under
-        ``_RTCP_COMPOUND_MAX`` bytes: one SRTCP protect and send per transport and interval
-        instead of one per track.
-        """
+        """Periodic SR/RR/REMB (RFC 3550 §6.2 randomised interval); the reports of all tracks
+        on one transport go out as one compound packet (``media.rtcp.send_compounds``)."""
         interval = self._settings.rtcp_interval_s
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(_rtcp_tick_delay(loop.time(), interval * (0.5 + random.random())))
+            await asyncio.sleep(rtcp_tick_delay(loop.time(), interval * (0.5 + random.random())))
             now = time.monotonic()
             reports: list[tuple[glue.SrtpLink, bytes]] = []
             for t, up in list(self.uptracks.items()):
@@ -471,27 +470,13 @@ class Participant:
                 packets = down.report(now, self._cname)
                 if packets:
                     reports.append((down.link, b"".join(bytes(p) for p in packets)))
-            compounds: dict[glue.SrtpLink, bytes] = {}
-            for link, report in reports:  # each report starts with an SR or RR
-                pending = compounds.get(link, b"")
-                if pending and len(pending) + len(report) > _RTCP_COMPOUND_MAX:
-                    await link.send_rtcp(pending)
-                    pending = b""
-                compounds[link] = pending + report
-            for link, compound in compounds.items():
-                await link.send_rtcp(compound)
+            await send_compounds(reports)
 
     # -- teardown / stats -------------------------------------------------------------
 
     async def close(self) -> None:
         self._set_state(ParticipantState.CLOSED)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await self._tasks.close()
         for up in self.uptracks.values():
             up.close()
         for down in self.downtracks.values():
@@ -509,80 +494,65 @@ class Participant:
         ]
 
     def stats(self) -> dict[str, Any]:
-        published: list[dict[str, Any]] = []
-        for up in self.uptracks.values():
-            published.append(
-                {
-                    "track_id": up.track_id,
-                    "kind": up.kind,
-                    "codec": up.codec.mimeType,
-                    "bitrate_bps": round(up.rate.bitrate_bps),
-                    "packets_received": up.rate.packets,
-                    "bytes_received": up.rate.bytes,
-                    "packets_lost": up.packets_lost,
-                    "fraction_lost": up.fraction_lost / 256,
-                    "jitter_s": up.jitter_s,
-                    "frames_received": up.frames,
-                    "keyframes_received": up.keyframes,
-                    "keyframe_requests_sent": up.plis_sent,
-                    "nacks_sent": up.nacks_sent,
-                    "rtx_received": up.rtx_received,
-                    "subscribers": len(up.downtracks),
-                }
-            )
-        subscribed: list[dict[str, Any]] = []
-        for down in self.downtracks.values():
-            subscribed.append(
-                {
-                    "track_id": down.source.track_id if down.source else None,
-                    "kind": down.kind,
-                    "active": down.active,
-                    "bitrate_bps": round(down.rate.bitrate_bps),
-                    "packets_forwarded": down.packets,
-                    "bytes_forwarded": down.bytes,
-                    "frames_forwarded": down.frames,
-                    "packets_dropped": down.dropped,
-                    "send_errors": down.send_errors,
-                    "nacks_received": down.nacks_received,
-                    "packets_retransmitted": down.retransmitted,
-                    "keyframe_requests_received": down.plis_received + down.firs_received,
-                    "rtt_s": down.rtt_s,
-                    "fraction_lost": down.remote_fraction_lost / 256,
-                    "packets_lost": down.remote_packets_lost,
-                }
-            )
-        rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
-        return {
+        identity = {
             "participant_id": self.participant_id,
             "state": self.state.value,
             "can_publish": self.can_publish,
+            "kinds": sorted(self.kinds),
             "connection_state": self.pc.connectionState,
-            "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
-            "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
-            "rtt_s": max(rtts) if rtts else None,
-            "fraction_lost_in": max((p["fraction_lost"] for p in published), default=0.0),
-            "fraction_lost_out": max((s["fraction_lost"] for s in subscribed), default=0.0),
-            "frames_forwarded": sum(s["frames_forwarded"] for s in subscribed),
-            "packets_forwarded": sum(s["packets_forwarded"] for s in subscribed),
-            "keyframe_requests_sent": sum(p["keyframe_requests_sent"] for p in published),
-            "keyframe_requests_received": sum(s["keyframe_requests_received"] for s in subscribed),
-            "published": published,
-            "subscribed": subscribed,
         }
+        return participant_stats(identity, self.uptracks.values(), self.downtracks.values())
+
+
+MediaFlowing = Callable[[str], Awaitable[None]]
+"""``on_media(room_id)``: the room's call first carried media between two parties (billing
+learns that the consultation was served)."""
 
 
 class Room:
     """Participants of one consultation and the wiring between their tracks."""
 
-    def __init__(self, room_id: str, settings: MediaSettings, send_signal: SendSignal) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: MediaSettings,
+        send_signal: SendSignal,
+        observer: MediaObserver | None = None,
+        on_event: MediaEventSink = no_events,
+        on_media: MediaFlowing | None = None,
+    ) -> None:
         self.room_id = room_id
         self.settings = settings
         self.send_signal = send_signal
+        self.observer = observer
+        self.on_event = on_event
+        """The room's media events (``MediaEngine._event``: the session log and the observer)."""
+        self.on_media = on_media
         self.participants: dict[str, Participant] = {}
+        self._sending = False
+        self._flowing = False
+
+    def media_arrived(self, participant: Participant) -> None:
+        """A participant's new stream sent its first packet (called once per stream)."""
+        self._sending = True
+        self._check_flowing(participant)
 
     def participant_state_changed(self, participant: Participant) -> None:
         if participant.state is ParticipantState.CONNECTED:
             self.wire()
+            self._check_flowing(participant)
+
+    def _check_flowing(self, participant: Participant) -> None:
+        """The call carries media once a party's media reached the SFU while two parties
+        (publishers, not observers) are connected: the other one receives it. A party that only
+        listens counts (a silent caller still hears the astrologer); one whose connection never
+        came up does not. `on_media` is told once per room."""
+        if self._flowing or not self._sending or self.on_media is None:
+            return
+        connected = [p for p in self.participants.values() if p.can_publish and p.is_connected]
+        if len(connected) >= 2:
+            self._flowing = True
+            participant._tasks.spawn(self.on_media(self.room_id))
 
     def wire(self) -> None:
         """Subscribe every negotiated participant to every other participant's live tracks."""
@@ -595,9 +565,12 @@ class Room:
                         sub.subscribe(up)
 
     async def remove(self, participant_id: str) -> None:
+        """Close the participant's peer connection: a leave, a rejoin's replacement or the
+        room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             await participant.close()
+            self.on_event(self.room_id, participant_id, "left", {})
 
     async def close(self) -> None:
         for pid in list(self.participants):

@@ -20,6 +20,8 @@ from uuid import UUID
 
 import asyncpg
 
+from signalling.upload_quota import UploadQuota, reserve
+
 WRITER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 """The batch statement is prepared once per writer; PostgreSQL would otherwise keep planning it
 afresh on every execution (its custom plans for small arrays look cheaper than the generic one),
@@ -366,15 +368,20 @@ class ChatStore:
         return {r["user_id"]: r["last_read_seq"] for r in rows}
 
     async def add_upload(
-        self, consultation_id: UUID, uploader_id: UUID, content_type: str, data: bytes
+        self, consultation_id: UUID, uploader_id: UUID, content_type: str, data: bytes,
+        quota: UploadQuota | None = None,
     ) -> Upload:
+        """Store an image; with ``quota``, :class:`UploadQuotaExceeded` when it does not fit."""
         digest = hashlib.sha256(data).hexdigest()
-        upload_id = await self._pool.fetchval(
-            """INSERT INTO chat_uploads
-                   (consultation_id, uploader_id, content_type, size_bytes, sha256, data)
-               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-            consultation_id, uploader_id, content_type, len(data), digest, data,
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            if quota is not None:
+                await reserve(conn, quota, consultation_id, uploader_id, len(data))
+            upload_id = await conn.fetchval(
+                """INSERT INTO chat_uploads
+                       (consultation_id, uploader_id, content_type, size_bytes, sha256, data)
+                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+                consultation_id, uploader_id, content_type, len(data), digest, data,
+            )
         return Upload(upload_id, consultation_id, uploader_id, content_type, len(data), digest)
 
     async def get_upload(self, upload_id: UUID) -> tuple[Upload, bytes] | None:

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from aiohttp import web
@@ -38,6 +39,29 @@ class TokenBucket:
         return False
 
 
+class PendingAuth:
+    """Sockets of this node still waiting for their ``auth`` frame, per client address.
+
+    Such a socket costs memory and a task but proves nothing yet, so each address may hold only
+    a few at a time (the limit is per node: a short-lived count needs no shared store)."""
+
+    def __init__(self) -> None:
+        self._by_address: dict[str, int] = {}
+
+    def enter(self, address: str, cap: int) -> bool:
+        """Count one more for ``address`` unless it already holds ``cap``."""
+        held = self._by_address.get(address, 0)
+        if held >= cap:
+            return False
+        self._by_address[address] = held + 1
+        return True
+
+    def leave(self, address: str) -> None:
+        held = self._by_address.pop(address, 0) - 1
+        if held > 0:
+            self._by_address[address] = held
+
+
 @dataclass(slots=True)
 class Replay:
     """Live chat frames held back while ``join_consult`` replays history from the database."""
@@ -50,7 +74,8 @@ class Connection:
     """A socket of one user on this node: identity, joined rooms and the send path."""
 
     __slots__ = (
-        "bucket", "cursors", "id", "replays", "role", "rooms", "transport", "user_id", "ws",
+        "bucket", "connected_at", "cursors", "id", "replays", "role", "rooms", "transport",
+        "user_id", "ws",
     )
 
     def __init__(
@@ -68,6 +93,7 @@ class Connection:
         self.user_id = user_id
         self.role = role
         self.bucket = bucket
+        self.connected_at = datetime.now(UTC)
         self.rooms: set[UUID] = set()
         """Consultations this socket joined."""
         self.cursors: dict[UUID, int] = {}

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from core.bus import EventBus
 from signalling import errors
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
-from signalling.connection import Connection
+from signalling.connection import Connection, PendingAuth
 from signalling.errors import SignalError
 from signalling.ports import Consultations, ConsultView, MediaPort
 from signalling.presence import PresenceService, PresenceStore
 from signalling.routing import BusRouter, LocalRegistry
 from signalling.timers import Timers
 from signalling.waitlist import Waitlist
+from signalling.watchers import StatusWatchers
+from turn.grants import TurnGrants
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +33,26 @@ class Identity:
     user_id: UUID
     role: str
     """``user``, ``consultant`` or ``admin``."""
+    expires_at: float | None = None
+    """Unix time the token expires; the socket closes then (signalling/tokenguard.py)."""
 
 
-Authenticator = Callable[[str], Identity]
-"""Decodes a JWT into an :class:`Identity`; raises on anything invalid."""
+Authenticator = Callable[[str], Awaitable[Identity]]
+"""Decodes a JWT into an :class:`Identity` and checks the account may still use it (exists,
+enabled, token not revoked); raises (with a ``code`` attribute) on anything invalid."""
 
 AuditRecorder = Callable[[UUID, str, str, str, dict[str, Any]], Awaitable[None]]
 """(actor, action, subject type, subject id, details) -> recorded."""
 
-IceServers = Callable[[UUID], list[dict[str, Any]]]
-"""The caller's ICE servers (``turn.ice.build_ice_servers``), sent with ``join_consult``."""
+
+class SessionLogSink(Protocol):
+    """Queues one event of a consultation's session log and returns at once
+    (``core.session_log.EventLog.emitter``, which stamps the node id)."""
+
+    def __call__(
+        self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+        *, at: datetime | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +70,12 @@ class HubServices:
     authenticate: Authenticator
     media: MediaPort | None = None
     """The SFU as routed to the room's host node; ``None`` without media."""
-    ice_servers: IceServers | None = None
+    turn: TurnGrants | None = None
+    """Mints the ICE servers sent with ``join_consult`` (the rule and limit of REST's too)."""
     audit: AuditRecorder | None = None
     """Records admins observing a consultation."""
+    session_log: SessionLogSink | None = None
+    """Each consultation's timeline: sockets, drops, mute/camera, waitlist offers."""
 
 
 @dataclass(slots=True)
@@ -87,6 +103,19 @@ class HubContext:
     router: BusRouter
     timers: Timers
     rooms: RoomState
+    pending_auth: PendingAuth
+    """Unauthenticated sockets per client address (see ``max_unauthenticated_per_address``)."""
+    watchers: StatusWatchers = field(default_factory=StatusWatchers)
+    """Sockets of this node watching astrologers' statuses (``presence`` with ``watch``)."""
+
+    def log_event(
+        self, room: UUID, actor: UUID | None, kind: str, data: dict[str, Any] | None = None,
+        *, at: datetime | None = None,
+    ) -> None:
+        """Queue a session-log event of ``room`` (never waits for the database)."""
+        sink = self.services.session_log
+        if sink is not None:
+            sink(str(room), str(actor) if actor else None, kind, data or {}, at=at)
 
     def joined(self, conn: Connection, data: dict[str, Any]) -> ConsultView:
         """The consultation named in ``data`` if ``conn`` joined it."""
@@ -112,6 +141,13 @@ def uuid_of(data: dict[str, Any], name: str) -> UUID:
 
 def is_party(view: ConsultView, user_id: UUID) -> bool:
     return user_id in view.parties()
+
+
+def role_in(view: ConsultView, user_id: UUID) -> str:
+    """``caller``, ``astrologer`` or ``observer`` (an admin watching)."""
+    if user_id == view.caller_id:
+        return "caller"
+    return "astrologer" if user_id == view.consultant_id else "observer"
 
 
 async def send_parties(ctx: HubContext, room: UUID, users: tuple[UUID, ...], frame: str) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 
+from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext
-from signalling.errors import SignalError
 from signalling.handlers import call, chat, lifecycle, waitlist
 from signalling.ports import jsonable
 
@@ -43,25 +42,15 @@ _unhandled = protocol.CLIENT_TYPES - HANDLERS.keys() - {"auth"}
 if _unhandled:
     raise RuntimeError(f"client message types without a handler: {sorted(_unhandled)}")
 
-_CODE = re.compile(r"[A-Z][A-Z_]{1,63}")
-
-
 async def dispatch(ctx: HubContext, conn: Connection, message: protocol.ClientMessage) -> str:
     """Run the handler of ``message``; the ack or ``error`` frame to send back."""
     try:
         result = await HANDLERS[message.type](ctx, conn, message.data)
-    except SignalError as exc:
-        return protocol.error(message.id, exc.code, exc.message, exc.details)
-    except Exception as exc:
-        code = getattr(exc, "code", None)
-        if isinstance(code, str) and _CODE.fullmatch(code):
-            # A domain error of billing (402 INSUFFICIENT_BALANCE, 409 ...) or of media
-            # (BAD_SDP, GLARE ...): pass it on with its stable code.
-            details = getattr(exc, "details", None)
-            return protocol.error(
-                message.id, code, str(getattr(exc, "message", exc)),
-                jsonable(details) if isinstance(details, dict) else None,
-            )
+    except CodedError as exc:
+        # Ours, or a domain error of billing (INSUFFICIENT_BALANCE ...) or of media (BAD_SDP,
+        # GLARE ...): passed on with its stable code.
+        return protocol.error(message.id, exc.code, exc.message, jsonable(exc.details))
+    except Exception:
         log.exception("signal_handler_failed", type=message.type, conn=conn.id)
         return protocol.error(message.id, errors.INTERNAL, "internal error")
     return protocol.ack(message.id, result)

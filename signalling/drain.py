@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from core.tasks import every
 from signalling import errors, protocol
 from signalling.placement import CpuMeter, NodeLoad, RedisPlacement, media_load, now_ms
 from signalling.routing import LocalRegistry
@@ -90,7 +91,10 @@ class NodeDrain:
         # A drain requested of an earlier process under this NODE_ID does not carry over.
         await self._placement.withdraw(self.node_id)
         await self._publish()
-        self._beat = asyncio.create_task(self._heartbeat(), name="node-load")
+        self._beat = asyncio.create_task(
+            every(self._interval_s, self._beat_once, failed_event="node_load_publish_failed"),
+            name="node-load",
+        )
 
     async def close(self) -> None:
         for task in (self._beat, self._drain):
@@ -108,16 +112,11 @@ class NodeDrain:
         await self._placement.hosting(self.node_id, self._media.room_ids)
         await self._placement.publish(self.node_id, self.load())
 
-    async def _heartbeat(self) -> None:
+    async def _beat_once(self) -> None:
         assert self._placement is not None
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                if not self.state.draining and await self._placement.drain_requested(self.node_id):
-                    self.begin()
-                await self._publish()
-            except Exception:
-                log.warning("node_load_publish_failed", exc_info=True)
+        if not self.state.draining and await self._placement.drain_requested(self.node_id):
+            self.begin()
+        await self._publish()
 
     def begin(self) -> asyncio.Task[None]:
         """Start draining (idempotent); the task ends when the node is empty or evicted."""

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import CodedError
+
 UNAUTHENTICATED = "UNAUTHENTICATED"
 AUTH_TIMEOUT = "AUTH_TIMEOUT"
+TOKEN_EXPIRED = "TOKEN_EXPIRED"
+TOKEN_REVOKED = "TOKEN_REVOKED"
+ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
 INVALID_JSON = "INVALID_JSON"
 INVALID_MESSAGE = "INVALID_MESSAGE"
 UNKNOWN_TYPE = "UNKNOWN_TYPE"
@@ -20,7 +25,10 @@ CONSULT_NOT_ACTIVE = "CONSULT_NOT_ACTIVE"
 CONSULTANT_OFFLINE = "CONSULTANT_OFFLINE"
 CONSULTANT_UNAVAILABLE = "CONSULTANT_UNAVAILABLE"
 MEDIA_UNAVAILABLE = "MEDIA_UNAVAILABLE"
+MEDIA_NOT_ALLOWED = "MEDIA_NOT_ALLOWED"
 UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"
+INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+ALREADY_WAITLISTED = "ALREADY_WAITLISTED"
 INTERNAL = "INTERNAL"
 
 # WebSocket close codes (RFC 6455 §7.4; 4000-4999 are for applications).
@@ -33,18 +41,24 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 
-_STATUS = {FORBIDDEN: 403, NOT_FOUND: 404, UNAUTHENTICATED: 401, CONSULT_NOT_ACTIVE: 409}
+_STATUS = {
+    FORBIDDEN: 403,
+    NOT_FOUND: 404,
+    UNAUTHENTICATED: 401,
+    CONSULT_NOT_ACTIVE: 409,
+    CONSULTANT_OFFLINE: 409,
+    CONSULTANT_UNAVAILABLE: 409,
+    INSUFFICIENT_BALANCE: 402,
+    ALREADY_WAITLISTED: 409,
+    MEDIA_NOT_ALLOWED: 403,
+}
 
 
-class SignalError(Exception):
+class SignalError(CodedError):
     """A client message failed; becomes an ``error`` frame carrying the message's id.
 
     ``status`` lets the REST error middleware render the same error over HTTP.
     """
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.status = _STATUS.get(code, 400)
+        super().__init__(message, details, code=code, status=_STATUS.get(code, 400))

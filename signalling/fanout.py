@@ -1,8 +1,8 @@
 """Billing's events to the sockets of this node: state changes, minute charges, low balance.
 
-Every node listens once to the bus topic ``consultations``. A ``consult_state`` of an ended
-consultation also closes the room here (timers, presence, the SFU room) and offers the freed
-astrologer to the waitlist.
+Every node listens once to the bus topic ``consultations`` (:mod:`billing.events`). A
+``consult_state`` of an ended consultation also closes the room here (timers, presence, the
+SFU room) and offers the freed astrologer to the waitlist.
 """
 
 from __future__ import annotations
@@ -10,74 +10,83 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
-from uuid import UUID
 
 import structlog
 
+from billing import events
+from billing.consultations import EndReason, State
+from core.bus import start_subscriber
 from signalling import protocol
 from signalling.context import HubContext, is_party, send_parties
 from signalling.handlers.waitlist import offer_next
-from signalling.ports import ENDED, REQUESTED, ConsultView
+from signalling.ports import ConsultView
 from signalling.presence import room_key
+from signalling.watchers import tell_status
 
 log = structlog.get_logger(__name__)
 
-CONSULTATIONS_TOPIC = "consultations"
+async def start(ctx: HubContext) -> asyncio.Task[None]:
+    """Listen to billing's events; returns once subscribed."""
+
+    async def handle(raw: dict[str, Any]) -> None:
+        event = events.decode(raw)
+        if event is not None:
+            await on_consultation_event(ctx, event)
+
+    return await start_subscriber(
+        ctx.services.bus, events.TOPIC, handle,
+        name="signalling-consultations", failed_event="consultation_event_failed",
+    )
 
 
-async def listen(ctx: HubContext, ready: asyncio.Event) -> None:
-    async with ctx.services.bus.subscribe(CONSULTATIONS_TOPIC) as events:
-        ready.set()
-        async for event in events:
-            try:
-                await on_consultation_event(ctx, event)
-            except Exception:
-                log.exception("consultation_event_failed", event=event.get("event"))
-
-
-async def on_consultation_event(ctx: HubContext, event: dict[str, Any]) -> None:
-    kind = event.get("event")
-    if kind == "consult_state":
-        await _on_state(ctx, ConsultView.from_json(event["consultation"]))
-    elif kind == "billing_tick":
-        room = UUID(str(event["consultation_id"]))
-        caller = UUID(str(event["caller_id"]))
-        consultant = UUID(str(event["consultant_id"]))
+async def on_consultation_event(ctx: HubContext, event: events.ConsultationEvent) -> None:
+    if isinstance(event, events.ConsultStateChanged):
+        await _on_state(ctx, ConsultView.from_json(event.consultation))
+    elif isinstance(event, events.MinuteCharged):
         data = {
-            "consultation_id": str(room),
-            "minutes": int(event["minutes"]),
-            "amount_paise": int(event["amount_paise"]),
+            "consultation_id": str(event.consultation_id),
+            "minutes": event.minutes,
+            "amount_paise": event.amount_paise,
         }
         # The caller's balance is the caller's business only.
         await ctx.registry.send_users(
-            [caller], protocol.event("billing_tick",
-                                     {**data, "balance_paise": event.get("balance_paise")}),
+            [event.caller_id],
+            protocol.event("billing_tick", {**data, "balance_paise": event.balance_paise}),
         )
         await ctx.registry.send_users(
-            [consultant], protocol.event("billing_tick", {**data, "balance_paise": None})
+            [event.consultant_id], protocol.event("billing_tick", {**data, "balance_paise": None})
         )
-    elif kind == "balance_warning":
-        room = UUID(str(event["consultation_id"]))
-        users = (UUID(str(event["caller_id"])), UUID(str(event["consultant_id"])))
+    else:
         await send_parties(
-            ctx, room, users,
-            protocol.event("balance_warning", {"consultation_id": str(room),
-                                               "minutes_left": int(event["minutes_left"])}),
+            ctx, event.consultation_id, (event.caller_id, event.consultant_id),
+            protocol.event("balance_warning", {"consultation_id": str(event.consultation_id),
+                                               "minutes_left": event.minutes_left}),
         )
+
+
+def recording_notice(setting: str, mode: str) -> str:
+    """What of this consultation is recorded: ``off``, ``audio`` or ``all`` (voice and video
+    consults only; a voice consult has no video to record)."""
+    if setting == "off" or mode not in ("voice", "video"):
+        return "off"
+    return "audio" if mode == "voice" else setting
 
 
 async def _on_state(ctx: HubContext, view: ConsultView) -> None:
     if view.id in ctx.rooms.views:
         ctx.rooms.views[view.id] = view
-    frame = protocol.event("consult_state", {"consultation": view.raw})
+    recording = recording_notice(ctx.settings.recording, view.mode)
+    frame = protocol.event("consult_state", {"consultation": view.raw, "recording": recording})
     await send_parties(ctx, view.id, view.parties(), frame)
-    if view.state == REQUESTED:
+    if view.state == State.REQUESTED:
         await ctx.registry.send_users(
             [view.consultant_id], protocol.event("consult_request", {"consultation": view.raw})
         )
         return
     ctx.timers.cancel(("request", view.id))
-    if view.state != ENDED:
+    # Every node sees each state change: busy on accept, free again at the end.
+    await tell_status(ctx, view.consultant_id)
+    if view.state != State.ENDED:
         return
     for user_id in view.parties():
         ctx.timers.cancel(("grace", view.id, user_id))
@@ -89,7 +98,7 @@ async def _on_state(ctx: HubContext, view: ConsultView) -> None:
             "session_end",
             {
                 "consultation_id": str(view.id),
-                "reason": view.end_reason or "completed",
+                "reason": (view.end_reason or EndReason.COMPLETED).value,
                 "ended_at": view.raw.get("ended_at"),
                 "minutes": view.raw.get("minutes_charged"),
                 "amount_paise": view.raw.get("amount_charged_paise"),

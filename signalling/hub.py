@@ -20,10 +20,13 @@ from uuid import UUID
 
 from aiohttp import web
 
+from billing.consultations import Mode
 from signalling import errors, fanout, rooms, session
 from signalling.chat import ChatStore
 from signalling.config import SignallingSettings
+from signalling.connection import PendingAuth
 from signalling.context import HubContext, HubServices, RoomState
+from signalling.handlers import lifecycle
 from signalling.handlers.call import send_signal
 from signalling.ports import ConsultView, MediaPort
 from signalling.presence import PresenceService
@@ -50,7 +53,7 @@ class Hub:
         )
         self._ctx = HubContext(
             settings=settings, node_id=self.node_id, services=services, registry=self.registry,
-            router=self.router, timers=Timers(), rooms=RoomState(),
+            router=self.router, timers=Timers(), rooms=RoomState(), pending_auth=PendingAuth(),
         )
         self._listener: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -73,15 +76,7 @@ class Hub:
     async def start(self) -> None:
         await self._ctx.services.store.start()
         await self.router.start()
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(
-            fanout.listen(self._ctx, ready), name="signalling-consultations"
-        )
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({waiter, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener.done():
-            waiter.cancel()
-            self._listener.result()
+        self._listener = await fanout.start(self._ctx)
         self._watchdog = asyncio.create_task(
             rooms.watch_rooms(self._ctx), name="signalling-watchdog"
         )
@@ -112,6 +107,21 @@ class Hub:
     async def authorize(self, user_id: UUID, role: str, room: UUID) -> ConsultView:
         """The consultation if ``user_id`` may see it (a participant or an admin)."""
         return await rooms.authorize(self._ctx, user_id, role, room)
+
+    async def request_consultation(
+        self,
+        caller_id: UUID,
+        role: str,
+        consultant_id: UUID,
+        mode: Mode | str,
+        *,
+        birth_profile_id: UUID | None = None,
+    ) -> ConsultView:
+        """``POST /consultations``: the rule the socket's ``consult_request`` applies too."""
+        return await lifecycle.request_consultation(
+            self._ctx, caller_id, role, consultant_id, Mode(mode),
+            birth_profile_id=birth_profile_id,
+        )
 
     async def send_signal(self, room_id: str, participant_id: str, message: dict[str, Any]) -> None:
         """The media engine's callback (see :func:`signalling.handlers.call.send_signal`)."""

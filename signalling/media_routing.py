@@ -27,12 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Collection
 from typing import Any, Protocol
 
 import structlog
 
-from core.bus import EventBus
+from core.bus import EventBus, start_subscriber
+from core.errors import CodedError
+from core.tasks import TaskSet, every
 from signalling import errors
 from signalling.errors import SignalError
 from signalling.placement import RedisPlacement
@@ -160,7 +162,10 @@ class RedisMediaRoomRouter:
         return self._prefix + room_id
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._refresh(), name="media-room-claims")
+        self._task = asyncio.create_task(
+            every(self._refresh_s, self._refresh, failed_event="media_claim_refresh_failed"),
+            name="media-room-claims",
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -173,19 +178,18 @@ class RedisMediaRoomRouter:
                 await self.release(room_id)
 
     async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            for room_id in list(self._hosted):
-                try:
-                    held = await self._redis.eval(
-                        _REFRESH, 1, self.key(room_id), self.node_id, self._ttl_ms
-                    )
-                except Exception:
-                    log.warning("media_claim_refresh_failed", room_id=room_id, exc_info=True)
-                    continue
-                if not held:
-                    log.warning("media_claim_lost", room_id=room_id, node=self.node_id)
-                    self._hosted.discard(room_id)
+        """Extend the claims of the rooms hosted here; forget the ones lost meanwhile."""
+        for room_id in list(self._hosted):
+            try:
+                held = await self._redis.eval(
+                    _REFRESH, 1, self.key(room_id), self.node_id, self._ttl_ms
+                )
+            except Exception:
+                log.warning("media_claim_refresh_failed", room_id=room_id, exc_info=True)
+                continue
+            if not held:
+                log.warning("media_claim_lost", room_id=room_id, node=self.node_id)
+                self._hosted.discard(room_id)
 
     async def _alive(self, node: str) -> bool:
         return bool(await self._redis.exists(self._node_key_prefix + node))
@@ -265,11 +269,12 @@ class RoutedMedia:
         self._timeout = request_timeout_s
         self._deliver: SendSignal | None = None
         self._hosts: dict[tuple[str, str], str] = {}
-        self._can_publish: dict[tuple[str, str], bool] = {}
+        self._terms: dict[tuple[str, str], tuple[bool, tuple[str, ...]]] = {}
+        """(room, participant) -> (can_publish, kinds) of its join, for a rejoin on a new host."""
         self._origins: dict[tuple[str, str], str] = {}
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("media_route_task_failed")
         self._listener: asyncio.Task[None] | None = None
         engine.bind_signal(self._from_engine)
 
@@ -288,22 +293,16 @@ class RoutedMedia:
         await self._router.start()
         if not self._router.multi_node:
             return
-        ready = asyncio.Event()
-        self._listener = asyncio.create_task(self._listen(ready), name="media-routing")
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._listener}, return_when=asyncio.FIRST_COMPLETED)
-        if self._listener in done:
-            waiter.cancel()
-            self._listener.result()
+        self._listener = await start_subscriber(
+            self._bus, _topic(self._node), self._on_event,
+            name="media-routing", failed_event="media_route_event_failed",
+        )
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
         if self._listener is not None:
-            tasks.append(self._listener)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await self._tasks.close()
         self._listener = None
         for future in self._pending.values():
             future.cancel()
@@ -312,15 +311,24 @@ class RoutedMedia:
 
     # ------------------------------------------------------------------ MediaPort (origin side)
 
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> None:
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = ("audio", "video"),
+    ) -> None:
         key = (room_id, participant_id)
         host = await self._router.host_for(room_id)
-        self._can_publish[key] = can_publish
+        wanted = tuple(kinds)
+        self._terms[key] = (can_publish, wanted)
         if host == self._node:
-            await self._engine.join(room_id, participant_id, can_publish=can_publish)
+            await self._engine.join(room_id, participant_id, can_publish=can_publish, kinds=wanted)
             self._origins[key] = self._node
         else:
-            await self._call(host, "join", room_id, participant_id, can_publish=can_publish)
+            await self._call(host, "join", room_id, participant_id, can_publish=can_publish,
+                             kinds=list(wanted))
         self._hosts[key] = host
 
     async def _host_of(self, room_id: str, participant_id: str, *, rejoin: bool) -> str:
@@ -329,7 +337,8 @@ class RoutedMedia:
         if rejoin and host != self._node and await self._router.host_for(room_id) != host:
             # The host died (taken over now) or released the room: a new offer from the
             # client means a new peer connection, on the room's current host.
-            await self.join(room_id, participant_id, can_publish=self._can_publish.get(key, True))
+            can_publish, kinds = self._terms.get(key, (True, ("audio", "video")))
+            await self.join(room_id, participant_id, can_publish=can_publish, kinds=kinds)
             host = self._hosts[key]
         return host
 
@@ -357,7 +366,7 @@ class RoutedMedia:
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         key = (room_id, participant_id)
-        self._can_publish.pop(key, None)
+        self._terms.pop(key, None)
         host = self._hosts.pop(key, self._node)
         if host == self._node:
             await self._leave_here(room_id, participant_id)
@@ -368,7 +377,7 @@ class RoutedMedia:
         """Every node hears ``session_end``; the host closes the room, others tell it too."""
         for key in [k for k in self._hosts if k[0] == room_id]:
             self._hosts.pop(key, None)
-            self._can_publish.pop(key, None)
+            self._terms.pop(key, None)
         await self._close_here(room_id)
         if self._router.multi_node:
             host = await self._router.current_host(room_id)
@@ -448,14 +457,8 @@ class RoutedMedia:
         finally:
             self._pending.pop(request_id, None)
 
-    async def _listen(self, ready: asyncio.Event) -> None:
-        async with self._bus.subscribe(_topic(self._node)) as events:
-            ready.set()
-            async for event in events:
-                try:
-                    self._dispatch(event)
-                except Exception:
-                    log.exception("media_route_event_failed", kind=event.get("k"))
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        self._dispatch(event)
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("k")
@@ -469,21 +472,11 @@ class RoutedMedia:
                 future.set_exception(SignalError(str(event.get("code") or errors.INTERNAL),
                                                  str(event.get("message") or "media error")))
         elif kind == "sig":
-            self._spawn(self._deliver_remote(event))
+            self._tasks.spawn(self._deliver_remote(event))
         elif kind == "req":
-            self._spawn(self._serve(event))
+            self._tasks.spawn(self._serve(event))
         elif kind == "close":
-            self._spawn(self._close_here(str(event["room"])))
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("media_route_task_failed", exc_info=task.exception())
+            self._tasks.spawn(self._close_here(str(event["room"])))
 
     async def _deliver_remote(self, event: dict[str, Any]) -> None:
         if self._deliver is not None:
@@ -504,8 +497,11 @@ class RoutedMedia:
             async with lock:
                 if op == "join":
                     self._router.adopt(room_id)  # refresh the claim from now on
-                    await self._engine.join(room_id, participant_id,
-                                            can_publish=bool(event.get("can_publish", True)))
+                    await self._engine.join(
+                        room_id, participant_id,
+                        can_publish=bool(event.get("can_publish", True)),
+                        kinds=tuple(str(k) for k in event.get("kinds", ("audio", "video"))),
+                    )
                     self._origins[key] = origin
                 elif op == "offer":
                     reply["result"] = await self._engine.handle_offer(
@@ -521,10 +517,9 @@ class RoutedMedia:
                     await self._leave_here(room_id, participant_id)
                 else:
                     raise SignalError(errors.INTERNAL, f"unknown media op {op!r}")
+        except CodedError as exc:
+            reply.update(ok=False, code=exc.code, message=exc.message)
         except Exception as exc:
-            code = getattr(exc, "code", None)
-            if not isinstance(code, str):
-                log.exception("media_route_op_failed", op=op, room_id=room_id)
-                code = errors.INTERNAL
-            reply.update(ok=False, code=code, message=str(getattr(exc, "message", exc)))
+            log.exception("media_route_op_failed", op=op, room_id=room_id)
+            reply.update(ok=False, code=errors.INTERNAL, message=str(exc))
         await self._bus.publish(_topic(origin), reply)

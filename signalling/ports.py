@@ -1,27 +1,33 @@
 """What the hub needs from its neighbours, as narrow interfaces.
 
 The consultation record and its money belong to ``billing`` (``ConsultationService``); the hub
-sees it through :class:`Consultations`, string-typed, and :class:`BillingConsultations` adapts
-the real service. Media (``media.MediaEngine``) is seen through :class:`MediaPort`.
+sees it through :class:`Consultations` (typed with billing's ``Mode``, ``State`` and
+``EndReason``), and :class:`BillingConsultations` adapts the real service. Media
+(``media.MediaEngine``) is seen through :class:`MediaPort`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-REQUESTED = "requested"
-ACTIVE = "active"
-ENDED = "ended"
+from billing.consultations import (
+    Consultation,
+    ConsultationService,
+    EndReason,
+    Mode,
+    State,
+)
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON values from dataclasses, enums, UUIDs, datetimes and money wrappers."""
+    """Plain JSON values from dataclasses, enums, UUIDs, datetimes and money wrappers (for the
+    ``details`` of domain errors, which may carry any of them)."""
     to_json = getattr(value, "to_json", None)
     if callable(to_json):
         return to_json()
@@ -50,32 +56,29 @@ class ConsultView:
     id: UUID
     caller_id: UUID
     consultant_id: UUID
-    mode: str
-    state: str
-    """``requested``, ``active`` or ``ended``."""
-    end_reason: str | None
+    mode: Mode
+    state: State
+    end_reason: EndReason | None
     raw: dict[str, Any]
     """The whole record as JSON, as sent to clients."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConsultView:
+        """From ``Consultation.to_json()`` (as carried by ``consult_state`` bus events)."""
+        reason = data.get("end_reason")
         return cls(
             id=UUID(str(data["id"])),
             caller_id=UUID(str(data["caller_id"])),
             consultant_id=UUID(str(data["consultant_id"])),
-            mode=str(data["mode"]),
-            state=str(data["state"]),
-            end_reason=None if data.get("end_reason") is None else str(data["end_reason"]),
+            mode=Mode(data["mode"]),
+            state=State(data["state"]),
+            end_reason=None if reason is None else EndReason(reason),
             raw=dict(data),
         )
 
     @classmethod
-    def of(cls, record: Any) -> ConsultView:
-        """From billing's ``Consultation`` (or anything with those attributes)."""
-        raw = jsonable(record)
-        if not isinstance(raw, dict):
-            raise TypeError(f"not a consultation: {record!r}")
-        return cls.from_json(raw)
+    def of(cls, c: Consultation) -> ConsultView:
+        return cls(c.id, c.caller_id, c.consultant_id, c.mode, c.state, c.end_reason, c.to_json())
 
     def parties(self) -> tuple[UUID, UUID]:
         return (self.caller_id, self.consultant_id)
@@ -86,7 +89,7 @@ class Consultations(Protocol):
         self,
         caller_id: UUID,
         consultant_id: UUID,
-        mode: str,
+        mode: Mode,
         *,
         birth_profile_id: UUID | None = None,
     ) -> ConsultView: ...
@@ -98,39 +101,38 @@ class Consultations(Protocol):
     async def end(
         self,
         consultation_id: UUID,
-        reason: str,
+        reason: EndReason,
         *,
         actor_id: UUID | None = None,
         ended_at: datetime | None = None,
-    ) -> Any:
+    ) -> dict[str, Any]:
         """Ends (idempotently) and returns the statement as JSON values."""
 
     async def get(self, consultation_id: UUID) -> ConsultView: ...
 
     async def live_for_consultant(self, consultant_id: UUID) -> ConsultView | None: ...
 
+    async def start_shortfall(self, caller_id: UUID, consultant_id: UUID, mode: str) -> int:
+        """Paise the caller lacks to start now (0 when they could)."""
+
 
 class BillingConsultations:
-    """:class:`Consultations` over ``billing.consultations.ConsultationService``."""
+    """:class:`Consultations` over billing's :class:`ConsultationService`."""
 
-    def __init__(self, service: Any) -> None:
-        from billing.consultations import EndReason, Mode
-
+    def __init__(self, service: ConsultationService) -> None:
         self._service = service
-        self._mode: Callable[[str], Any] = Mode
-        self._reason: Callable[[str], Any] = EndReason
 
     async def request(
         self,
         caller_id: UUID,
         consultant_id: UUID,
-        mode: str,
+        mode: Mode,
         *,
         birth_profile_id: UUID | None = None,
     ) -> ConsultView:
         return ConsultView.of(
             await self._service.request(
-                caller_id, consultant_id, self._mode(mode), birth_profile_id=birth_profile_id
+                caller_id, consultant_id, mode, birth_profile_id=birth_profile_id
             )
         )
 
@@ -143,15 +145,20 @@ class BillingConsultations:
     async def end(
         self,
         consultation_id: UUID,
-        reason: str,
+        reason: EndReason,
         *,
         actor_id: UUID | None = None,
         ended_at: datetime | None = None,
-    ) -> Any:
+    ) -> dict[str, Any]:
         statement = await self._service.end(
-            consultation_id, self._reason(reason), actor_id=actor_id, ended_at=ended_at
+            consultation_id, reason, actor_id=actor_id, ended_at=ended_at
         )
-        return jsonable(statement)
+        return statement.to_json()
+
+    async def start_shortfall(self, caller_id: UUID, consultant_id: UUID, mode: str) -> int:
+        return int(
+            await self._service.start_shortfall(caller_id, consultant_id, Mode(mode))
+        )
 
     async def get(self, consultation_id: UUID) -> ConsultView:
         return ConsultView.of(await self._service.get(consultation_id))
@@ -167,8 +174,15 @@ SendSignal = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class MediaPort(Protocol):
-    async def join(self, room_id: str, participant_id: str, *, can_publish: bool = True) -> Any:
-        ...
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        *,
+        can_publish: bool = True,
+        kinds: Collection[str] = ("audio", "video"),
+    ) -> Any:
+        """A peer connection for the participant, sending and receiving only ``kinds``."""
 
     async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str: ...
 

@@ -22,6 +22,7 @@ import structlog
 from redis.asyncio import Redis
 
 from core.presence import PresenceStatus
+from core.tasks import every
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,10 @@ class PresenceStore(Protocol):
     async def remove(self, key: str) -> None:
         """This node holds one socket less under ``key``."""
 
+    async def try_add(self, key: str, cap: int) -> bool:
+        """Like :meth:`add` unless ``cap`` sockets are already held under ``key`` on all live
+        nodes: check and add are one atomic step, so concurrent handshakes cannot overshoot."""
+
     async def counts(self, keys: Sequence[str]) -> list[int]:
         """Sockets under each key on all live nodes."""
 
@@ -64,6 +69,12 @@ class MemoryPresenceStore:
     async def add(self, key: str) -> None:
         self._counts[key] += 1
 
+    async def try_add(self, key: str, cap: int) -> bool:
+        if self._counts.get(key, 0) >= cap:
+            return False
+        self._counts[key] += 1  # no await between the check and the add: atomic on one loop
+        return True
+
     async def remove(self, key: str) -> None:
         self._counts[key] -= 1
         if self._counts[key] <= 0:
@@ -77,6 +88,33 @@ class MemoryPresenceStore:
 
     async def close(self) -> None:
         return None
+
+
+# KEYS[1] the count hash; ARGV: this node's id, the liveness-key prefix, the cap. Counts only
+# fields of live nodes (as :meth:`RedisPresenceStore.counts` does) and adds under the cap in the
+# same script, which Redis runs atomically. (The liveness keys are not in KEYS: fine on one Redis
+# or a replicated one, not on Redis Cluster, which this deployment does not use.)
+_TRY_ADD = """
+local fields = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #fields, 2 do
+    if redis.call('EXISTS', ARGV[2] .. fields[i]) == 1 then
+        total = total + tonumber(fields[i + 1])
+    end
+end
+if total >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+"""
+# Decrement this node's field, dropping it at zero (increments are HINCRBY too, so a concurrent
+# add on this node is never overwritten by a stale absolute value).
+_REMOVE = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+end
+"""
 
 
 class RedisPresenceStore:
@@ -98,6 +136,8 @@ class RedisPresenceStore:
         self._heartbeat_s = heartbeat_s
         self._local: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._try_add = redis.register_script(_TRY_ADD)
+        self._remove = redis.register_script(_REMOVE)
 
     @property
     def node_key_prefix(self) -> str:
@@ -110,7 +150,10 @@ class RedisPresenceStore:
 
     async def start(self) -> None:
         await self._redis.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
-        self._task = asyncio.create_task(self._beat(), name="presence-heartbeat")
+        self._task = asyncio.create_task(
+            every(self._heartbeat_s, self._beat, failed_event="presence_heartbeat_failed"),
+            name="presence-heartbeat",
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -128,28 +171,32 @@ class RedisPresenceStore:
         self._local.clear()
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
-                for key, count in self._local.items():
-                    pipe.hset(self._prefix + key, self._node_id, count)
-                await pipe.execute()
-            except Exception:
-                log.warning("presence_heartbeat_failed", exc_info=True)
+        """Renew this node's liveness key and re-assert its counts."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._node_key(self._node_id), "1", px=self._ttl_ms)
+        # Put back fields a reader forgot while this node looked dead (a long pause); live
+        # fields are only ever changed by increments, never overwritten.
+        for key, count in self._local.items():
+            pipe.hsetnx(self._prefix + key, self._node_id, count)
+        await pipe.execute()
 
     async def add(self, key: str) -> None:
         self._local[key] += 1
-        await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+        await self._redis.hincrby(self._prefix + key, self._node_id, 1)
+
+    async def try_add(self, key: str, cap: int) -> bool:
+        added = await self._try_add(
+            keys=[self._prefix + key], args=[self._node_id, self._node_key(""), cap]
+        )
+        if added:
+            self._local[key] += 1
+        return bool(added)
 
     async def remove(self, key: str) -> None:
         self._local[key] -= 1
         if self._local[key] <= 0:
             del self._local[key]
-            await self._redis.hdel(self._prefix + key, self._node_id)
-        else:
-            await self._redis.hset(self._prefix + key, self._node_id, self._local[key])
+        await self._remove(keys=[self._prefix + key], args=[self._node_id])
 
     async def counts(self, keys: Sequence[str]) -> list[int]:
         if not keys:
@@ -194,6 +241,20 @@ _AWAY_SQL = """
     SELECT u.id, COALESCE(p.away, false) AS away, false AS busy
     FROM unnest($1::uuid[]) AS u(id)
     LEFT JOIN consultant_profiles p ON p.user_id = u.id
+"""
+
+
+# Whose presence a viewer may see: astrologers' is public (they sell their availability); a
+# caller's only their own, an admin, or the other party of their requested or live consultation.
+_VISIBLE_SQL = """
+    SELECT u.id
+    FROM unnest($1::uuid[]) AS u(id)
+    JOIN users x ON x.id = u.id
+    WHERE x.role = 'consultant' OR $3 = 'admin' OR u.id = $2
+       OR EXISTS (SELECT 1 FROM consultations c
+                  WHERE c.state IN ('requested', 'active')
+                    AND ((c.caller_id = u.id AND c.consultant_id = $2)
+                         OR (c.consultant_id = u.id AND c.caller_id = $2)))
 """
 
 
@@ -243,6 +304,17 @@ class PresenceService:
         or ``offline`` from the live sockets on all nodes (the listing applies the away flag)."""
         found = await self.statuses(ids)
         return {u: ("online" if s == "away" else s) for u, s in found.items()}
+
+    async def visible_to(
+        self, viewer_id: UUID, viewer_role: str, ids: Iterable[UUID]
+    ) -> list[UUID]:
+        """Those of ``ids`` whose presence the viewer may watch (in the order given)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = await self._pool.fetch(_VISIBLE_SQL, wanted, viewer_id, viewer_role)
+        allowed = {r["id"] for r in rows}
+        return [u for u in wanted if u in allowed]
 
     async def get(self, consultant_id: UUID) -> Status:
         return (await self.statuses([consultant_id]))[consultant_id]

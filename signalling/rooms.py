@@ -8,7 +8,6 @@ notices); the watchdog covers nodes that die without a goodbye.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +15,16 @@ from uuid import UUID
 
 import structlog
 
+from billing.consultations import EndReason, State
+from core.errors import CodedError
+from core.tasks import every
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext, is_party
 from signalling.errors import SignalError
-from signalling.ports import ACTIVE, ConsultView
+from signalling.ports import ConsultView
 from signalling.presence import room_key, user_key
+from signalling.watchers import STATUS_CHANGED, status_changed, tell_status
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +37,8 @@ async def authorize(ctx: HubContext, user_id: UUID, role: str, room: UUID) -> Co
     """The consultation if ``user_id`` may see it (a participant or an admin)."""
     try:
         view = await ctx.services.consultations.get(room)
-    except Exception as exc:
-        if getattr(exc, "code", None) == errors.NOT_FOUND:
+    except CodedError as exc:
+        if exc.code == errors.NOT_FOUND:
             raise SignalError(errors.NOT_FOUND, "no such consultation") from None
         raise
     if not is_party(view, user_id) and role != "admin":
@@ -65,7 +68,7 @@ async def left_room(
     store = ctx.services.store
     await store.remove(room_key(room, conn.user_id))
     await _release_media(ctx, conn, room)
-    if dropped_at is None or view.state != ACTIVE:
+    if dropped_at is None or view.state != State.ACTIVE:
         return
     remaining = (await store.counts([room_key(room, conn.user_id)]))[0]
     if remaining > 0:
@@ -77,11 +80,17 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
     """The socket closed: leave its rooms as a drop (grace for the parties of active rooms)."""
     rooms = list(conn.rooms)
     ctx.registry.remove(conn)
+    ctx.watchers.forget(conn)
     dropped_at = now()
     log.info("socket_disconnected", conn=conn.id, rooms=len(rooms))
     with contextlib.suppress(Exception):
         await ctx.services.store.remove(user_key(conn.user_id))
+    if conn.role == "consultant":
+        with contextlib.suppress(Exception):
+            await status_changed(ctx, conn.user_id)
     for room in rooms:
+        ctx.log_event(room, conn.user_id, "socket_disconnected",
+                      {"conn": conn.id, "close_code": conn.ws.close_code}, at=dropped_at)
         try:
             await left_room(ctx, conn, room, dropped_at=dropped_at)
         except Exception:
@@ -94,6 +103,8 @@ async def disconnected(ctx: HubContext, conn: Connection) -> None:
 async def party_dropped(ctx: HubContext, room: UUID, user_id: UUID, dropped_at: datetime) -> None:
     grace = ctx.settings.reconnect_grace_s
     log.info("party_dropped", consultation_id=str(room), user=str(user_id), grace_s=grace)
+    ctx.log_event(room, user_id, "party_dropped",
+                  {"grace_s": grace, "dropped_at": dropped_at.isoformat()})
     await ctx.router.to_room(
         room,
         protocol.event(
@@ -116,14 +127,50 @@ async def _grace_expired(ctx: HubContext, room: UUID, user_id: UUID, dropped_at:
         return
     consultations = ctx.services.consultations
     view = await consultations.get(room)
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         return
     log.info("party_gone", consultation_id=str(room), user=str(user_id))
-    await consultations.end(room, "disconnected", actor_id=user_id, ended_at=dropped_at)
+    await end_retrying(ctx, room, EndReason.DISCONNECTED, actor_id=user_id, ended_at=dropped_at)
+
+
+END_RETRY_FIRST_S = 0.5
+END_RETRY_MAX_S = 30.0
+
+
+async def end_retrying(
+    ctx: HubContext,
+    room: UUID,
+    reason: EndReason,
+    *,
+    actor_id: UUID | None = None,
+    ended_at: datetime | None = None,
+    attempt: int = 0,
+) -> None:
+    """End a consultation no client is waiting on (a drop past its grace, a request timeout).
+    An end that fails (the database went away, a deadlock) is tried again, backing off to
+    END_RETRY_MAX_S, until it succeeds: a consultation left active would go on being charged.
+    Billing's end is idempotent, and a retried back-dated end still ends at `ended_at`."""
+    try:
+        await ctx.services.consultations.end(room, reason, actor_id=actor_id, ended_at=ended_at)
+    except Exception:
+        delay = min(END_RETRY_MAX_S, END_RETRY_FIRST_S * 2**attempt)
+        log.warning(
+            "consultation_end_failed", consultation_id=str(room), reason=reason,
+            retry_in_s=delay, exc_info=True,
+        )
+        ctx.timers.schedule(
+            ("end", room), delay,
+            lambda: end_retrying(
+                ctx, room, reason, actor_id=actor_id, ended_at=ended_at, attempt=attempt + 1
+            ),
+        )
 
 
 async def on_control(ctx: HubContext, event: dict[str, Any]) -> None:
     """A hub-to-hub notice from any node (this one included)."""
+    if event.get("e") == STATUS_CHANGED:
+        await tell_status(ctx, UUID(event["consultant_id"]))
+        return
     key = (UUID(event["room"]), UUID(event["user"]))
     if event.get("e") == "rejoined":
         ctx.timers.cancel(("grace", *key))
@@ -143,13 +190,10 @@ async def watch_rooms(ctx: HubContext) -> None:
     grace as a dropped socket, its drop time taken as one node TTL ago (in the caller's
     favour: at most that much earlier than the truth).
     """
-    interval = ctx.settings.presence_heartbeat_s
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await _check_rooms(ctx)
-        except Exception:
-            log.warning("room_watchdog_failed", exc_info=True)
+    await every(
+        ctx.settings.presence_heartbeat_s, lambda: _check_rooms(ctx),
+        failed_event="room_watchdog_failed",
+    )
 
 
 async def _check_rooms(ctx: HubContext) -> None:
@@ -157,7 +201,7 @@ async def _check_rooms(ctx: HubContext) -> None:
     pairs = [
         (room, user)
         for room, view in state.views.items()
-        if view.state == ACTIVE
+        if view.state == State.ACTIVE
         for user in view.parties()
     ]
     if not pairs:

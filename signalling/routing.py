@@ -16,7 +16,7 @@ from uuid import UUID
 
 import structlog
 
-from core.bus import EventBus
+from core.bus import EventBus, start_subscriber
 from signalling.connection import Connection
 
 log = structlog.get_logger(__name__)
@@ -129,13 +129,10 @@ class BusRouter:
         """Subscribe before returning, so nothing published afterwards is missed."""
         if not self._multi_node:
             return
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._listen(ready), name="signalling-router")
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            waiter.cancel()
-            self._task.result()  # re-raise why the subscription failed
+        self._task = await start_subscriber(
+            self._bus, self._topic, self._deliver,
+            name="signalling-router", failed_event="signal_delivery_failed",
+        )
         self._flusher = asyncio.create_task(self._flush(), name="signalling-outbox")
 
     async def close(self) -> None:
@@ -188,15 +185,6 @@ class BusRouter:
         await self._on_control(event)
         if self._multi_node:
             self._publish({"k": "c", "e": event})
-
-    async def _listen(self, ready: asyncio.Event) -> None:
-        async with self._bus.subscribe(self._topic) as sub:
-            ready.set()
-            async for event in sub:
-                try:
-                    await self._deliver(event)
-                except Exception:
-                    log.exception("signal_delivery_failed", kind=event.get("k"))
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         if event.get("n") == self._node_id:

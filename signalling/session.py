@@ -2,7 +2,9 @@
 
 The token comes in ``Sec-WebSocket-Protocol`` (``kundlinow.token.<jwt>``) or in a first ``auth``
 frame within ``auth_timeout_s``. Then a per-user connection cap, a token bucket per socket and a
-frame size limit apply; each text frame is decoded, rate-limited and dispatched.
+frame size limit apply; each text frame is decoded, rate-limited and dispatched. A
+:class:`~signalling.tokenguard.TokenGuard` closes the socket when its token expires or is
+revoked, unless a later ``auth`` frame brought a fresh one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from signalling.context import HubContext, Identity
 from signalling.dispatch import dispatch
 from signalling.presence import user_key
 from signalling.rooms import disconnected
+from signalling.tokenguard import TokenGuard
+from signalling.watchers import status_changed
 
 log = structlog.get_logger(__name__)
 
@@ -39,27 +43,42 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
     token = _offered_token(request)
     if token is not None:
         try:
-            identity = ctx.services.authenticate(token)
-        except Exception:
+            identity = await ctx.services.authenticate(token)
+        except Exception as exc:
             return web.json_response(
-                {"error": {"code": errors.UNAUTHENTICATED, "message": "invalid token",
-                           "details": {}}},
+                {"error": {"code": _auth_code(exc), "message": "invalid token", "details": {}}},
                 status=401,
             )
+    address = request.remote or ""
+    unauthenticated = identity is None
+    if unauthenticated and not ctx.pending_auth.enter(
+        address, settings.max_unauthenticated_per_address
+    ):
+        return web.json_response(
+            {"error": {"code": errors.TOO_MANY_CONNECTIONS,
+                       "message": "too many sockets waiting to authenticate",
+                       "details": {"max": settings.max_unauthenticated_per_address}}},
+            status=429,
+        )
     ws = web.WebSocketResponse(
         protocols=(protocol.PROTOCOL,),
         heartbeat=settings.heartbeat_s,
         max_msg_size=settings.hard_frame_bytes,
         compress=False,
     )
-    await ws.prepare(request)
-    if identity is None:
-        identity = await _await_auth(ctx, ws)
-        if identity is None:
-            return ws
+    try:
+        await ws.prepare(request)
+        if identity is None or token is None:
+            authenticated = await _await_auth(ctx, ws)
+            identity, token = authenticated if authenticated is not None else (None, None)
+    finally:
+        if unauthenticated:
+            ctx.pending_auth.leave(address)
+    if identity is None or token is None:
+        return ws
     store = ctx.services.store
-    count = (await store.counts([user_key(identity.user_id)]))[0]
-    if count >= settings.max_connections_per_user:
+    # One atomic check-and-add across all nodes: concurrent handshakes cannot overshoot.
+    if not await store.try_add(user_key(identity.user_id), settings.max_connections_per_user):
         await ws.send_str(
             protocol.error(None, errors.TOO_MANY_CONNECTIONS, "too many connections",
                            {"max": settings.max_connections_per_user})
@@ -69,9 +88,12 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
     bucket = TokenBucket(settings.rate_per_s, settings.rate_burst)
     conn = Connection(ws, request.transport, identity.user_id, identity.role, bucket)
     ctx.registry.add(conn)
-    await store.add(user_key(conn.user_id))
+    if conn.role == "consultant":
+        await status_changed(ctx, conn.user_id)
     structlog.contextvars.bind_contextvars(user_id=str(conn.user_id))
     log.info("socket_connected", conn=conn.id, node=ctx.node_id)
+    guard = TokenGuard(ws, ctx.services.authenticate, token, identity, settings.token_check_s)
+    guard.start()
     try:
         await conn.send(
             protocol.event(
@@ -87,13 +109,22 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
                 },
             )
         )
-        await _read_loop(ctx, conn)
+        await _read_loop(ctx, conn, guard)
     finally:
         await disconnected(ctx, conn)
+        await guard.close()
     return ws
 
 
-async def _await_auth(ctx: HubContext, ws: web.WebSocketResponse) -> Identity | None:
+def _auth_code(exc: Exception) -> str:
+    """The refusal's stable code (TOKEN_EXPIRED, TOKEN_REVOKED, ACCOUNT_DISABLED, ...)."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else errors.UNAUTHENTICATED
+
+
+async def _await_auth(
+    ctx: HubContext, ws: web.WebSocketResponse
+) -> tuple[Identity, str] | None:
     deadline = time.monotonic() + ctx.settings.auth_timeout_s
     while True:
         remaining = deadline - time.monotonic()
@@ -119,20 +150,21 @@ async def _await_auth(ctx: HubContext, ws: web.WebSocketResponse) -> Identity | 
         if message.type != "auth":
             await ws.send_str(protocol.error(message.id, errors.UNAUTHENTICATED, "send auth first"))
             continue
+        token = message.data["token"]
         try:
-            identity = ctx.services.authenticate(message.data["token"])
-        except Exception:
-            await ws.send_str(protocol.error(message.id, errors.UNAUTHENTICATED, "invalid token"))
+            identity = await ctx.services.authenticate(token)
+        except Exception as exc:
+            await ws.send_str(protocol.error(message.id, _auth_code(exc), "invalid token"))
             await ws.close(code=errors.CLOSE_UNAUTHENTICATED, message=b"invalid token")
             return None
         await ws.send_str(protocol.ack(message.id, {"user_id": str(identity.user_id)}))
-        return identity
+        return identity, token
 
 
-async def _read_loop(ctx: HubContext, conn: Connection) -> None:
+async def _read_loop(ctx: HubContext, conn: Connection, guard: TokenGuard) -> None:
     async for msg in conn.ws:
         if msg.type == WSMsgType.TEXT:
-            await _on_frame(ctx, conn, msg.data)
+            await _on_frame(ctx, conn, guard, msg.data)
         elif msg.type == WSMsgType.BINARY:
             await conn.send(
                 protocol.error(None, errors.INVALID_MESSAGE, "binary frames are not accepted")
@@ -142,7 +174,7 @@ async def _read_loop(ctx: HubContext, conn: Connection) -> None:
             break
 
 
-async def _on_frame(ctx: HubContext, conn: Connection, text: str) -> None:
+async def _on_frame(ctx: HubContext, conn: Connection, guard: TokenGuard, text: str) -> None:
     try:
         message = protocol.decode(text, ctx.settings.max_frame_bytes)
     except protocol.ProtocolError as exc:
@@ -154,7 +186,13 @@ async def _on_frame(ctx: HubContext, conn: Connection, text: str) -> None:
                            {"rate_per_s": ctx.settings.rate_per_s})
         )
         return
-    if message.type == "auth":
-        await conn.send(protocol.ack(message.id, {"user_id": str(conn.user_id)}))
+    if message.type == "auth":  # a fresh token keeps the socket open past the old one's expiry
+        try:
+            identity = await guard.reauthenticate(message.data["token"])
+        except Exception as exc:
+            await conn.send(protocol.error(message.id, _auth_code(exc), "token refused"))
+            return
+        await conn.send(protocol.ack(message.id, {"user_id": str(conn.user_id),
+                                                  "expires_at": identity.expires_at}))
         return
     await conn.send(await dispatch(ctx, conn, message))

@@ -7,9 +7,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
-import structlog
-
-log = structlog.get_logger(__name__)
+from core.tasks import TaskSet
 
 
 class Timers:
@@ -17,17 +15,7 @@ class Timers:
 
     def __init__(self) -> None:
         self._handles: dict[Hashable, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("signalling_task_failed", task=task.get_name(), exc_info=task.exception())
+        self._tasks = TaskSet("signalling_task_failed")
 
     def schedule(
         self, key: Hashable, delay: float, make: Callable[[], Coroutine[Any, Any, Any]]
@@ -36,7 +24,7 @@ class Timers:
 
         def fire() -> None:
             self._handles.pop(key, None)
-            self.spawn(make(), name=f"timer:{key}")
+            self._tasks.spawn(make(), name=f"timer:{key}")
 
         self._handles[key] = asyncio.get_running_loop().call_later(delay, fire)
 
@@ -52,8 +40,4 @@ class Timers:
         for handle in self._handles.values():
             handle.cancel()
         self._handles.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._tasks.close()

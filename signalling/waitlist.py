@@ -4,14 +4,25 @@ When an astrologer's consultation ends, :meth:`Waitlist.offer_next` offers the s
 caller at the head; it runs under a per-astrologer advisory lock, so when every node reacts to the
 same ``consult_state`` event only one offer is made. An offer is held for ``offer_s`` seconds;
 meanwhile requests from others are refused, then it expires and the next caller is offered.
+A caller holds one open place at a time, across all astrologers (a unique index); who may queue
+at all, and who is skipped when offered, is decided by :mod:`signalling.handlers.waitlist`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+
+class AlreadyWaitlisted(Exception):
+    """The caller already holds a place in another astrologer's queue."""
+
+    def __init__(self, consultant_id: UUID) -> None:
+        super().__init__(f"already waiting for {consultant_id}")
+        self.consultant_id = consultant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +32,7 @@ class WaitlistEntry:
     caller_id: UUID
     mode: str
     state: str
-    """``queued``, ``offered``, ``taken``, ``left`` or ``expired``."""
+    """``queued``, ``offered``, ``taken``, ``left``, ``expired`` or ``skipped``."""
 
 
 def _entry(row: asyncpg.Record) -> WaitlistEntry:
@@ -47,16 +58,30 @@ class Waitlist:
         )
 
     async def join(self, consultant_id: UUID, caller_id: UUID, mode: str) -> int:
-        """Queue the caller (once); returns their 1-based position."""
+        """Queue the caller (once); returns their 1-based position.
+
+        :class:`AlreadyWaitlisted` when they hold a place with another astrologer."""
         async with self._pool.acquire() as con, con.transaction():
             await con.execute(_LOCK, str(consultant_id))
-            await con.execute(
-                """INSERT INTO consult_waitlist (consultant_id, caller_id, mode)
-                   VALUES ($1, $2, $3)
-                   ON CONFLICT (consultant_id, caller_id)
-                       WHERE state IN ('queued', 'offered') DO NOTHING""",
-                consultant_id, caller_id, mode,
+            elsewhere = await con.fetchval(
+                """SELECT consultant_id FROM consult_waitlist
+                   WHERE caller_id = $1 AND consultant_id <> $2
+                     AND state IN ('queued', 'offered')""",
+                caller_id, consultant_id,
             )
+            if elsewhere is not None:
+                raise AlreadyWaitlisted(elsewhere)
+            try:
+                await con.execute(
+                    """INSERT INTO consult_waitlist (consultant_id, caller_id, mode)
+                       VALUES ($1, $2, $3)
+                       ON CONFLICT (consultant_id, caller_id)
+                           WHERE state IN ('queued', 'offered') DO NOTHING""",
+                    consultant_id, caller_id, mode,
+                )
+            except asyncpg.UniqueViolationError:
+                # joined another astrologer's queue concurrently (the index is the final word)
+                raise AlreadyWaitlisted(consultant_id) from None
             return await self._position(con, consultant_id, caller_id)
 
     @staticmethod
@@ -92,11 +117,13 @@ class Waitlist:
                 )
             )
 
-    async def taken(self, consultant_id: UUID, caller_id: UUID) -> None:
-        """The caller's request went through: their entry (if any) is done."""
-        await self._pool.execute(
+    async def taken(self, consultant_id: UUID, caller_id: UUID) -> datetime | None:
+        """The caller's request went through: their entry (if any) is done. Returns when the
+        slot was offered to them, if it was (the session log's ``offered``)."""
+        return await self._pool.fetchval(
             """UPDATE consult_waitlist SET state = 'taken', closed_at = now()
-               WHERE consultant_id = $1 AND caller_id = $2 AND state IN ('queued', 'offered')""",
+               WHERE consultant_id = $1 AND caller_id = $2 AND state IN ('queued', 'offered')
+               RETURNING offered_at""",
             consultant_id, caller_id,
         )
 
@@ -121,6 +148,14 @@ class Waitlist:
                 consultant_id,
             )
             return _entry(row) if row is not None else None
+
+    async def skip(self, entry: WaitlistEntry) -> None:
+        """The offered caller can no longer start: their place is closed as ``skipped``."""
+        await self._pool.execute(
+            """UPDATE consult_waitlist SET state = 'skipped', closed_at = now()
+               WHERE id = $1 AND state = 'offered'""",
+            entry.id,
+        )
 
     async def queued(self, consultant_id: UUID) -> list[WaitlistEntry]:
         rows = await self._pool.fetch(

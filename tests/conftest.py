@@ -31,6 +31,7 @@ from core.embedded_pg import EmbeddedPostgres
 from kundlinow.app import create_app
 from kundlinow.config import Settings
 from kundlinow.database import migrations
+from recording.config import RecordingSettings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 T = TypeVar("T")
@@ -123,14 +124,17 @@ async def database(db_dsn: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(db_dsn: str) -> Settings:
-    """Settings for an app on this test's database; change fields with ``dataclasses.replace``."""
+def settings(db_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for an app on this test's database; change fields with ``dataclasses.replace``.
+
+    Recordings go under the test's ``tmp_path``, not ``./var/recordings`` (``RECORDINGS_DIR``)."""
     return Settings(
         env="test",
         database_url=db_dsn,
         jwt_secret=TEST_JWT_SECRET,
         log_format="console",
         log_level="WARNING",
+        recording=RecordingSettings(directory=tmp_path / "recordings"),
     )
 
 
@@ -182,9 +186,23 @@ def redis_prefix() -> str:
     return f"kntest:{uuid.uuid4().hex[:12]}:"
 
 
+def require_program(path: str, what: str, install: str) -> None:
+    """Skip a test whose program is missing with one line saying what to install — or fail
+    with that line in CI, where every program must be present."""
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return
+    message = f"{what} is not installed ({path} missing): {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
     """A headless Chromium (see tests/browser.py), closed after the test."""
+    require_program(
+        CHROMIUM, "Chromium", "apt-get install chromium, or set CHROMIUM_PATH to a Chromium"
+    )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from argon2 import PasswordHasher
 
 from api.auth import Role, issue_token
 from core.db import Database
 from kundlinow.config import Settings
+from tests.signalling.wsclient import WsClient, connect
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -70,3 +72,12 @@ async def create_user(
                 *rates,
             )
     return TestUser(user_id, email, role, issue_token(settings, user_id, role))
+
+
+async def online_astrologer(
+    server: Any, database: Database, settings: Settings
+) -> tuple[TestUser, WsClient]:
+    """An astrologer with a socket open on ``server`` (a test client of the app): online, so
+    given TURN credentials (turn/grants.py). Keep the socket for as long as that should hold."""
+    user = await create_user(database, settings, "consultant")
+    return user, await connect(server, "/ws", user.token)

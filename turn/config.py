@@ -36,6 +36,11 @@ class TurnSettings:
     realm: str | None = None
     """coturn's ``realm``; informational (clients learn it from the 401 challenge, RFC 8489
     §9.2.4), kept so the deployment can check both sides agree."""
+    credentials_limit: int = 30
+    """TURN credentials one user may be given per ``credentials_window_s``, over REST and
+    ``join_consult`` together (``TURN_CREDENTIALS_LIMIT``); past it: 429 ``RATE_LIMITED``."""
+    credentials_window_s: int = 60
+    """The window of ``credentials_limit`` in seconds (``TURN_CREDENTIALS_WINDOW_S``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.ttl_s, bool) or not isinstance(self.ttl_s, int):

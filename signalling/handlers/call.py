@@ -6,19 +6,26 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from billing.consultations import State
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext, is_party
 from signalling.errors import SignalError
-from signalling.ports import ACTIVE, ConsultView
+from signalling.ports import ConsultView
 
 SIGNALS = ("call_offer", "call_answer", "ice_candidate")
+MODE_KINDS: dict[str, tuple[str, ...]] = {
+    "chat": (),
+    "voice": ("audio",),
+    "video": ("audio", "video"),
+}
+"""The media a consultation's mode pays for: the SFU sends and receives only these kinds."""
 
 
 def _require_active(view: ConsultView) -> None:
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
-                          {"state": view.state})
+                          {"state": view.state.value})
 
 
 async def media_state(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
@@ -26,6 +33,8 @@ async def media_state(ctx: HubContext, conn: Connection, data: dict[str, Any]) -
     clients send their state again when a call starts and when either party rejoins."""
     view = ctx.joined_party(conn, data)
     _require_active(view)
+    ctx.log_event(view.id, conn.user_id, "media_state_changed",
+                  {"audio": bool(data["audio"]), "video": bool(data["video"])})
     await ctx.router.to_room(
         view.id,
         protocol.event("media_state", {"consultation_id": str(view.id),
@@ -42,6 +51,9 @@ async def call_signal(
 ) -> dict[str, Any]:
     view = ctx.joined(conn, data)
     _require_active(view)
+    if not MODE_KINDS.get(view.mode):
+        raise SignalError(errors.MEDIA_NOT_ALLOWED, "a chat consultation carries no media",
+                          {"mode": view.mode})
     target = data.get("target") or ("sfu" if ctx.services.media is not None else "peer")
     if target == "peer":
         if not is_party(view, conn.user_id):
@@ -68,7 +80,8 @@ async def _to_media(
         if ctx.rooms.media_joined.get(key) != conn.id:
             # First offer of this socket: a fresh peer connection (a rejoin replaces the
             # old one; aiortc has no ICE restart). Observers subscribe only.
-            await media.join(room, participant, can_publish=is_party(view, conn.user_id))
+            await media.join(room, participant, can_publish=is_party(view, conn.user_id),
+                             kinds=MODE_KINDS[view.mode])
             ctx.rooms.media_joined[key] = conn.id
         answer = await media.handle_offer(room, participant, str(data["sdp"]))
         await conn.send(protocol.event("call_answer", {"consultation_id": room,

@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from billing.consultations import State
 from signalling import errors, protocol
 from signalling.connection import Connection, Replay
 from signalling.context import HubContext, uuid_of
 from signalling.errors import SignalError
 from signalling.masking import mask
-from signalling.ports import ACTIVE
 
 REPLAY_PAGE = 500
 
 
 async def message(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     view = ctx.joined_party(conn, data)
-    if view.state != ACTIVE:
+    if view.state != State.ACTIVE:
         raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
-                          {"state": view.state})
+                          {"state": view.state.value})
     chat = ctx.services.chat
     text: str | None = data.get("text")
     upload_id: UUID | None = None

@@ -13,14 +13,19 @@ from uuid import UUID
 
 import structlog
 
+from billing.consultations import EndReason, Mode, State
+from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
-from signalling.context import HubContext, is_party, uuid_of
+from signalling.context import HubContext, is_party, role_in, uuid_of
 from signalling.errors import SignalError
 from signalling.handlers.chat import replay
-from signalling.ports import ENDED, REQUESTED
+from signalling.handlers.waitlist import join_waitlist
+from signalling.ports import ConsultView
 from signalling.presence import AWAY, BUSY, OFFLINE, room_key
-from signalling.rooms import authorize, left_room
+from signalling.rooms import authorize, end_retrying, left_room
+from turn.grants import TurnNotAllowed, TurnRateLimited
+from turn.ice import IceServer
 
 log = structlog.get_logger(__name__)
 
@@ -33,49 +38,76 @@ async def consult_request(
     ctx: HubContext, conn: Connection, data: dict[str, Any]
 ) -> dict[str, Any]:
     consultant_id = uuid_of(data, "consultant_id")
-    mode = str(data["mode"])
+    mode = Mode(data["mode"])
     wants_waitlist = bool(data.get("waitlist", False))
     # The astrologer reads this profile and its chart with the request (issue 15).
     profile = uuid_of(data, "birth_profile_id") if data.get("birth_profile_id") else None
-    if consultant_id == conn.user_id:
-        raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
-    services = ctx.services
-    status = await services.presence.get(consultant_id)
+    status = await ctx.services.presence.get(consultant_id)
     if status in (OFFLINE, AWAY):
         raise SignalError(errors.CONSULTANT_OFFLINE, f"the astrologer is {status}",
                           {"status": status})
-    blocked = status == BUSY or await services.waitlist.blocked_for(consultant_id, conn.user_id)
-    if not blocked:
+    # a busy astrologer's queue is joined without asking billing (it would refuse anyway)
+    if status != BUSY:
         try:
-            view = await services.consultations.request(
-                conn.user_id, consultant_id, mode, birth_profile_id=profile
+            view = await request_consultation(
+                ctx, conn.user_id, conn.role, consultant_id, mode, birth_profile_id=profile
             )
-        except Exception as exc:
-            if getattr(exc, "code", None) != errors.CONSULTANT_UNAVAILABLE:
-                raise
-            blocked = True
-            if not wants_waitlist:
+        except CodedError as exc:
+            if exc.code != errors.CONSULTANT_UNAVAILABLE or not wants_waitlist:
                 raise
         else:
-            await services.waitlist.taken(consultant_id, conn.user_id)
-            ctx.timers.cancel(("offer", consultant_id))
-            ctx.timers.schedule(
-                ("request", view.id), ctx.settings.request_timeout_s,
-                lambda: _request_expired(ctx, view.id),
-            )
             return {"consultation": view.raw}
-    if not wants_waitlist:
+    elif not wants_waitlist:
         raise SignalError(errors.CONSULTANT_UNAVAILABLE, "the astrologer is busy",
                           {"waitlist": True})
-    position = await services.waitlist.join(consultant_id, conn.user_id, mode)
+    position = await join_waitlist(ctx, conn.user_id, conn.role, consultant_id, mode)
     return {"waitlisted": True, "position": position, "consultant_id": str(consultant_id)}
+
+
+async def request_consultation(
+    ctx: HubContext,
+    caller_id: UUID,
+    role: str,
+    consultant_id: UUID,
+    mode: Mode,
+    *,
+    birth_profile_id: UUID | None = None,
+) -> ConsultView:
+    """The one rule for requesting a consultation, over the socket and over REST.
+
+    Only a caller (role ``user``) may request; while the astrologer's freed slot is offered to a
+    waiting caller, anyone else gets CONSULTANT_UNAVAILABLE; billing then checks the balance and
+    that the astrologer is free. A request that goes through closes the caller's waitlist place
+    and times out after ``request_timeout_s`` unless accepted.
+    """
+    if role != "user":
+        raise SignalError(errors.FORBIDDEN, "only callers request consultations")
+    if consultant_id == caller_id:
+        raise SignalError(errors.FORBIDDEN, "you cannot consult yourself")
+    services = ctx.services
+    if await services.waitlist.blocked_for(consultant_id, caller_id):
+        raise SignalError(errors.CONSULTANT_UNAVAILABLE,
+                          "the astrologer's free slot is offered to a waiting caller",
+                          {"waitlist": True, "reason": "offered"})
+    view = await services.consultations.request(
+        caller_id, consultant_id, mode, birth_profile_id=birth_profile_id
+    )
+    offered_at = await services.waitlist.taken(consultant_id, caller_id)
+    if offered_at is not None:  # the slot this request took was offered from the queue
+        ctx.log_event(view.id, caller_id, "offered", {"mode": mode}, at=offered_at)
+    ctx.timers.cancel(("offer", consultant_id))
+    ctx.timers.schedule(
+        ("request", view.id), ctx.settings.request_timeout_s,
+        lambda: _request_expired(ctx, view.id),
+    )
+    return view
 
 
 async def _request_expired(ctx: HubContext, room: UUID) -> None:
     view = await ctx.services.consultations.get(room)
-    if view.state == REQUESTED:
+    if view.state == State.REQUESTED:
         log.info("request_timed_out", consultation_id=str(room))
-        await ctx.services.consultations.end(room, "timeout")
+        await end_retrying(ctx, room, EndReason.TIMEOUT)
 
 
 async def accept(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
@@ -99,15 +131,15 @@ async def session_end(ctx: HubContext, conn: Connection, data: dict[str, Any]) -
     participant = is_party(view, conn.user_id)
     if not participant and conn.role != "admin":
         raise SignalError(errors.FORBIDDEN, "not your consultation")
-    if view.state == REQUESTED and conn.user_id == view.consultant_id:
+    if view.state == State.REQUESTED and conn.user_id == view.consultant_id:
         view = await consultations.reject(room, conn.user_id)
         return {"consultation": view.raw}
     if not participant:
-        reason = "admin"
-    elif view.state == REQUESTED:
-        reason = "cancelled"
+        reason = EndReason.ADMIN
+    elif view.state == State.REQUESTED:
+        reason = EndReason.CANCELLED
     else:
-        reason = "completed"
+        reason = EndReason.COMPLETED
     statement = await consultations.end(room, reason, actor_id=conn.user_id)
     return {"consultation_id": str(room), "statement": statement}
 
@@ -121,11 +153,14 @@ async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) 
     services = ctx.services
     if first:
         ctx.registry.join(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_connected",
+                      {"conn": conn.id, "role": role_in(view, conn.user_id),
+                       "connected_at": conn.connected_at.isoformat(), "state": view.state})
         if not participant and services.audit is not None:
             # An admin watching a private consultation is always on the record.
             await services.audit(conn.user_id, "observer_joined", "consultation", str(room),
                                  {"node": ctx.node_id, "state": view.state})
-        if participant and view.state != ENDED:
+        if participant and view.state != State.ENDED:
             await services.store.add(room_key(room, conn.user_id))
             await ctx.router.control(
                 {"e": "rejoined", "room": str(room), "user": str(conn.user_id)}
@@ -144,9 +179,21 @@ async def join_consult(ctx: HubContext, conn: Connection, data: dict[str, Any]) 
         "last_seq": await services.chat.last_seq(room),
         "replayed": replayed,
         "reads": {str(k): v for k, v in (await services.chat.reads(room)).items()},
-        # STUN/TURN servers with a fresh credential for this user; [] without TURN.
-        "ice_servers": services.ice_servers(conn.user_id) if services.ice_servers else [],
+        "ice_servers": await _ice_servers(ctx, conn, room),
     }
+
+
+async def _ice_servers(ctx: HubContext, conn: Connection, room: UUID) -> list[IceServer]:
+    """STUN/TURN servers with a fresh credential for a party of this accepted consultation (or
+    an online astrologer), under the same per-user limit as GET /turn/credentials; anyone else,
+    or past the limit: the servers that need no credential. The join itself never fails here."""
+    grants = ctx.services.turn
+    if grants is None:
+        return []
+    try:
+        return await grants.issue(conn.user_id, conn.role, room)
+    except (TurnNotAllowed, TurnRateLimited):
+        return grants.stun_only()
 
 
 async def leave_consult(
@@ -156,6 +203,7 @@ async def leave_consult(
     if room in conn.rooms:
         await left_room(ctx, conn, room, dropped_at=None)
         ctx.registry.leave(room, conn)
+        ctx.log_event(room, conn.user_id, "socket_left", {"conn": conn.id})
         # A deliberate leave is not a drop: no node's watchdog should start a grace for it.
         await ctx.router.control({"e": "left", "room": str(room), "user": str(conn.user_id)})
         if not ctx.registry.by_room.get(room):

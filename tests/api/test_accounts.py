@@ -328,3 +328,14 @@ async def test_registrations_per_ip_are_limited(aiohttp_client: Any, make_app: A
     # Logins from the same IP have their own budget.
     login = await client.post("/auth/login", json={"email": _email(), "password": "x" * 9})
     assert login.status == 401
+
+
+async def test_registered_display_name_is_masked(client: Client, database: Database) -> None:
+    response = await _register(client, role="consultant", display_name="Pandit ⑨⑧⑦⑥⑤④③②①⓪")
+    assert response.status == 201
+    assert (await response.json())["user"]["display_name"] == "Pandit [hidden]"
+    user_id = uuid.UUID((await response.json())["user"]["id"])
+    profile = await database.pool.fetchval(
+        "SELECT display_name FROM consultant_profiles WHERE user_id = $1", user_id
+    )
+    assert profile == "Pandit [hidden]"

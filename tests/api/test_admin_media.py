@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.keys import CONSULTATIONS, MEDIA
 from billing.consultations import Mode
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import CONSULTATIONS, MEDIA
 from tests.billing.helpers import grant
 from tests.factories import auth, create_user
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.keys import PRESENCE
 from core.db import Database
 from core.presence import PresenceStatus
 from kundlinow.config import Settings
-from kundlinow.keys import PRESENCE
 from tests.conftest import AppFactory
 from tests.factories import TestUser, create_user
 
@@ -267,3 +267,23 @@ async def test_patch_rejects_bad_values(
     )
     assert row is not None and (row["bio"], row["rate_chat_paise"]) == ("", 1000)
     assert (await client.patch("/consultants/me", json={"bio": "x"})).status == 401
+
+
+async def test_profile_contact_details_are_masked(
+    client: Client, database: Database, settings: Settings
+) -> None:
+    me = await _consultant(database, settings)
+    auth = {"Authorization": f"Bearer {me.token}"}
+    response = await client.patch(
+        "/consultants/me",
+        json={
+            "display_name": "Guru 98765 43210",
+            "bio": "20 years of Vedic practice. Insta: guru_vedic, or nau aath saat chhe paanch "
+            "char teen do ek shunya. Born 12-05-1970.",
+        },
+        headers=auth,
+    )
+    assert response.status == 200, await response.text()
+    listed = await (await client.get(f"/consultants/{me.id}")).json()
+    assert listed["display_name"] == "Guru [hidden]"
+    assert listed["bio"] == "20 years of Vedic practice. [hidden], or [hidden]. Born 12-05-1970."

@@ -31,7 +31,7 @@ async def test_requests_are_counted_by_route_and_status(client: TestClient[Any, 
 async def test_each_app_has_its_own_registry(client: TestClient[Any, Any], make_app: Any) -> None:
     await client.get("/healthz")
     other = make_app()
-    from kundlinow.keys import METRICS
+    from api.keys import METRICS
 
     assert other[METRICS].registry is not client.app[METRICS].registry
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.keys import CONSULTATIONS
 from billing.consultations import EndReason, Mode
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import CONSULTATIONS
-from tests.billing.helpers import grant
+from tests.billing.helpers import grant, served
 from tests.factories import auth, create_user
 
 
@@ -27,6 +27,7 @@ async def test_caller_rates_once_and_the_aggregate_follows(
     url = f"/consultations/{consultation.id}/rating"
 
     await service.accept(consultation.id, astrologer.id)  # minute 1 charged, still active
+    await served(database, consultation.id)  # the astrologer answered (else it is refunded)
     early = await client.post(url, json={"stars": 5}, headers=auth(caller.token))
     assert (early.status, (await early.json())["error"]["code"]) == (409, "NOT_RATEABLE")
     await service.end(consultation.id, EndReason.COMPLETED, actor_id=caller.id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import asyncpg
 
 from billing import ledger
 from billing.model import GATEWAY_CLEARING, AccountKind, Transfer
@@ -70,3 +73,49 @@ async def balance(database: Database, kind: AccountKind, owner_id: uuid.UUID | N
             owner_id,
         )
     return int(value or 0)
+
+
+async def terminate_backend_waiting_on(database: Database, holder: asyncpg.Connection) -> None:
+    """Wait until a backend of this database blocks on a lock `holder` holds, then terminate it
+    (pg_terminate_backend: what a failover or an operator does to a busy connection)."""
+    for _ in range(1200):
+        pid = await database.pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> $1 LIMIT 1",
+            holder.get_server_pid(),
+        )
+        if pid is not None:
+            assert await database.pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no backend ever waited for the lock")
+
+
+async def answered(database: Database, consultation_id: uuid.UUID, at: datetime) -> None:
+    """The consultant's chat reply at `at`, as signalling stores it (a chat the consultant
+    never answers in its first minute is refunded at its end)."""
+    consultant = await database.pool.fetchval(
+        "SELECT consultant_id FROM consultations WHERE id = $1", consultation_id
+    )
+    await database.pool.execute(
+        "INSERT INTO chat_messages (consultation_id, seq, sender_id, client_id, kind, body, "
+        "created_at) VALUES ($1, 1, $2, 'reply', 'text', 'Namaste', $3)",
+        consultation_id,
+        consultant,
+        at,
+    )
+
+
+async def served(database: Database, consultation_id: uuid.UUID) -> None:
+    """An accepted consultation that carried service from its start: the consultant's chat reply
+    or the first media (what signalling reports); ends then charge as usual."""
+    row = await database.pool.fetchrow(
+        "SELECT mode, started_at FROM consultations WHERE id = $1", consultation_id
+    )
+    if row["mode"] == "chat":
+        await answered(database, consultation_id, row["started_at"])
+    else:
+        await database.pool.execute(
+            "UPDATE consultations SET media_started_at = started_at WHERE id = $1",
+            consultation_id,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from tests.billing.helpers import grant
+from tests.billing.helpers import grant, served
 from tests.factories import auth, create_user
 
 
@@ -40,6 +41,7 @@ async def test_request_accept_end_over_rest(
     assert r.status == 404
     r = await client.post(f"/consultations/{cid}/accept", headers=auth(consultant.token))
     assert r.status == 200 and (await r.json())["minutes_charged"] == 1
+    await served(database, uuid.UUID(cid))
     r = await client.post(f"/consultations/{cid}/end", headers=auth(caller.token))
     statement = await r.json()
     assert r.status == 200 and statement["amount_paise"] == 1500

@@ -22,7 +22,7 @@ from billing.model import AccountKind
 from billing.wallets import WalletReader
 from core.db import Database
 from kundlinow.config import Settings
-from tests.billing.helpers import ManualClock, RecordingBus, balance, grant
+from tests.billing.helpers import ManualClock, RecordingBus, balance, grant, served
 from tests.factories import TestUser as User
 from tests.factories import create_user
 
@@ -71,6 +71,7 @@ async def test_accept_charges_minute_one_then_each_minute_with_split(
     caller, consultant = await people(database, settings, funds=20 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     c = await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     assert c.state is State.ACTIVE and c.minutes_charged == 1
     assert await balance(database, AccountKind.WALLET, caller.id) == 19 * RATE
     assert await balance(database, AccountKind.EARNINGS, consultant.id) == 700
@@ -106,6 +107,7 @@ async def test_tick_catches_up_after_downtime_and_ends_at_unfunded_boundary(
     caller, consultant = await people(database, settings, funds=7 * RATE + 500)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     start = clock.now()
     clock.advance(3 * 60 + 10)  # server was down: minutes 2, 3, 4 are due
     report = await service.tick()
@@ -194,6 +196,7 @@ async def test_back_dated_end_never_charges_past_it(
     caller, consultant = await people(database, settings, funds=50 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     start = clock.now()
     clock.advance(5 * 60)
     await service.tick()  # charges minutes 2..6 (minute 6 began at 5:00)
@@ -213,6 +216,7 @@ async def test_end_charges_owed_minutes_not_yet_ticked(
     caller, consultant = await people(database, settings, funds=50 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     clock.advance(150)  # 2.5 minutes, no tick ran
     statement = await service.end(c.id, EndReason.COMPLETED)
     assert statement.minutes == 3
@@ -256,6 +260,7 @@ async def test_free_first_minutes_paid_by_promotions_and_consultant_still_paid(
     caller, consultant = await people(database, settings, funds=3 * RATE)
     c = await service.request(caller.id, consultant.id, Mode.CHAT)  # needs only 3 minutes
     await service.accept(c.id, consultant.id)
+    await served(database, c.id)
     clock.advance(2 * 60)
     await service.tick()
     statement = await service.end(c.id, EndReason.COMPLETED)

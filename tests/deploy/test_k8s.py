@@ -7,7 +7,6 @@ reads. ``kubernetes-validate`` carries the schemas, so this runs offline.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,6 @@ K8S = REPO / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"
 """The oldest Kubernetes the manifests are written for (autoscaling/v2, policy/v1 and
 batch/v1 CronJob are all GA there)."""
-PENDING_COMMANDS = {
-    "recordings": "the recording helper's `kundlinow recordings` (issue 12)",
-}
-"""Top-level commands another branch adds: checked once the CLI has them, skipped until then."""
 
 Document = dict[str, Any]
 
@@ -116,18 +111,10 @@ def _commands() -> list[tuple[str, list[str]]]:
     ]
 
 
-def _top_level_commands(parser: argparse.ArgumentParser) -> set[str]:
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return set(sub.choices)
-
-
 @pytest.mark.parametrize(("where", "command"), _commands(), ids=[w for w, _ in _commands()])
 def test_every_command_parses(where: str, command: list[str]) -> None:
     parser = build_parser()
     assert command[0] == "kundlinow"
-    pending = PENDING_COMMANDS.get(command[1])
-    if pending and command[1] not in _top_level_commands(parser):
-        pytest.skip(f"{where}: waits for {pending} on main")
     try:
         parser.parse_args(command[1:])
     except SystemExit:
@@ -170,3 +157,17 @@ def test_the_grace_period_fits_the_drain() -> None:
     (server,) = spec["containers"]
     deadline = float(next(e["value"] for e in server["env"] if e["name"] == "DRAIN_DEADLINE"))
     assert deadline + 15 <= spec["terminationGracePeriodSeconds"] <= deadline + 120
+
+
+def test_the_recordings_volume_is_where_the_config_points() -> None:
+    (configmap,) = _of_kind("ConfigMap")
+    directory = configmap["data"]["RECORDINGS_DIR"]
+    mounted = [
+        (container["name"], mount["mountPath"])
+        for spec in _pod_specs()
+        for container in spec["containers"]
+        for mount in container.get("volumeMounts", [])
+        if mount["name"] == "recordings"
+    ]
+    assert {name for name, _ in mounted} >= {"server", "recordings-compose", "recordings-prune"}
+    assert all(path == directory for _, path in mounted), mounted

@@ -14,6 +14,29 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE FUNCTION public.earnings_cover_holds() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    acct uuid;
+    short bigint;
+BEGIN
+    IF TG_TABLE_NAME = 'ledger_holds' THEN
+        acct := NEW.account_id;
+    ELSE
+        acct := NEW.id;
+    END IF;
+    SELECT COALESCE((SELECT sum(h.amount_paise) FROM ledger_holds h
+                      WHERE h.account_id = a.id AND h.state = 'open'), 0) - a.balance_paise
+      INTO short
+      FROM ledger_accounts a WHERE a.id = acct AND a.kind = 'earnings';
+    IF short > 0 THEN
+        RAISE EXCEPTION 'earnings % are % paise below their open holds', acct, short
+            USING ERRCODE = '23514';
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.ledger_entries_apply() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -67,6 +90,18 @@ CREATE FUNCTION public.ledger_immutable() RETURNS trigger
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = '55000';
 END $$;
+
+CREATE FUNCTION public.users_revoke_on_disable() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.disabled_at IS NOT NULL AND OLD.disabled_at IS NULL
+       AND NEW.token_version = OLD.token_version THEN
+        NEW.token_version := OLD.token_version + 1;
+    END IF;
+    RETURN NEW;
+END;
+$$;
 
 CREATE TABLE public.audit_log (
     id bigint NOT NULL,
@@ -150,7 +185,14 @@ CREATE TABLE public.consult_waitlist (
     closed_at timestamp with time zone,
     CONSTRAINT consult_waitlist_check CHECK ((caller_id <> consultant_id)),
     CONSTRAINT consult_waitlist_mode_check CHECK ((mode = ANY (ARRAY['chat'::text, 'voice'::text, 'video'::text]))),
-    CONSTRAINT consult_waitlist_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'offered'::text, 'taken'::text, 'left'::text, 'expired'::text])))
+    CONSTRAINT consult_waitlist_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'offered'::text, 'taken'::text, 'left'::text, 'expired'::text, 'skipped'::text])))
+);
+
+CREATE TABLE public.consultant_photos (
+    user_id uuid NOT NULL,
+    content_type text NOT NULL,
+    bytes bytea NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 CREATE TABLE public.consultant_profiles (
@@ -167,6 +209,7 @@ CREATE TABLE public.consultant_profiles (
     rating_count bigint DEFAULT 0 NOT NULL,
     away boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    approved_at timestamp with time zone,
     CONSTRAINT consultant_profiles_commission_percent_check CHECK (((commission_percent >= 0) AND (commission_percent <= 100))),
     CONSTRAINT consultant_profiles_rate_chat_paise_check CHECK ((rate_chat_paise >= 0)),
     CONSTRAINT consultant_profiles_rate_video_paise_check CHECK ((rate_video_paise >= 0)),
@@ -193,6 +236,27 @@ CREATE TABLE public.consultation_charges (
     CONSTRAINT consultation_charges_consultant_share_paise_check CHECK ((consultant_share_paise >= 0)),
     CONSTRAINT consultation_charges_minute_check CHECK ((minute >= 1)),
     CONSTRAINT consultation_charges_source_check CHECK ((source = ANY (ARRAY['wallet'::text, 'promotion'::text])))
+);
+
+CREATE TABLE public.consultation_events (
+    id bigint NOT NULL,
+    consultation_id uuid NOT NULL,
+    at timestamp with time zone NOT NULL,
+    kind text NOT NULL,
+    actor_id uuid,
+    node_id text,
+    data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT consultation_events_data_check CHECK ((jsonb_typeof(data) = 'object'::text)),
+    CONSTRAINT consultation_events_node_id_check CHECK ((length(node_id) <= 64))
+);
+
+ALTER TABLE public.consultation_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.consultation_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 CREATE TABLE public.consultation_ratings (
@@ -230,7 +294,11 @@ CREATE TABLE public.consultations (
     promo_paise bigint DEFAULT 0 NOT NULL,
     consultant_share_paise bigint DEFAULT 0 NOT NULL,
     refunded_paise bigint DEFAULT 0 NOT NULL,
+    media_started_at timestamp with time zone,
+    unserved text,
+    auto_refunded_paise bigint DEFAULT 0 NOT NULL,
     CONSTRAINT consultations_amount_charged_paise_check CHECK ((amount_charged_paise >= 0)),
+    CONSTRAINT consultations_auto_refunded_paise_check CHECK ((auto_refunded_paise >= 0)),
     CONSTRAINT consultations_check CHECK ((caller_id <> consultant_id)),
     CONSTRAINT consultations_check1 CHECK (((state = 'ended'::text) = ((end_reason IS NOT NULL) AND (ended_at IS NOT NULL)))),
     CONSTRAINT consultations_check2 CHECK (((state = 'requested'::text) OR (state = 'ended'::text) OR (started_at IS NOT NULL))),
@@ -245,7 +313,8 @@ CREATE TABLE public.consultations (
     CONSTRAINT consultations_promo_paise_check CHECK ((promo_paise >= 0)),
     CONSTRAINT consultations_rate_paise_check CHECK ((rate_paise > 0)),
     CONSTRAINT consultations_refunded_paise_check CHECK ((refunded_paise >= 0)),
-    CONSTRAINT consultations_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'active'::text, 'ended'::text])))
+    CONSTRAINT consultations_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'active'::text, 'ended'::text]))),
+    CONSTRAINT consultations_unserved_check CHECK ((unserved = ANY (ARRAY['no_media'::text, 'unanswered'::text])))
 )
 WITH (fillfactor='40');
 
@@ -255,9 +324,10 @@ CREATE TABLE public.ledger_accounts (
     owner_id uuid,
     balance_paise bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT ledger_accounts_balance_nonnegative CHECK (((balance_paise >= 0) OR (kind = ANY (ARRAY['gateway_clearing'::text, 'promotions'::text])))),
-    CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'platform_revenue'::text, 'gateway_clearing'::text, 'promotions'::text, 'payouts_clearing'::text]))),
-    CONSTRAINT ledger_accounts_owner_matches_kind CHECK (((kind = ANY (ARRAY['wallet'::text, 'earnings'::text])) = (owner_id IS NOT NULL)))
+    CONSTRAINT ledger_accounts_balance_nonnegative CHECK (((balance_paise >= 0) OR (kind = ANY (ARRAY['gateway_clearing'::text, 'promotions'::text, 'receivable'::text])))),
+    CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'receivable'::text, 'platform_revenue'::text, 'gateway_clearing'::text, 'promotions'::text, 'payouts_clearing'::text]))),
+    CONSTRAINT ledger_accounts_owner_matches_kind CHECK (((kind = ANY (ARRAY['wallet'::text, 'earnings'::text, 'receivable'::text])) = (owner_id IS NOT NULL))),
+    CONSTRAINT ledger_accounts_receivable_nonpositive CHECK (((kind <> 'receivable'::text) OR (balance_paise <= 0)))
 )
 WITH (fillfactor='45');
 
@@ -367,7 +437,33 @@ CREATE TABLE public.payouts (
     settled_at timestamp with time zone,
     CONSTRAINT payouts_amount_paise_check CHECK ((amount_paise > 0)),
     CONSTRAINT payouts_check CHECK (((state = 'posted'::text) = ((transfer_id IS NOT NULL) AND (bank_reference IS NOT NULL)))),
-    CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text])))
+    CONSTRAINT payouts_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'approved'::text, 'rejected'::text, 'posted'::text, 'voided'::text, 'failed'::text])))
+);
+
+CREATE TABLE public.recordings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    consultation_id uuid NOT NULL,
+    party text NOT NULL,
+    kind text NOT NULL,
+    codec text NOT NULL,
+    segment integer DEFAULT 0 NOT NULL,
+    storage_key text NOT NULL,
+    status text DEFAULT 'recording'::text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone,
+    offset_ms bigint DEFAULT 0 NOT NULL,
+    duration_ms bigint,
+    bytes bigint,
+    sha256 text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT recordings_bytes_check CHECK ((bytes >= 0)),
+    CONSTRAINT recordings_check CHECK (((party = 'review'::text) = (kind = 'review'::text))),
+    CONSTRAINT recordings_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT recordings_kind_check CHECK ((kind = ANY (ARRAY['audio'::text, 'video'::text, 'review'::text]))),
+    CONSTRAINT recordings_offset_ms_check CHECK ((offset_ms >= 0)),
+    CONSTRAINT recordings_party_check CHECK ((party = ANY (ARRAY['caller'::text, 'astrologer'::text, 'review'::text]))),
+    CONSTRAINT recordings_segment_check CHECK ((segment >= 0)),
+    CONSTRAINT recordings_status_check CHECK ((status = ANY (ARRAY['recording'::text, 'complete'::text, 'partial'::text, 'failed'::text])))
 );
 
 CREATE TABLE public.schema_migrations (
@@ -384,8 +480,11 @@ CREATE TABLE public.users (
     display_name text NOT NULL,
     role text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    token_version integer DEFAULT 0 NOT NULL,
+    disabled_at timestamp with time zone,
     CONSTRAINT users_email_check CHECK ((email = lower(email))),
-    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'consultant'::text, 'admin'::text])))
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'consultant'::text, 'admin'::text]))),
+    CONSTRAINT users_token_version_check CHECK ((token_version >= 0))
 );
 
 ALTER TABLE ONLY public.audit_log
@@ -415,6 +514,9 @@ ALTER TABLE ONLY public.chat_uploads
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_pkey PRIMARY KEY (user_id);
+
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_pkey PRIMARY KEY (user_id);
 
@@ -423,6 +525,9 @@ ALTER TABLE ONLY public.consultation_birth_profiles
 
 ALTER TABLE ONLY public.consultation_charges
     ADD CONSTRAINT consultation_charges_pkey PRIMARY KEY (consultation_id, minute);
+
+ALTER TABLE ONLY public.consultation_events
+    ADD CONSTRAINT consultation_events_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.consultation_ratings
     ADD CONSTRAINT consultation_ratings_pkey PRIMARY KEY (consultation_id);
@@ -466,6 +571,12 @@ ALTER TABLE ONLY public.payment_webhook_events
 ALTER TABLE ONLY public.payouts
     ADD CONSTRAINT payouts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.recordings
+    ADD CONSTRAINT recordings_storage_key_key UNIQUE (storage_key);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -475,11 +586,17 @@ ALTER TABLE ONLY public.users
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
+CREATE INDEX audit_log_created ON public.audit_log USING btree (created_at DESC);
+
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_type, subject_id);
 
 CREATE INDEX birth_profiles_owner ON public.birth_profiles USING btree (owner_id, created_at);
 
 CREATE INDEX chat_uploads_consultation ON public.chat_uploads USING btree (consultation_id);
+
+CREATE INDEX chat_uploads_uploader_recent ON public.chat_uploads USING btree (uploader_id, created_at);
+
+CREATE UNIQUE INDEX consult_waitlist_one_place ON public.consult_waitlist USING btree (caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
 
 CREATE UNIQUE INDEX consult_waitlist_open ON public.consult_waitlist USING btree (consultant_id, caller_id) WHERE (state = ANY (ARRAY['queued'::text, 'offered'::text]));
 
@@ -491,6 +608,8 @@ CREATE INDEX consultant_profiles_specialities ON public.consultant_profiles USIN
 
 CREATE INDEX consultation_birth_profiles_profile ON public.consultation_birth_profiles USING btree (profile_id);
 
+CREATE INDEX consultation_events_timeline ON public.consultation_events USING btree (consultation_id, at, id);
+
 CREATE INDEX consultation_ratings_consultant ON public.consultation_ratings USING btree (consultant_id, created_at);
 
 CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE (state = 'active'::text);
@@ -498,6 +617,8 @@ CREATE INDEX consultations_active ON public.consultations USING btree (id) WHERE
 CREATE INDEX consultations_caller ON public.consultations USING btree (caller_id, requested_at DESC);
 
 CREATE INDEX consultations_consultant_live ON public.consultations USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'active'::text]));
+
+CREATE INDEX consultations_newest ON public.consultations USING btree (requested_at DESC, id DESC);
 
 CREATE UNIQUE INDEX consultations_one_active_per_consultant ON public.consultations USING btree (consultant_id) WHERE (state = 'active'::text);
 
@@ -525,11 +646,23 @@ CREATE INDEX payouts_approved ON public.payouts USING btree (decided_at) WHERE (
 
 CREATE UNIQUE INDEX payouts_one_pending ON public.payouts USING btree (consultant_id) WHERE (state = ANY (ARRAY['requested'::text, 'approved'::text]));
 
+CREATE INDEX recordings_consultation ON public.recordings USING btree (consultation_id, party, kind, segment);
+
+CREATE INDEX recordings_created ON public.recordings USING btree (created_at);
+
+CREATE INDEX recordings_status ON public.recordings USING btree (status) WHERE (status = 'recording'::text);
+
 CREATE TRIGGER consultation_charges_check AFTER INSERT ON public.consultation_charges REFERENCING NEW TABLE AS new_charges FOR EACH STATEMENT EXECUTE FUNCTION public.consultation_charges_check();
+
+CREATE TRIGGER consultation_events_immutable BEFORE DELETE OR UPDATE ON public.consultation_events FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER consultation_events_no_truncate BEFORE TRUNCATE ON public.consultation_events FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER consultations_no_delete BEFORE DELETE ON public.consultations FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER consultations_no_truncate BEFORE TRUNCATE ON public.consultations FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE CONSTRAINT TRIGGER ledger_accounts_earnings_covered AFTER UPDATE ON public.ledger_accounts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.kind = 'earnings'::text) AND (new.balance_paise < old.balance_paise))) EXECUTE FUNCTION public.earnings_cover_holds();
 
 CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON public.ledger_accounts FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
@@ -541,6 +674,8 @@ CREATE TRIGGER ledger_entries_immutable BEFORE DELETE OR UPDATE ON public.ledger
 
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
 
+CREATE CONSTRAINT TRIGGER ledger_holds_earnings_covered AFTER INSERT ON public.ledger_holds DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.earnings_cover_holds();
+
 CREATE TRIGGER ledger_holds_no_delete BEFORE DELETE ON public.ledger_holds FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_holds_resolve_once BEFORE UPDATE ON public.ledger_holds FOR EACH ROW EXECUTE FUNCTION public.ledger_holds_resolve_once();
@@ -548,6 +683,8 @@ CREATE TRIGGER ledger_holds_resolve_once BEFORE UPDATE ON public.ledger_holds FO
 CREATE TRIGGER ledger_transfers_immutable BEFORE DELETE OR UPDATE ON public.ledger_transfers FOR EACH ROW EXECUTE FUNCTION public.ledger_immutable();
 
 CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON public.ledger_transfers FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_immutable();
+
+CREATE TRIGGER users_revoke_on_disable BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.users_revoke_on_disable();
 
 ALTER TABLE ONLY public.birth_profiles
     ADD CONSTRAINT birth_profiles_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(id) ON DELETE CASCADE;
@@ -569,6 +706,9 @@ ALTER TABLE ONLY public.consult_waitlist
 
 ALTER TABLE ONLY public.consult_waitlist
     ADD CONSTRAINT consult_waitlist_consultant_id_fkey FOREIGN KEY (consultant_id) REFERENCES public.users(id);
+
+ALTER TABLE ONLY public.consultant_photos
+    ADD CONSTRAINT consultant_photos_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.consultant_profiles
     ADD CONSTRAINT consultant_profiles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;

@@ -41,6 +41,49 @@ def test_production_requires_a_strong_jwt_secret() -> None:
         from_env({"ENV": "production", "JWT_SECRET": "short"})
 
 
+ENV_EXAMPLE_JWT = next(
+    line.split("=", 1)[1]
+    for line in (REPO / ".env.example").read_text().splitlines()
+    if line.lstrip("# ").startswith("JWT_SECRET=")
+)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        ENV_EXAMPLE_JWT,  # the placeholder everyone can read
+        "a" * 32,
+        "abcdefghij" * 4,  # ten distinct characters, but one repeated unit
+        "ab" * 32,
+        "0123456789" + "0" * 30,
+        "my-jwt-secret-example-for-production-use",
+        "test-secret-" + "x" * 32,
+    ],
+)
+def test_production_refuses_placeholder_and_low_entropy_secrets(secret: str) -> None:
+    with pytest.raises(ConfigError, match=r"^JWT_SECRET:"):
+        from_env({"ENV": "production", "JWT_SECRET": secret, "METRICS_TOKEN": STRONG})
+    with pytest.raises(ConfigError, match=r"^TURN_SECRET:"):
+        from_env({"ENV": "production", "JWT_SECRET": STRONG, "TURN_SECRET": secret,
+                  "METRICS_TOKEN": STRONG})
+
+
+STRONG = "3f9c1be07d2a4e58b6c0f1a29d7e84b5c3a06f1e92d847b0a5c6e3f7019b2d48"
+"""What ``openssl rand -hex 32`` prints."""
+BIRTH_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+"""Base64 of 32 bytes (BIRTH_DATA_KEY, required in production too)."""
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [STRONG, "Zx8_qLr2-Vt0pWmN4kYs9bHc7dJe1fGa3iUo5nEl6Q", "9f2b6c1e0a7d4b38e5c2f1a0b9d8c7e6"],
+)
+def test_production_accepts_generated_secrets(secret: str) -> None:
+    settings = from_env({"ENV": "production", "JWT_SECRET": secret, "TURN_SECRET": secret,
+                         "METRICS_TOKEN": STRONG, "BIRTH_DATA_KEY": BIRTH_KEY})
+    assert settings.jwt_secret == secret
+
+
 def test_server_refuses_to_start_with_one_clear_line() -> None:
     env = {**os.environ, "PORT": "not-a-port"}
     proc = subprocess.run(

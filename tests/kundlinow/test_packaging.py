@@ -24,13 +24,13 @@ def test_wheel_has_every_package_data_file_and_the_command(tmp_path: Path) -> No
     # Built from a copy, so the checkout gets no build/ or *.egg-info.
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     for package in _packages():
         shutil.copytree(
             REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -38,7 +38,7 @@ def test_wheel_has_every_package_data_file_and_the_command(tmp_path: Path) -> No
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
+            "-v",  # the build backend's warnings are shown only with -v
             "-w",
             str(tmp_path),
             str(source),
@@ -47,7 +47,10 @@ def test_wheel_has_every_package_data_file_and_the_command(tmp_path: Path) -> No
         capture_output=True,
         timeout=300,
         cwd=source,
+        text=True,
     )
+    # No "Package 'x' is absent from the `packages` configuration" wall on every install.
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr
     (wheel,) = tmp_path.glob("kundlinow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in _packages():
@@ -68,3 +71,17 @@ def test_dockerfile_copies_every_package() -> None:
     assert "COPY client " in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
+
+
+def test_the_project_is_mit_licensed_and_vendored_code_has_notices() -> None:
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    assert config["metadata"]["license"] == "MIT"
+    notices = (REPO / "THIRD_PARTY_NOTICES.md").read_text()
+    vendor = REPO / "client" / "vendor"
+    vendored = sorted([*vendor.glob("*.js"), *vendor.glob("*.mjs")]) if vendor.is_dir() else []
+    for path in vendored:
+        # Each vendored library is named in the notices ("preact", "htm", ...).
+        library = re.split(r"[.\-_]", path.name, maxsplit=1)[0]
+        assert f"client/vendor/{library}" in notices, f"{path.name}: add it to the notices"

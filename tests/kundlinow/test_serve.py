@@ -35,14 +35,14 @@ def free_port() -> int:
         return port
 
 
-def _env(tmp_path: Path, port: int) -> dict[str, str]:
+def _env(pg_parent: Path, port: int) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL")
     }
     env.update(
-        EMBEDDED_PG_DIR=str(tmp_path / "pg"),
+        EMBEDDED_PG_DIR=str(pg_parent / "pg"),
         PORT=str(port),
         HOST="127.0.0.1",
         LOG_FORMAT="json",
@@ -65,9 +65,11 @@ def _request(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
 
 
 @pytest.fixture
-def embedded_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[str]]]:
+def embedded_server(
+    tmp_path: Path, pg_dir: Path
+) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[str]]]:
     port = free_port()
-    env = _env(tmp_path, port)
+    env = _env(pg_dir, port)
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
@@ -103,12 +105,12 @@ def embedded_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subpr
 
 
 def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
-    embedded_server: tuple[str, dict[str, str], subprocess.Popen[str]], tmp_path: Path
+    embedded_server: tuple[str, dict[str, str], subprocess.Popen[str]], pg_dir: Path
 ) -> None:
     base, env, server = embedded_server
     status, body = _request(base + "/readyz")
     assert (status, body) == (200, {"status": "ready"})
-    assert (tmp_path / "pg" / "PG_VERSION").is_file()
+    assert (pg_dir / "pg" / "PG_VERSION").is_file()
 
     seeded = subprocess.run(
         [sys.executable, "-m", "kundlinow", "seed-demo"],
@@ -133,6 +135,6 @@ def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
     assert server.wait(timeout=30) == 0
     # The embedded PostgreSQL stopped with the server (its data stays for the next start).
     deadline = time.monotonic() + 10
-    while (tmp_path / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
+    while (pg_dir / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not (tmp_path / "pg" / "postmaster.pid").exists()
+    assert not (pg_dir / "pg" / "postmaster.pid").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +127,19 @@ class Peer:
             own = self.by_mid.setdefault(str(t.mid), [])
             r._RTCRtpReceiver__decoder_queue = RecordingQueue(self.received[t.kind], own)  # type: ignore[attr-defined]
 
-    async def connect(self, *, can_publish: bool = True, join: bool = True) -> float:
-        """Join, offer, apply the answer. Returns the monotonic time the answer was applied."""
+    async def connect(
+        self,
+        *,
+        can_publish: bool = True,
+        join: bool = True,
+        kinds: tuple[str, ...] = ("audio", "video"),
+    ) -> float:
+        """Join (the room carrying ``kinds``), offer, apply the answer. Returns the monotonic
+        time the answer was applied."""
         if join:
-            await self.engine.join(self.room_id, self.participant_id, can_publish=can_publish)
+            await self.engine.join(
+                self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
+            )
         offer = await self.pc.createOffer()
         apply_ice_policy(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(offer)
@@ -207,13 +216,3 @@ class Switchboard:
         return peer
 
 
-async def wait_for(predicate: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
-
-
-Waiter = Callable[[Callable[[], bool], float], Awaitable[bool]]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from media.engine import MediaEngine
 from tests.media.conftest import H264, VP8_OPUS
-from tests.media.peers import Frame, Peer, wait_for
+from tests.media.peers import Frame, Peer
+from tests.polling import eventually
 
 
 def _annexb_nals(data: bytes) -> list[bytes]:
@@ -53,7 +54,7 @@ async def _publish_and_subscribe(
     pub = make_peer("astrologer")
     player = pub.publish_file(path, mime)
     await pub.connect()
-    assert await wait_for(lambda: len(pub.published["video"].sent) > 3, 5)
+    assert await eventually(lambda: len(pub.published["video"].sent) > 3, 5)
     sub = make_peer("caller")
     sub.receive(*kinds)
     subscribed_at = await sub.connect()
@@ -66,11 +67,11 @@ async def test_vp8_opus_forwarded_byte_identical(
     pub, sub, _player, subscribed_at = await _publish_and_subscribe(
         make_peer, VP8_OPUS, ("video", "audio")
     )
-    assert await wait_for(lambda: len(sub.received["video"]) > 0, 3)
+    assert await eventually(lambda: len(sub.received["video"]) > 0, 3)
     first_video = sub.received["video"][0].at - subscribed_at
     assert first_video < 1.0, f"first video frame after {first_video:.2f}s"
     # let the clip play out
-    await wait_for(lambda: pub.published["video"].source.readyState == "ended", 6)
+    await eventually(lambda: pub.published["video"].source.readyState == "ended", 6)
     await asyncio.sleep(0.5)
     for kind in ("video", "audio"):
         got = sub.received[kind]
@@ -87,9 +88,9 @@ async def test_h264_forwarded_nal_identical(
     pub, sub, _player, subscribed_at = await _publish_and_subscribe(
         make_peer, H264, ("video",), "video/H264"
     )
-    assert await wait_for(lambda: len(sub.received["video"]) > 0, 3)
+    assert await eventually(lambda: len(sub.received["video"]) > 0, 3)
     assert sub.received["video"][0].at - subscribed_at < 1.0
-    await wait_for(lambda: pub.published["video"].source.readyState == "ended", 6)
+    await eventually(lambda: pub.published["video"].source.readyState == "ended", 6)
     await asyncio.sleep(0.5)
     got = sub.received["video"]
     matched, window = _match(pub.published["video"].sent, got, key=lambda b: tuple(_annexb_nals(b)))

@@ -10,7 +10,8 @@ from aiortc import RTCPeerConnection
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
-from tests.media.peers import Peer, Switchboard, wait_for
+from tests.media.peers import Peer, Switchboard
+from tests.polling import eventually
 
 CANDIDATE = re.compile(
     r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ (\w+)(?: raddr (\S+) rport (\d+))?"
@@ -53,7 +54,7 @@ async def test_port_range_and_public_ip_are_advertised_and_media_flows() -> None
             c[0] == "203.0.113.7" and c[3] == "127.0.0.1" and c[1] == c[4] for c in srflx
         )
         assert {c[1] for c in srflx} == {c[1] for c in hosts}
-        assert await wait_for(lambda: peer.pc.connectionState == "connected", 5)
+        assert await eventually(lambda: peer.pc.connectionState == "connected", 5)
     finally:
         await peer.close()
         await engine.close()

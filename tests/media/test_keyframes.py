@@ -11,7 +11,8 @@ from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from media.engine import MediaEngine
 from tests.media.conftest import VP8_OPUS_20S
-from tests.media.peers import Peer, wait_for
+from tests.media.peers import Peer
+from tests.polling import eventually
 
 
 def _plis(log: list[tuple[float, object]]) -> list[float]:
@@ -34,31 +35,35 @@ async def test_new_subscriber_pli_reaches_publisher_rate_limited(
     pub.publish_file(VP8_OPUS_20S)
     await pub.connect()
     log = pub.record_rtcp_at_sender("video")
-    assert await wait_for(
+    assert await eventually(
         lambda: engine.stats(pub.room_id)["astrologer"]["published"][0]["packets_received"] > 0, 3
     )
-    start = time.monotonic()
     sub = make_peer("caller")
     sub.receive("video")
     await sub.connect()
-    assert await wait_for(lambda: len(_plis(log)) >= 1, 1.0), "no PLI reached the publisher"
+    assert await eventually(lambda: len(_plis(log)) >= 1), "no PLI reached the publisher"
 
     # a subscriber hammering PLIs is throttled to one per pli_interval_s
     _, media_ssrc = _video_pt_ssrc(sub)
     receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.kind == "video")
     burst_start = time.monotonic()
+    received_before = engine.stats(pub.room_id)["caller"]["keyframe_requests_received"]
     for _ in range(20):
         await receiver._send_rtcp_pli(media_ssrc)
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.4)
+        await asyncio.sleep(0.05)  # pacing the burst over a second, not waiting for anything
+
+    def all_delivered() -> bool:
+        stats = engine.stats(pub.room_id)
+        return (
+            stats["caller"]["keyframe_requests_received"] >= received_before + 20
+            and stats["astrologer"]["keyframe_requests_sent"] == len(_plis(log))
+        )
+
+    assert await eventually(all_delivered), engine.stats(pub.room_id)
     window = time.monotonic() - burst_start
     in_window = [t for t in _plis(log) if t >= burst_start]
     interval = engine.settings.pli_interval_s
     assert 1 <= len(in_window) <= math.ceil(window / interval) + 1, (len(in_window), window)
-    stats = engine.stats(pub.room_id)
-    assert stats["caller"]["keyframe_requests_received"] >= 20
-    assert stats["astrologer"]["keyframe_requests_sent"] == len(_plis(log))
-    assert time.monotonic() - start < 10
 
 
 async def test_nacks_answered_from_history(
@@ -82,7 +87,16 @@ async def test_nacks_answered_from_history(
         return True
 
     sub.filter_incoming(keep)
-    await asyncio.sleep(3.0)
+
+    def repaired() -> bool:
+        out = engine.stats(pub.room_id)["caller"]["subscribed"][0]
+        return (
+            len(dropped) >= 10
+            and out["nacks_received"] > 0
+            and out["packets_retransmitted"] >= 0.8 * len(dropped)
+        )
+
+    await eventually(repaired, 30)
     out = engine.stats(pub.room_id)["caller"]["subscribed"][0]
     assert len(dropped) >= 10
     assert out["nacks_received"] > 0
@@ -106,7 +120,7 @@ async def test_slow_subscriber_does_not_hold_others_back(
     slow = make_peer("admin")
     slow.receive("video")
     await slow.connect(can_publish=False)
-    assert await wait_for(
+    assert await eventually(
         lambda: len(slow.received["video"]) > 5 and len(fast.received["video"]) > 5, 3
     )
 
@@ -114,14 +128,21 @@ async def test_slow_subscriber_does_not_hold_others_back(
     slow.filter_incoming(lambda data: not stalled["on"])  # its link goes dark
     fast_before = len(fast.received["video"])
     sent_before = len(pub.published["video"].sent)
+    # Two seconds of the publisher's video while the slow link is dark (an observation window,
+    # not a wait): the fast subscriber must get it, frames still in flight at the end included.
     await asyncio.sleep(2.0)
-    fast_frames = len(fast.received["video"]) - fast_before
     sent_frames = len(pub.published["video"].sent) - sent_before
-    assert fast_frames >= 0.95 * sent_frames - 2, (fast_frames, sent_frames)
+    assert sent_frames > 10, sent_frames
+
+    def fast_frames() -> int:
+        return len(fast.received["video"]) - fast_before
+
+    await eventually(lambda: fast_frames() >= 0.95 * sent_frames - 2)
+    assert fast_frames() >= 0.95 * sent_frames - 2, (fast_frames(), sent_frames)
 
     stalled["on"] = False
     slow_before = len(slow.received["video"])
-    resumed = await wait_for(lambda: len(slow.received["video"]) > slow_before + 3, 1.5)
+    resumed = await eventually(lambda: len(slow.received["video"]) > slow_before + 3)
     assert resumed, "the slow subscriber did not recover at the next keyframe"
     room = engine._rooms[pub.room_id]
     for up in room.participants["astrologer"].uptracks.values():

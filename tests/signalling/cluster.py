@@ -62,6 +62,7 @@ async def serve_nodes(
         JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="WARNING",
         MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
         PRESENCE_HEARTBEAT="3", HOST="127.0.0.1",
+        RECORDINGS_DIR=str(log_dir / "recordings"),  # the test's directory, not ./var
     )
     env.update(env_overrides)
     try:

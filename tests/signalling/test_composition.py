@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from api.keys import BUS, HUB, RATE_LIMITER, REDIS
 from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.keys import BUS, HUB, RATE_LIMITER, REDIS
 from tests.factories import create_user
 from tests.signalling.wsclient import connect
 

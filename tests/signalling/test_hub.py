@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from api.keys import HUB
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import HUB
 from signalling.config import SignallingSettings
+from tests.billing.helpers import grant
 from tests.factories import create_user
-from tests.signalling.wsclient import connect
+from tests.polling import eventually
+from tests.signalling.wsclient import WsClient, connect
 
 
 def _with(settings: Settings, **changes: Any) -> Settings:
@@ -63,6 +65,36 @@ async def test_bad_token_is_refused(server: Any, database: Database, settings: S
     assert msg.data == 4401
 
 
+async def test_unauthenticated_sockets_per_address_are_capped(
+    aiohttp_client: Any, make_app: Any, database: Database, settings: Settings
+) -> None:
+    assert SignallingSettings().auth_timeout_s <= 5  # an idle unauthenticated socket is a cost
+    cap = 3
+    server = await aiohttp_client(make_app(
+        signalling=replace(settings.signalling, max_unauthenticated_per_address=cap)
+    ))
+    waiting = [await connect(server, "/ws", None) for _ in range(cap)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(server, "/ws", None)
+    assert refused.value.status == 429
+    # a socket with its token in the handshake is not an unauthenticated one
+    user = await create_user(database, settings)
+    assert await (await connect(server, "/ws", user.token)).ok("ping")
+    # one of the waiting sockets authenticates: its place is free again
+    await waiting[0].ok("auth", {"token": user.token})
+    assert await eventually(lambda: _admitted_without_token(server), step=0.1)
+
+
+async def _admitted_without_token(server: Any) -> bool:
+    try:
+        client = await connect(server, "/ws", None)
+    except aiohttp.WSServerHandshakeError as exc:
+        assert exc.status == 429
+        return False
+    await client.close()
+    return True
+
+
 async def test_auth_timeout_closes(aiohttp_client: Any, make_app: Any, settings: Settings):
     server = await aiohttp_client(
         make_app(signalling=replace(settings.signalling, auth_timeout_s=0.3))
@@ -89,9 +121,19 @@ async def test_connections_per_user_limited(
     msg = await third.ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4429
     await first.close()
-    await asyncio.sleep(0.05)
-    fourth = await connect(server, "/ws", user.token)  # a slot was freed
-    assert await fourth.ok("ping")
+    kept: list[WsClient] = []
+
+    async def admitted() -> bool:  # once the server has seen the first socket go
+        client = await connect(server, "/ws", user.token, wait_hello=False)
+        frame = json.loads((await client.ws.receive(timeout=5)).data)
+        if frame["type"] == "hello":
+            kept.append(client)
+            return True
+        await client.close()
+        return False
+
+    assert await eventually(admitted, step=0.1), "the freed slot was never given back"
+    assert await kept[0].ok("ping")
     assert await second.ok("ping")
 
 
@@ -110,8 +152,11 @@ async def test_rate_limit_errors_without_disconnect(
         codes.append(frame["data"].get("code", "ok"))
     assert codes[:5] == ["ok"] * 5
     assert "RATE_LIMITED" in codes[5:]
-    await asyncio.sleep(0.5)
-    assert await client.ok("ping")  # refilled, still connected
+
+    async def refilled() -> bool:  # 5 tokens a second: one is back within 0.2 s
+        return (await client.request("ping"))["type"] == "ack"
+
+    assert await eventually(refilled, step=0.25)  # still connected, and refilled
 
 
 async def test_oversized_and_binary_frames_get_errors(
@@ -251,12 +296,16 @@ async def test_presence_online_offline_away(
     assert (await listed.json())["status"] == "away", await listed.text()
     assert await watcher.fail("presence", {"status": "away"}) == "FORBIDDEN"  # callers can't
     await a1.ok("presence", {"status": "online"})
+    hub = server.app[HUB]
     await a1.close()
-    await asyncio.sleep(0.05)
+    assert await eventually(lambda: len(hub.registry.all()) == 2)  # watcher and a2 remain
     assert await presence.get(astro.id) == "online"  # second device still connected
     await a2.close()
-    await asyncio.sleep(0.05)
-    assert await presence.get(astro.id) == "offline"
+
+    async def offline() -> bool:
+        return await presence.get(astro.id) == "offline"
+
+    assert await eventually(offline)
     listed = await server.get(f"/consultants/{astro.id}")
     assert (await listed.json())["status"] == "offline"
 
@@ -296,6 +345,75 @@ async def test_heartbeat_timeout_drops_a_silent_client(
                         aiohttp.WSMsgType.ERROR):
             break
         assert msg.type == aiohttp.WSMsgType.PING  # the server's heartbeat, unanswered
-    assert asyncio.get_running_loop().time() - started < 2.0
-    await asyncio.sleep(0.1)
-    assert await presence.get(astro.id) == "offline"
+    # ~1.5 heartbeats (0.6 s) on a quiet machine; the bound leaves room for a loaded one while
+    # staying far below the 20 s a missing heartbeat would take (the default interval)
+    assert asyncio.get_running_loop().time() - started < 5.0
+
+    async def offline() -> bool:
+        return await presence.get(astro.id) == "offline"
+
+    assert await eventually(offline)
+
+
+async def test_connection_cap_is_atomic_across_nodes(
+    aiohttp_client: Any,
+    make_app: Any,
+    database: Database,
+    settings: Settings,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """30 handshakes at once for one user, spread over two nodes on one Redis: exactly 5 in."""
+    nodes = [
+        await aiohttp_client(make_app(redis_url=redis_url, redis_prefix=redis_prefix))
+        for _ in range(2)
+    ]
+    cap = settings.signalling.max_connections_per_user
+    user = await create_user(database, settings)
+
+    async def handshake(server: Any) -> WsClient | None:
+        client = await connect(server, "/ws", user.token, wait_hello=False)
+        frame = json.loads((await client.ws.receive(timeout=30)).data)
+        if frame["type"] == "hello":
+            return client
+        assert frame["data"]["code"] == "TOO_MANY_CONNECTIONS", frame
+        await client.close()
+        return None
+
+    results = await asyncio.gather(*(handshake(nodes[i % 2]) for i in range(30)))
+    admitted = [c for c in results if c is not None]
+    assert cap == 5 and len(admitted) == cap
+    for client in admitted:  # every admitted socket works
+        assert await client.ok("ping")
+    await admitted[0].close()
+
+    async def admitted_again() -> bool:
+        return await handshake(nodes[1]) is not None
+
+    assert await eventually(admitted_again, step=0.1), "the freed place was not given back"
+
+
+async def test_callers_presence_is_private(
+    server: Any, database: Database, settings: Settings
+) -> None:
+    """Anyone sees astrologers; a caller is seen only by the other party of their consultation."""
+    astro, caller, stalker = (
+        await create_user(database, settings, "consultant"),
+        await create_user(database, settings),
+        await create_user(database, settings),
+    )
+    await grant(database, caller.id, 100_000)
+    astro_ws, caller_ws, stalker_ws = [
+        await connect(server, "/ws", u.token) for u in (astro, caller, stalker)
+    ]
+    ids = [str(astro.id), str(caller.id)]
+    statuses = (await stalker_ws.ok("presence", {"consultant_ids": ids}))["statuses"]
+    assert statuses == {str(astro.id): "online"}  # the other caller is not watchable
+    assert (await astro_ws.ok("presence", {"consultant_ids": ids}))["statuses"] == {
+        str(astro.id): "online"
+    }
+    await caller_ws.ok("consult_request", {"consultant_id": str(astro.id), "mode": "chat"})
+    seen = (await astro_ws.ok("presence", {"consultant_ids": [str(caller.id)]}))["statuses"]
+    assert seen == {str(caller.id): "online"}  # the astrologer they asked for sees them
+    still = (await stalker_ws.ok("presence", {"consultant_ids": [str(caller.id)]}))["statuses"]
+    assert still == {}

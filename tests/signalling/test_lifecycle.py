@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
+from uuid import UUID
 
-from kundlinow.keys import HUB
-from tests.factories import TestUser
+from api.keys import HUB
+from tests.billing.helpers import served
+from tests.factories import TestUser, auth
+from tests.polling import eventually
 from tests.signalling.conftest import World, WorldFactory
 from tests.signalling.wsclient import WsClient
 
@@ -62,6 +66,8 @@ async def test_full_chat_consultation(make_world: WorldFactory) -> None:
     assert (await caller.event("typing"))["user_id"] == str(astro_user.id)
     await astro.ok("read", {"consultation_id": cid, "seq": 1})
     assert (await caller.event("read"))["seq"] == 1
+    await astro.ok("message", {"consultation_id": cid, "client_id": "a1",  # answered in time:
+                               "text": "Namaste, yes."})  # charged, not refunded
     end = await caller.ok("session_end", {"consultation_id": cid})
     assert end["statement"]["minutes"] == 1
     for side in (caller, astro):
@@ -95,7 +101,9 @@ async def test_request_times_out(make_world: WorldFactory) -> None:
     cid = ack["consultation"]["id"]
     ended = await caller.event("session_end", consultation_id=cid)
     assert ended["reason"] == "timeout"
-    assert 0.4 < asyncio.get_running_loop().time() - started < 3
+    # not before the timeout (the 0.1 s is the loop clock's coarseness); how much later only
+    # depends on the machine's load, which the event's own deadline bounds
+    assert asyncio.get_running_loop().time() - started > 0.4
     assert (await astro.event("session_end"))["reason"] == "timeout"
     # the hold is released: the caller can ask again at once
     again = await caller.ok("consult_request", {"consultant_id": str(astro_user.id),
@@ -280,16 +288,45 @@ async def test_masking_off(make_world: WorldFactory) -> None:
 async def test_drop_without_return_ends_disconnected_at_drop_time(
     make_world: WorldFactory,
 ) -> None:
-    world = await make_world(reconnect_grace_s=0.6)
+    world = await make_world(reconnect_grace_s=1.0)
     _astro_user, caller_user, astro, caller, _cid = await _in_room(world)
+    before_drop = datetime.now().astimezone()
     await caller.close()
-    dropped = datetime.now().astimezone()
-    notice = await astro.event("presence", status="reconnecting")
-    assert notice["user_id"] == str(caller_user.id) and notice["grace_s"] == 0.6
-    ended = await astro.event("session_end", wait_s=5)
+    notice = await astro.event("presence", status="reconnecting", wait_s=20)
+    # The server saw the drop before it announced it; the grace ends a full second later. So
+    # the end belongs in [close, announcement], however slow a loaded machine makes each step.
+    announced = datetime.now().astimezone()
+    assert notice["user_id"] == str(caller_user.id) and notice["grace_s"] == 1.0
+    ended = await astro.event("session_end", wait_s=20)
     assert ended["reason"] == "disconnected"
     ended_at = datetime.fromisoformat(ended["ended_at"])
-    assert abs((ended_at - dropped).total_seconds()) < 0.3  # the drop, not the grace's end
+    assert before_drop <= ended_at <= announced, (before_drop, ended_at, announced)
+
+
+async def test_an_end_that_fails_is_retried(make_world: WorldFactory) -> None:
+    world = await make_world(request_timeout_s=0.3)
+    # The database refuses the first end (a stand-in for a lost connection or a deadlock);
+    # a sequence, because what a failing transaction writes is rolled back with it.
+    await world.database.pool.execute(
+        """CREATE SEQUENCE end_attempts;
+        CREATE FUNCTION refuse_first_end() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'ended' AND nextval('end_attempts') = 1 THEN
+                RAISE EXCEPTION 'refused once by the test';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_first_end BEFORE UPDATE ON consultations
+            FOR EACH ROW EXECUTE FUNCTION refuse_first_end();"""
+    )
+    astro_user = await world.user("consultant")
+    _astro = await world.ws(astro_user)  # online, never answers
+    caller = await world.ws(await world.user(paise=FUNDS))
+    ack = await caller.ok("consult_request", {"consultant_id": str(astro_user.id), "mode": "chat"})
+    cid = ack["consultation"]["id"]
+    ended = await caller.event("session_end", consultation_id=cid, wait_s=10)
+    assert ended["reason"] == "timeout"
+    assert await world.database.pool.fetchval("SELECT last_value FROM end_attempts") == 2
 
 
 async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -> None:
@@ -300,11 +337,13 @@ async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -
     back = await world.ws(caller_user)
     await back.ok("join_consult", {"consultation_id": cid, "since": 0})
     assert (await astro.event("presence", status="online"))["user_id"] == str(caller_user.id)
-    await asyncio.sleep(0.9)
-    frames = await astro.drain(0.1)
+    hub = world.server.app[HUB]
+    grace = ("grace", uuid.UUID(cid), caller_user.id)
+    assert await eventually(lambda: not hub.has_timer(grace)), "the grace timer still runs"
+    # An observation window, not a wait for a condition: a session_end due to the lapsed grace
+    # (0.6 s after the drop) would have arrived by now.
+    frames = await astro.during(0.9)
     assert not [f for f in frames if f["type"] == "session_end"]
-    assert not world.server.app[HUB].has_timer(("grace", __import__("uuid").UUID(cid),
-                                                caller_user.id))
     assert (await back.ok("message", {"consultation_id": cid, "client_id": "x",
                                       "text": "still here"}))["message"]["seq"] == 1
 
@@ -315,6 +354,8 @@ async def test_billing_ticks_and_insufficient_balance_end(make_world: WorldFacto
     caller_user = await world.user(paise=3000)  # three minutes of chat at 1000 paise
     astro, caller = await world.ws(astro_user), await world.ws(caller_user)
     cid = await _start(caller, astro, str(astro_user.id))
+    # answered within its first (1-second) minute, so charged, not refunded as unanswered
+    await served(world.database, UUID(cid))
     tick = await caller.event("billing_tick", wait_s=5)
     assert tick["consultation_id"] == cid and tick["balance_paise"] is not None
     astro_tick = await astro.event("billing_tick", wait_s=5)
@@ -364,12 +405,15 @@ async def test_sfu_offer_answer_through_the_hub(make_world: WorldFactory) -> Non
     pc = RTCPeerConnection()
     try:
         pc.addTransceiver("audio", direction="sendrecv")
+        pc.addTransceiver("video", direction="sendrecv")  # more than a voice call pays for
         await pc.setLocalDescription(await pc.createOffer())
         await caller.ok("call_offer", {"consultation_id": cid, "sdp": pc.localDescription.sdp})
         answer = await caller.event("call_answer", wait_s=10)
         assert answer["from"] == "sfu" and answer["sdp"].startswith("v=0")
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         assert pc.signalingState == "stable"
+        directions = {t.kind: t.currentDirection for t in pc.getTransceivers()}
+        assert directions == {"audio": "sendrecv", "video": "inactive"}  # the mode is voice
         hub = world.server.app[HUB]
         assert hub.media is not None and cid in hub.media.room_ids
         await caller.ok("session_end", {"consultation_id": cid})
@@ -377,3 +421,48 @@ async def test_sfu_offer_answer_through_the_hub(make_world: WorldFactory) -> Non
         assert cid not in hub.media.room_ids  # closed with the session
     finally:
         await pc.close()
+
+
+async def test_only_callers_request_consultations(make_world: WorldFactory) -> None:
+    world = await make_world()
+    astro_user = await world.user("consultant")
+    await world.ws(astro_user)
+    request = {"consultant_id": str(astro_user.id), "mode": "chat"}
+    for role in ("consultant", "admin"):
+        other = await world.ws(await world.user(role, paise=FUNDS))
+        assert await other.fail("consult_request", request) == "FORBIDDEN", role
+
+
+async def test_rest_request_respects_the_waitlist_offer(make_world: WorldFactory) -> None:
+    """A slot offered to the head of the waitlist is held against REST requests too."""
+    world = await make_world(waitlist_offer_s=30)
+    astro_user = await world.user("consultant")
+    astro = await world.ws(astro_user)
+    first = await world.ws(await world.user(paise=FUNDS))
+    cid = await _start(first, astro, str(astro_user.id))
+    waiting_user = await world.user(paise=FUNDS)
+    waiting = await world.ws(waiting_user)
+    await waiting.ok("waitlist", {"consultant_id": str(astro_user.id), "action": "join"})
+    await astro.ok("session_end", {"consultation_id": cid})
+    assert (await waiting.event("waitlist", status="offered"))["consultant_id"] == str(
+        astro_user.id
+    )
+    rest_caller = await world.user(paise=FUNDS)
+    body = {"consultant_id": str(astro_user.id), "mode": "chat"}
+    response = await world.server.post("/consultations", json=body, headers=auth(rest_caller.token))
+    assert response.status == 409, await response.text()
+    assert (await response.json())["error"]["code"] == "CONSULTANT_UNAVAILABLE"
+    # the offered caller may take it, over REST as well
+    response = await world.server.post(
+        "/consultations", json=body, headers=auth(waiting_user.token)
+    )
+    assert response.status == 201, await response.text()
+
+
+async def test_a_chat_consultation_carries_no_media(make_world: WorldFactory) -> None:
+    world = await make_world()
+    _astro_user, _caller_user, astro, caller, cid = await _in_room(world, mode="chat")
+    offer = {"consultation_id": cid, "sdp": "v=0\r\n"}
+    for side in (caller, astro):
+        assert await side.fail("call_offer", offer) == "MEDIA_NOT_ALLOWED"
+        assert await side.fail("call_offer", {**offer, "target": "peer"}) == "MEDIA_NOT_ALLOWED"

@@ -32,7 +32,8 @@ from signalling.errors import SignalError
 from signalling.media_routing import LocalMediaRoomRouter, RedisMediaRoomRouter, RoutedMedia
 from tests.billing.helpers import grant
 from tests.factories import create_user
-from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack, wait_for
+from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack
+from tests.polling import eventually
 from tests.signalling.cluster import Node, serve_nodes
 from tests.signalling.wsclient import WsClient, connect
 
@@ -210,12 +211,14 @@ async def test_cross_node_video_call_through_one_host(
             assert await redis.get(claim_key) == host  # still one host
 
             started = time.monotonic()
-            both = await wait_for(
+            both = await eventually(
                 lambda: all(len(p.received[k]) >= 10 for p in peers for k in ("video", "audio")),
                 8,
             )
             assert both, _counts(peers)
             print(f"media both ways across nodes after {time.monotonic() - started:.1f} s")
+            # the host told billing the call carried media: charged at its end, not refunded
+            assert await eventually(lambda: _media_started(database, cid))
             # one hosting node: a claimed it, b never did and holds no peer connection
             assert _claims(a, cid, "media_room_claimed") == 1
             assert _claims(b, cid, "media_room_claimed") == 0
@@ -243,10 +246,10 @@ async def test_cross_node_video_call_through_one_host(
             observer.receive("audio", "video")
             await observer.connect()
             offered = len(observer.pc.getTransceivers())
-            assert await wait_for(lambda: observer.offers_answered >= 1, 5)
+            assert await eventually(lambda: observer.offers_answered >= 1, 5)
             server_added = lambda: observer.pc.getTransceivers()[offered:]  # noqa: E731
             assert sorted(t.kind for t in server_added()) == ["audio", "video"]
-            assert await wait_for(  # on its own m-lines and on those the server added
+            assert await eventually(  # on its own m-lines and on those the server added
                 lambda: all(len(observer.by_receiver.get(id(t.receiver), ())) >= 5
                             for t in observer.pc.getTransceivers()),
                 5,
@@ -255,14 +258,14 @@ async def test_cross_node_video_call_through_one_host(
             await admin.close()
             await observer.close()
             peers.remove(observer)
-            assert await wait_for(lambda: _count(a, "participant_left") == 1, 5)
+            assert await eventually(lambda: _count(a, "participant_left") == 1, 5)
 
             # the astrologer drops (socket and peer connection, as on a network switch): node
             # b's hub leaves on the host; a new socket + peer connection on node b within the
             # grace gets media flowing both ways again with no action from the caller
             await astro.close()
             await astro_peer.close()
-            assert await wait_for(lambda: _count(a, "participant_left") == 2, 5)
+            assert await eventually(lambda: _count(a, "participant_left") == 2, 5)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
             await astro.ok("join_consult", {"consultation_id": cid})
             astro_peer = WsPeer(astro, cid)
@@ -271,7 +274,7 @@ async def test_cross_node_video_call_through_one_host(
             before = len(caller_peer.received["video"])
             rejoined = time.monotonic()
             await astro_peer.connect()
-            assert await wait_for(
+            assert await eventually(
                 lambda: len(caller_peer.received["video"]) > before + 5
                 and all(len(astro_peer.received[k]) >= 5 for k in ("video", "audio")),
                 3,
@@ -281,10 +284,10 @@ async def test_cross_node_video_call_through_one_host(
 
             # session_end closes the room on the host node; the claim goes; media stops
             await caller.send("session_end", {"consultation_id": cid})
-            assert await wait_for(lambda: caller_peer.got("session_end", consultation_id=cid)
+            assert await eventually(lambda: caller_peer.got("session_end", consultation_id=cid)
                                   and astro_peer.got("session_end", consultation_id=cid), 5)
-            assert await wait_for_async(lambda: _absent(redis, claim_key), 5)
-            assert await wait_for(lambda: _claims(a, cid, "media_room_closed") == 1, 3)
+            assert await eventually(lambda: _absent(redis, claim_key), 5)
+            assert await eventually(lambda: _claims(a, cid, "media_room_closed") == 1, 3)
             assert _claims(b, cid, "media_room_closed") == 0
             for node in (a, b):
                 assert await _media_stats(session, node, cid, admin_user.token) == {}
@@ -324,7 +327,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
             claim_key = f"{redis_prefix}media:room:{cid}"
             old_host = await redis.get(claim_key)
             assert old_host is not None
-            assert await wait_for(
+            assert await eventually(
                 lambda: all(len(p.received["video"]) >= 5 for p in peers), 8
             ), _counts(peers)
 
@@ -335,7 +338,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
                 await peer.close()
             peers.clear()
             alive_key = f"{redis_prefix}presence:node:{old_host}"
-            assert await wait_for_async(lambda: _absent(redis, alive_key), 5)
+            assert await eventually(lambda: _absent(redis, alive_key), 5)
 
             # the astrologer's socket on node b survived: a new peer connection on it
             astro_peer = WsPeer(astro, cid)
@@ -354,7 +357,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
             peers.append(caller_peer)
             caller_peer.publish()
             await caller_peer.connect()
-            assert await wait_for(
+            assert await eventually(
                 lambda: all(len(p.received[k]) >= 5 for p in peers for k in ("video", "audio")),
                 5,
             ), _counts(peers)
@@ -396,13 +399,13 @@ async def _absent(redis: Any, key: str) -> bool:
     return not await redis.exists(key)
 
 
-async def wait_for_async(check: Any, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(await check())
+async def _media_started(database: Database, cid: str) -> bool:
+    return bool(
+        await database.pool.fetchval(
+            "SELECT media_started_at IS NOT NULL FROM consultations WHERE id = $1::uuid", cid
+        )
+    )
+
 
 
 # ---------------------------------------------------------------------- claims, in one process

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api.keys import HUB, MEDIA, NODE, REDIS, SETTINGS
 from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from kundlinow.keys import HUB, MEDIA, NODE, REDIS, SETTINGS
-from signalling.cli import drain_node
+from kundlinow.node_commands import drain_node
 from signalling.errors import CLOSE_SERVICE_RESTART
 from signalling.media_routing import RoutedMedia
 from signalling.placement import RedisPlacement

@@ -8,6 +8,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from signalling.presence import MemoryPresenceStore, RedisPresenceStore, user_key
+from tests.polling import eventually
 
 
 async def test_memory_counts() -> None:
@@ -38,8 +39,11 @@ async def test_redis_counts_across_nodes_and_dead_node(redis_url: str, redis_pre
         # node b dies without cleaning up: stop its heartbeat, leave its counts in Redis
         assert b._task is not None
         b._task.cancel()
-        await asyncio.sleep(0.9)
-        assert await a.counts([key]) == [1]
+
+        async def forgotten() -> bool:  # once node b's liveness key lapses (node_ttl_s)
+            return await a.counts([key]) == [1]
+
+        assert await eventually(forgotten), await a.counts([key])
         await a.remove(key)
         assert await a.counts([key]) == [0]
         # node b's stale field was forgotten by a reader
@@ -69,3 +73,31 @@ async def test_redis_clean_close_withdraws_at_once(redis_url: str, redis_prefix:
     finally:
         await a.close()
         await redis.aclose()
+
+
+async def test_redis_try_add_is_atomic_across_nodes(redis_url: str, redis_prefix: str) -> None:
+    redis = aioredis.from_url(redis_url)
+    a = RedisPresenceStore(redis, redis_prefix, "node-a")
+    b = RedisPresenceStore(redis, redis_prefix, "node-b")
+    await a.start()
+    await b.start()
+    key = user_key(uuid.uuid4())
+    try:
+        added = await asyncio.gather(*(s.try_add(key, 5) for s in [a, b] * 15))
+        assert sum(added) == 5
+        assert await a.counts([key]) == [5]
+        await (a if added[0] else b).remove(key)
+        assert await b.try_add(key, 5)
+        assert not await a.try_add(key, 5)
+        assert await a.counts([key]) == [5]
+    finally:
+        await a.close()
+        await b.close()
+        await redis.aclose()
+
+
+async def test_memory_try_add_stops_at_the_cap() -> None:
+    store = MemoryPresenceStore()
+    key = user_key(uuid.uuid4())
+    assert [await store.try_add(key, 2) for _ in range(3)] == [True, True, False]
+    assert await store.counts([key]) == [2]

@@ -13,6 +13,10 @@ from signalling import protocol
 
 _ids = itertools.count(1)
 
+DEADLINE_S = 20.0
+"""How long a reply or event may take: generous, for a machine whose cores are busy (a healthy
+server answers in milliseconds; the deadline only bounds how long a failing test waits)."""
+
 
 def check_frame(frame: dict[str, Any]) -> None:
     """Every frame the server sends must match its published JSON Schema."""
@@ -47,7 +51,7 @@ class WsClient:
         await self.ws.send_str(json.dumps(frame))
         return msg_id
 
-    async def reply(self, msg_id: str | None, wait_s: float = 5.0) -> dict[str, Any]:
+    async def reply(self, msg_id: str | None, wait_s: float = DEADLINE_S) -> dict[str, Any]:
         """The ack/error answering ``msg_id``; events read meanwhile are buffered."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
@@ -58,7 +62,7 @@ class WsClient:
             self.events.append(frame)
 
     async def request(
-        self, kind: str, data: dict[str, Any] | None = None, wait_s: float = 5.0
+        self, kind: str, data: dict[str, Any] | None = None, wait_s: float = DEADLINE_S
     ) -> dict[str, Any]:
         return await self.reply(await self.send(kind, data), wait_s)
 
@@ -74,7 +78,7 @@ class WsClient:
         code: str = frame["data"]["code"]
         return code
 
-    async def event(self, kind: str, wait_s: float = 5.0, **match: Any) -> dict[str, Any]:
+    async def event(self, kind: str, wait_s: float = DEADLINE_S, **match: Any) -> dict[str, Any]:
         """The next event of this type (whose data matches ``match``), buffered or new."""
 
         def fits(frame: dict[str, Any]) -> bool:
@@ -103,6 +107,19 @@ class WsClient:
         out, self.events = self.events, []
         return out
 
+    async def during(self, seconds: float) -> list[dict[str, Any]]:
+        """Everything buffered or arriving in the next ``seconds`` (an observation window, for
+        checking that something does *not* happen), however busy the socket."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            try:
+                self.events.append(await self._read(left))
+            except TimeoutError:
+                break
+        out, self.events = self.events, []
+        return out
+
     async def close(self) -> None:
         await self.ws.close()
 
@@ -115,7 +132,7 @@ async def connect(
     ws = await session.ws_connect(url, protocols=protocols, **kwargs)
     client = WsClient(ws)
     if wait_hello and token:
-        frame = await client._read(5.0)
+        frame = await client._read(DEADLINE_S)
         assert frame["type"] == "hello", frame
         client.hello = frame["data"]
     return client

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aioice import stun
 
+from tests.conftest import require_program
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_CONF = REPO / "infra" / "coturn-test.conf"
 PROD_CONF = REPO / "coturn.conf"
@@ -144,6 +146,7 @@ class CoturnProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> Coturn:
+        require_program(TURNSERVER, "coturn", "apt-get install coturn (it provides turnserver)")
         host = self._host
         port = free_port(host)
         # Relay ports below Linux's ephemeral range (32768+), so port-0 binds elsewhere never

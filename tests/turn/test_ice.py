@@ -17,7 +17,7 @@ from kundlinow.app import create_app
 from kundlinow.config import Settings
 from tests.billing.helpers import grant
 from tests.conftest import AppFactory
-from tests.factories import create_user
+from tests.factories import TestUser, create_user, online_astrologer
 from tests.signalling.wsclient import connect
 from tests.turn.calls import relay_call
 from tests.turn.coturn import Coturn
@@ -72,14 +72,17 @@ async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 5.0) -> 
 
 
 async def fetch_ice_servers(
-    aiohttp_client: Any, app: web.Application, token: str
-) -> list[IceServer]:
-    """GET /turn/credentials from the real app, as a client does before a call."""
+    aiohttp_client: Any, app: web.Application, database: Database, settings: Settings
+) -> tuple[TestUser, list[IceServer]]:
+    """GET /turn/credentials from the real app, as an online astrologer does before a call."""
     client: TestClient[Any, Any] = await aiohttp_client(app)
-    response = await client.get("/turn/credentials", headers={"Authorization": f"Bearer {token}"})
+    user, _online = await online_astrologer(client, database, settings)
+    response = await client.get(
+        "/turn/credentials", headers={"Authorization": f"Bearer {user.token}"}
+    )
     assert response.status == 200, await response.text()
     servers: list[IceServer] = (await response.json())["ice_servers"]
-    return servers
+    return user, servers
 
 
 @pytest.mark.usefixtures("loopback_host_candidates")
@@ -90,9 +93,8 @@ async def test_relay_only_call_through_coturn(
     database: Database,
     settings: Settings,
 ) -> None:
-    user = await create_user(database, settings)
     turn = TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret)
-    servers = await fetch_ice_servers(aiohttp_client, make_app(turn=turn), user.token)
+    user, servers = await fetch_ice_servers(aiohttp_client, make_app(turn=turn), database, settings)
     assert servers[0]["username"].endswith(f":{user.id}")
 
     outcome = await relay_call(to_rtc_ice_servers(servers))

@@ -24,14 +24,15 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from api.keys import MEDIA
 from core.db import Database
 from kundlinow.config import Settings
-from kundlinow.keys import MEDIA
 from media.config import MediaSettings
 from tests.conftest import AppFactory
-from tests.factories import create_user
+from tests.factories import online_astrologer
 from tests.media.conftest import VP8_OPUS_20S
-from tests.media.peers import Peer, Switchboard, wait_for
+from tests.media.peers import Peer, Switchboard
+from tests.polling import eventually
 from tests.turn.calls import selected_pair
 from tests.turn.coturn import Coturn
 from turn.config import TurnSettings
@@ -53,9 +54,17 @@ class RelayOnlyPeer(Peer):
             )
         )
 
-    async def connect(self, *, can_publish: bool = True, join: bool = True) -> float:
+    async def connect(
+        self,
+        *,
+        can_publish: bool = True,
+        join: bool = True,
+        kinds: tuple[str, ...] = ("audio", "video"),
+    ) -> float:
         if join:
-            await self.engine.join(self.room_id, self.participant_id, can_publish=can_publish)
+            await self.engine.join(
+                self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
+            )
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await self.engine.handle_offer(
             self.room_id, self.participant_id, self.pc.localDescription.sdp
@@ -91,13 +100,13 @@ async def test_relay_only_client_calls_through_the_sfu(
     database: Database,
     settings: Settings,
 ) -> None:
-    caller = await create_user(database, settings)
     app = make_app(
         turn=TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret),
         # The SFU's host candidates on loopback, where the test coturn may relay to.
         media=MediaSettings(ice_host_addresses=("127.0.0.1",)),
     )
     client: TestClient[Any, Any] = await aiohttp_client(app)
+    caller, _online = await online_astrologer(client, database, settings)  # TURN-eligible
     response = await client.get(
         "/turn/credentials", headers={"Authorization": f"Bearer {caller.token}"}
     )
@@ -119,7 +128,7 @@ async def test_relay_only_client_calls_through_the_sfu(
         await relayed.connect()
 
         # Media flows both ways through the relay: the SFU forwards each side's frames.
-        assert await wait_for(
+        assert await eventually(
             lambda: (
                 len(relayed.received["video"]) >= 15
                 and len(relayed.received["audio"]) >= 15

@@ -7,8 +7,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import Counter
 
+from api.config import ApiSettings
 from api.passwords import Passwords
+from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
@@ -20,18 +23,21 @@ from core.db import Database
 from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
-from kundlinow.config import Settings
+from core.session_log import EventLog
 from media.engine import MediaEngine
+from recording.recorder import Recorder
 from signalling.drain import NodeDrain
 from signalling.hub import Hub
 from turn.config import TurnSettings
+from turn.grants import TurnGrants
 
-SETTINGS = web.AppKey("settings", Settings)
+SETTINGS = web.AppKey("settings", ApiSettings)
 DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
+TURN_GRANTS = web.AppKey("turn_grants", TurnGrants)
 MEDIA = web.AppKey("media", MediaEngine)
 METRICS = web.AppKey("metrics", HttpMetrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
@@ -48,8 +54,16 @@ and media routing all share it."""
 RoomStats = Callable[[str], Awaitable[dict[str, Any]]]
 MEDIA_STATS: web.AppKey[RoomStats] = web.AppKey("media_stats")
 """Live SFU stats of a room, asked of the node hosting its media."""
+SESSION_LOG = web.AppKey("session_log", EventLog)
+"""The batched writer of consultations' session logs (core.session_log)."""
 HUB = web.AppKey("hub", Hub)
 """The signalling hub of this node (sockets, rooms, presence, chat)."""
+USER_STATUS = web.AppKey("user_status", UserStatusCache)
+"""Whether a token's account still exists, is enabled and the token not revoked."""
+CSP_VIOLATIONS = web.AppKey("csp_violations", Counter)
+"""Content-Security-Policy violations reported by browsers (api/security_headers.py)."""
+RECORDER = web.AppKey("recorder", Recorder)
+"""The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
 """Sealed birth profiles and who may read them (issue 15)."""
 NODE = web.AppKey("node", NodeDrain)

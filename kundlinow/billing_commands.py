@@ -15,15 +15,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
+
 from billing.audit import load_snapshot
 from billing.consultations import ConsultationService
 from billing.invariants import check_all
-from billing.payouts import PayoutService, SimulatedBankRail
+from billing.lifecycle import TickReport
+from billing.payouts import Payout, PayoutService, SimulatedBankRail
 from core.bus import EventBus, LocalBus, RedisBus
 from core.clock import SystemClock
-from core.db import Database
+from core.db import Database, is_connection_lost
 from kundlinow.config import Settings
 from kundlinow.database import open_database
+
+log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
@@ -44,10 +49,24 @@ def _print(data: dict[str, Any]) -> None:
     print(json.dumps(data, sort_keys=True), flush=True)
 
 
+async def _tick_once(service: ConsultationService, batch: int | None, retries: int) -> TickReport:
+    """One tick; a tick cut off by a lost database connection is tried again (ticks are
+    idempotent and the lost transaction was rolled back)."""
+    attempt = 0
+    while True:
+        try:
+            return await service.tick(batch=batch)
+        except Exception as exc:
+            if attempt >= retries or not is_connection_lost(exc):
+                raise
+            attempt += 1
+            log.warning("billing_tick_connection_lost", attempt=attempt, error=str(exc))
+
+
 def _tick(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         async with _service(settings) as (_, service):
-            _print((await service.tick(batch=args.batch_size)).to_json())
+            _print((await _tick_once(service, args.batch_size, retries=1)).to_json())
 
     asyncio.run(run())
     return 0
@@ -57,7 +76,12 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         async with _service(settings) as (_, service):
             while True:
-                _print((await service.tick()).to_json())
+                try:
+                    _print((await _tick_once(service, None, retries=1)).to_json())
+                except Exception as exc:
+                    if not is_connection_lost(exc):
+                        raise
+                    log.warning("billing_tick_skipped", error=str(exc))  # the next one catches up
                 await asyncio.sleep(args.interval)
 
     try:
@@ -79,15 +103,21 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+PARTIAL_FAILURE = 2
+"""`payouts run` exit code when some payout failed (the others were settled)."""
+
+
 def _payouts_run(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> None:
+    async def run() -> list[Payout]:
         async with open_database(settings, migrate=False) as database:
             service = PayoutService(database, SystemClock(), settings.billing)
-            for payout in await service.run(SimulatedBankRail()):
-                _print(payout.to_json())
+            return await service.run(SimulatedBankRail())
 
-    asyncio.run(run())
-    return 0
+    settled = asyncio.run(run())
+    for payout in settled:
+        _print(payout.to_json())
+    # failed, or sent but not posted (still approved: the next run posts it)
+    return PARTIAL_FAILURE if any(p.state in ("failed", "approved") for p in settled) else 0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,6 +134,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub.add_parser("check", help="verify the ledger invariants").set_defaults(func=_check)
     payouts = commands.add_parser("payouts", help="consultant payouts")
     psub = payouts.add_subparsers(dest="payouts_command", required=True)
-    psub.add_parser("run", help="settle approved payouts (pending -> posted/voided)").set_defaults(
-        func=_payouts_run
-    )
+    psub.add_parser(
+        "run", help="settle approved payouts (posted/voided; exit 2 when some failed)"
+    ).set_defaults(func=_payouts_run)

@@ -1,4 +1,5 @@
-"""CLI subcommands owned by the API: ``kundlinow admin create`` and ``kundlinow seed-demo``.
+"""Account subcommands: ``kundlinow admin create|disable|enable`` and ``kundlinow seed-demo``
+(the API's data).
 
 Admins exist only through ``admin create`` (never over HTTP). The password comes from
 ``--password``, else from standard input (one line) when it is not a terminal, else from a
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import sys
 from typing import Any
 
+from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from api.accounts import PASSWORD_MAX, PASSWORD_MIN, Email, EmailTaken, create_account
+from api.keys import DATABASE, PASSWORDS, SETTINGS
 from api.passwords import Passwords
-from api.seed import seed_demo
+from api.seed import SeededAccount, seed_demo
+from core import audit
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 
@@ -34,6 +39,13 @@ def register(commands: Any) -> None:
     )
     create.add_argument("--display-name", default="Administrator")
     create.set_defaults(func=_admin_create)
+    for name, disable, what in (
+        ("disable", True, "disable an account: it cannot sign in, its tokens stop working"),
+        ("enable", False, "enable a disabled account (its old tokens stay revoked)"),
+    ):
+        command = admin_commands.add_parser(name, help=what)
+        command.add_argument("--email", required=True)
+        command.set_defaults(func=functools.partial(_admin_set_disabled, disable=disable))
 
     seed = commands.add_parser(
         "seed-demo", help="create demo accounts (admin, astrologers, caller); idempotent"
@@ -96,6 +108,32 @@ def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_set_disabled(settings: Settings, args: argparse.Namespace, *, disable: bool) -> int:
+    """Disabling bumps the token version in the database (migration 0012), so the account's
+    tokens stop working on every node within the status cache time."""
+
+    async def run() -> str | None:
+        async with open_database(settings) as database, database.pool.acquire() as conn:
+            async with conn.transaction():
+                user_id = await conn.fetchval(
+                    "UPDATE users SET disabled_at = CASE WHEN $2 THEN"
+                    " coalesce(disabled_at, now()) END WHERE email = $1 RETURNING id",
+                    args.email.strip().lower(), disable,
+                )
+                if user_id is None:
+                    return None
+                action = "account_disabled" if disable else "account_enabled"
+                await audit.record(conn, None, action, "user", str(user_id), {"via": "cli"})
+                return str(user_id)
+
+    user_id = asyncio.run(run())
+    if user_id is None:
+        print(f"kundlinow: NOT_FOUND: no account with {args.email}", file=sys.stderr)
+        return 1
+    print(f"{'disabled' if disable else 'enabled'}: {args.email} (id {user_id})")
+    return 0
+
+
 def _seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.is_production:
         print("kundlinow: seed-demo is refused when ENV=production", file=sys.stderr)
@@ -110,13 +148,23 @@ def _seed_demo(settings: Settings, args: argparse.Namespace) -> int:
             passwords.close()
 
     seeded, lines = asyncio.run(run())
+    print("\n".join(_demo_lines(seeded, lines)))
+    return 0
+
+
+def _demo_lines(seeded: list[SeededAccount], extra: list[str]) -> list[str]:
     created = sum(1 for s in seeded if s.created)
-    print(f"Demo accounts ({created} created, {len(seeded) - created} already there):")
+    out = [f"Demo accounts ({created} created, {len(seeded) - created} already there):"]
     width = max(len(s.account.email) for s in seeded)
     for s in seeded:
         role = {"consultant": "astrologer", "user": "caller"}.get(s.account.role, s.account.role)
         note = "" if s.created else "  (existed: password unchanged by this run)"
-        print(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
-    for line in lines:
-        print(line)
-    return 0
+        out.append(f"  {role:<10}  {s.account.email:<{width}}  {s.account.password}{note}")
+    return out + extra
+
+
+async def seed_demo_on_startup(app: web.Application, *, lines: list[str]) -> None:
+    """``kundlinow serve --demo``: seed inside the server (its database is already up) and
+    leave the logins in ``lines`` for the banner printed once the server listens."""
+    seeded, extra = await seed_demo(app[DATABASE], app[SETTINGS], app[PASSWORDS])
+    lines.extend(_demo_lines(seeded, extra))

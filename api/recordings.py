@@ -1,0 +1,137 @@
+"""Recordings for admins: the list of a consultation's files with signed URLs, the content
+(HTTP Range, RFC 9110 §14: 206, 416, ``HEAD``, ``Accept-Ranges``) and deletion. Access is by
+recording id, never by path, and every access is audit-logged."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from api.auth import require_user
+from api.consultations import path_id
+from api.errors import ApiError
+from api.keys import RECORDER, SETTINGS
+from api.openapi import operation
+from api.validation import parse_body
+from core import audit
+from recording import retention, signing
+from recording.catalog import row_json
+
+routes = web.RouteTableDef()
+
+CONTENT_TYPES = {
+    "webm": "video/webm", "mka": "audio/x-matroska", "mkv": "video/x-matroska",
+    "mp4": "video/mp4",
+}
+
+
+class DeleteRecordings(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class ContentQuery(BaseModel):
+    """A signed URL's parameters; without them the request needs a bearer token."""
+
+    exp: int | None = None
+    by: uuid.UUID | None = None
+    sig: str | None = None
+
+
+def _url_key(request: web.Request) -> bytes:
+    return signing.url_key(request.app[SETTINGS].jwt_secret)
+
+
+@routes.get("/admin/consultations/{id}/recordings")
+@operation(
+    "Admin: a consultation's recordings, each with a short-lived signed content URL",
+    auth=("admin",), errors=(404,), tags=("admin", "recordings"),
+)
+async def list_recordings(request: web.Request) -> web.Response:
+    claims = await require_user(request, roles=("admin",))
+    cid = path_id(request)
+    recorder = request.app[RECORDER]
+    rows = await recorder.catalog.for_consultation(cid)
+    if not rows and await recorder.catalog.consultation(str(cid)) is None:
+        raise ApiError(404, "NOT_FOUND", "no such consultation")
+    exp = int(time.time()) + request.app[SETTINGS].recording.url_ttl_s
+    key = _url_key(request)
+    items = [
+        {**row_json(row), "url": signing.signed_path(key, row["id"], claims.user_id, exp)}
+        for row in rows
+    ]
+    await audit.record(
+        recorder.catalog.pool, claims.user_id, "recordings_listed", "consultation", str(cid),
+        {"files": len(items)},
+    )
+    return web.json_response({"items": items})
+
+
+@routes.delete("/admin/consultations/{id}/recordings")
+@operation(
+    "Admin: delete a consultation's recordings (files and rows), with a reason",
+    body=DeleteRecordings, auth=("admin",), errors=(404, 422), tags=("admin", "recordings"),
+)
+async def delete_recordings(request: web.Request) -> web.Response:
+    claims = await require_user(request, roles=("admin",))
+    cid = path_id(request)
+    body = await parse_body(request, DeleteRecordings)
+    recorder = request.app[RECORDER]
+    if await recorder.catalog.consultation(str(cid)) is None:
+        raise ApiError(404, "NOT_FOUND", "no such consultation")
+    deleted = await retention.delete_consultation(
+        recorder.store, recorder.catalog, cid, claims.user_id, body.reason
+    )
+    return web.json_response({"deleted": deleted})
+
+
+async def _reader(request: web.Request, recording_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
+    """Who is reading, and whether as an admin (bearer or a signed URL issued to one)."""
+    query = request.query
+    if "sig" in query:
+        try:
+            exp, by, sig = int(query["exp"]), uuid.UUID(query["by"]), query["sig"]
+        except (KeyError, ValueError):
+            raise ApiError(403, "BAD_SIGNATURE", "malformed signed URL") from None
+        problem = signing.check(_url_key(request), recording_id, exp, by, sig, time.time())
+        if problem is not None:
+            raise ApiError(403, problem, "this link is not valid (anymore)")
+        return by, True
+    claims = await require_user(request)
+    if claims.role == "admin":
+        return claims.user_id, True
+    if not request.app[SETTINGS].recording.participant_access:
+        raise ApiError(403, "FORBIDDEN", "recordings are for admins")
+    return claims.user_id, False
+
+
+@routes.get("/recordings/{id}/content")
+@operation(
+    "A recording's bytes (Range requests; admins, a signed URL, or the parties when allowed)",
+    query=ContentQuery, auth="any", errors=(403, 404, 416), content_type=None,
+    tags=("recordings",),
+)
+async def recording_content(request: web.Request) -> web.StreamResponse:
+    recording_id = path_id(request)
+    reader, as_admin = await _reader(request, recording_id)
+    recorder = request.app[RECORDER]
+    row = await recorder.catalog.get(recording_id)
+    if row is None or not recorder.store.exists(row["storage_key"]):
+        raise ApiError(404, "NOT_FOUND", "no such recording")
+    if not as_admin:  # a participant, with participant access on
+        info = await recorder.catalog.consultation(str(row["consultation_id"]))
+        if info is None or str(reader) not in info.parties:
+            raise ApiError(403, "FORBIDDEN", "not a party of this consultation")
+    await audit.record(
+        recorder.catalog.pool, reader, "recording_accessed", "recording", str(recording_id),
+        {"range": request.headers.get("Range"), "method": request.method,
+         "signed": "sig" in request.query},
+    )
+    ext = row["storage_key"].rsplit(".", 1)[-1]
+    return web.FileResponse(
+        recorder.store.local_path(row["storage_key"]),
+        headers={"Content-Type": CONTENT_TYPES.get(ext, "application/octet-stream"),
+                 "Cache-Control": "private, no-store", "Accept-Ranges": "bytes"},
+    )

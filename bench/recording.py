@@ -1,0 +1,451 @@
+"""Recording benchmark: server CPU for concurrent two-way video consults with and without the
+live recorder, and the review composer's CPU-seconds per call-minute.
+
+Three processes per point, as in bench/sfu.py: this orchestrator; a server (``serve``: the
+SFU's ``MediaEngine`` with or without the ``Recorder``, on a scratch database of the local
+PostgreSQL, HTTP signalling as bench/sfu_server.py); a load generator (``load``: per consult
+two aiortc peers that each publish VP8 + Opus from a pre-encoded clip, ``decode=False``, and
+count the other's packets without decoding). The server's CPU time is sampled with psutil
+between the load generator's MEASURE_START and MEASURE_END. The composer then makes the
+review file of one recorded consult in this process (``time.process_time``, all threads).
+
+    python -m bench.recording                        # 10 consults, 20 s, with and without
+    python -m bench.recording --consults 4 --duration 10
+    python -m bench.recording --rounds 3             # off/all alternated three times
+    python -m bench.recording alone --repeat 20      # the recorder alone (for py-spy)
+
+On a shared machine, compare CPU-seconds per delivered packet of rounds run side by side
+(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import av
+import psutil
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+
+from kundlinow.config import Settings
+from kundlinow.database import open_database
+from media.config import MediaSettings
+from media.engine import MediaEngine
+from media.ice import IcePolicy, apply_ice_policy
+from recording.catalog import Catalog, ConsultInfo
+from recording.compose import FPS, Inputs, compose
+from recording.config import RecordingSettings
+from recording.recorder import Recorder
+from recording.store import LocalStore
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "tests" / "media" / "data" / "vp8_opus_320x240_20s.webm"
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PY = sys.executable
+
+
+# -- the server -----------------------------------------------------------------------
+
+
+async def serve(args: argparse.Namespace) -> None:
+    async with open_database(Settings(database_url=args.dsn), migrate=False) as database:
+
+        async def resolve(room_id: str) -> ConsultInfo:
+            return ConsultInfo(uuid.UUID(room_id), "video", {"a": "caller", "b": "astrologer"},
+                               None)
+
+        settings = RecordingSettings(mode=args.record, directory=Path(args.dir))
+        recorder = Recorder(settings, LocalStore(settings.directory), Catalog(database.pool),
+                            resolve)
+
+        async def drop(room: str, pid: str, message: dict[str, Any]) -> None:
+            pass
+
+        engine = MediaEngine(MediaSettings(ice_host_addresses=("127.0.0.1",)), drop,
+                             recorder if settings.enabled else None)
+
+        async def join(request: web.Request) -> web.Response:
+            body = await request.json()
+            await engine.join(body["room"], body["pid"], can_publish=True)
+            return web.json_response({})
+
+        async def offer(request: web.Request) -> web.Response:
+            body = await request.json()
+            sdp = await engine.handle_offer(body["room"], body["pid"], body["sdp"])
+            return web.json_response({"sdp": sdp})
+
+        app = web.Application()
+        app.router.add_post("/join", join)
+        app.router.add_post("/offer", offer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"READY {port}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        await engine.close()
+        await recorder.close()
+        await runner.cleanup()
+
+
+# -- the load generator ---------------------------------------------------------------
+
+
+async def load(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.sfu_load import ClipTrack, Counter, HttpSignal, _count_only, demux
+
+    policy = IcePolicy(host_addresses=("127.0.0.1",))
+    clip = demux(args.file)
+    pcs: list[RTCPeerConnection] = []
+    tracks: list[ClipTrack] = []
+    counters: list[Counter] = []
+    async with aiohttp.ClientSession() as http:
+        signal = HttpSignal(http, args.url)
+        for room in [str(uuid.uuid4()) for _ in range(args.consults)]:
+            for pid in ("a", "b"):
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pcs.append(pc)
+                for kind in ("video", "audio"):
+                    track = ClipTrack(kind, clip[kind])
+                    tracks.append(track)
+                    t = pc.addTransceiver(track, direction="sendrecv")
+                    if kind == "video":
+                        caps = RTCRtpSender.getCapabilities("video").codecs
+                        t.setCodecPreferences([c for c in caps if c.name == "VP8"])
+                apply_ice_policy(pc, policy)
+                await signal.publish(room, pid, pc)
+                counter = Counter()
+                counters.append(counter)
+                _count_only(pc, counter)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # poll aiortc's state, bounded
+            if all(pc.connectionState == "connected" for pc in pcs):
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(args.warmup)
+        def totals() -> tuple[int, int]:
+            return (sum(c.frames for c in counters),
+                    sum(c.video_packets + c.audio_packets for c in counters))
+
+        before = totals()
+        print("MEASURE_START", flush=True)
+        t0 = time.monotonic()
+        await asyncio.sleep(args.duration)
+        elapsed = time.monotonic() - t0
+        print("MEASURE_END", flush=True)
+        after = totals()
+        frames, packets = after[0] - before[0], after[1] - before[1]
+        for track in tracks:
+            track.stop()
+        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+    connected = sum(pc.connectionState in ("connected", "closed") for pc in pcs)
+    return {"fps_per_stream": round(frames / elapsed / max(1, len(counters)), 1),
+            "packets_per_s": round(packets / elapsed), "peers": len(pcs), "connected": connected}
+
+
+# -- the tap's cost on the forwarding path ---------------------------------------------
+
+
+def hook_cost(packets: int = 200_000) -> dict[str, float]:
+    """ns per ``UpTrack.on_rtp`` (no subscribers) without a tap, with a no-op tap, and of the
+    tap test alone — what recording costs the fast path when it is off."""
+    import timeit
+
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from media.forwarder import UpTrack
+
+    class NoTap:
+        def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+            pass
+
+    async def send(data: bytes) -> None:
+        pass
+
+    codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+    up = UpTrack("t", "audio", codec, [codec], publisher_id="p", rtcp_ssrc=1, send_rtcp=send,
+                 pli_interval_s=1, history=1024, remb_bitrate_bps=0)
+    packet = bytes([0x80, 111, 0, 0]) + bytes(4) + (1234).to_bytes(4, "big") + bytes(100)
+    out: dict[str, float] = {}
+    for name, tap in (("off", None), ("no-op tap", NoTap())):
+        up.tap = tap  # type: ignore[assignment]
+        seconds = min(timeit.repeat(lambda: up.on_rtp(packet, 12, 112, 0), number=packets,
+                                    repeat=5))
+        out[name] = seconds / packets * 1e9
+    up.tap = None
+    check = "tap = up.tap\nif tap is not None: pass"
+    out["tap test alone"] = min(timeit.repeat(check, globals={"up": up}, number=packets,
+                                              repeat=5)) / packets * 1e9
+    return out
+
+
+# -- the recorder alone -----------------------------------------------------------------
+
+
+class _MarkedStore(LocalStore):
+    """Tells the benchmark when the writer thread has reached a mark in its queue."""
+
+    MARK = "bench-mark"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.marked = threading.Event()
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        if key.endswith("/" + self.MARK):
+            self.marked.set()
+        else:
+            super().write_atomic(key, data)
+
+
+async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
+    """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
+    side (reorder, frames, clock), the writer thread (muxing; process CPU while the main
+    thread polls, so an upper bound), and the finalising remux when the files close."""
+    from aiortc.codecs.opus import OpusEncoder
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    from media.packets import always_start, vp8_is_keyframe
+    from recording.clock import NTP_UNIX_OFFSET, SenderClock
+    from recording.recorder import RoomRecording
+    from recording.track import TrackRecorder
+
+    packets: dict[str, list[tuple[bytes, int, int]]] = {"video": [], "audio": []}
+    encoders = {"video": Vp8Encoder(), "audio": OpusEncoder()}
+    with av.open(str(clip)) as container:
+        for p in container.demux():
+            if p.size and p.pts is not None:
+                stream_kind = str(p.stream.type)
+                payloads, ts = encoders[stream_kind].pack(p)
+                for i, payload in enumerate(payloads):
+                    marker = 0x80 if i == len(payloads) - 1 else 0
+                    packets[stream_kind].append((payload, ts, marker))
+    async with open_database(Settings(database_url=dsn), migrate=False) as database:
+        info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
+        store = _MarkedStore(directory)
+        room = RoomRecording(info, RecordingSettings(directory=directory), store,
+                             Catalog(database.pool))
+        sender = SenderClock()
+        ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
+        tracks = {}
+        for kind, codec, rate, key in (("video", "vp8", 90000, vp8_is_keyframe),
+                                       ("audio", "opus", 48000, always_start)):
+            tracks[kind] = TrackRecorder(room, party="caller", kind=kind, codec=codec,
+                                         clock_rate=rate, sender=sender,
+                                         request_keyframe=lambda: None, is_keyframe=key)
+            tracks[kind].on_sender_report(ntp, 0)
+        now = time.monotonic_ns() // 1_000_000
+        count = sum(len(v) for v in packets.values())
+        cpu = time.thread_time()
+        for kind, items in packets.items():
+            for seq, (payload, ts, marker) in enumerate(items):
+                tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
+        loop_s = time.thread_time() - cpu
+        process = time.process_time()
+        room._writer.write_atomic(f"{info.consultation_id}/{_MarkedStore.MARK}", b"")
+        room._writer._hand_over()  # the thread muxes the batch, then writes the mark
+        await asyncio.to_thread(store.marked.wait)
+        mux_s = time.process_time() - process
+        process = time.process_time()
+        room._writer.stop()  # closes the files: remux, SHA-256, fsync
+        await asyncio.to_thread(room._writer.join)
+        close_s = time.process_time() - process
+        await asyncio.sleep(0.1)  # the finished files' catalogue writes
+        room._db.put_nowait(None)
+        await room._db_task
+    return {"event loop (reorder, frames, clock, hand-over)": loop_s / count * 1e6,
+            "writer thread (PyAV mux, live)": mux_s / count * 1e6,
+            "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
+
+
+# -- the orchestrator -----------------------------------------------------------------
+
+
+async def _alone(args: argparse.Namespace) -> None:
+    """The recorder alone, ``--repeat`` times on one scratch database: the median µs."""
+    dsn = await _scratch_database()
+    runs: list[dict[str, float]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
+            for i in range(args.repeat):
+                runs.append(await recorder_cost(dsn, args.file, Path(tmp) / str(i)))
+    finally:
+        await _drop_database(dsn)
+    print(f"| recorder alone (no network), median of {args.repeat} | µs CPU per packet |")
+    print("|---|---:|")
+    for name in runs[0]:
+        print(f"| {name} | {statistics.median(r[name] for r in runs):.1f} |")
+
+
+def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> dict[str, Any]:
+    server = subprocess.Popen(
+        [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
+         "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        line = server.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"server did not start: {line!r}")
+        url = f"http://127.0.0.1:{line.split()[1]}"
+        proc = psutil.Process(server.pid)
+        gen = subprocess.Popen(
+            [PY, "-m", "bench.recording", "load", "--url", url, "--consults",
+             str(args.consults), "--duration", str(args.duration), "--file", str(args.file)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert gen.stdout is not None
+        cpu0 = wall0 = 0.0
+        switches0 = 0
+        result: dict[str, Any] = {}
+        for out in gen.stdout:
+            if out.startswith("MEASURE_START"):
+                t = proc.cpu_times()
+                cpu0, wall0 = t.user + t.system, time.monotonic()
+                switches0 = sum(proc.num_ctx_switches())
+            elif out.startswith("MEASURE_END"):
+                t = proc.cpu_times()
+                result["cpu_s"] = t.user + t.system - cpu0
+                # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
+                result["switches"] = sum(proc.num_ctx_switches()) - switches0
+                result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
+            elif out.startswith("RESULT "):
+                result.update(json.loads(out[7:]))
+        gen.wait()
+        server.stdin.write("\n")
+        server.stdin.flush()
+        server.wait(60)
+        return result
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def _compose_cost(directory: Path) -> tuple[float, float]:
+    """CPU-seconds per call-minute of composing one recorded consult, and its length (s)."""
+    consult = next(d for d in sorted(directory.iterdir()) if d.is_dir())
+    files: dict[tuple[str, str], list[Path]] = {}
+    for path in sorted(consult.glob("*-*-*.*")):
+        party, kind, _ = path.stem.split("-")
+        files.setdefault((party, kind), []).append(path)
+    manifest = json.loads((consult / "manifest.json").read_text())
+    end_ms = max(f["offset_ms"] + (f.get("duration_ms") or 0) for f in manifest["files"].values())
+    store = LocalStore(directory)
+    cpu = time.process_time()
+    compose(store, Inputs(consult.name, end_ms / 1000, files))
+    spent = time.process_time() - cpu
+    return spent / (end_ms / 60_000), end_ms / 1000
+
+
+async def _scratch_database() -> str:
+    name = f"bench_recording_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(ADMIN_DSN)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    async with open_database(Settings(database_url=dsn), migrate=True):
+        pass
+    return dsn
+
+
+async def _drop_database(dsn: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await conn.close()
+
+
+def orchestrate(args: argparse.Namespace) -> None:
+    print("| UpTrack.on_rtp | ns per packet |\n|---|---:|")
+    for name, ns in hook_cost().items():
+        print(f"| {name} | {ns:.0f} |")
+    print()
+    dsn = asyncio.run(_scratch_database())
+    rows: list[tuple[int, str, dict[str, Any]]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
+            for n in range(args.rounds):
+                # alternate the order, so a load that drifts within a round favours neither
+                for record in ("off", "all") if n % 2 == 0 else ("all", "off"):
+                    directory = Path(tmp) / f"{record}{n}"
+                    rows.append((n + 1, record, _point(args, dsn, record, directory)))
+            per_minute, length = _compose_cost(Path(tmp) / "all0")
+            alone = asyncio.run(recorder_cost(dsn, args.file, Path(tmp) / "alone"))
+    finally:
+        asyncio.run(_drop_database(dsn))
+    _print_rounds(args, rows)
+    print("\n| recorder alone (no network) | µs CPU per packet |\n|---|---:|")
+    for name, us in alone.items():
+        print(f"| {name} | {us:.1f} |")
+    print(f"\ncomposer: {per_minute:.1f} CPU-s per call-minute at {FPS} fps "
+          f"({length:.1f} s consult, libx264 veryfast)")
+
+
+def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
+    print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
+          f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
+    print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
+          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
+          " peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    cost: dict[int, dict[str, float]] = {}
+    for n, record, r in rows:
+        # per packet, not per second: a loaded machine lets a different rate through each run
+        delivered = r.get("packets_per_s", 0) * args.duration
+        us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
+        cost.setdefault(n, {})[record] = us
+        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
+              f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
+              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
+    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
+    if ratios:
+        print("\nCPU per packet, all / off, per round: "
+              + ", ".join(f"{r:.3f}" for r in ratios)
+              + f"; median {statistics.median(ratios):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="role")
+    s = sub.add_parser("serve")
+    s.add_argument("--dsn", required=True)
+    s.add_argument("--record", choices=("off", "audio", "all"), required=True)
+    s.add_argument("--dir", required=True)
+    ld = sub.add_parser("load")
+    ld.add_argument("--url", required=True)
+    alone = sub.add_parser("alone", help="the recorder alone, without network or SFU")
+    alone.add_argument("--repeat", type=int, default=5)
+    for p in (parser, ld):
+        p.add_argument("--consults", type=int, default=10)
+        p.add_argument("--duration", type=float, default=20.0)
+    for p in (parser, ld, alone):
+        p.add_argument("--file", type=Path, default=CLIP)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="off/all pairs, run side by side in alternating order")
+    ld.add_argument("--warmup", type=float, default=3.0)
+    args = parser.parse_args()
+    if args.role == "serve":
+        asyncio.run(serve(args))
+    elif args.role == "load":
+        print("RESULT " + json.dumps(asyncio.run(load(args))), flush=True)
+    elif args.role == "alone":
+        asyncio.run(_alone(args))
+    else:
+        orchestrate(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The tasks an object starts and owns: each one logged if it fails, all cancelled and awaited
+when the owner closes (no task that nobody keeps)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class TaskSet:
+    """A supervisor for one owner's background tasks."""
+
+    def __init__(self, failed_event: str) -> None:
+        self._failed_event = failed_event
+        """Logged (with the traceback) when a task ends with an exception."""
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, work: Awaitable[Any], *, name: str | None = None) -> None:
+        task = asyncio.ensure_future(work)
+        if name is not None and isinstance(task, asyncio.Task):
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+            log.error(self._failed_event, task=name, exc_info=task.exception())
+
+    def cancel(self) -> None:
+        """Cancel every task without waiting (from synchronous teardown)."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Cancel every task and wait until all have finished (a task closing its own owner
+        is not waited for: it would wait for itself)."""
+        self.cancel()
+        current = asyncio.current_task()
+        await asyncio.gather(
+            *(t for t in list(self._tasks) if t is not current), return_exceptions=True
+        )
+
+
+async def every(
+    interval_s: float, action: Callable[[], Awaitable[None]], *, failed_event: str
+) -> None:
+    """Run ``action`` every ``interval_s`` seconds until cancelled (heartbeats, claim refreshes,
+    watchdogs); a failed run is logged as ``failed_event`` and the next one happens on time."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await action()
+        except Exception:
+            log.warning(failed_event, exc_info=True)

@@ -1,0 +1,100 @@
+"""The SFU's statistics: rate counters of the forwarding engine and the per-participant report
+the admin media endpoint returns (``MediaEngine.room_stats``).
+
+Receive statistics follow RFC 3550 §6.4.1 (fraction lost in 1/256 units, interarrival jitter);
+this module only reads the counters ``UpTrack`` and ``DownTrack`` keep on the media path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the forwarder imports RateWindow from here
+    from media.forwarder import DownTrack, UpTrack
+
+
+@dataclass(slots=True)
+class RateWindow:
+    """Bytes/packets counters with a per-report-interval rate snapshot."""
+
+    bytes: int = 0
+    packets: int = 0
+    _last_bytes: int = 0
+    _last_time: float = 0.0
+    bitrate_bps: float = 0.0
+
+    def snapshot(self, now: float) -> None:
+        if self._last_time:
+            dt = now - self._last_time
+            if dt > 0:
+                self.bitrate_bps = (self.bytes - self._last_bytes) * 8 / dt
+        self._last_bytes = self.bytes
+        self._last_time = now
+
+
+def published_stats(up: UpTrack) -> dict[str, Any]:
+    """One published track, as the publisher's side of the SFU received it."""
+    return {
+        "track_id": up.track_id,
+        "kind": up.kind,
+        "codec": up.codec.mimeType,
+        "bitrate_bps": round(up.rate.bitrate_bps),
+        "packets_received": up.rate.packets,
+        "bytes_received": up.rate.bytes,
+        "packets_lost": up.packets_lost,
+        "fraction_lost": up.fraction_lost / 256,
+        "jitter_s": up.jitter_s,
+        "frames_received": up.frames,
+        "keyframes_received": up.keyframes,
+        "keyframe_requests_sent": up.plis_sent,
+        "nacks_sent": up.nacks_sent,
+        "rtx_received": up.rtx_received,
+        "subscribers": len(up.downtracks),
+    }
+
+
+def subscribed_stats(down: DownTrack) -> dict[str, Any]:
+    """One subscription slot, as the SFU sent it and the subscriber reported back."""
+    return {
+        "track_id": down.source.track_id if down.source else None,
+        "kind": down.kind,
+        "active": down.active,
+        "bitrate_bps": round(down.rate.bitrate_bps),
+        "packets_forwarded": down.packets,
+        "bytes_forwarded": down.bytes,
+        "frames_forwarded": down.frames,
+        "packets_dropped": down.dropped,
+        "send_errors": down.send_errors,
+        "nacks_received": down.nacks_received,
+        "packets_retransmitted": down.retransmitted,
+        "keyframe_requests_received": down.plis_received + down.firs_received,
+        "rtt_s": down.rtt_s,
+        "fraction_lost": down.remote_fraction_lost / 256,
+        "packets_lost": down.remote_packets_lost,
+    }
+
+
+def participant_stats(
+    identity: dict[str, Any], uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack]
+) -> dict[str, Any]:
+    """A participant's report: ``identity`` (id, state, connection state ...), the totals over
+    its tracks (worst loss and round-trip time), then each track."""
+    published = [published_stats(up) for up in uptracks]
+    subscribed = [subscribed_stats(down) for down in downtracks]
+    rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
+    return {
+        **identity,
+        "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
+        "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
+        "rtt_s": max(rtts) if rtts else None,
+        "fraction_lost_in": max((p["fraction_lost"] for p in published), default=0.0),
+        "fraction_lost_out": max((s["fraction_lost"] for s in subscribed), default=0.0),
+        "frames_forwarded": sum(s["frames_forwarded"] for s in subscribed),
+        "packets_forwarded": sum(s["packets_forwarded"] for s in subscribed),
+        "keyframe_requests_sent": sum(p["keyframe_requests_sent"] for p in published),
+        "keyframe_requests_received": sum(s["keyframe_requests_received"] for s in subscribed),
+        "published": published,
+        "subscribed": subscribed,
+    }

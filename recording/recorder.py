@@ -1,0 +1,335 @@
+"""The live recorder: the SFU's observer that records each consultation it hosts.
+
+``Recorder`` is handed to ``media.MediaEngine`` (``media.observer.MediaObserver``). On a
+participant's join it looks the consultation up (mode, which user is caller or astrologer,
+when it started: zero of the consultation clock); each published track it should record gets a
+``TrackRecorder`` as its packet tap; when the room closes its files are finalised. Each
+consultation (``RoomRecording``) has one writer thread, its ``manifest.json`` and an ordered
+queue of catalogue (database) writes. Each track's first file, every later segment and its end
+go to the session log too (``recording_started``, ``recording_segment``,
+``recording_stopped``), through the emitter the SFU's events use (``bind_events``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.session_log import Emitter
+from recording.catalog import Catalog, ConsultInfo, NewFile
+from recording.clock import SenderClock
+from recording.config import RecordingSettings
+from recording.store import RecordingStore
+from recording.track import TrackRecorder
+from recording.writer import FileResult, FileSpec, WriterThread, extension, finalise
+
+logger = logging.getLogger(__name__)
+
+CODECS = {"audio/opus": "opus", "video/vp8": "vp8", "video/h264": "h264"}
+"""MIME type of a published track → the codec names the writer knows."""
+MANIFEST = "manifest.json"
+
+Resolve = Callable[[str], Awaitable[ConsultInfo | None]]
+
+
+def _unlogged(
+    consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+    *, at: dt.datetime | None = None,
+) -> None:
+    """The session-log emitter until ``Recorder.bind_events`` (and in tests without one)."""
+
+
+def _iso(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).isoformat()
+
+
+class RoomRecording:
+    """One consultation being recorded on this node (a ``recording.track.TrackOwner``)."""
+
+    def __init__(
+        self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
+        catalog: Catalog, log_event: Emitter = _unlogged,
+    ) -> None:
+        self.info = info
+        self._log_event = log_event
+        self._actors = {party: pid for pid, party in info.parties.items()}
+        """party → participant (user) id, the session log's actor."""
+        self._open_tracks: dict[str, TrackRecorder] = {}
+        """Storage key → the track writing it."""
+        self.origin = info.started_at if info.started_at is not None else time.time()
+        self.segment_ms = int(settings.segment_s * 1000)
+        self._store = store
+        self._catalog = catalog
+        self._cid = str(info.consultation_id)
+        self._loop = asyncio.get_running_loop()
+        self._db: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        self._db_task = asyncio.ensure_future(self._run_db())
+        self._writer = WriterThread(store, self._on_result, self._cid[:8])
+        self.write = self._writer.write
+        """``TrackOwner.write``: the writer's own method, one call less per frame."""
+        self.tracks: list[TrackRecorder] = []
+        self.senders: dict[str, SenderClock] = {}
+        self._segments: dict[tuple[str, str], int] = {}
+        self._manifest = self._load_manifest()
+
+    # -- manifest ---------------------------------------------------------------------
+
+    def _load_manifest(self) -> dict[str, Any]:
+        """A room recorded again (both parties dropped and rejoined) extends its manifest."""
+        key = f"{self._cid}/{MANIFEST}"
+        if self._store.exists(key):
+            with self._store.open_read(key) as f:
+                manifest: dict[str, Any] = json.load(f)
+            for name in manifest.get("files", {}):
+                party, kind, seg = name.split(".")[0].split("-")
+                self._segments[(party, kind)] = max(
+                    self._segments.get((party, kind), 0), int(seg) + 1
+                )
+            return manifest
+        return {
+            "consultation_id": self._cid,
+            "mode": self.info.mode,
+            "clock_origin": _iso(self.origin),
+            "clock_origin_unix": self.origin,
+            "tracks": [],
+            "files": {},
+            "events": [],
+        }
+
+    def _save_manifest(self) -> None:
+        data = json.dumps(self._manifest, indent=1, sort_keys=True).encode()
+        self._writer.write_atomic(f"{self._cid}/{MANIFEST}", data)
+
+    def note(self, event: dict[str, object]) -> None:
+        event.setdefault("at_ms", self.to_ms(time.time()))
+        self._manifest["events"].append(event)
+        self._save_manifest()
+
+    # -- TrackOwner -------------------------------------------------------------------
+
+    def to_ms(self, wall: float) -> int:
+        # per frame: int(x + 0.5) is cheaper than round() (ties and negatives may differ by
+        # 1 ms; frames are clamped at 0)
+        return int((wall - self.origin) * 1000 + 0.5)
+
+    def open_file(
+        self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
+    ) -> str:
+        slot = (track.party, track.kind)
+        segment = self._segments.get(slot, 0)
+        self._segments[slot] = segment + 1
+        name = f"{track.party}-{track.kind}-{segment:03d}.{extension(track.codec)}"
+        key = f"{self._cid}/{name}"
+        self._writer.open(FileSpec(key, track.codec, width, height, extradata))
+        started = dt.datetime.fromtimestamp(self.origin + first_ms / 1000, dt.UTC)
+        new = NewFile(
+            uuid.uuid4(), self.info.consultation_id, track.party, track.kind, track.codec,
+            segment, key, started, first_ms,
+        )
+        self._db.put_nowait(lambda: self._catalog.file_opened(new))
+        first = track.frames_written == 0
+        self._open_tracks[key] = track
+        self._log(track, "recording_started" if first else "recording_segment",
+                  {"key": key, "segment": segment, "offset_ms": first_ms})
+        self._manifest["files"][name] = {
+            "party": track.party, "kind": track.kind, "codec": track.codec,
+            "segment": segment, "offset_ms": first_ms, "status": "recording",
+            "width": width or None, "height": height or None,
+        }
+        self._save_manifest()
+        logger.info("recording_file_started", extra={"key": key})
+        return key
+
+    def close_file(self, key: str) -> None:
+        self._writer.close_file(key)
+        track = self._open_tracks.pop(key, None)
+        if track is not None and track.closed:  # not a segment rotation: the track ended
+            self._log(track, "recording_stopped",
+                      {"key": key, "frames": track.frames_written})
+
+    def _log(self, track: TrackRecorder, kind: str, data: dict[str, Any]) -> None:
+        self._log_event(self._cid, self._actors.get(track.party), kind,
+                        {"party": track.party, "kind": track.kind, "codec": track.codec, **data})
+
+    # -- results from the writer thread -----------------------------------------------
+
+    def _on_result(self, result: FileResult) -> None:
+        """Called on the writer thread."""
+        self._loop.call_soon_threadsafe(self._finished, result)
+
+    def _finished(self, result: FileResult) -> None:
+        self._db.put_nowait(lambda: self._catalog.file_finished(result))
+        name = result.key.split("/", 1)[1]
+        entry = self._manifest["files"].get(name)
+        if entry is not None:
+            if result.status == "empty":
+                del self._manifest["files"][name]
+            else:
+                entry.update(status=result.status, duration_ms=result.duration_ms,
+                             bytes=result.bytes, sha256=result.sha256)
+            self._save_manifest()
+
+    async def _run_db(self) -> None:
+        """Catalogue writes in order (a file's insert before its update), one at a time."""
+        while (op := await self._db.get()) is not None:
+            try:
+                await op()
+            except Exception:
+                logger.exception("recording_catalog_failed", extra={"consultation": self._cid})
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def add_track(self, track: TrackRecorder) -> None:
+        self.tracks.append(track)
+        self._manifest["tracks"].append(
+            {"party": track.party, "kind": track.kind, "codec": track.codec,
+             "at_ms": self.to_ms(time.time())}
+        )
+        self._save_manifest()
+
+    async def close(self) -> None:
+        """Finalise every file (remux, hash), record them, write the last manifest."""
+        for track in self.tracks:
+            track.close()
+        self._writer.stop()
+        await asyncio.to_thread(self._writer.join)
+        await asyncio.sleep(0)  # let the thread's last call_soon_threadsafe callbacks run
+        self._manifest["stopped_at"] = _iso(time.time())
+        offsets = self._manifest.setdefault("clock_offsets_ms", {})
+        for participant_id, sender in self.senders.items():
+            party = self.info.parties.get(participant_id)
+            if party is not None and sender.offset_s is not None:
+                # our wall clock minus the party's NTP clock (sender reports, min-filtered)
+                offsets[party] = round(sender.offset_s * 1000, 1)
+        data = json.dumps(self._manifest, indent=1, sort_keys=True).encode()
+        await asyncio.to_thread(self._store.write_atomic, f"{self._cid}/{MANIFEST}", data)
+        self._db.put_nowait(None)
+        await self._db_task
+        logger.info("recording_stopped", extra={"consultation": self._cid})
+
+
+class Recorder:
+    """Records the consultations hosted by this node's SFU (``media.observer.MediaObserver``)."""
+
+    def __init__(
+        self, settings: RecordingSettings, store: RecordingStore, catalog: Catalog,
+        resolve: Resolve | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self._resolve = resolve or catalog.consultation
+        self._log_event: Emitter = _unlogged
+        self.rooms: dict[str, RoomRecording] = {}
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def bind_events(self, log_event: Emitter) -> None:
+        """Where ``recording_*`` events go: the session log's emitter the SFU's events use
+        (bound with the node id, known once the signalling hub exists)."""
+        self._log_event = log_event
+
+    def _log(
+        self, consultation_id: str, actor_id: str | None, kind: str, data: dict[str, Any],
+        *, at: dt.datetime | None = None,
+    ) -> None:
+        # what rooms hold: it reads the binding per call, so rooms opened before it log too
+        self._log_event(consultation_id, actor_id, kind, data, at=at)
+
+    async def participant_joined(self, room_id: str, participant_id: str) -> None:
+        async with self._lock:
+            room = self.rooms.get(room_id)
+            if room is None:
+                try:
+                    info = await self._resolve(room_id)
+                except Exception:  # a failed look-up must not fail the call: it goes unrecorded
+                    logger.exception("recording_lookup_failed", extra={"room_id": room_id})
+                    return
+                if info is None or info.mode not in ("voice", "video"):
+                    return
+                room = self.rooms[room_id] = RoomRecording(
+                    info, self.settings, self.store, self.catalog, self._log
+                )
+                logger.info("recording_started", extra={"consultation": room_id})
+
+    def track_published(
+        self, room_id: str, participant_id: str, kind: str, mime_type: str, clock_rate: int,
+        request_keyframe: Callable[[], None], is_keyframe: Callable[[bytes], bool],
+    ) -> TrackRecorder | None:
+        room = self.rooms.get(room_id)
+        codec = CODECS.get(mime_type.lower())
+        if room is None or codec is None or not self.settings.records(kind):
+            return None
+        party = room.info.parties.get(participant_id)
+        if party is None or (kind == "video" and room.info.mode != "video"):
+            return None
+        track = TrackRecorder(
+            room, party=party, kind=kind, codec=codec, clock_rate=clock_rate,
+            sender=room.senders.setdefault(participant_id, SenderClock()),
+            request_keyframe=request_keyframe, is_keyframe=is_keyframe,
+        )
+        room.add_track(track)
+        return track
+
+    def media_event(
+        self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]
+    ) -> None:
+        """The SFU's joins and leaves go into the manifest (its other events only to the
+        session log)."""
+        if kind not in ("joined", "left"):
+            return
+        room = self.rooms.get(room_id)
+        party = room.info.parties.get(participant_id) if room is not None else None
+        if room is not None and party is not None:
+            room.note({"event": kind, "party": party})
+
+    def room_closed(self, room_id: str) -> None:
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            task = asyncio.ensure_future(room.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        for room_id in list(self.rooms):
+            self.room_closed(room_id)
+        await asyncio.gather(*list(self._closing), return_exceptions=True)
+
+
+async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:
+    """Finalise the files a crash left ``recording`` (remux; mark ``partial``; drop empty).
+
+    Run at start-up, before the SFU takes rooms. The local store is per node: a row whose
+    file is not in it belongs to another node and is left alone."""
+    results: list[FileResult] = []
+    for key in await catalog.unfinished():
+        if not store.exists(key):
+            continue
+        result = await asyncio.to_thread(finalise, store, key, "partial")
+        await catalog.file_finished(result)
+        await asyncio.to_thread(_manifest_update, store, result)
+        results.append(result)
+        logger.warning("recording_recovered", extra={"key": key, "status": result.status})
+    return results
+
+
+def _manifest_update(store: RecordingStore, result: FileResult) -> None:
+    cid, name = result.key.split("/", 1)
+    key = f"{cid}/{MANIFEST}"
+    if not store.exists(key):
+        return
+    with store.open_read(key) as f:
+        manifest = json.load(f)
+    files = manifest.get("files", {})
+    if result.status == "empty":
+        files.pop(name, None)
+    elif name in files:
+        files[name].update(status=result.status, duration_ms=result.duration_ms,
+                           bytes=result.bytes, sha256=result.sha256)
+    store.write_atomic(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
