@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.errors import error_response
-from api.keys import DATABASE
+from api.keys import DATABASE, NODE
 from api.openapi import operation
 
 routes = web.RouteTableDef()
@@ -20,10 +20,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 @operation(
-    "Readiness: database reachable and migrations applied", errors=(503,), tags=("operations",)
+    "Readiness: not draining, database reachable and migrations applied",
+    errors=(503,),
+    tags=("operations",),
 )
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to serve: the database answers and every migration is applied."""
+    """Ready to serve: not draining, the database answers and every migration is applied."""
+    node = request.app.get(NODE)
+    if node is not None and node.state.draining:
+        return error_response(503, "DRAINING", "this node is draining", {"node": node.node_id})
     try:
         pending = await request.app[DATABASE].pending_migrations()
     except (OSError, TimeoutError) as exc:

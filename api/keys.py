@@ -26,6 +26,7 @@ from core.ratelimit import RateLimiter
 from core.session_log import EventLog
 from media.engine import MediaEngine
 from recording.recorder import Recorder
+from signalling.drain import NodeDrain
 from signalling.hub import Hub
 from turn.config import TurnSettings
 from turn.grants import TurnGrants
@@ -65,3 +66,5 @@ RECORDER = web.AppKey("recorder", Recorder)
 """The live recorder (the SFU's observer when ``RECORDING`` is not off), its store and catalog."""
 BIRTH_PROFILES = web.AppKey("birth_profiles", ProfileStore)
 """Sealed birth profiles and who may read them (issue 15)."""
+NODE = web.AppKey("node", NodeDrain)
+"""This node's load heartbeat and drain (``/readyz`` answers 503 while it drains)."""

@@ -32,6 +32,7 @@ from api.keys import (
     MEDIA,
     MEDIA_STATS,
     METRICS,
+    NODE,
     PASSWORDS,
     PAYMENTS,
     PAYOUTS,
@@ -73,6 +74,7 @@ from recording.recorder import Recorder, recover
 from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
+from signalling.drain import NodeDrain, drain_on_sigterm
 from signalling.hub import Hub
 from signalling.media_routing import (
     LocalMediaRoomRouter,
@@ -80,6 +82,7 @@ from signalling.media_routing import (
     RedisMediaRoomRouter,
     RoutedMedia,
 )
+from signalling.placement import RedisPlacement
 from signalling.ports import BillingConsultations
 from signalling.presence import (
     MemoryPresenceStore,
@@ -299,15 +302,18 @@ def _presence_store(settings: Settings, redis: aioredis.Redis | None, node: str)
 
 
 def _media_router(
-    settings: Settings, redis: aioredis.Redis | None, store: PresenceStore, node: str
+    settings: Settings, redis: aioredis.Redis | None, store: PresenceStore, node: str,
+    placement: RedisPlacement | None,
 ) -> MediaRoomRouter:
-    """With Redis, each room's media is hosted by the one node that claimed it; alone, here."""
+    """With Redis, each room's media is hosted by the one node it was placed on (by load);
+    alone, here."""
     if redis is None or not isinstance(store, RedisPresenceStore):
         return LocalMediaRoomRouter(node)
     cfg = settings.signalling
     return RedisMediaRoomRouter(
         redis, settings.redis_prefix, node, node_key_prefix=store.node_key_prefix,
         ttl_s=cfg.presence_node_ttl_s, refresh_s=cfg.presence_heartbeat_s,
+        placement=placement,
     )
 
 
@@ -317,11 +323,17 @@ async def _open_hub(
 ) -> AsyncIterator[tuple[Hub, RoutedMedia]]:
     """A started hub and its routed media, presence and media routing in Redis when it is
     configured."""
-    node = uuid.uuid4().hex[:12]
+    node = settings.node_id or uuid.uuid4().hex[:12]
     redis = app.get(REDIS)
     cfg = settings.signalling
     store = _presence_store(settings, redis, node)
-    routed = RoutedMedia(app[MEDIA], _media_router(settings, redis, store, node), app[BUS])
+    placement = (
+        RedisPlacement(redis, settings.redis_prefix, alive_prefix=store.node_key_prefix,
+                       stale_s=cfg.presence_node_ttl_s)
+        if isinstance(store, RedisPresenceStore) else None
+    )
+    router = _media_router(settings, redis, store, node, placement)
+    routed = RoutedMedia(app[MEDIA], router, app[BUS])
     chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
 
     async def online(user_id: uuid.UUID) -> bool:
@@ -347,11 +359,16 @@ async def _open_hub(
     hub_settings = replace(cfg, recording=settings.recording.mode)
     hub = Hub(hub_settings, services, node_id=node, multi_node=redis is not None)
     routed.bind(hub.send_signal)
+    drain = NodeDrain(node, hub.registry, routed, placement,
+                      deadline_s=settings.drain_deadline_s, interval_s=cfg.presence_heartbeat_s)
+    app[NODE] = drain
     try:
         await hub.start()
         await routed.start()
+        await drain.start()
         yield hub, routed
     finally:
+        await drain.close()
         await routed.close()
         await hub.close()
         await chat.close()
@@ -386,6 +403,11 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
             app[MEDIA].bind_signal(_unbound_signal)
 
     return signalling_ctx
+
+
+async def drain_on_sigterm_hook(app: web.Application) -> None:
+    """on_startup of ``kundlinow serve``: SIGTERM drains this node before it exits."""
+    drain_on_sigterm(app[NODE])
 
 
 async def _close_sockets(app: web.Application) -> None:

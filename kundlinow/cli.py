@@ -24,12 +24,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kundlinow.commands",
     "kundlinow.billing_commands",
     "kundlinow.recording_commands",
+    "kundlinow.node_commands",
 )
 """Modules (beyond this one) that register subcommands."""
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from kundlinow.app import create_app
+    from kundlinow.app import create_app, drain_on_sigterm_hook
     from kundlinow.commands import seed_demo_on_startup
 
     host = args.host or settings.host
@@ -38,6 +39,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print("kundlinow: --demo is refused when ENV=production", file=sys.stderr)
         return 2
     app = create_app(settings)
+    app.on_startup.append(drain_on_sigterm_hook)
     banner: list[str] = []
     if args.demo:  # in this process: the embedded database starts once
         app.on_startup.append(functools.partial(seed_demo_on_startup, lines=banner))

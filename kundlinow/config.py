@@ -88,6 +88,10 @@ class Settings:
     """AES-256-GCM key of birth profiles (``BIRTH_DATA_KEY``, base64 of 32 bytes); ``None``:
     development keeps one in ``birth_data_key_file``, tests use a fresh one per app."""
     birth_data_key_file: Path = Path("var/birth_data.key")
+    node_id: str | None = None
+    """This node's id in Redis (presence, room placement, drain); ``None``: a random one."""
+    drain_deadline_s: float = 300.0
+    """Seconds a draining node gives its live rooms to finish before it moves them."""
 
     @property
     def is_production(self) -> bool:
@@ -352,6 +356,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         turn=_turn(env, environment == "production"),
         media=_media(env),
         signalling=signalling_from_env(env),
+        node_id=_text(env, "NODE_ID", "") or None,
+        drain_deadline_s=_parse(env, "DRAIN_DEADLINE", _float_seconds, 300.0),
         recording=_recording(env),
     )
     if environment == "production":

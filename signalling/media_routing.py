@@ -6,8 +6,10 @@ live on ONE engine, or no media flows between the parties. This module keeps tha
 of the media engine and out of the WebSocket layer:
 
 - :class:`MediaRoomRouter` answers "which node hosts room R?". :class:`LocalMediaRoomRouter`
-  (one process) always answers "this node". :class:`RedisMediaRoomRouter` lets the first node
-  that needs a room's media claim it (``SET <prefix>media:room:<id> <node> NX PX ttl``),
+  (one process) always answers "this node". :class:`RedisMediaRoomRouter` places a room nobody
+  hosts on the least-loaded node that is not draining (:mod:`signalling.placement`; without a
+  placement, the first node that needs it) and claims it for that node
+  (``SET <prefix>media:room:<id> <node> NX PX ttl``); the host
   refreshes the claim while it hosts the room and deletes it when the room closes; a claim whose
   node is dead (its presence liveness key expired, or the claim's TTL lapsed) is taken over by
   the next node that needs it — the parties then rejoin with a new peer connection, as on any
@@ -35,6 +37,7 @@ from core.errors import CodedError
 from core.tasks import TaskSet, every
 from signalling import errors
 from signalling.errors import SignalError
+from signalling.placement import RedisPlacement
 from signalling.ports import MediaPort, SendSignal
 
 log = structlog.get_logger(__name__)
@@ -71,6 +74,9 @@ class MediaRoomRouter(Protocol):
     async def release(self, room_id: str) -> None:
         """This node no longer hosts ``room_id`` (its claim is deleted if still ours)."""
 
+    def adopt(self, room_id: str) -> None:
+        """Another node placed ``room_id`` here: keep its claim alive from now on."""
+
 
 class LocalMediaRoomRouter:
     """One process: every room is hosted here."""
@@ -93,6 +99,9 @@ class LocalMediaRoomRouter:
         return self.node_id
 
     async def release(self, room_id: str) -> None:
+        return None
+
+    def adopt(self, room_id: str) -> None:
         return None
 
 
@@ -137,8 +146,10 @@ class RedisMediaRoomRouter:
         node_key_prefix: str,
         ttl_s: float = 10.0,
         refresh_s: float = 3.0,
+        placement: RedisPlacement | None = None,
     ) -> None:
         self._redis = redis
+        self._placement = placement
         self._prefix = f"{prefix}media:room:"
         self._node_key_prefix = node_key_prefix
         self.node_id = node_id
@@ -190,6 +201,14 @@ class RedisMediaRoomRouter:
         key = self.key(room_id)
         for _ in range(5):
             owner = _text(await self._redis.get(key))
+            if owner is None and self._placement is not None:
+                owner = await self._placement.place(key, self._ttl_ms, self.node_id)
+                if owner is None:
+                    raise SignalError(errors.MEDIA_UNAVAILABLE, "no node takes new rooms")
+                if owner == self.node_id:
+                    log.info("media_room_claimed", room_id=room_id, node=owner)
+                else:
+                    log.info("media_room_placed", room_id=room_id, node=owner, by=self.node_id)
             if owner is None:
                 if await self._redis.set(key, self.node_id, nx=True, px=self._ttl_ms):
                     self._hosted.add(room_id)
@@ -201,6 +220,11 @@ class RedisMediaRoomRouter:
                 return owner
             if await self._alive(owner):
                 return owner
+            if self._placement is not None:
+                # A dead host's room is placed again by load, like a new one.
+                await self._redis.eval(_SWAP, 1, key, owner, "", 0)
+                log.info("media_room_host_dead", room_id=room_id, dead=owner)
+                continue
             if await self._redis.eval(_SWAP, 1, key, owner, self.node_id, self._ttl_ms):
                 self._hosted.add(room_id)
                 log.info("media_room_taken_over", room_id=room_id, node=self.node_id,
@@ -208,9 +232,14 @@ class RedisMediaRoomRouter:
                 return self.node_id
         raise SignalError(errors.MEDIA_UNAVAILABLE, "no media host for this room")
 
+    def adopt(self, room_id: str) -> None:
+        self._hosted.add(room_id)
+
     async def release(self, room_id: str) -> None:
         self._hosted.discard(room_id)
         await self._redis.eval(_SWAP, 1, self.key(room_id), self.node_id, "", 0)
+        if self._placement is not None:
+            await self._placement.released(self.node_id, room_id)
 
 
 def _topic(node_id: str) -> str:
@@ -366,6 +395,15 @@ class RoutedMedia:
         result = await self._call(host, "stats", room_id, "")
         return dict(result) if isinstance(result, dict) else {}
 
+    def local_stats(self, room_id: str) -> dict[str, Any]:
+        """This node's SFU stats of ``room_id`` (empty unless hosted here)."""
+        return self._engine.stats(room_id)
+
+    async def evict(self, room_id: str) -> None:
+        """A draining node gives the room up: its peer connections close, its claim goes, and
+        the parties' rejoin places it on another node."""
+        await self._close_here(room_id)
+
     # ------------------------------------------------------------------ host side
 
     async def _leave_here(self, room_id: str, participant_id: str) -> None:
@@ -458,6 +496,7 @@ class RoutedMedia:
         try:
             async with lock:
                 if op == "join":
+                    self._router.adopt(room_id)  # refresh the claim from now on
                     await self._engine.join(
                         room_id, participant_id,
                         can_publish=bool(event.get("can_publish", True)),
