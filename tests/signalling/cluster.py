@@ -59,7 +59,9 @@ async def serve_nodes(
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
     env.update(
         DATABASE_URL=db_dsn, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
-        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json", LOG_LEVEL="WARNING",
+        JWT_SECRET=TEST_JWT_SECRET, ENV="test", LOG_FORMAT="json",
+        LOG_LEVEL=os.environ.get("TEST_NODE_LOG_LEVEL", "WARNING"),  # INFO to debug a node
+        DRAIN_DEADLINE="3",  # SIGTERM drains, then exits: seconds here, not minutes
         MIGRATE_ON_START="false", MIN_START_MINUTES="1", PRESENCE_NODE_TTL="10",
         PRESENCE_HEARTBEAT="3", HOST="127.0.0.1",
         RECORDINGS_DIR=str(log_dir / "recordings"),  # the test's directory, not ./var
