@@ -36,9 +36,11 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
+    RTCSessionDescription,
+    sdp,
 )
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
@@ -337,3 +339,44 @@ class SrtpLink:
             await self.dtls._send_rtp(data)
         except ConnectionError:
             pass
+
+
+_EXTMAP_IDS = range(1, 15)  # one-byte header form (RFC 8285 §4.2); 15 is reserved
+
+
+async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
+    """A subsequent offer (RFC 9429 §5.2.2) that keeps the negotiated header-extension ids.
+
+    aiortc's ``createOffer`` resets every transceiver to its own default extmap ids (mid = 1,
+    ...), while the answer to the client's offer used the client's ids (Chromium: audio
+    level = 1, mid = 4 ...). Re-mapping a negotiated id is forbidden (RFC 8285 §6: the
+    mapping stays for the session) and Chromium rejects an offer whose BUNDLE group maps one
+    id to two extensions. So: negotiated m-sections keep their extensions as negotiated; new
+    ones take the id the BUNDLE group already uses for the URI, else a free id.
+    """
+    negotiated = {
+        t: list(t._headerExtensions)
+        for t in pc.getTransceivers()
+        if t.mid is not None and t.currentDirection is not None
+    }
+    offer = await pc.createOffer()
+    ids = {x.uri: x.id for extensions in negotiated.values() for x in extensions}
+    for t in pc.getTransceivers():
+        if t in negotiated:
+            t._headerExtensions = negotiated[t]
+            continue
+        extensions = []
+        for x in t._headerExtensions:
+            if x.uri not in ids:
+                free = [i for i in _EXTMAP_IDS if i not in ids.values()]
+                if not free:
+                    continue  # no id left: offer the m-section without this extension
+                ids[x.uri] = free[0]
+            extensions.append(RTCRtpHeaderExtensionParameters(id=ids[x.uri], uri=x.uri))
+        t._headerExtensions = extensions
+    description = sdp.SessionDescription.parse(offer.sdp)
+    for t in pc.getTransceivers():
+        index = t._get_mline_index()
+        if index is not None and index < len(description.media):
+            description.media[index].rtp.headerExtensions = list(t._headerExtensions)
+    return RTCSessionDescription(sdp=str(description), type="offer")

@@ -439,7 +439,7 @@ class Participant:
             ):
                 return
             self._needs_offer = False
-            offer = await self.pc.createOffer()
+            offer = await glue.create_offer(self.pc)
             apply_ice_policy(self.pc, self._ice)
             await self.pc.setLocalDescription(offer)
             self._server_offer_out = True
