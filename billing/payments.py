@@ -10,6 +10,7 @@ A `refund.processed` replayed under a new event id answers `duplicate`.
 
 from __future__ import annotations
 
+import abc
 import enum
 import hashlib
 import json
@@ -79,7 +80,7 @@ class Order:
         }
 
 
-class _Rejected(Exception):
+class _Rejected(Exception, abc.ABC):
     """A payment refused after its transaction rolled back; recorded outside it."""
 
     anomaly = ""
@@ -88,8 +89,9 @@ class _Rejected(Exception):
         super().__init__(self.anomaly)
         self.order, self.payment_id, self.received = order, payment_id, received
 
+    @abc.abstractmethod
     def error(self) -> BillingError:
-        raise NotImplementedError
+        """The error the client is answered with."""
 
 
 class _Mismatch(_Rejected):
