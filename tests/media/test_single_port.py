@@ -11,7 +11,6 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 
-import psutil
 import pytest
 from aioice import stun
 
@@ -21,19 +20,11 @@ from media.udp_mux import SharedUdpPort
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
+from tests.sockets import udp_sockets_on
 
 SERVER_HOST = "127.0.0.3"
 """The node's ICE host address: apart from the test peers' (127.0.0.1), so the server's
 sockets are told apart from theirs in this one process."""
-
-
-def udp_sockets_on(host: str) -> list[tuple[str, int]]:
-    """This process's UDP sockets bound to ``host`` (the kernel's view, through psutil)."""
-    return [
-        (c.laddr.ip, c.laddr.port)
-        for c in psutil.Process(os.getpid()).net_connections(kind="udp")
-        if c.laddr and c.laddr.ip == host
-    ]
 
 
 def server_port(engine: MediaEngine) -> SharedUdpPort:
