@@ -11,12 +11,14 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 
+import aioice.ice
 import pytest
 from aioice import stun
 
 from media.config import MediaSettings
 from media.engine import MediaEngine
-from media.udp_mux import SharedUdpPort
+from media.stun_peek import is_binding_success
+from media.udp_mux import MuxRoute, SharedUdpPort
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
@@ -143,6 +145,44 @@ async def test_garbage_and_unknown_usernames_do_not_disturb_a_live_call(
             30,
         ), [{k: len(v) for k, v in p.received.items()} for p in peers]
         assert all(p.pc.connectionState == "connected" for p in peers)
+    finally:
+        for peer in peers:
+            await peer.close()
+
+
+async def test_consent_freshness_runs_through_the_shared_port(
+    single_port_engine: tuple[MediaEngine, Switchboard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 7675 consent checks every 0.1 s instead of 5 s: an agent whose consent responses
+    went astray would give up after 6 misses (~0.6 s). Dozens of rounds later the call is up."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    engine, board = single_port_engine
+    (mux,) = server_port(engine).muxes
+    sent = {"requests": 0, "successes": 0}
+    send = mux.send
+
+    def counting_send(route: MuxRoute, data: bytes, addr: tuple[str, int]) -> None:
+        if data[:2] == b"\x00\x01":
+            sent["requests"] += 1
+        elif is_binding_success(data):
+            sent["successes"] += 1
+        send(route, data, addr)
+
+    monkeypatch.setattr(mux, "send", counting_send)
+    peers = await start_call(engine, board, "room-consent")
+    try:
+        assert await eventually(lambda: flowing(peers, {"video": 5, "audio": 5}), 30)
+        start = dict(sent)
+        # both directions: the node's own checks (answered through the port) and the peers'
+        assert await eventually(
+            lambda: sent["requests"] >= start["requests"] + 40
+            and sent["successes"] >= start["successes"] + 40,
+            30,
+        ), (start, sent)
+        assert all(p.pc.connectionState == "connected" for p in peers)
+        before = [len(p.received["audio"]) for p in peers]
+        pairs = list(zip(peers, before, strict=True))
+        assert await eventually(lambda: all(len(p.received["audio"]) > n + 10 for p, n in pairs))
     finally:
         for peer in peers:
             await peer.close()
