@@ -12,11 +12,10 @@ What it gives:
 * a UDP port range for host candidates (each candidate binds the first free port of the
   range, starting at a random offset),
 * a 1:1 NAT public IP, advertised as a server-reflexive candidate with the host port and the
-  host address as related address (RFC 8445 §5.1.1.2), as Janus' ``nat_1_1_mapping`` does.
-
-* or one UDP port for the whole node (``media.udp_mux.SharedUdpPort``): each agent gets a
-  node-unique ufrag and a host candidate per configured address on the shared port, whose
-  datagrams reach it by ICE username and remote address.
+  host address as related address (RFC 8445 §5.1.1.2), as Janus' ``nat_1_1_mapping`` does;
+* instead of the range, one UDP port for the whole node (``media.udp_mux.SharedUdpPort``):
+  each agent gets a node-unique ufrag and a host candidate per configured address on the
+  shared port, whose datagrams reach it by ICE username and remote address.
 
 What aioice cannot do: with a port range, STUN server-reflexive candidates are not gathered
 (aioice only queries STUN from sockets it bound itself); relay (TURN) candidates are still
