@@ -188,6 +188,28 @@ async def test_consent_freshness_runs_through_the_shared_port(
             await peer.close()
 
 
+async def test_a_public_ip_is_advertised_with_the_shared_port() -> None:
+    """1:1 NAT (MEDIA_PUBLIC_IP) on one port: the server-reflexive twin carries the node's port."""
+    settings = MediaSettings(
+        ice_host_addresses=(SERVER_HOST,), udp_port=0, public_ip="203.0.113.7"
+    )
+    board = Switchboard()
+    engine = MediaEngine(settings, board)
+    peer = board.add(Peer(engine, "room-nat", "caller"))
+    try:
+        peer.receive("audio")
+        await peer.connect()
+        port = str(server_port(engine).port)
+        found = re.findall(
+            r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ (\w+)", peer.pc.remoteDescription.sdp
+        )
+        assert sorted(found) == [("127.0.0.3", port, "host"), ("203.0.113.7", port, "srflx")]
+        assert await eventually(lambda: peer.pc.connectionState == "connected", 20)
+    finally:
+        await peer.close()
+        await engine.close()
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
