@@ -1,0 +1,101 @@
+"""Issue 16's table: a video consult through the web app between two headless Chromium
+instances in network namespaces of their own, with shaped links (``tests/media/netq.py``,
+``tests/media/netns.py``), measured caller → astrologer over each run.
+
+Needs root (namespaces, TUN devices, ``tc``), chromium and PostgreSQL; makes a scratch
+database on ``--database-url`` (default the local server) and drops it afterwards.
+
+    .venv/bin/python -m bench.netq [--seconds 45] [--cases clean,down400,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from playwright.async_api import async_playwright
+
+from core.db import Database
+from core.logconfig import configure_logging
+from kundlinow.config import Settings
+from kundlinow.database import migrations
+from recording.config import RecordingSettings
+from tests.media.netns import LinkShape
+from tests.media.netq import Case, Result, run_case
+
+LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def cases(seconds: float) -> dict[str, Case]:
+    return {
+        "clean": Case("clean", seconds=seconds),
+        "down400": Case("astrologer's downlink 400 kbit/s", astrologer=LinkShape(down_kbps=400),
+                        seconds=seconds),
+        "down120": Case("astrologer's downlink 120 kbit/s, then lifted",
+                        astrologer=LinkShape(down_kbps=120), seconds=seconds, lift=True),
+        "up400": Case("caller's uplink 400 kbit/s", caller=LinkShape(up_kbps=400),
+                      seconds=seconds),
+        "loss3": Case("astrologer's link 3 % loss, 150 ms RTT",
+                      astrologer=LinkShape(loss=0.03, one_way_delay_s=0.075), seconds=seconds),
+    }
+
+
+def row(result: Result) -> str:
+    resumed = "–" if result.resumed_s is None else f"{result.resumed_s:.1f} s"
+    return (
+        f"| {result.case} | {result.caller_kbps:.0f} | {result.fps:.1f} | {result.freezes} | "
+        f"{result.frozen_s:.1f} | {result.jitter_buffer_ms:.0f} | {result.concealed_pct:.1f} | "
+        f"{result.retransmitted}/{result.forwarded} ({result.retransmitted_pct:.0f} %) | "
+        f"{'yes' if result.paused_seen else 'no'} | {resumed} |"
+    )
+
+
+HEADER = (
+    "| link | caller sends kbit/s (after 10 s) | astrologer fps | freezes | frozen s | "
+    "jitter buffer ms | audio concealed % | SFU rtx/forwarded video | paused shown | "
+    "resumed after lift |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+async def main(args: argparse.Namespace) -> None:
+    configure_logging("console", "WARNING")
+    name = f"kn_bench_netq_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
+    try:
+        db = await Database.connect(dsn, min_size=1, max_size=10, migrations=migrations())
+        try:
+            await db.migrate()
+            with tempfile.TemporaryDirectory(prefix="netq-rec-") as tmp:
+                settings = Settings(
+                    env="test", database_url=dsn, jwt_secret=secrets.token_hex(32),
+                    log_format="console", log_level="WARNING",
+                    recording=RecordingSettings(directory=Path(tmp)),
+                )
+                print(f"load average {os.getloadavg()[0]:.1f}; {args.seconds:.0f} s per run")
+                print(HEADER, flush=True)
+                all_cases = cases(args.seconds)
+                async with async_playwright() as playwright:
+                    for key in args.cases.split(","):
+                        result = await run_case(playwright, settings, db, all_cases[key])
+                        print(row(result), flush=True)
+        finally:
+            await db.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=LOCAL)
+    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--cases", default="clean,down400,down120,up400,loss3")
+    asyncio.run(main(parser.parse_args()))
