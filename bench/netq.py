@@ -35,14 +35,21 @@ LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 def cases(seconds: float) -> dict[str, Case]:
     return {
         "clean": Case("clean", seconds=seconds),
-        "down400": Case("astrologer's downlink 400 kbit/s", astrologer=LinkShape(down_kbps=400),
-                        seconds=seconds),
-        "down120": Case("astrologer's downlink 120 kbit/s, then lifted",
-                        astrologer=LinkShape(down_kbps=120), seconds=seconds, lift=True),
-        "up400": Case("caller's uplink 400 kbit/s", caller=LinkShape(up_kbps=400),
-                      seconds=seconds),
-        "loss3": Case("astrologer's link 3 % loss, 150 ms RTT",
-                      astrologer=LinkShape(loss=0.03, one_way_delay_s=0.075), seconds=seconds),
+        "down400": Case(
+            "astrologer's downlink 400 kbit/s", astrologer=LinkShape(down_kbps=400), seconds=seconds
+        ),
+        "down120": Case(
+            "astrologer's downlink 120 kbit/s, then lifted",
+            astrologer=LinkShape(down_kbps=120),
+            seconds=seconds,
+            lift=True,
+        ),
+        "up400": Case("caller's uplink 400 kbit/s", caller=LinkShape(up_kbps=400), seconds=seconds),
+        "loss3": Case(
+            "astrologer's link 3 % loss, 150 ms RTT",
+            astrologer=LinkShape(loss=0.03, one_way_delay_s=0.075),
+            seconds=seconds,
+        ),
     }
 
 
@@ -75,8 +82,11 @@ async def main(args: argparse.Namespace) -> None:
             await db.migrate()
             with tempfile.TemporaryDirectory(prefix="netq-rec-") as tmp:
                 settings = Settings(
-                    env="test", database_url=dsn, jwt_secret=secrets.token_hex(32),
-                    log_format="console", log_level="WARNING",
+                    env="test",
+                    database_url=dsn,
+                    jwt_secret=secrets.token_hex(32),
+                    log_format="console",
+                    log_level="WARNING",
                     recording=RecordingSettings(directory=Path(tmp)),
                 )
                 print(f"load average {os.getloadavg()[0]:.1f}; {args.seconds:.0f} s per run")

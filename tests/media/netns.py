@@ -61,17 +61,41 @@ class Party:
     def _tbf(self, dev: str, ns: str | None, kbps: int | None) -> None:
         if kbps is None:
             subprocess.run(
-                [*(["ip", "netns", "exec", ns] if ns else []), "tc", "qdisc", "del", "dev", dev,
-                 "root"],
-                capture_output=True, timeout=30,
+                [
+                    *(["ip", "netns", "exec", ns] if ns else []),
+                    "tc",
+                    "qdisc",
+                    "del",
+                    "dev",
+                    dev,
+                    "root",
+                ],
+                capture_output=True,
+                timeout=30,
             )  # absent already is fine
             return
         burst = max(3_000, kbps * 1000 // 8 // 50)  # 20 ms of the rate, at least two packets
         prefix = ["ip", "netns", "exec", ns] if ns else []
         subprocess.run(
-            [*prefix, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate",
-             f"{kbps}kbit", "burst", str(burst), "latency", f"{QUEUE_MS}ms"],
-            check=True, capture_output=True, timeout=30,
+            [
+                *prefix,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                f"{kbps}kbit",
+                "burst",
+                str(burst),
+                "latency",
+                f"{QUEUE_MS}ms",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
 
     def cap_down(self, kbps: int | None) -> None:
@@ -98,10 +122,26 @@ def _addresses() -> tuple[str, int]:
 def _start_relay(party: Party, shape: LinkShape) -> None:
     delay, loss = str(shape.one_way_delay_s), str(shape.loss)
     party.relay = subprocess.Popen(
-        [sys.executable, "-m", "tests.media.tunlink", "--party-dev", party.party_dev,
-         "--root-dev", party.root_dev, "--down-loss", loss, "--down-delay", delay,
-         "--up-loss", loss, "--up-delay", delay],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tests.media.tunlink",
+            "--party-dev",
+            party.party_dev,
+            "--root-dev",
+            party.root_dev,
+            "--down-loss",
+            loss,
+            "--down-delay",
+            delay,
+            "--up-loss",
+            loss,
+            "--up-delay",
+            delay,
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert party.relay.stdout is not None
     line = party.relay.stdout.readline()
@@ -111,8 +151,11 @@ def _start_relay(party: Party, shape: LinkShape) -> None:
 
 def _party(topo: Topology, role: str, tag: str, net: str, host: int, shape: LinkShape) -> None:
     party = topo.parties[role] = Party(
-        ns=f"nq{role}{tag}", party_dev=f"nq{tag}{role}p", root_dev=f"nq{tag}{role}r",
-        party_ip=f"{net}.{host + 1}", root_ip=f"{net}.{host}",
+        ns=f"nq{role}{tag}",
+        party_dev=f"nq{tag}{role}p",
+        root_dev=f"nq{tag}{role}r",
+        party_ip=f"{net}.{host + 1}",
+        root_ip=f"{net}.{host}",
     )
     _start_relay(party, shape)
     ip("netns", "add", party.ns)

@@ -19,7 +19,7 @@ import stat
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,8 @@ class Case:
     and times how long video takes to come back."""
 
     name: str
-    caller: LinkShape = LinkShape()
-    astrologer: LinkShape = LinkShape()
+    caller: LinkShape = field(default_factory=LinkShape)
+    astrologer: LinkShape = field(default_factory=LinkShape)
     seconds: float = 45.0
     lift: bool = False
     warmup_s: float = 10.0
@@ -115,7 +115,9 @@ class Parties:
 
 
 @contextlib.asynccontextmanager
-async def namespaced_browser(playwright: Playwright, ns: str, origin: str) -> AsyncIterator[Browser]:
+async def namespaced_browser(
+    playwright: Playwright, ns: str, origin: str
+) -> AsyncIterator[Browser]:
     """A headless Chromium whose process (and so its sockets) lives in namespace ``ns``."""
     with tempfile.TemporaryDirectory(prefix="netq-") as tmp:
         wrapper = Path(tmp) / "chromium"
@@ -239,7 +241,9 @@ def summarise(case: Case, samples: list[Sample], resumed_s: float | None) -> Res
     return Result(
         case=case.name,
         caller_kbps=(last.caller["sentBytes"] - settled.caller["sentBytes"])
-        * 8 / 1000 / max(last.at - settled.at, 1e-6),
+        * 8
+        / 1000
+        / max(last.at - settled.at, 1e-6),
         fps=delta("decoded") / span,
         freezes=int(delta("freezes")),
         frozen_s=delta("frozenS"),
@@ -272,10 +276,14 @@ async def run_case(
     playwright: Playwright, settings: Settings, database: Database, case: Case
 ) -> Result:
     """Build the namespaces, serve the app, hold the consult and measure ``case``."""
-    with topology({"c": LinkShape(loss=case.caller.loss,
-                                  one_way_delay_s=case.caller.one_way_delay_s),
-                   "a": LinkShape(loss=case.astrologer.loss,
-                                  one_way_delay_s=case.astrologer.one_way_delay_s)}) as topo:
+    with topology(
+        {
+            "c": LinkShape(loss=case.caller.loss, one_way_delay_s=case.caller.one_way_delay_s),
+            "a": LinkShape(
+                loss=case.astrologer.loss, one_way_delay_s=case.astrologer.one_way_delay_s
+            ),
+        }
+    ) as topo:
         return await _run_in(topo, playwright, settings, database, case)
 
 
