@@ -45,10 +45,13 @@ PAUSED_TEXT = "Video paused"
 STATS_JS = """async () => {
   const call = window.kundlinowCall;
   if (!call) return null;
-  const out = { consultationId: call.consultationId, sentBytes: 0, decoded: 0, freezes: 0,
+  const out = { consultationId: call.consultationId, sentBytes: 0, sentFrames: 0, decoded: 0, freezes: 0,
                 frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0 };
   (await call.pc.getStats()).forEach((s) => {
-    if (s.type === "outbound-rtp" && s.kind === "video") out.sentBytes += s.bytesSent || 0;
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      out.sentBytes += s.bytesSent || 0;
+      out.sentFrames += s.framesSent || 0;
+    }
     if (s.type === "inbound-rtp" && s.kind === "video") {
       out.decoded += s.framesDecoded || 0;
       out.freezes += s.freezeCount || 0;
@@ -87,6 +90,9 @@ class Result:
     case: str
     caller_kbps: float
     """The caller's video outbound-rtp rate after ``SETTLE_S``."""
+    sent_fps: float
+    """Frames the caller's encoder sent per second: on a busy machine the encoder, not the
+    network, may be what limits the frame rate."""
     fps: float
     freezes: int
     frozen_s: float
@@ -244,6 +250,7 @@ def summarise(case: Case, samples: list[Sample], resumed_s: float | None) -> Res
         * 8
         / 1000
         / max(last.at - settled.at, 1e-6),
+        sent_fps=(last.caller["sentFrames"] - first.caller["sentFrames"]) / span,
         fps=delta("decoded") / span,
         freezes=int(delta("freezes")),
         frozen_s=delta("frozenS"),

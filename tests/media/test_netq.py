@@ -18,7 +18,7 @@ from kundlinow.config import Settings
 from tests.browser import CHROMIUM
 from tests.conftest import require_program
 from tests.media.netns import LinkShape
-from tests.media.netq import Case, run_case
+from tests.media.netq import Case, Result, run_case
 
 RUN_S = 20.0
 WARMUP_S = 5.0
@@ -39,13 +39,19 @@ def frozen_allowance(seconds: float) -> float:
     return 2.0 * seconds / 45.0
 
 
+def fps_floor(result: Result, wanted: float) -> float:
+    """``wanted`` fps at the astrologer, unless the caller's encoder (starved of CPU on a busy
+    machine) sent fewer: then 80 % of what it sent — the network path is what is tested."""
+    return min(wanted, 0.8 * result.sent_fps)
+
+
 async def test_clean_links_keep_full_frame_rate(
     playwright: Playwright, settings: Settings, database: Database
 ) -> None:
     result = await run_case(
         playwright, settings, database, Case("clean", seconds=RUN_S, warmup_s=WARMUP_S)
     )
-    assert result.fps >= 15, result  # the issue's 30 fps, with two busy cores to share
+    assert result.fps >= fps_floor(result, 25), result  # the issue's 30 fps, on busy cores
     assert result.frozen_s <= frozen_allowance(RUN_S), result
     assert result.concealed_pct <= 2.0, result
     assert result.forwarded > 0 and result.retransmitted_pct <= 30, result
@@ -66,7 +72,7 @@ async def test_astrologer_downlink_400_kbits(
         ),
     )
     assert result.caller_kbps <= 350, result
-    assert result.fps >= 15, result
+    assert result.fps >= fps_floor(result, 15), result
     assert result.frozen_s <= frozen_allowance(RUN_S), result
     assert result.concealed_pct <= 2.0, result
     assert result.forwarded > 0 and result.retransmitted_pct <= 30, result
