@@ -56,7 +56,8 @@ def cases(seconds: float) -> dict[str, Case]:
 def row(result: Result) -> str:
     resumed = "–" if result.resumed_s is None else f"{result.resumed_s:.1f} s"
     return (
-        f"| {result.case} | {result.caller_kbps:.0f} | {result.sent_fps:.1f} | {result.fps:.1f} | {result.freezes} | "
+        f"| {result.case} | {result.caller_kbps:.0f} | {result.sent_fps:.1f} | "
+        f"{result.fps:.1f} | {result.freezes} | "
         f"{result.frozen_s:.1f} | {result.jitter_buffer_ms:.0f} | {result.concealed_pct:.1f} | "
         f"{result.retransmitted}/{result.forwarded} ({result.retransmitted_pct:.0f} %) | "
         f"{'yes' if result.paused_seen else 'no'} | {resumed} |"
@@ -64,7 +65,8 @@ def row(result: Result) -> str:
 
 
 HEADER = (
-    "| link | caller sends kbit/s (after 10 s) | caller sends fps | astrologer fps | freezes | frozen s | "
+    "| link | caller sends kbit/s (after 10 s) | caller sends fps | astrologer fps | "
+    "freezes | frozen s | "
     "jitter buffer ms | audio concealed % | SFU rtx/forwarded video | paused shown | "
     "resumed after lift |\n|---|---|---|---|---|---|---|---|---|---|---|"
 )

@@ -45,8 +45,8 @@ PAUSED_TEXT = "Video paused"
 STATS_JS = """async () => {
   const call = window.kundlinowCall;
   if (!call) return null;
-  const out = { consultationId: call.consultationId, sentBytes: 0, sentFrames: 0, decoded: 0, freezes: 0,
-                frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0 };
+  const out = { consultationId: call.consultationId, sentBytes: 0, sentFrames: 0, decoded: 0,
+                freezes: 0, frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0 };
   (await call.pc.getStats()).forEach((s) => {
     if (s.type === "outbound-rtp" && s.kind === "video") {
       out.sentBytes += s.bytesSent || 0;
