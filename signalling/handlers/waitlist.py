@@ -106,11 +106,19 @@ async def _next_able(ctx: HubContext, consultant_id: UUID) -> WaitlistEntry | No
 
 async def offer_next(ctx: HubContext, consultant_id: UUID) -> None:
     """The astrologer is free: offer them to the first caller waiting, for a while."""
-    if await ctx.services.consultations.live_for_consultant(consultant_id) is not None:
-        return
-    entry = await _next_able(ctx, consultant_id)
-    if entry is None:
-        return
+    with ctx.services.tracer.start_as_current_span(
+        "consultation.offer", attributes={"consultant.id": str(consultant_id)}
+    ) as span:
+        if await ctx.services.consultations.live_for_consultant(consultant_id) is not None:
+            return
+        entry = await _next_able(ctx, consultant_id)
+        if entry is None:
+            return
+        span.set_attribute("caller.id", str(entry.caller_id))
+        await _offer(ctx, consultant_id, entry)
+
+
+async def _offer(ctx: HubContext, consultant_id: UUID, entry: WaitlistEntry) -> None:
     offer_s = ctx.settings.waitlist_offer_s
     log.info("waitlist_offered", consultant=str(consultant_id), caller=str(entry.caller_id))
     await ctx.router.to_users(
