@@ -92,8 +92,17 @@ class Tracing:
         """The aiohttp server instrumentation (a SERVER span per request), when exporting."""
         if not self.enabled:
             return []
-        from opentelemetry.instrumentation.aiohttp_server import create_aiohttp_middleware
+        from opentelemetry.instrumentation.aiohttp_server import (
+            AioHttpServerInstrumentor,
+            create_aiohttp_middleware,
+        )
 
+        # instrument() sets up the module (excluded URLs, semantic conventions, meters) and
+        # swaps aiohttp's Application class for the whole process; this app takes the
+        # middleware itself, placed after the trusted-proxy rewrite, so the swap is undone.
+        instrumentor = AioHttpServerInstrumentor()
+        instrumentor.instrument(tracer_provider=self.provider)
+        instrumentor.uninstrument()
         return [create_aiohttp_middleware(tracer_provider=self.provider)]
 
     def instrument_redis(self, client: Any) -> None:
