@@ -7,6 +7,7 @@ limit, and prints one table row per scenario. Login is deliberately argon2id-bou
 hashes in a worker thread), so expect it far below the listing.
 
     .venv/bin/python -m bench.http --concurrency 16 --duration 10 --requests 5000
+    .venv/bin/python -m bench.http --tracing both --login-requests 0   # export off vs on
 
 (``python bench/http.py`` works too: this file's directory is taken off ``sys.path`` first, so it
 does not shadow the standard library's ``http`` package that aiohttp imports.)
@@ -199,29 +200,43 @@ async def _admin(dsn: str, statement: str) -> None:
 
 
 async def _run(
-    args: argparse.Namespace, base: str, dsn: str, server: subprocess.Popen[bytes]
+    args: argparse.Namespace, base: str, dsn: str, server: subprocess.Popen[bytes], label: str,
+    populate: bool,
 ) -> list[Result]:
     await _wait_ready(base, server, 60)  # the server applies the migrations
-    await _populate(dsn, args.consultants)
-    return [
+    if populate:
+        await _populate(dsn, args.consultants)
+    results = [
         await _drive(
-            "GET /consultants",
+            f"GET /consultants{label}",
             base,
             _get_consultants,
             args.concurrency,
             args.requests,
             args.duration,
-        ),
-        await _drive(
-            "POST /auth/login", base, _login, args.concurrency, args.login_requests, args.duration
-        ),
+        )
     ]
+    if args.login_requests:
+        results.append(await _drive(
+            f"POST /auth/login{label}", base, _login, args.concurrency, args.login_requests,
+            args.duration,
+        ))
+    return results
 
 
-def main(args: argparse.Namespace) -> int:
-    name = f"kn_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(args.database_url, f'CREATE DATABASE "{name}"'))
-    dsn = _with_database(args.database_url, name)
+def _stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> None:
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _measure(
+    args: argparse.Namespace, dsn: str, collector: str | None, populate: bool
+) -> list[Result]:
+    """One server process (exporting spans to ``collector`` when given) through the scenarios."""
     port = _free_port()
     env = {
         **os.environ,
@@ -234,7 +249,10 @@ def main(args: argparse.Namespace) -> int:
         "LOGIN_IP_LIMIT": "1000000000",
         "LOGIN_ACCOUNT_LIMIT": "1000000000",
         "BILLING_INTERNAL_TICKER": "false",
+        "OTEL_TRACES_EXPORTER": "otlp" if collector else "none",
     }
+    if collector:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "kundlinow", "serve"],
@@ -243,20 +261,46 @@ def main(args: argparse.Namespace) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    label = " (tracing on)" if collector else " (tracing off)" if args.tracing == "both" else ""
     try:
-        results = asyncio.run(_run(args, f"http://127.0.0.1:{port}", dsn, server))
+        return asyncio.run(_run(args, f"http://127.0.0.1:{port}", dsn, server, label, populate))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
+
+
+def _collector() -> tuple[subprocess.Popen[bytes], str]:
+    """A stand-in OTLP/HTTP collector in its own process (tests/otlp_collector.py)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_collector", "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def main(args: argparse.Namespace) -> int:
+    name = f"kn_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin(args.database_url, f'CREATE DATABASE "{name}"'))
+    dsn = _with_database(args.database_url, name)
+    exporting = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
+    collector, endpoint = _collector() if any(exporting) else (None, None)
+    results: list[Result] = []
+    try:
+        for n, on in enumerate(exporting):
+            results += _measure(args, dsn, endpoint if on else None, populate=n == 0)
+    finally:
         asyncio.run(_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        received = ""
+        if collector is not None:
+            _stop(collector, signal.SIGTERM)
+            assert collector.stdout is not None
+            received = collector.stdout.read().decode().strip().splitlines()[-1]
     print(
         f"kundlinow HTTP benchmark: one server process, {args.consultants} astrologers,"
         f" {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
+    if received:
+        print(f"collector: {received}")
     print(_table(results, args.concurrency))
     return 0 if all(r.errors == 0 and r.requests for r in results) else 1
 
@@ -275,6 +319,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5000, help="GET /consultants (max)")
     parser.add_argument("--login-requests", type=int, default=300, help="POST /auth/login (max)")
     parser.add_argument("--consultants", type=int, default=200)
+    parser.add_argument(
+        "--tracing", choices=("off", "on", "both"), default="off",
+        help="OpenTelemetry export: off, on (to a stand-in OTLP collector process), or both in"
+        " turn, each with its own server process",
+    )
     return parser.parse_args(argv)
 
 
