@@ -7,7 +7,7 @@ limit, and prints one table row per scenario. Login is deliberately argon2id-bou
 hashes in a worker thread), so expect it far below the listing.
 
     .venv/bin/python -m bench.http --concurrency 16 --duration 10 --requests 5000
-    .venv/bin/python -m bench.http --tracing both --login-requests 0   # export off vs on
+    .venv/bin/python -m bench.http --tracing both --rounds 2 --login-requests 0  # export off/on
 
 (``python bench/http.py`` works too: this file's directory is taken off ``sys.path`` first, so it
 does not shadow the standard library's ``http`` package that aiohttp imports.)
@@ -282,7 +282,8 @@ def main(args: argparse.Namespace) -> int:
     name = f"kn_bench_{secrets.token_hex(4)}"
     asyncio.run(_admin(args.database_url, f'CREATE DATABASE "{name}"'))
     dsn = _with_database(args.database_url, name)
-    exporting = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
+    # Alternated, so drift in the machine's load (it is shared) falls on both modes alike.
+    exporting = {"off": [False], "on": [True], "both": [False, True]}[args.tracing] * args.rounds
     collector, endpoint = _collector() if any(exporting) else (None, None)
     results: list[Result] = []
     try:
@@ -324,6 +325,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="OpenTelemetry export: off, on (to a stand-in OTLP collector process), or both in"
         " turn, each with its own server process",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the --tracing sequence")
     return parser.parse_args(argv)
 
 
