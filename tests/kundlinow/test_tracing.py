@@ -65,15 +65,19 @@ def _ancestors(collector: Collector, span: ReceivedSpan) -> list[ReceivedSpan]:
     return chain
 
 
-async def _consultation(node: Node, database: Database, settings: Settings) -> str:
+async def _consultation(node: Node, database: Database, settings: Settings) -> tuple[str, str]:
     """REST request, socket accept/join/chat (the astrologer never answers), two charged
-    minutes, REST end; the consultation's id."""
+    minutes, a second caller waiting, REST end, the astrologer offered to the waiting caller;
+    the consultation's and the waiting caller's ids."""
     astro = await create_user(database, settings, "consultant")
     caller = await create_user(database, settings)
+    waiter = await create_user(database, settings)
     await grant(database, caller.id, 50_000)
+    await grant(database, waiter.id, 50_000)
     async with aiohttp.ClientSession() as session:
         astro_ws = await connect(session, f"{node.url}/ws", astro.token)
         caller_ws = await connect(session, f"{node.url}/ws", caller.token)
+        waiter_ws = await connect(session, f"{node.url}/ws", waiter.token)
         async with session.post(
             f"{node.url}/consultations", headers=auth(caller.token),
             json={"consultant_id": str(astro.id), "mode": "chat"},
@@ -84,6 +88,9 @@ async def _consultation(node: Node, database: Database, settings: Settings) -> s
         await caller_ws.ok("join_consult", {"consultation_id": cid})
         await caller_ws.ok("message", {"consultation_id": cid, "client_id": "c1",
                                        "text": "namaste"})
+        queued = await waiter_ws.ok("consult_request", {"consultant_id": str(astro.id),
+                                                        "mode": "chat", "waitlist": True})
+        assert queued["waitlisted"] is True
         # minute 1 is charged by accept, the next ones by the ticks (several at once when busy)
         while (await caller_ws.event("billing_tick", consultation_id=cid))["minutes"] < 2:
             pass
@@ -91,9 +98,10 @@ async def _consultation(node: Node, database: Database, settings: Settings) -> s
             f"{node.url}/consultations/{cid}/end", headers=auth(caller.token), json={}
         ) as response:
             assert response.status == 200, await response.text()
-        await astro_ws.close()
-        await caller_ws.close()
-    return cid
+        await waiter_ws.event("waitlist", status="offered")
+        for ws in (astro_ws, caller_ws, waiter_ws):
+            await ws.close()
+    return cid, str(waiter.id)
 
 
 async def test_a_consultation_is_traced_and_logged_with_its_trace_ids(
@@ -105,7 +113,7 @@ async def test_a_consultation_is_traced_and_logged_with_its_trace_ids(
         db_dsn, redis_url, redis_prefix, tmp_path, names="a", **NODE_ENV,
         OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
     ) as (node,):
-        cid = await _consultation(node, database, settings)
+        cid, waiter = await _consultation(node, database, settings)
 
         def of_consultation(name: str) -> list[ReceivedSpan]:
             return [s for s in spans.named(name) if s.attributes.get("consultation.id") == cid]
@@ -151,6 +159,11 @@ async def test_a_consultation_is_traced_and_logged_with_its_trace_ids(
         assert spans.by_id(ended.parent_id) is not None
         assert spans.by_id(ended.parent_id).name == "POST /consultations/{id}/end"  # type: ignore[union-attr]
         assert any(_is_redis(s) for s in spans.spans)  # the bus publishes through Redis
+        # the freed astrologer offered to the caller waiting
+        assert await eventually(
+            lambda: any(s.attributes.get("caller.id") == waiter
+                        for s in spans.named("consultation.offer")), 30, 0.2
+        )
 
         # the log line of the request carries the trace and span of its step
         logged = [line for line in _log_lines(node)
@@ -173,7 +186,7 @@ async def test_with_export_off_nothing_is_sent_and_no_trace_ids_are_logged(
         db_dsn, redis_url, redis_prefix, tmp_path, names="a", **NODE_ENV,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,  # an endpoint alone does not turn export on
     ) as (node,):
-        cid = await _consultation(node, database, settings)
+        cid, _ = await _consultation(node, database, settings)
     # the node has exited: a provider would have flushed its spans on the way out
     assert node.process.returncode is not None
     assert spans.requests == 0 and spans.spans == []
