@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import psutil
 from argon2 import PasswordHasher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,12 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float
+    """CPU time (user + system, every thread) the server process spent in the timed part."""
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s * 1000 / len(self.latencies_ms) if self.latencies_ms else 0.0
 
     @property
     def rate(self) -> float:
@@ -133,8 +140,19 @@ async def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: flo
 Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
 
 
+def _cpu_seconds(server: subprocess.Popen[bytes]) -> Callable[[], float]:
+    process = psutil.Process(server.pid)
+
+    def used() -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    return used
+
+
 async def _drive(
-    name: str, base: str, request: Request, concurrency: int, count: int, duration_s: float
+    name: str, base: str, request: Request, concurrency: int, count: int, duration_s: float,
+    server_cpu: Callable[[], float],
 ) -> Result:
     latencies: list[float] = []
     errors = 0
@@ -143,6 +161,7 @@ async def _drive(
     async with aiohttp.ClientSession(base, connector=connector) as session:
         # One warm-up round so connection set-up is not measured.
         await asyncio.gather(*(request(session) for _ in range(concurrency)))
+        cpu_before = server_cpu()
         started = time.perf_counter()
         deadline = started + duration_s
 
@@ -161,7 +180,8 @@ async def _drive(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(name, len(latencies), errors, elapsed, latencies)
+        cpu = server_cpu() - cpu_before
+    return Result(name, len(latencies), errors, elapsed, latencies, cpu)
 
 
 async def _get_consultants(session: aiohttp.ClientSession) -> int:
@@ -180,12 +200,12 @@ async def _login(session: aiohttp.ClientSession) -> int:
 def _table(results: list[Result], concurrency: int) -> str:
     header = (
         "| scenario | concurrency | requests | errors | req/s | p50 ms | p90 ms | p99 ms"
-        " | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        " | max ms | server CPU ms/req |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = [
         f"| {r.scenario} | {concurrency} | {r.requests} | {r.errors} | {r.rate:.1f} |"
         f" {r.quantile(0.5):.1f} | {r.quantile(0.9):.1f} | {r.quantile(0.99):.1f} |"
-        f" {max(r.latencies_ms, default=0):.1f} |"
+        f" {max(r.latencies_ms, default=0):.1f} | {r.cpu_ms_per_request:.2f} |"
         for r in results
     ]
     return "\n".join([header, *rows])
@@ -206,6 +226,7 @@ async def _run(
     await _wait_ready(base, server, 60)  # the server applies the migrations
     if populate:
         await _populate(dsn, args.consultants)
+    server_cpu = _cpu_seconds(server)
     results = [
         await _drive(
             f"GET /consultants{label}",
@@ -214,12 +235,13 @@ async def _run(
             args.concurrency,
             args.requests,
             args.duration,
+            server_cpu,
         )
     ]
     if args.login_requests:
         results.append(await _drive(
             f"POST /auth/login{label}", base, _login, args.concurrency, args.login_requests,
-            args.duration,
+            args.duration, server_cpu,
         ))
     return results
 
