@@ -19,8 +19,8 @@ class RecordingMetrics:
         self._node = node
         self._files = Counter(
             "kundlinow_recording_files",
-            "Recording files finalised: complete, partial (crash recovery), empty (dropped), "
-            "failed", ("node", "status"), registry=registry,
+            "Recording files finalised: complete, empty (no frame: dropped), failed",
+            ("node", "status"), registry=registry,
         )
         self._bytes = Counter(
             "kundlinow_recording_bytes", "Bytes of finalised recording files",
