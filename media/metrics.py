@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from media.engine import MediaEngine
+from media.engine import MEDIA_KINDS, MediaEngine
 from media.stats import ForwardingCounters
 
 _Family = CounterMetricFamily | GaugeMetricFamily
@@ -75,8 +75,6 @@ _COUNTERS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
      (("nacks_received", "received"), ("nacks_sent", "sent"))),
 )
 """(family, help, ((ForwardingCounters field, direction label or "" for none), …)), by kind."""
-
-MEDIA_KINDS = ("audio", "video")
 
 
 class MediaCollector(Collector):

@@ -572,8 +572,9 @@ class Room:
         room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
-            await participant.close()
+            # in the step that unlists it: a scrape never sees its counts in neither place
             self.retired.retire(participant.uptracks.values(), participant.downtracks.values())
+            await participant.close()
             self.on_event(self.room_id, participant_id, "left", {})
 
     async def close(self) -> None:

@@ -146,21 +146,9 @@ class ForwardingTotals:
     def __init__(self) -> None:
         self.by_kind: dict[str, ForwardingCounters] = {}
 
-    def _of(self, totals: dict[str, ForwardingCounters], kind: str) -> ForwardingCounters:
-        return totals.setdefault(kind, ForwardingCounters())
-
     def retire(self, uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack]) -> None:
-        """Keep a leaving participant's counts (called once, as it leaves)."""
-        self._add(self.by_kind, uptracks, downtracks)
-
-    def _add(
-        self, totals: dict[str, ForwardingCounters],
-        uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack],
-    ) -> None:
-        for up in uptracks:
-            self._of(totals, up.kind).add_published(up)
-        for down in downtracks:
-            self._of(totals, down.kind).add_subscribed(down)
+        """Keep a leaving participant's counts (called once, as it leaves the room)."""
+        _add(self.by_kind, uptracks, downtracks)
 
     def with_live(
         self, live: Iterable[tuple[Iterable[UpTrack], Iterable[DownTrack]]]
@@ -168,5 +156,15 @@ class ForwardingTotals:
         """The retired totals plus the live participants' (uptracks, downtracks)."""
         totals = {kind: replace(c) for kind, c in self.by_kind.items()}
         for uptracks, downtracks in live:
-            self._add(totals, uptracks, downtracks)
+            _add(totals, uptracks, downtracks)
         return totals
+
+
+def _add(
+    totals: dict[str, ForwardingCounters],
+    uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack],
+) -> None:
+    for up in uptracks:
+        totals.setdefault(up.kind, ForwardingCounters()).add_published(up)
+    for down in downtracks:
+        totals.setdefault(down.kind, ForwardingCounters()).add_subscribed(down)
