@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,11 +100,47 @@ class Party:
             timeout=30,
         )
 
+    def _command(self, line: str) -> str:
+        """One command to the link's relay (``tests.media.tunlink``), its one-line answer."""
+        assert self.relay is not None and self.relay.stdin and self.relay.stdout
+        self.relay.stdin.write(line.encode() + b"\n")
+        self.relay.stdin.flush()
+        return self.relay.stdout.readline().decode().strip()
+
+    def impair(self, loss: float, one_way_delay_s: float) -> None:
+        """Loss and one-way delay on both directions of the link, from now on."""
+        delay = str(one_way_delay_s)
+        answer = self._command(f"shape {loss} {delay} {loss} {delay}")
+        if answer != "OK":
+            raise RuntimeError(f"tunlink refused the shape: {answer}")
+
+    def relay_counters(self) -> dict[str, dict[str, int]]:
+        """Packets the relay passed and dropped for loss so far, per direction (down, up)."""
+        counters: dict[str, dict[str, int]] = json.loads(self._command("counters"))
+        return counters
+
     def cap_down(self, kbps: int | None) -> None:
         self._tbf(self.root_dev, None, kbps)
 
     def cap_up(self, kbps: int | None) -> None:
         self._tbf(self.party_dev, self.ns, kbps)
+
+
+def qdisc_counters(dev: str, ns: str | None = None) -> dict[str, int]:
+    """The root qdisc's ``sent_packets``, ``dropped`` and ``overlimits`` on ``dev``."""
+    prefix = ["ip", "netns", "exec", ns] if ns else []
+    out = subprocess.run(
+        [*prefix, "tc", "-s", "qdisc", "show", "dev", dev, "root"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    match = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"no qdisc counters in: {out!r}")
+    sent, dropped, overlimits = (int(v) for v in match.groups())
+    return {"sent_packets": sent, "dropped": dropped, "overlimits": overlimits}
 
 
 @dataclass
@@ -112,6 +150,33 @@ class Topology:
     server_ip: str
     server_added: bool = False
     parties: dict[str, Party] = field(default_factory=dict)
+
+
+def leftovers(topo: Topology) -> list[str]:
+    """What of ``topo`` still exists: namespaces, devices, the server address, relays."""
+    namespaces = subprocess.run(
+        ["ip", "netns", "list"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    links = subprocess.run(
+        ["ip", "-o", "link", "show"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    on_lo = subprocess.run(
+        ["ip", "-o", "addr", "show", "dev", "lo"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    found = [f"address {topo.server_ip}"] if f" {topo.server_ip}/" in on_lo else []
+    for party in topo.parties.values():
+        if party.ns in namespaces:
+            found.append(f"namespace {party.ns}")
+        found += [
+            f"device {dev}" for dev in (party.root_dev, party.party_dev) if f" {dev}:" in links
+        ]
+        if party.relay is not None and party.relay.poll() is None:
+            found.append(f"relay process {party.relay.pid}")
+    return found
 
 
 def _addresses() -> tuple[str, int]:

@@ -46,8 +46,17 @@ STATS_JS = """async () => {
   const call = window.kundlinowCall;
   if (!call) return null;
   const out = { consultationId: call.consultationId, sentBytes: 0, sentFrames: 0, decoded: 0,
-                freezes: 0, frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0 };
-  (await call.pc.getStats()).forEach((s) => {
+                freezes: 0, frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0,
+                pairBytesReceived: 0, rttTotalS: 0, rttResponses: 0, pairTimestampMs: 0 };
+  const report = await call.pc.getStats();
+  report.forEach((s) => {
+    if (s.type === "transport" && report.has(s.selectedCandidatePairId)) {
+      const pair = report.get(s.selectedCandidatePairId);
+      out.pairBytesReceived += pair.bytesReceived || 0;
+      out.rttTotalS += pair.totalRoundTripTime || 0;
+      out.rttResponses += pair.responsesReceived || 0;
+      out.pairTimestampMs = pair.timestamp;
+    }
     if (s.type === "outbound-rtp" && s.kind === "video") {
       out.sentBytes += s.bytesSent || 0;
       out.sentFrames += s.framesSent || 0;
@@ -279,44 +288,58 @@ async def _resume_time(parties: Parties, limit_s: float = 20.0) -> float | None:
     return None
 
 
+@dataclass
+class Consult:
+    """A live consult between two namespaced parties: what a test or the bench acts on."""
+
+    topo: Topology
+    parties: Parties
+    http: aiohttp.ClientSession
+
+
+@contextlib.asynccontextmanager
+async def consult(
+    playwright: Playwright,
+    settings: Settings,
+    database: Database,
+    impairments: dict[str, LinkShape] | None = None,
+) -> AsyncIterator[Consult]:
+    """Namespaces (``c`` caller, ``a`` astrologer; loss/delay from ``impairments``), the app
+    served, both browsers in the consult with video decoding; all removed on exit."""
+    with topology(impairments or {"c": LinkShape(), "a": LinkShape()}) as topo:
+        async with contextlib.AsyncExitStack() as stack:
+            base_url = await stack.enter_async_context(served(settings, topo.server_ip))
+            browsers = (
+                await stack.enter_async_context(
+                    namespaced_browser(playwright, topo.parties["c"].ns, base_url)
+                ),
+                await stack.enter_async_context(
+                    namespaced_browser(playwright, topo.parties["a"].ns, base_url)
+                ),
+            )
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            parties = await start_video_consult(browsers, base_url, database, settings)
+            yield Consult(topo, parties, http)
+
+
 async def run_case(
     playwright: Playwright, settings: Settings, database: Database, case: Case
 ) -> Result:
-    """Build the namespaces, serve the app, hold the consult and measure ``case``."""
-    with topology(
-        {
-            "c": LinkShape(loss=case.caller.loss, one_way_delay_s=case.caller.one_way_delay_s),
-            "a": LinkShape(
-                loss=case.astrologer.loss, one_way_delay_s=case.astrologer.one_way_delay_s
-            ),
-        }
-    ) as topo:
-        return await _run_in(topo, playwright, settings, database, case)
-
-
-async def _run_in(
-    topo: Topology, playwright: Playwright, settings: Settings, database: Database, case: Case
-) -> Result:
-    async with contextlib.AsyncExitStack() as stack:
-        base_url = await stack.enter_async_context(served(settings, topo.server_ip))
-        browsers = (
-            await stack.enter_async_context(
-                namespaced_browser(playwright, topo.parties["c"].ns, base_url)
-            ),
-            await stack.enter_async_context(
-                namespaced_browser(playwright, topo.parties["a"].ns, base_url)
-            ),
-        )
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        parties = await start_video_consult(browsers, base_url, database, settings)
+    """Hold a consult and measure ``case``: clean links for the warm-up, then its shaping."""
+    impairments = {
+        role: LinkShape(loss=shape.loss, one_way_delay_s=shape.one_way_delay_s)
+        for role, shape in (("c", case.caller), ("a", case.astrologer))
+    }
+    async with consult(playwright, settings, database, impairments) as call:
+        parties, topo = call.parties, call.topo
         await asyncio.sleep(case.warmup_s)  # a phase of the run, not synchronisation
         _cap(topo.parties["c"], case.caller)
         _cap(topo.parties["a"], case.astrologer)
         start = time.monotonic()
-        samples = [await sample(parties, http, start)]
+        samples = [await sample(parties, call.http, start)]
         while samples[-1].at < case.seconds:
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start - samples[-1].at)))
-            samples.append(await sample(parties, http, start))
+            samples.append(await sample(parties, call.http, start))
         resumed = None
         if case.lift:
             _cap(topo.parties["a"], LinkShape())

@@ -8,7 +8,9 @@ between them. On the way it applies loss and a fixed one-way delay per direction
 bandwidth is the kernel's: ``tc … tbf`` on either device (see ``tests.media.netns``).
 
 The devices are not persistent: they disappear when this process exits, however it exits.
-Prints ``READY`` once both exist.
+Prints ``READY`` once both exist. Controlled by lines on stdin, each answered with one line:
+``shape <down-loss> <down-delay> <up-loss> <up-delay>`` changes the link live (``OK``),
+``counters`` prints the shapers' counters as JSON; end of stdin stops the process.
 
     python -m tests.media.tunlink --party-dev nqc1p --root-dev nqc1r \
         --down-loss 0.03 --down-delay 0.075 --up-loss 0.03 --up-delay 0.075
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import json
 import os
 import signal
 import struct
@@ -59,11 +62,25 @@ class Direction:
                 return
             self.shaper.submit(packet)
 
+    def counters(self) -> dict[str, int]:
+        return {"passed": self.shaper.passed, "dropped_loss": self.shaper.dropped_loss}
+
     def _write(self, packet: bytes) -> None:
         try:
             os.write(self.sink, packet)
         except OSError:
             self.write_errors += 1  # the device's queue is full or it is going away
+
+
+def _answer(command: list[str], down: Direction, up: Direction) -> str:
+    if command[:1] == ["shape"] and len(command) == 5:
+        down_loss, down_delay, up_loss, up_delay = (float(v) for v in command[1:])
+        down.shaper.reshape(Shape(loss=down_loss, delay_s=down_delay))
+        up.shaper.reshape(Shape(loss=up_loss, delay_s=up_delay))
+        return "OK"
+    if command == ["counters"]:
+        return json.dumps({"down": down.counters(), "up": up.counters()})
+    return f"ERROR unknown command {' '.join(command)!r}"
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -74,13 +91,23 @@ async def run(args: argparse.Namespace) -> None:
     up = Direction(party, root, Shape(loss=args.up_loss, delay_s=args.up_delay), seed=2)
     down.start()
     up.start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_reader(sys.stdin.fileno(), stop.set)  # the harness closing our stdin also stops us
+    commands = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
     print("READY", flush=True)
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    while not stop.is_set():
+        line = asyncio.ensure_future(commands.readline())
+        await asyncio.wait({line, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not line.done():
+            line.cancel()
+            break
+        if not line.result():  # the harness closed our stdin
+            break
+        print(_answer(line.result().decode().split(), down, up), flush=True)
 
 
 def main() -> None:
