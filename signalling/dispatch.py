@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from core.db import is_connection_lost
 from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.connection import Connection
@@ -50,7 +51,13 @@ async def dispatch(ctx: HubContext, conn: Connection, message: protocol.ClientMe
         # Ours, or a domain error of billing (INSUFFICIENT_BALANCE ...) or of media (BAD_SDP,
         # GLARE ...): passed on with its stable code.
         return protocol.error(message.id, exc.code, exc.message, jsonable(exc.details))
-    except Exception:
+    except Exception as exc:
+        if is_connection_lost(exc):
+            # Its transaction was rolled back: the client may send it again (the HTTP side's
+            # api/dbretry.py answers 503 DATABASE_UNAVAILABLE for the same reason).
+            log.warning("signal_database_lost", type=message.type, conn=conn.id, error=str(exc))
+            return protocol.error(message.id, errors.DATABASE_UNAVAILABLE,
+                                  "the database connection was lost; try again")
         log.exception("signal_handler_failed", type=message.type, conn=conn.id)
         return protocol.error(message.id, errors.INTERNAL, "internal error")
     return protocol.ack(message.id, result)

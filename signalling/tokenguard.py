@@ -17,6 +17,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
+from core.db import is_connection_lost
 from signalling import errors, protocol
 from signalling.context import Authenticator, Identity
 from signalling.errors import SignalError
@@ -72,6 +73,12 @@ class TokenGuard:
                 # Re-checks expiry, signature and the account (deleted, disabled, revoked).
                 await self._authenticate(self._token)
             except Exception as exc:
+                if is_connection_lost(exc):
+                    # No verdict on the token: the database is away (restart, failover).
+                    # Expelling would log every client out; check again next round.
+                    log.warning("socket_token_check_deferred", error=str(exc),
+                                user_id=str(self.identity.user_id))
+                    continue
                 await self._expel(getattr(exc, "code", errors.UNAUTHENTICATED), str(exc))
                 return
 

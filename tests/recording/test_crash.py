@@ -44,7 +44,7 @@ async def one_node(db_dsn: str, recordings: Path, log: Path) -> AsyncIterator[No
             [sys.executable, "-m", "kundlinow", "serve"], cwd=REPO, env=env, stdout=out,
             stderr=subprocess.STDOUT,
         )
-    node = Node(f"http://127.0.0.1:{port}", process, log)
+    node = Node("solo", f"http://127.0.0.1:{port}", process, log)
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, node)

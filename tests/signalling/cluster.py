@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,8 @@ def free_port() -> int:
 
 @dataclass
 class Node:
+    name: str
+    """Its label (``serve_nodes`` also makes it the ``NODE_ID``)."""
     url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -52,9 +54,11 @@ async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
 
 @asynccontextmanager
 async def serve_nodes(
-    db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path, **env_overrides: str
+    db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path,
+    names: Sequence[str] = ("a", "b"), **env_overrides: str,
 ) -> AsyncIterator[list[Node]]:
-    """Two nodes ``a`` and ``b`` on free ports, ready; SIGTERM (then SIGKILL) on exit."""
+    """Nodes (default ``a`` and ``b``; ``NODE_ID`` = name) on free ports, ready; SIGTERM
+    (then SIGKILL) on exit."""
     started: list[Node] = []
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
     env.update(
@@ -68,17 +72,17 @@ async def serve_nodes(
     )
     env.update(env_overrides)
     try:
-        for name in ("a", "b"):
+        for name in names:
             port = free_port()
             log = log_dir / f"node-{name}.log"
             with log.open("wb") as out:
                 # Popen returns at once (fork/exec); readiness is awaited below.
                 process = subprocess.Popen(  # noqa: ASYNC220
                     [sys.executable, "-m", "kundlinow", "serve"],
-                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
+                    cwd=REPO, env={**env, "NODE_ID": name, "PORT": str(port)}, stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            started.append(Node(f"http://127.0.0.1:{port}", process, log))
+            started.append(Node(name, f"http://127.0.0.1:{port}", process, log))
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(wait_ready(session, n) for n in started))
         yield started
