@@ -2,7 +2,7 @@
 
 Each drill starts its own Redis or PostgreSQL (tests/private_servers.py) and restarts that one:
 the machine's servers are shared by every test run on it. The node-death and drain drills are
-in test_media_routing.py (``kill -9`` of a call's host) and test_multinode.py (SIGTERM).
+in test_media_routing.py (``kill -9`` of a call's host) and below (SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,17 +18,20 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from billing.audit import load_snapshot
 from billing.invariants import check_all, minutes_due
 from core.db import Database, is_connection_lost
 from kundlinow.config import Settings
 from kundlinow.database import migrations
+from signalling.placement import RedisPlacement, now_ms
 from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.polling import eventually
 from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 from tests.signalling.cluster import Node, serve_nodes
+from tests.signalling.media_peer import WsPeer, video_consult
 from tests.signalling.wsclient import WsClient, connect
 
 HEARTBEAT_S = 0.5
@@ -305,3 +309,97 @@ async def _caught_up_or_lost(database: Database, cid: str) -> bool:
 def _count(node: Node, event: str) -> int:
     """Log lines of ``event`` (JSON logs) a node has written so far."""
     return node.log.read_text(errors="replace").count(f'"event": "{event}"')
+
+
+DRAIN_DEADLINE_S = 3.0
+"""serve_nodes' DRAIN_DEADLINE."""
+EXIT_SLACK_S = 30.0
+"""deploy/k8s/server.yaml's terminationGracePeriodSeconds less DRAIN_DEADLINE: how long after
+the deadline Kubernetes waits before it kills the pod."""
+
+
+async def test_sigterm_on_a_hosting_node(
+    database: Database, settings: Settings, db_dsn: str, redis_url: str, redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """SIGTERM node a while it hosts a live video call whose parties are both connected to it:
+    placement stops choosing it at once (even for a room node a itself asks for), its parties
+    are told to reconnect and are closed with 1012 at DRAIN_DEADLINE, they reconnect to node b
+    and are back in media there, and node a exits well within Kubernetes' grace period."""
+    astro_user = await create_user(database, settings, "consultant")
+    caller_user = await create_user(database, settings)
+    await grant(database, caller_user.id, 1_000_000)
+    redis = aioredis.from_url(redis_url, decode_responses=True)
+    placement = RedisPlacement(redis, redis_prefix, alive_prefix=f"{redis_prefix}presence:node:")
+    peers: list[WsPeer] = []
+    async with serve_nodes(
+        db_dsn, redis_url, redis_prefix, tmp_path, MEDIA_ICE_HOSTS="127.0.0.1",
+        PRESENCE_HEARTBEAT=str(HEARTBEAT_S),
+    ) as (a, b), aiohttp.ClientSession() as session:
+        try:
+            caller = await connect(session, f"{a.url}/ws", caller_user.token)
+            astro = await connect(session, f"{b.url}/ws", astro_user.token)
+            cid = await video_consult(caller, astro, str(astro_user.id))
+            await astro.close()  # both parties on node a, as a load balancer may put them
+            astro = await connect(session, f"{a.url}/ws", astro_user.token)
+            await astro.ok("join_consult", {"consultation_id": cid, "since": 0})
+            peers += [WsPeer(caller, cid), WsPeer(astro, cid)]
+            await _in_media(peers)
+            assert await redis.get(f"{redis_prefix}media:room:{cid}") == "a"
+            # node b looks busier (two rooms): placement asked by a would choose a...
+            await redis.zadd(placement.rooms_prefix + "b", {"busy-1": now_ms(),
+                                                            "busy-2": now_ms()})
+            assert await _place(placement, redis_prefix, "probe-before") == "a"
+
+            a.process.send_signal(signal.SIGTERM)
+            termed = time.monotonic()
+            # ...until it drains (SIGTERM handled: its drain request is in Redis): then b
+            assert await eventually(lambda: placement.drain_requested("a"))
+            for i in range(3):
+                assert await _place(placement, redis_prefix, f"probe-after-{i}") == "b"
+            async with session.get(f"{a.url}/readyz") as response:
+                assert response.status == 503
+            # the parties are told to move, and moved at the deadline
+            for peer in peers:
+                told = functools.partial(peer.got, "reconnect", reason="draining")
+                assert await eventually(told)
+            for peer in peers:
+                closed = functools.partial(getattr, peer.client.ws, "closed")
+                assert await eventually(closed, DRAIN_DEADLINE_S + 20)
+                # 1012 at the deadline (1001 if the server's shutdown closes it first)
+                assert peer.client.ws.close_code in (1012, 1001), peer.client.ws.close_code
+                await peer.close()
+            exit_code = await asyncio.to_thread(a.process.wait, DRAIN_DEADLINE_S + EXIT_SLACK_S)
+            exited_after = time.monotonic() - termed
+            print(f"node a exited {exited_after:.1f} s after SIGTERM (code {exit_code})")
+            assert exit_code == 0, _node_logs(a)
+
+            moved = []
+            for user in (caller_user, astro_user):
+                client = await connect(session, f"{b.url}/ws", user.token)
+                await client.ok("join_consult", {"consultation_id": cid, "since": 0})
+                moved.append(WsPeer(client, cid))
+            peers[:] = moved
+            await _in_media(peers)
+            assert await redis.get(f"{redis_prefix}media:room:{cid}") == "b"
+        finally:
+            for peer in peers:
+                await peer.close()
+            await redis.aclose()
+
+
+async def _in_media(peers: list[WsPeer]) -> None:
+    """Each peer publishes and, within the deadline, receives the other's audio and video."""
+    for peer in peers:
+        peer.publish()
+        await peer.connect()
+    counts = lambda: [{k: len(v) for k, v in p.received.items()} for p in peers]  # noqa: E731
+    assert await eventually(
+        lambda: all(len(p.received[k]) >= 5 for p in peers for k in ("audio", "video"))
+    ), counts()
+
+
+async def _place(placement: RedisPlacement, prefix: str, room: str) -> str | None:
+    """Where placement puts a new room that node a asks for (the claim key of
+    signalling.media_routing.RedisMediaRoomRouter)."""
+    return await placement.place(f"{prefix}media:room:{room}", 10_000, "a")
