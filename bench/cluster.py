@@ -137,13 +137,13 @@ class VideoParty:
         _count_only(self.pc, self.counter)
         self.answering = asyncio.create_task(self._answer_offers())
 
-    async def _next(self, kind: str) -> dict[str, Any]:
+    async def _next(self, kind: str, wait_s: float | None = 60) -> dict[str, Any]:
         for frame in self.held:
             if frame["type"] == kind:
                 self.held.remove(frame)
                 return dict(frame["data"])
         while True:
-            frame = await asyncio.wait_for(self.sock.events.get(), 60)
+            frame = await asyncio.wait_for(self.sock.events.get(), wait_s)
             if frame["type"] == kind:
                 return dict(frame["data"])
             if frame["type"] in ("call_offer", "call_answer"):
@@ -152,7 +152,7 @@ class VideoParty:
     async def _answer_offers(self) -> None:
         """The SFU offers the other party's tracks when they arrive (renegotiation)."""
         while True:
-            offer = await self._next("call_offer")
+            offer = await self._next("call_offer", wait_s=None)  # until closed
             await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
             answer = await self.pc.createAnswer()
             apply_ice_policy(self.pc, LOOPBACK)
@@ -292,6 +292,7 @@ async def run_mode(bench: Bench, args: argparse.Namespace, ice: str) -> dict[str
         mine1 = sum(me.cpu_times()[:2])
         received = [p.packets() - b for p, b in zip(parties, before, strict=True)]
         sockets = [udp_sockets(s) for s in servers]
+        closed = sum(1 for c, a, _ in chats + calls for s in (c, a) if s.ws.closed)
         in_media = sum(1 for r in received if r > 0)
         row = {
             "ice": ice,
@@ -311,6 +312,7 @@ async def run_mode(bench: Bench, args: argparse.Namespace, ice: str) -> dict[str
             ),
             "client_cpu": round((mine1 - mine0) / (wall1 - wall0), 2),
             "udp_sockets": "/".join(str(n) for n in sockets),
+            "closed_sockets": closed,
             "errors": chat["errors"] + (chat["messages"] - chat["errors"] - chat["delivered"])
             + failed + (len(parties) - in_media),
             "load_1m": round(os.getloadavg()[0], 1),
