@@ -230,7 +230,7 @@ async def start_video(
             party.publish(clip)
             try:
                 await party.connect()
-            except (RuntimeError, TimeoutError) as exc:
+            except (RuntimeError, TimeoutError, aiohttp.ClientError) as exc:
                 print(f"video party failed: {exc!r}", file=sys.stderr)
                 failed += 1
 
@@ -352,6 +352,7 @@ async def main(args: argparse.Namespace) -> int:
         bench = Bench(admin_dsn, dsn, database, redis_url, workdir)
         for ice in args.ice or ["per-connection"]:
             rows.append(await run_mode(bench, args, ice))
+            print(f"{ice}: {rows[-1]}", flush=True)  # kept if a later mode fails
     print(table(
         f"\n{args.nodes} nodes: {args.chat} chat consultations at {args.rate:g} msg/s for "
         f"{args.seconds:g} s, with {args.video} video consultations (cpu: share of one core)",
