@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -196,26 +195,11 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
 # -- the recorder alone -----------------------------------------------------------------
 
 
-class _MarkedStore(LocalStore):
-    """Tells the benchmark when the writer thread has reached a mark in its queue."""
-
-    MARK = "bench-mark"
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.marked = threading.Event()
-
-    def write_atomic(self, key: str, data: bytes) -> None:
-        if key.endswith("/" + self.MARK):
-            self.marked.set()
-        else:
-            super().write_atomic(key, data)
-
-
 async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
     """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
-    side (reorder, frames, clock), the writer thread (muxing; process CPU while the main
-    thread polls, so an upper bound), and the finalising remux when the files close."""
+    side (reorder, frames, clock, Matroska framing), the hand-over and appends (process CPU
+    while the main thread awaits them, so an upper bound), and the finalising remux when the
+    files close."""
     from aiortc.codecs.opus import OpusEncoder
     from aiortc.codecs.vpx import Vp8Encoder
 
@@ -223,6 +207,7 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
     from recording.clock import NTP_UNIX_OFFSET, SenderClock
     from recording.recorder import RoomRecording
     from recording.track import TrackRecorder
+    from recording.writer import Writer
 
     packets: dict[str, list[tuple[bytes, int, int]]] = {"video": [], "audio": []}
     encoders = {"video": Vp8Encoder(), "audio": OpusEncoder()}
@@ -236,9 +221,10 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                     packets[stream_kind].append((payload, ts, marker))
     async with open_database(Settings(database_url=dsn), migrate=False) as database:
         info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
-        store = _MarkedStore(directory)
+        store = LocalStore(directory)
+        writer = Writer(store)
         room = RoomRecording(info, RecordingSettings(directory=directory), store,
-                             Catalog(database.pool))
+                             Catalog(database.pool), writer)
         sender = SenderClock()
         ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
         tracks = {}
@@ -247,7 +233,9 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
             tracks[kind] = TrackRecorder(room, party="caller", kind=kind, codec=codec,
                                          clock_rate=rate, sender=sender,
                                          request_keyframe=lambda: None, is_keyframe=key)
+            room.add_track(tracks[kind])
             tracks[kind].on_sender_report(ntp, 0)
+        await writer.drain()  # the files opened, the manifest written
         now = time.monotonic_ns() // 1_000_000
         count = sum(len(v) for v in packets.values())
         cpu = time.thread_time()
@@ -256,19 +244,14 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                 tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
         loop_s = time.thread_time() - cpu
         process = time.process_time()
-        room._writer.write_atomic(f"{info.consultation_id}/{_MarkedStore.MARK}", b"")
-        room._writer._hand_over()  # the thread muxes the batch, then writes the mark
-        await asyncio.to_thread(store.marked.wait)
-        mux_s = time.process_time() - process
+        await writer.drain()  # the hand-over and the appends
+        append_s = time.process_time() - process
         process = time.process_time()
-        room._writer.stop()  # closes the files: remux, SHA-256, fsync
-        await asyncio.to_thread(room._writer.join)
+        await room.close()  # closes the files: remux, SHA-256, fsync
         close_s = time.process_time() - process
-        await asyncio.sleep(0.1)  # the finished files' catalogue writes
-        room._db.put_nowait(None)
-        await room._db_task
-    return {"event loop (reorder, frames, clock, hand-over)": loop_s / count * 1e6,
-            "writer thread (PyAV mux, live)": mux_s / count * 1e6,
+        await writer.close()
+    return {"event loop (reorder, frames, clock, Matroska framing)": loop_s / count * 1e6,
+            "append thread (hand-over, write)": append_s / count * 1e6,
             "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
 
 

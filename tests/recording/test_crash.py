@@ -3,7 +3,6 @@ every file decodes, ends within 1 s of the kill, and is marked ``partial``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -83,7 +82,11 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
                     return bool(count == 4)
 
                 assert await eventually(four_files, 20)
-                await asyncio.sleep(10)
+                started = await database.pool.fetchval(
+                    "SELECT min(started_at) FROM recordings WHERE consultation_id = $1",
+                    uuid.UUID(cid))
+                # the kill comes 10 s into the recording (on its own clock, however busy)
+                assert await eventually(lambda: time.time() >= started.timestamp() + 10, 30, 0.05)
                 killed_at = time.time()
                 node.process.send_signal(signal.SIGKILL)
                 node.process.wait()
