@@ -3,11 +3,12 @@
 Frames are framed as Matroska on the event loop (``recording.matroska.ClusterBuffer``: a few
 bytes per frame, no thread hand-over, no PyAV call); every ``FLUSH_S`` the loop hands all open
 files' new Clusters to the *append* thread in one batch, which appends them to the files (one
-``write`` per file per batch). Closed files go on to the *finalise* thread, which copy-remuxes
-each with PyAV to add the duration and the seek index (Cues), hashes and syncs it; manifests
-are written there too, in order. So a killed process loses at most ``FLUSH_S`` of what reached
-the recorder (plus what a slow disk holds up), and the append thread is never stuck behind a
-remux. Start-up recovery finalises the files a crash left behind the same way.
+``write`` per file per batch) and, when a file closes, appends its Cues and fills in its
+header (duration, seek index). The *finalise* thread then syncs and hashes it (SHA-256) and
+writes the manifests, in order; the append thread never waits for an ``fsync``. So a killed
+process loses at most ``FLUSH_S`` of what reached the recorder (plus what a stalled disk holds
+up). Start-up recovery copy-remuxes the files a crash left behind with PyAV (``finalise``):
+that adds the duration and Cues a cut file lacks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import av
 
-from recording.matroska import ClusterBuffer, file_header
+from recording.matroska import ClusterBuffer, Finish, file_header
 from recording.store import RecordingStore
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,8 @@ class LiveFile:
     def __init__(self, spec: FileSpec, on_result: Result) -> None:
         self.spec = spec
         self.on_result = on_result
-        self.clusters = ClusterBuffer(spec.codec)
+        self.clusters = ClusterBuffer(
+            spec.codec, file_header(spec.codec, spec.width, spec.height, spec.extradata))
         self.write = self.clusters.write
         """``(data, ms, keyframe)`` per frame: the buffer's own method, one call less."""
 
@@ -179,14 +181,12 @@ class Writer:
         return live
 
     def close_file(self, live: LiveFile) -> None:
-        """The file gets what is buffered, is closed, then finalised (``on_result``)."""
+        """The file gets what is buffered and its Cues, is closed, then hashed and synced
+        (``on_result``)."""
         key = live.spec.key
         if self._live.pop(key, None) is None:
             return
-        data = live.clusters.take()
-        if data:
-            self._ops.append(("data", key, data))
-        self._add(("close", key, live.on_result))
+        self._add(("close", key, live.on_result, live.clusters.finish()))
 
     def write_atomic(self, key: str, data: bytes) -> None:
         """Replace a small object (a manifest) after what was handed over before it."""
@@ -252,19 +252,11 @@ class Writer:
                         if fd is not None:
                             _write_all(fd, op[2])
                     elif kind == "open":
-                        spec: FileSpec = op[1]
-                        path = self._store.staging_path(spec.key)
-                        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                        files[spec.key] = fd
-                        _write_all(fd, file_header(spec.codec, spec.width, spec.height,
-                                                   spec.extradata))
+                        path = self._store.staging_path(op[1].key)
+                        files[op[1].key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                                   0o644)
                     elif kind == "close":
-                        fd = files.pop(op[1], None)
-                        if fd is None:  # never opened, or failed: nothing to finalise
-                            self._finals.put(("failed", op[1], op[2]))
-                            continue
-                        os.close(fd)
-                        self._finals.put(op)
+                        self._close(files, op[1], op[2], op[3])
                     else:  # manifests and barriers, in order with the closes before them
                         self._finals.put(op)
                 except OSError:  # one bad file must not stop the others
@@ -277,12 +269,32 @@ class Writer:
             os.close(fd)
         self._finals.put(None)
 
+    def _close(self, files: dict[str, int], key: str, on_result: Result,
+               finish: Finish | None) -> None:
+        """End a file (append thread): last Clusters, Cues, the header filled in."""
+        fd = files.pop(key, None)
+        if fd is None:  # never opened, or failed: nothing to finish
+            self._finals.put(("failed", key, on_result))
+            return
+        try:
+            if finish is not None:
+                _write_all(fd, finish.tail)
+                for offset, data in finish.patches:
+                    os.pwrite(fd, data, offset)
+        except OSError:
+            logger.exception("recording_write_failed", extra={"key": key})
+            self._finals.put(("failed", key, on_result))
+            return
+        finally:
+            os.close(fd)
+        self._finals.put(("complete", key, on_result, finish))
+
     def _finalise_loop(self) -> None:
         while (op := self._finals.get()) is not None:
             kind = op[0]
             try:
-                if kind == "close":
-                    op[2](finalise(self._store, op[1], "complete"))
+                if kind == "complete":
+                    op[2](self._complete(op[1], op[3]))
                 elif kind == "failed":
                     op[2](FileResult(op[1], "failed"))
                 elif kind == "store":
@@ -291,3 +303,14 @@ class Writer:
                     op[1]()
             except Exception:
                 logger.exception("recording_finalise_failed", extra={"op": kind})
+
+    def _complete(self, key: str, finish: Finish | None) -> FileResult:
+        """A finished file made durable and hashed (finalise thread); one without a frame
+        is deleted."""
+        if finish is None:
+            self._store.delete(key)
+            return FileResult(key, "empty")
+        self._store.commit(key)
+        path = self._store.staging_path(key)
+        return FileResult(key, "complete", finish.duration_ms, finish.first_ms,
+                          path.stat().st_size, sha256_of(path))
