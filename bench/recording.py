@@ -153,7 +153,8 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
     connected = sum(pc.connectionState in ("connected", "closed") for pc in pcs)
     return {"fps_per_stream": round(frames / elapsed / max(1, len(counters)), 1),
-            "packets_per_s": round(packets / elapsed), "peers": len(pcs), "connected": connected}
+            "packets": packets, "packets_per_s": round(packets / elapsed), "peers": len(pcs),
+            "connected": connected}
 
 
 # -- the tap's cost on the forwarding path ---------------------------------------------
@@ -198,8 +199,8 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
 async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
     """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
     side (reorder, frames, clock, Matroska framing), the hand-over and appends (process CPU
-    while the main thread awaits them, so an upper bound), and the finalising remux when the
-    files close."""
+    while the main thread awaits them, so an upper bound), and the finishing (Cues, header,
+    SHA-256, fsync) when the files close."""
     from aiortc.codecs.opus import OpusEncoder
     from aiortc.codecs.vpx import Vp8Encoder
 
@@ -247,12 +248,12 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
         await writer.drain()  # the hand-over and the appends
         append_s = time.process_time() - process
         process = time.process_time()
-        await room.close()  # closes the files: remux, SHA-256, fsync
+        await room.close()  # closes the files: Cues, header, SHA-256, fsync
         close_s = time.process_time() - process
         await writer.close()
     return {"event loop (reorder, frames, clock, Matroska framing)": loop_s / count * 1e6,
             "append thread (hand-over, write)": append_s / count * 1e6,
-            "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
+            "at file close (Cues, header, SHA-256, fsync)": close_s / count * 1e6}
 
 
 # -- the orchestrator -----------------------------------------------------------------
@@ -299,10 +300,12 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
             if out.startswith("MEASURE_START"):
                 t = proc.cpu_times()
                 cpu0, wall0 = t.user + t.system, time.monotonic()
+                main0 = _main_thread_cpu(proc)
                 switches0 = sum(proc.num_ctx_switches())
             elif out.startswith("MEASURE_END"):
                 t = proc.cpu_times()
                 result["cpu_s"] = t.user + t.system - cpu0
+                result["main_cpu_s"] = _main_thread_cpu(proc) - main0
                 # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
                 result["switches"] = sum(proc.num_ctx_switches()) - switches0
                 result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
@@ -316,6 +319,11 @@ def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> 
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def _main_thread_cpu(proc: psutil.Process) -> float:
+    """CPU-seconds of the event loop's thread (its id is the process id)."""
+    return next(t.user_time + t.system_time for t in proc.threads() if t.id == proc.pid)
 
 
 def _compose_cost(directory: Path) -> tuple[float, float]:
@@ -380,20 +388,21 @@ def orchestrate(args: argparse.Namespace) -> None:
 def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
           f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
-    print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
-          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
-          " peers connected |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| round | recording | server CPU-s | of which other threads | server CPU % |"
+          " packets/s delivered | µs server CPU per packet | main-thread context switches/s |"
+          " video fps per stream | peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     cost: dict[int, dict[str, float]] = {}
     for n, record, r in rows:
         # per packet, not per second: a loaded machine lets a different rate through each run
-        delivered = r.get("packets_per_s", 0) * args.duration
+        delivered = r.get("packets", 0)
         us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
         cost.setdefault(n, {})[record] = us
-        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
+        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r['cpu_s'] - r['main_cpu_s']:.2f} |"
+              f" {r.get('cpu_pct')} |"
               f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
               f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
-    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
+    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off") and c.get("all")]
     if ratios:
         print("\nCPU per packet, all / off, per round: "
               + ", ".join(f"{r:.3f}" for r in ratios)

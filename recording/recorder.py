@@ -201,7 +201,7 @@ class RoomRecording:
         self._save_manifest()
 
     async def close(self) -> None:
-        """Finalise every file (remux, hash), record them, write the last manifest."""
+        """Finish every file (Cues, header, hash), record them, write the last manifest."""
         for track in self.tracks:
             track.close()
         await self._writer.drain()  # this room's files finalised and their results in
