@@ -1,8 +1,8 @@
 """Writing recording files off the event loop: two threads per process serve every recording.
 
-Frames are framed as Matroska on the event loop (``recording.matroska.ClusterBuffer``: a few
-bytes per frame, no thread hand-over, no PyAV call); every ``FLUSH_S`` the loop hands all open
-files' new Clusters to the *append* thread in one batch, which appends them to the files (one
+Each frame becomes a Matroska SimpleBlock on the event loop (``recording.matroska``: a few
+bytes of framing, no thread hand-over, no PyAV call); every ``FLUSH_S`` the loop hands all
+open files' new Clusters to the *append* thread in one batch, which appends them (one
 ``write`` per file per batch) and, when a file closes, appends its Cues and fills in its
 header (duration, seek index). The *finalise* thread then syncs and hashes it (SHA-256) and
 writes the manifests, in order; the append thread never waits for an ``fsync``. So a killed
