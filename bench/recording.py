@@ -12,10 +12,13 @@ review file of one recorded consult in this process (``time.process_time``, all 
     python -m bench.recording                        # 10 consults, 20 s, with and without
     python -m bench.recording --consults 4 --duration 10
     python -m bench.recording --rounds 3             # off/all alternated three times
+    python -m bench.recording --rounds 5 --together  # off and all at the same time
     python -m bench.recording alone --repeat 20      # the recorder alone (for py-spy)
 
 On a shared machine, compare CPU-seconds per delivered packet of rounds run side by side
-(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates.
+(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates;
+``--together`` runs both points of a round at once, measured over the same seconds, so a load
+that comes and goes on the machine weighs on both alike.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -136,6 +140,9 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.warmup)
+        print("MEASURE_READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
+
         def totals() -> tuple[int, int]:
             return (sum(c.frames for c in counters),
                     sum(c.video_packets + c.audio_packets for c in counters))
@@ -275,50 +282,82 @@ async def _alone(args: argparse.Namespace) -> None:
         print(f"| {name} | {statistics.median(r[name] for r in runs):.1f} |")
 
 
-def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> dict[str, Any]:
-    server = subprocess.Popen(
-        [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
-         "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert server.stdout is not None and server.stdin is not None
-        line = server.stdout.readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"server did not start: {line!r}")
-        url = f"http://127.0.0.1:{line.split()[1]}"
-        proc = psutil.Process(server.pid)
-        gen = subprocess.Popen(
-            [PY, "-m", "bench.recording", "load", "--url", url, "--consults",
-             str(args.consults), "--duration", str(args.duration), "--file", str(args.file)],
-            stdout=subprocess.PIPE, text=True,
+class _Point:
+    """One measured point: a server (with or without recording) and its load generator. The
+    generator connects and warms up, then waits for ``go``: two points can be measured over
+    the same seconds (``--together``)."""
+
+    def __init__(self, args: argparse.Namespace, dsn: str, record: str, directory: Path) -> None:
+        self.server = subprocess.Popen(
+            [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
+             "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        assert gen.stdout is not None
-        cpu0 = wall0 = 0.0
-        switches0 = 0
-        result: dict[str, Any] = {}
-        for out in gen.stdout:
-            if out.startswith("MEASURE_START"):
-                t = proc.cpu_times()
-                cpu0, wall0 = t.user + t.system, time.monotonic()
-                main0 = _main_thread_cpu(proc)
-                switches0 = sum(proc.num_ctx_switches())
-            elif out.startswith("MEASURE_END"):
-                t = proc.cpu_times()
-                result["cpu_s"] = t.user + t.system - cpu0
-                result["main_cpu_s"] = _main_thread_cpu(proc) - main0
+        assert self.server.stdout is not None
+        line = self.server.stdout.readline()
+        if not line.startswith("READY"):
+            self.server.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.proc = psutil.Process(self.server.pid)
+        self.gen = subprocess.Popen(
+            [PY, "-m", "bench.recording", "load", "--url", f"http://127.0.0.1:{line.split()[1]}",
+             "--consults", str(args.consults), "--duration", str(args.duration),
+             "--file", str(args.file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.result: dict[str, Any] = {}
+        self._start = (0.0, 0.0, 0.0, 0)
+
+    def ready(self) -> None:
+        assert self.gen.stdout is not None
+        for out in self.gen.stdout:
+            if out.startswith("MEASURE_READY"):
+                return
+        raise RuntimeError("the load generator ended before measuring")
+
+    def go(self) -> None:
+        t = self.proc.cpu_times()
+        self._start = (t.user + t.system, _main_thread_cpu(self.proc), time.monotonic(),
+                       sum(self.proc.num_ctx_switches()))
+        assert self.gen.stdin is not None
+        self.gen.stdin.write("go\n")
+        self.gen.stdin.flush()
+
+    def finish(self) -> None:
+        assert self.gen.stdout is not None and self.server.stdin is not None
+        cpu0, main0, wall0, switches0 = self._start
+        for out in self.gen.stdout:
+            if out.startswith("MEASURE_END"):
+                t = self.proc.cpu_times()
+                self.result["cpu_s"] = t.user + t.system - cpu0
+                self.result["main_cpu_s"] = _main_thread_cpu(self.proc) - main0
                 # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
-                result["switches"] = sum(proc.num_ctx_switches()) - switches0
-                result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
+                self.result["switches"] = sum(self.proc.num_ctx_switches()) - switches0
+                self.result["cpu_pct"] = round(
+                    self.result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
-                result.update(json.loads(out[7:]))
-        gen.wait()
-        server.stdin.write("\n")
-        server.stdin.flush()
-        server.wait(60)
-        return result
-    finally:
-        if server.poll() is None:
-            server.kill()
+                self.result.update(json.loads(out[7:]))
+        self.gen.wait()
+        self.server.stdin.write("\n")
+        self.server.stdin.flush()
+        self.server.wait(60)
+
+    def kill(self) -> None:
+        for process in (self.gen, self.server):
+            if process.poll() is None:
+                process.kill()
+
+
+def _measure(points: list[_Point]) -> None:
+    """Start the points' measurements together and collect them (each on its own thread, so
+    one's end is read the moment it comes)."""
+    for point in points:
+        point.ready()
+    for point in points:
+        point.go()
+    readers = [threading.Thread(target=point.finish) for point in points]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
 
 
 def _main_thread_cpu(proc: psutil.Process) -> float:
@@ -370,9 +409,19 @@ def orchestrate(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
             for n in range(args.rounds):
                 # alternate the order, so a load that drifts within a round favours neither
-                for record in ("off", "all") if n % 2 == 0 else ("all", "off"):
-                    directory = Path(tmp) / f"{record}{n}"
-                    rows.append((n + 1, record, _point(args, dsn, record, directory)))
+                order = ("off", "all") if n % 2 == 0 else ("all", "off")
+                batches = [order] if args.together else [(record,) for record in order]
+                for batch in batches:
+                    points: list[_Point] = []
+                    try:
+                        for record in batch:
+                            points.append(_Point(args, dsn, record, Path(tmp) / f"{record}{n}"))
+                        _measure(points)
+                    finally:
+                        for point in points:
+                            point.kill()
+                    rows += [(n + 1, record, point.result)
+                             for record, point in zip(batch, points, strict=True)]
             per_minute, length = _compose_cost(Path(tmp) / "all0")
             alone = asyncio.run(recorder_cost(dsn, args.file, Path(tmp) / "alone"))
     finally:
@@ -427,6 +476,8 @@ def main() -> None:
         p.add_argument("--file", type=Path, default=CLIP)
     parser.add_argument("--rounds", type=int, default=1,
                         help="off/all pairs, run side by side in alternating order")
+    parser.add_argument("--together", action="store_true",
+                        help="run each round's off and all points at the same time")
     ld.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.role == "serve":
