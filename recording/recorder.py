@@ -26,6 +26,7 @@ from core.session_log import Emitter
 from recording.catalog import Catalog, ConsultInfo, NewFile
 from recording.clock import SenderClock
 from recording.config import RecordingSettings
+from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
 from recording.track import TrackRecorder
 from recording.writer import FileResult, FileSpec, LiveFile, Writer, extension, finalise
@@ -56,8 +57,10 @@ class RoomRecording:
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
         catalog: Catalog, writer: Writer, log_event: Emitter = _unlogged,
+        metrics: RecordingMetrics | None = None,
     ) -> None:
         self.info = info
+        self._metrics = metrics or RecordingMetrics()
         self._log_event = log_event
         self._actors = {party: pid for pid, party in info.parties.items()}
         """party → participant (user) id, the session log's actor."""
@@ -171,6 +174,7 @@ class RoomRecording:
         self._loop.call_soon_threadsafe(self._finished, result)
 
     def _finished(self, result: FileResult) -> None:
+        self._metrics.file_finished(result)
         self._db.put_nowait(lambda: self._catalog.file_finished(result))
         name = result.key.split("/", 1)[1]
         entry = self._manifest["files"].get(name)
@@ -189,6 +193,7 @@ class RoomRecording:
                 await op()
             except Exception:
                 logger.exception("recording_catalog_failed", extra={"consultation": self._cid})
+                self._metrics.failed(CATALOG)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -224,9 +229,10 @@ class Recorder:
 
     def __init__(
         self, settings: RecordingSettings, store: RecordingStore, catalog: Catalog,
-        resolve: Resolve | None = None,
+        resolve: Resolve | None = None, metrics: RecordingMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or RecordingMetrics()
         self.store = store
         self.catalog = catalog
         self._resolve = resolve or catalog.consultation
@@ -257,13 +263,15 @@ class Recorder:
                     info = await self._resolve(room_id)
                 except Exception:  # a failed look-up must not fail the call: it goes unrecorded
                     logger.exception("recording_lookup_failed", extra={"room_id": room_id})
+                    self.metrics.failed(LOOKUP)
                     return
                 if info is None or info.mode not in ("voice", "video"):
                     return
                 if self._writer is None:
                     self._writer = Writer(self.store)
                 room = self.rooms[room_id] = RoomRecording(
-                    info, self.settings, self.store, self.catalog, self._writer, self._log
+                    info, self.settings, self.store, self.catalog, self._writer, self._log,
+                    self.metrics,
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
 
