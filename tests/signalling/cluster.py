@@ -55,10 +55,10 @@ async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
 @asynccontextmanager
 async def serve_nodes(
     db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path,
-    names: Sequence[str] = ("a", "b"), **env_overrides: str,
+    *, names: Sequence[str] = ("a", "b"), **env_overrides: str,
 ) -> AsyncIterator[list[Node]]:
-    """Nodes (default ``a`` and ``b``; ``NODE_ID`` = name) on free ports, ready; SIGTERM
-    (then SIGKILL) on exit."""
+    """Nodes (default ``a`` and ``b``; each name, or letter of a string, is also the node's
+    ``NODE_ID``) on free ports, ready; SIGTERM (then SIGKILL) on exit."""
     started: list[Node] = []
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
     env.update(
