@@ -58,7 +58,7 @@ def _request(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         url, data=data, headers={"Content-Type": "application/json"} if data else {}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")

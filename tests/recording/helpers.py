@@ -9,6 +9,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpSender
 
+from recording.recorder import Recorder
 from tests.media.peers import Frame, Peer
 from tests.recording.sources import PacedClock, PacedSource
 
@@ -32,6 +33,20 @@ class Party:
 
     def done(self) -> bool:
         return all(s.readyState == "ended" for s in self.sources.values())
+
+
+def written_all(recorder: Recorder, room_id: str, parties: dict[str, Party]) -> bool:
+    """Whether the recorder has written as many frames of every party's track as its source
+    sent: the last packets have crossed the SFU (polled instead of a fixed wait)."""
+    room = recorder.rooms.get(room_id)
+    if room is None:
+        return False
+    written = {(t.party, t.kind): t.frames_written for t in room.tracks}
+    return all(
+        written.get((name, kind), 0) >= len(source.sent)
+        for name, party in parties.items()
+        for kind, source in party.sources.items()
+    )
 
 
 @dataclass

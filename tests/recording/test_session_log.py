@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from api.keys import CONSULTATIONS, MEDIA
+from api.keys import CONSULTATIONS, MEDIA, RECORDER
 from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
@@ -21,7 +21,7 @@ from tests.billing.helpers import grant
 from tests.factories import auth, create_user
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, publish, written_all
 from tests.recording.sources import PacedClock, PacedSource, load_packets, make_flash_clip
 
 RECORDING = ("recording_started", "recording_segment", "recording_stopped")
@@ -72,7 +72,9 @@ async def test_recording_events_are_in_the_session_log_in_order(
             parties[name] = Party(peer, clock, sources)
             await peer.connect()
         assert await eventually(lambda: all(p.done() for p in parties.values()), 30, 0.2)
-        await asyncio.sleep(0.3)  # the last packets cross the SFU
+        recorder = client.app[RECORDER]
+        written = await eventually(lambda: written_all(recorder, cid, parties), 30)
+        assert written, [(t.party, t.kind, t.frames_written) for t in recorder.rooms[cid].tracks]
         await engine.close_room(cid)
         items = await _log(client, admin.token, cid, stopped=4)
     finally:

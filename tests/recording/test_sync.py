@@ -20,7 +20,7 @@ from recording.recorder import Recorder
 from recording.store import LocalStore
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, publish, written_all
 from tests.recording.sources import PacedClock, PacedSource, load_packets, make_flash_clip
 
 FLASHES = (1.0, 2.5, 4.0, 10.5, 12.0)
@@ -92,7 +92,11 @@ async def test_flash_and_beep_stay_in_sync_through_mute_camera_off_and_late_join
     await asyncio.sleep(3.0)  # the astrologer joins 3 s late
     await astrologer.peer.connect()
     assert await eventually(lambda: caller.done() and astrologer.done(), 40, 0.2)
-    await asyncio.sleep(0.3)
+    written = await eventually(
+        lambda: written_all(recorder, room_id, {"caller": caller, "astrologer": astrologer}),
+        30,
+    )
+    assert written, [(t.party, t.kind, t.frames_written) for t in recorder.rooms[room_id].tracks]
     await engine.close_room(room_id)
     await recorder.close()
 

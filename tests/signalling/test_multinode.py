@@ -150,7 +150,7 @@ async def test_killed_node_takes_its_astrologers_offline(
         async with session.get(f"{b.url}/consultants/{astro_user.id}") as response:
             assert (await response.json())["status"] == "offline"
         print(f"astrologer offline {offline_after:.1f} s after SIGKILL of their node")
-        notice = await caller.event("presence", status="reconnecting", wait_s=10)
+        notice = await caller.event("presence", status="reconnecting", wait_s=30)
         assert notice["user_id"] == ids[0]
         ended = await caller.event("session_end", wait_s=GRACE_S + 15)
         assert ended["reason"] == "disconnected"
