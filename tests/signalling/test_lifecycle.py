@@ -349,12 +349,15 @@ async def test_rejoin_within_grace_keeps_the_session(make_world: WorldFactory) -
 
 
 async def test_billing_ticks_and_insufficient_balance_end(make_world: WorldFactory) -> None:
-    world = await make_world(minute_seconds=1, tick_interval_seconds=0.2, min_start_minutes=1)
+    # 2-second minutes: the reply below must be stored before the money runs out (three
+    # minutes after the accept), or the end refunds the chat as unanswered; 1-second minutes
+    # left a busy machine too little time for that one insert.
+    world = await make_world(minute_seconds=2, tick_interval_seconds=0.2, min_start_minutes=1)
     astro_user = await world.user("consultant")
     caller_user = await world.user(paise=3000)  # three minutes of chat at 1000 paise
     astro, caller = await world.ws(astro_user), await world.ws(caller_user)
     cid = await _start(caller, astro, str(astro_user.id))
-    # answered within its first (1-second) minute, so charged, not refunded as unanswered
+    # answered within its first minute, so charged, not refunded as unanswered
     await served(world.database, UUID(cid))
     tick = await caller.event("billing_tick", wait_s=30)
     assert tick["consultation_id"] == cid and tick["balance_paise"] is not None
