@@ -16,6 +16,20 @@ from media.errors import MediaError
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer
 from tests.polling import eventually
+from tests.recording.helpers import publish
+from tests.recording.sources import PacedClock, PacedSource, load_packets
+
+
+def _publish_lasting(peer: Peer, seconds: float) -> dict[str, PacedSource]:
+    """The 20 s clip repeated to ``seconds`` and paced in real time: media that outlasts the
+    test however long a busy machine makes it (the clip alone ran out mid-test)."""
+    clock = PacedClock()
+    sources = {
+        kind: PacedSource(kind, load_packets(VP8_OPUS_20S, kind, repeat_to_s=seconds), clock)
+        for kind in ("video", "audio")
+    }
+    publish(peer, *sources.values())
+    return sources
 
 
 async def test_rejoin_after_abrupt_drop_media_flows_both_ways_within_3s(
@@ -59,15 +73,15 @@ async def test_twenty_join_leave_cycles_leave_nothing_behind(
     engine: MediaEngine, make_peer: Callable[..., Peer]
 ) -> None:
     pub = make_peer("astrologer")
-    pub.publish_file(VP8_OPUS_20S)
+    sent = _publish_lasting(pub, 600)
     await pub.connect()
-    # the baseline is taken with the publisher streaming (its player and media threads started)
+    # the baseline is taken with the publisher streaming (its media threads started)
     assert await eventually(
         lambda: all(
             p["packets_received"] > 0 for p in engine.stats(pub.room_id)["astrologer"]["published"]
         )
-        and len(pub.published["video"].sent) > 0
-        and len(pub.published["audio"].sent) > 0
+        and len(sent["video"].sent) > 0
+        and len(sent["audio"].sent) > 0
     ), engine.stats(pub.room_id)
     gc.collect()
     threads = threading.active_count()
@@ -237,10 +251,10 @@ async def test_not_joined_is_an_error(engine: MediaEngine) -> None:
 
 async def test_stats_are_sensible(engine: MediaEngine, make_peer: Callable[..., Peer]) -> None:
     a = make_peer("caller")
-    a.publish_file(VP8_OPUS_20S)
+    _publish_lasting(a, 120)
     await a.connect()
     b = make_peer("astrologer")
-    b.publish_file(VP8_OPUS_20S)
+    _publish_lasting(b, 120)
     await b.connect()
 
     def problems() -> list[str]:
