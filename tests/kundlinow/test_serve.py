@@ -134,7 +134,7 @@ def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=30) == 0
     # The embedded PostgreSQL stopped with the server (its data stays for the next start).
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while (pg_dir / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not (pg_dir / "pg" / "postmaster.pid").exists()

@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
 
 from core.bus import LocalBus, RedisBus
 from core.db import Database
@@ -34,11 +33,13 @@ from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack
 from tests.polling import eventually
+from tests.recording.sources import PacedClock, PacedSource, load_packets
 from tests.signalling.cluster import Node, serve_nodes
 from tests.signalling.wsclient import WsClient, connect
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = str(REPO / "tests" / "media" / "data" / "vp8_opus_320x240_20s.webm")
+PUBLISH_S = 300
 MEDIA_ENV = {"LOG_LEVEL": "INFO", "MEDIA_ICE_HOSTS": "127.0.0.1"}
 
 
@@ -85,13 +86,16 @@ class WsPeer:
         self.frames: list[dict[str, Any]] = []
         self._hooked: set[int] = set()
         self._pump: asyncio.Task[None] | None = None
-        self.player: MediaPlayer | None = None
+        self.sources: list[PacedSource] = []
         self.offers_answered = 0
 
     def publish(self) -> None:
-        self.player = MediaPlayer(CLIP, decode=False)
-        for source in (self.player.video, self.player.audio):
-            assert source is not None
+        """The clip repeated to PUBLISH_S and paced in real time: media that outlasts the test
+        however long a busy machine makes it (the 20 s clip alone ran out mid-test)."""
+        clock = PacedClock()
+        for kind in ("video", "audio"):
+            source = PacedSource(kind, load_packets(CLIP, kind, repeat_to_s=PUBLISH_S), clock)
+            self.sources.append(source)
             t = self.pc.addTransceiver(RecordingTrack(source), direction="sendrecv")
             if source.kind == "video":
                 caps = RTCRtpSender.getCapabilities("video").codecs
@@ -150,10 +154,8 @@ class WsPeer:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
         await self.pc.close()
-        if self.player is not None:
-            for track in (self.player.video, self.player.audio):
-                if track is not None:
-                    track.stop()
+        for source in self.sources:
+            source.stop()
 
 
 async def _video_consult(caller: WsClient, astro: WsClient, astro_id: str) -> str:
