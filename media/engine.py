@@ -14,11 +14,14 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
+from media import aiortc_glue as glue
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
+from media.ice import IcePolicy
 from media.observer import MediaObserver
 from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 from media.session_events import MediaEventSink, no_events
+from media.udp_mux import SharedUdpPort
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,11 @@ MEDIA_KINDS = ("audio", "video")
 
 
 class MediaEngine:
-    """Rooms of participants with one peer connection each; forwards encoded media."""
+    """Rooms of participants with one peer connection each; forwards encoded media.
+
+    With ``settings.udp_port`` set, the engine binds the node's one UDP port when it is built
+    (inside the running event loop) and every peer connection gathers on it.
+    """
 
     def __init__(
         self,
@@ -46,6 +53,25 @@ class MediaEngine:
         """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
+        self.shared_port = (
+            None
+            if settings.udp_port is None
+            else SharedUdpPort.open(
+                settings.ice_host_addresses,
+                settings.udp_port,
+                buffer=glue.receive_buffer(),
+                recv_buffer_bytes=settings.udp_recv_buffer_bytes,
+            )
+        )
+        """The node's one UDP port, or None for a socket per peer connection."""
+        self._ice_policy = IcePolicy(
+            host_addresses=settings.ice_host_addresses,
+            public_ip=settings.public_ip,
+            port_min=settings.udp_port_min,
+            port_max=settings.udp_port_max,
+            recv_buffer_bytes=settings.udp_recv_buffer_bytes,
+            shared_port=self.shared_port,
+        )
 
     def bind_signal(self, send_signal: SendSignal) -> None:
         """Set where server-initiated messages go (the signalling hub, built after us)."""
@@ -96,8 +122,8 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(
-                room_id, self.settings, self._signal, self._observer, self._event,
-                self._media_flowing,
+                room_id, self.settings, self._signal, self._ice_policy, self._observer,
+                self._event, self._media_flowing,
             )
         if participant_id in room.participants:
             await room.remove(participant_id)
@@ -156,6 +182,8 @@ class MediaEngine:
         self._closed = True
         rooms = list(self._rooms)
         await asyncio.gather(*(self.close_room(r) for r in rooms), return_exceptions=True)
+        if self.shared_port is not None:
+            self.shared_port.close()
 
     def tracks(self, room_id: str) -> list[Track]:
         room = self._rooms.get(room_id)

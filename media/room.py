@@ -125,13 +125,7 @@ class Participant:
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
         self.pc = RTCPeerConnection(config)
-        self._ice = IcePolicy(
-            host_addresses=settings.ice_host_addresses,
-            public_ip=settings.public_ip,
-            port_min=settings.udp_port_min,
-            port_max=settings.udp_port_max,
-            recv_buffer_bytes=settings.udp_recv_buffer_bytes,
-        )
+        self._ice = room.ice_policy
         self._cname = str(uuid.uuid4())
         self._lock = asyncio.Lock()
         self._known: set[RTCRtpTransceiver] = set()
@@ -517,12 +511,15 @@ class Room:
         room_id: str,
         settings: MediaSettings,
         send_signal: SendSignal,
+        ice_policy: IcePolicy,
         observer: MediaObserver | None = None,
         on_event: MediaEventSink = no_events,
         on_media: MediaFlowing | None = None,
     ) -> None:
         self.room_id = room_id
         self.settings = settings
+        self.ice_policy = ice_policy
+        """Where the participants' ICE agents gather (the node's shared port, if any)."""
         self.send_signal = send_signal
         self.observer = observer
         self.on_event = on_event
