@@ -13,6 +13,7 @@ from api.config import ApiSettings
 from api.passwords import Passwords
 from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
+from billing.metrics import WebhookMetrics
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
@@ -24,6 +25,7 @@ from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
 from core.session_log import EventLog
+from core.tracing import Tracing
 from media.engine import MediaEngine
 from recording.recorder import Recorder
 from signalling.drain import NodeDrain
@@ -38,8 +40,13 @@ CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
 TURN_GRANTS = web.AppKey("turn_grants", TurnGrants)
+TRACING = web.AppKey("tracing", Tracing)
 MEDIA = web.AppKey("media", MediaEngine)
 METRICS = web.AppKey("metrics", HttpMetrics)
+"""The app's Prometheus registry (``.registry``) and its HTTP metrics; ``.node`` labels them."""
+NODE_ID = web.AppKey("node_id", str)
+"""This node's id (``NODE_ID``, or a random one): presence, media claims, metric labels."""
+WEBHOOK_METRICS = web.AppKey("webhook_metrics", WebhookMetrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 """Login throttling; in-memory, or Redis when ``REDIS_URL`` is set."""
 PASSWORDS = web.AppKey("passwords", Passwords)

@@ -10,8 +10,9 @@ aiortc gathers every local candidate before an SDP is produced, so the server ne
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from media import aiortc_glue as glue
@@ -21,6 +22,7 @@ from media.ice import IcePolicy
 from media.observer import MediaObserver
 from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 from media.session_events import MediaEventSink, no_events
+from media.stats import ForwardingTotals
 from media.udp_mux import SharedUdpPort
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ class MediaEngine:
         """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
+        self.retired = ForwardingTotals()
+        """Forwarding counters of the participants that have left (``media.metrics``)."""
+        self.selected_pairs: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        """(local type, remote type, protocol) of every ICE pair a peer connection selected."""
         self.shared_port = (
             None
             if settings.udp_port is None
@@ -85,6 +91,10 @@ class MediaEngine:
 
     def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
         """The one report of a room's media events, to the session log and the observer."""
+        if kind == "ice_state_changed" and "local_candidate_type" in data:
+            self.selected_pairs[
+                (data["local_candidate_type"], data["remote_candidate_type"], data["protocol"])
+            ] += 1
         self._on_event(room_id, participant_id, kind, data)
         if self._observer is not None:
             self._observer.media_event(room_id, participant_id, kind, data)
@@ -123,7 +133,7 @@ class MediaEngine:
         if room is None:
             room = self._rooms[room_id] = Room(
                 room_id, self.settings, self._signal, self._ice_policy, self._observer,
-                self._event, self._media_flowing,
+                self._event, self._media_flowing, self.retired,
             )
         if participant_id in room.participants:
             await room.remove(participant_id)
@@ -197,6 +207,12 @@ class MediaEngine:
         if room is None:
             return {}
         return {pid: p.stats() for pid, p in room.participants.items()}
+
+    def participants(self) -> Iterator[tuple[str, Participant]]:
+        """(room id, participant) of every participant this node's SFU holds."""
+        for room_id, room in self._rooms.items():
+            for participant in room.participants.values():
+                yield room_id, participant
 
     @property
     def room_ids(self) -> list[str]:

@@ -45,7 +45,7 @@ from media.observer import MediaObserver
 from media.packets import payload_bounds
 from media.rtcp import rtcp_tick_delay, send_compounds
 from media.session_events import MediaEventSink, ice_state_data, no_events
-from media.stats import participant_stats
+from media.stats import ForwardingTotals, participant_stats
 
 logger = logging.getLogger(__name__)
 
@@ -515,6 +515,7 @@ class Room:
         observer: MediaObserver | None = None,
         on_event: MediaEventSink = no_events,
         on_media: MediaFlowing | None = None,
+        retired: ForwardingTotals | None = None,
     ) -> None:
         self.room_id = room_id
         self.settings = settings
@@ -525,6 +526,8 @@ class Room:
         self.on_event = on_event
         """The room's media events (``MediaEngine._event``: the session log and the observer)."""
         self.on_media = on_media
+        self.retired = retired if retired is not None else ForwardingTotals()
+        """Where a leaving participant's forwarding counters go (the engine's, for /metrics)."""
         self.participants: dict[str, Participant] = {}
         self._sending = False
         self._flowing = False
@@ -566,6 +569,8 @@ class Room:
         room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
+            # in the step that unlists it: a scrape never sees its counts in neither place
+            self.retired.retire(participant.uptracks.values(), participant.downtracks.values())
             await participant.close()
             self.on_event(self.room_id, participant_id, "left", {})
 

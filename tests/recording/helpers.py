@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpSender
 
-from recording.recorder import Recorder
+from media.engine import MediaEngine
 from tests.media.peers import Frame, Peer
 from tests.recording.sources import PacedClock, PacedSource
 
@@ -25,6 +26,29 @@ def publish(peer: Peer, *sources: PacedSource, video_mime: str = "video/VP8") ->
             )
 
 
+async def crossed_the_sfu(engine: MediaEngine, room_id: str, peers: Iterable[Peer]) -> bool:
+    """Whether every RTP packet the peers have sent so far has reached the SFU's published
+    tracks (lost ones recovered by RTX count too). The recorder's tap runs in the same call
+    as the SFU's receive, so what the SFU has, the recorder has."""
+    room = engine._rooms.get(room_id)
+    if room is None:
+        return False
+    for peer in peers:
+        participant = room.participants.get(peer.participant_id)
+        if participant is None:
+            return False
+        sent = 0
+        for sender in peer.pc.getSenders():
+            stats = await sender.getStats()
+            sent += sum(getattr(s, "packetsSent", 0) for s in stats.values()
+                        if s.type == "outbound-rtp")
+        received = sum(up.rate.packets + up.rtx_received
+                       for up in participant.uptracks.values())
+        if received < sent:
+            return False
+    return True
+
+
 @dataclass
 class Party:
     peer: Peer
@@ -33,20 +57,6 @@ class Party:
 
     def done(self) -> bool:
         return all(s.readyState == "ended" for s in self.sources.values())
-
-
-def written_all(recorder: Recorder, room_id: str, parties: dict[str, Party]) -> bool:
-    """Whether the recorder has written as many frames of every party's track as its source
-    sent: the last packets have crossed the SFU (polled instead of a fixed wait)."""
-    room = recorder.rooms.get(room_id)
-    if room is None:
-        return False
-    written = {(t.party, t.kind): t.frames_written for t in room.tracks}
-    return all(
-        written.get((name, kind), 0) >= len(source.sent)
-        for name, party in parties.items()
-        for kind, source in party.sources.items()
-    )
 
 
 @dataclass
