@@ -37,8 +37,13 @@ class Node:
     log: Path
 
 
+READY_DEADLINE_S = 180
+"""A node process imports aiortc, PyAV and the rest before it answers: seconds on a quiet
+machine, and more than a minute was seen with both cores busy."""
+
+
 async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_DEADLINE_S
     while time.monotonic() < deadline:
         if node.process.poll() is not None:
             raise RuntimeError(f"node exited: {node.log.read_text()[-3000:]}")

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
 
 from media.ice import apply_ice_policy
 from tests.media.peers import LOOPBACK, Frame, RecordingQueue, RecordingTrack
+from tests.recording.sources import PacedClock, PacedSource, load_packets
 from tests.signalling.wsclient import WsClient
 
 CLIP = str(Path(__file__).resolve().parents[1] / "media" / "data" / "vp8_opus_320x240_20s.webm")
+PUBLISH_S = 300
 
 
 class _TeeQueue(RecordingQueue):
@@ -43,13 +44,16 @@ class WsPeer:
         self.frames: list[dict[str, Any]] = []
         self._hooked: set[int] = set()
         self._pump: asyncio.Task[None] | None = None
-        self.player: MediaPlayer | None = None
+        self.sources: list[PacedSource] = []
         self.offers_answered = 0
 
     def publish(self) -> None:
-        self.player = MediaPlayer(CLIP, decode=False)
-        for source in (self.player.video, self.player.audio):
-            assert source is not None
+        """The clip repeated to PUBLISH_S and paced in real time: media that outlasts the test
+        however long a busy machine makes it (the 20 s clip alone ran out mid-test)."""
+        clock = PacedClock()
+        for kind in ("video", "audio"):
+            source = PacedSource(kind, load_packets(CLIP, kind, repeat_to_s=PUBLISH_S), clock)
+            self.sources.append(source)
             t = self.pc.addTransceiver(RecordingTrack(source), direction="sendrecv")
             if source.kind == "video":
                 caps = RTCRtpSender.getCapabilities("video").codecs
@@ -74,7 +78,7 @@ class WsPeer:
         await self.pc.setLocalDescription(offer)
         await self.client.ok("call_offer", {"consultation_id": self.cid,
                                             "sdp": self.pc.localDescription.sdp})
-        answer = await self.client.event("call_answer", wait_s=10, **{"from": "sfu"})
+        answer = await self.client.event("call_answer", wait_s=30, **{"from": "sfu"})
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         self._hook()
         self._pump = asyncio.create_task(self._serve())
@@ -108,10 +112,8 @@ class WsPeer:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
         await self.pc.close()
-        if self.player is not None:
-            for track in (self.player.video, self.player.audio):
-                if track is not None:
-                    track.stop()
+        for source in self.sources:
+            source.stop()
 
 
 async def video_consult(caller: WsClient, astro: WsClient, astro_id: str) -> str:

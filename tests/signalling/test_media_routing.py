@@ -107,7 +107,7 @@ async def test_cross_node_video_call_through_one_host(
             started = time.monotonic()
             both = await eventually(
                 lambda: all(len(p.received[k]) >= 10 for p in peers for k in ("video", "audio")),
-                8,
+                30,
             )
             assert both, _counts(peers)
             print(f"media both ways across nodes after {time.monotonic() - started:.1f} s")
@@ -140,26 +140,26 @@ async def test_cross_node_video_call_through_one_host(
             observer.receive("audio", "video")
             await observer.connect()
             offered = len(observer.pc.getTransceivers())
-            assert await eventually(lambda: observer.offers_answered >= 1, 5)
+            assert await eventually(lambda: observer.offers_answered >= 1, 30)
             server_added = lambda: observer.pc.getTransceivers()[offered:]  # noqa: E731
             assert sorted(t.kind for t in server_added()) == ["audio", "video"]
             assert await eventually(  # on its own m-lines and on those the server added
                 lambda: all(len(observer.by_receiver.get(id(t.receiver), ())) >= 5
                             for t in observer.pc.getTransceivers()),
-                5,
+                30,
             ), _counts(peers)
             assert _count(b, "participant_joined") == 0
             await admin.close()
             await observer.close()
             peers.remove(observer)
-            assert await eventually(lambda: _count(a, "participant_left") == 1, 5)
+            assert await eventually(lambda: _count(a, "participant_left") == 1, 30)
 
             # the astrologer drops (socket and peer connection, as on a network switch): node
             # b's hub leaves on the host; a new socket + peer connection on node b within the
             # grace gets media flowing both ways again with no action from the caller
             await astro.close()
             await astro_peer.close()
-            assert await eventually(lambda: _count(a, "participant_left") == 2, 5)
+            assert await eventually(lambda: _count(a, "participant_left") == 2, 30)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
             await astro.ok("join_consult", {"consultation_id": cid})
             astro_peer = WsPeer(astro, cid)
@@ -171,7 +171,7 @@ async def test_cross_node_video_call_through_one_host(
             assert await eventually(
                 lambda: len(caller_peer.received["video"]) > before + 5
                 and all(len(astro_peer.received[k]) >= 5 for k in ("video", "audio")),
-                3,
+                30,
             ), _counts(peers)
             print(f"rejoin across nodes: media again after {time.monotonic() - rejoined:.1f} s")
             assert _count(b, "participant_joined") == 0
@@ -179,9 +179,9 @@ async def test_cross_node_video_call_through_one_host(
             # session_end closes the room on the host node; the claim goes; media stops
             await caller.send("session_end", {"consultation_id": cid})
             assert await eventually(lambda: caller_peer.got("session_end", consultation_id=cid)
-                                  and astro_peer.got("session_end", consultation_id=cid), 5)
-            assert await eventually(lambda: _absent(redis, claim_key), 5)
-            assert await eventually(lambda: _claims(a, cid, "media_room_closed") == 1, 3)
+                                  and astro_peer.got("session_end", consultation_id=cid), 30)
+            assert await eventually(lambda: _absent(redis, claim_key), 30)
+            assert await eventually(lambda: _claims(a, cid, "media_room_closed") == 1, 30)
             assert _claims(b, cid, "media_room_closed") == 0
             for node in (a, b):
                 assert await _media_stats(session, node, cid, admin_user.token) == {}
@@ -224,7 +224,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
             old_host = await redis.get(claim_key)
             assert old_host is not None
             assert await eventually(
-                lambda: all(len(p.received["video"]) >= 5 for p in peers), 8
+                lambda: all(len(p.received["video"]) >= 5 for p in peers), 30
             ), _counts(peers)
 
             a.process.send_signal(signal.SIGKILL)
@@ -234,7 +234,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
                 await peer.close()
             peers.clear()
             alive_key = f"{redis_prefix}presence:node:{old_host}"
-            assert await eventually(lambda: _absent(redis, alive_key), 5)
+            assert await eventually(lambda: _absent(redis, alive_key), 30)
 
             # the astrologer's socket on node b survived: a new peer connection on it
             astro_peer = WsPeer(astro, cid)
@@ -255,7 +255,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
             await caller_peer.connect()
             assert await eventually(
                 lambda: all(len(p.received[k]) >= 5 for p in peers for k in ("video", "audio")),
-                5,
+                30,
             ), _counts(peers)
             back_after = time.monotonic() - killed
             print(f"media again {back_after:.1f} s after SIGKILL of the host")
@@ -325,7 +325,7 @@ async def test_claim_takeover_ttl_and_release(redis_url: str, redis_prefix: str)
     redis = aioredis.from_url(redis_url)
     alive = f"{redis_prefix}presence:node:"
 
-    def router(node: str, ttl_s: float = 1.0) -> RedisMediaRoomRouter:
+    def router(node: str, ttl_s: float = 2.0) -> RedisMediaRoomRouter:
         return RedisMediaRoomRouter(redis, redis_prefix, node, node_key_prefix=alive,
                                     ttl_s=ttl_s, refresh_s=0.2)
 
@@ -336,7 +336,9 @@ async def test_claim_takeover_ttl_and_release(redis_url: str, redis_prefix: str)
         await x.start()
         assert await x.host_for("r1") == "x"  # first come claims
         assert await y.host_for("r1") == "x"  # alive host: no takeover
-        await asyncio.sleep(1.5)  # x refreshes its claim beyond the 1 s TTL
+        # An observation window longer than the TTL: x refreshes its claim (every 0.2 s, so a
+        # busy machine may hold x's loop up to 1.8 s before the claim would lapse)
+        await asyncio.sleep(2.5)
         assert await y.current_host("r1") == "x"
         await y.release("r1")  # not y's claim: untouched
         assert await y.current_host("r1") == "x"
