@@ -10,17 +10,11 @@ import { Rating } from "/client/views/shared/components.js";
 import { ForceEnd } from "/client/views/admin/live.js";
 import { BirthChart } from "/client/views/shared/birth.js";
 
-// onBlocked: called when the browser refuses to play it with sound unasked (no click on this page
-// yet: a reload or a link from elsewhere; a party's own camera lifts that rule, an observer has none).
-function Video({ stream, id, className, muted = false, hidden = false, onBlocked = null }) {
+function Video({ stream, id, className, muted = false, hidden = false }) {
   const ref = useRef(null);
   useEffect(() => {
     if (ref.current && ref.current.srcObject !== stream) ref.current.srcObject = stream;
   });
-  useEffect(() => {
-    if (!ref.current || !stream || !onBlocked) return;
-    ref.current.play().catch((error) => { if (error.name === "NotAllowedError") onBlocked(); });
-  }, [stream, muted]);
   return html`<video ref=${ref} id=${id} class=${className} autoplay playsinline muted=${muted}
     hidden=${hidden} aria-hidden="true"></video>`;
 }
@@ -162,20 +156,16 @@ function CallStage({ state, actions, c, shown }) {
 // An observing admin's stage: both parties side by side, each labelled with role and name and
 // with the microphone/camera state they announced since the admin came in.
 function ObservedStage({ state, actions, c, shown }) {
-  const [silent, setSilent] = useState(false); // sound refused until the admin asks for it
   const parties = [
     { id: c.caller_id, role: "Caller", name: state.names ? state.names.caller : "" },
     { id: c.consultant_id, role: "Astrologer", name: state.names ? state.names.astrologer : "" },
   ];
-  return html`<div class="stage observed" id="observed" hidden=${!shown}>
-    ${silent ? html`<button class="sound-on" id="sound-on" onClick=${() => setSilent(false)}>Turn sound on</button>` : null}
-    ${parties.map((p) => {
+  return html`<div class="stage observed" id="observed" hidden=${!shown}>${parties.map((p) => {
     const m = state.media[p.id];
     const note = m ? [m.audio ? "" : "muted", c.mode === "video" && !m.video ? "camera off" : ""]
       .filter(Boolean).join(" · ") : "";
     return html`<figure class="party" key=${p.id} id=${`observed-${p.role.toLowerCase()}`}>
-      <${Video} className="remote" stream=${actions.partyStream(p.id)} muted=${silent}
-        onBlocked=${() => setSilent(true)} />
+      <${Video} className="remote" stream=${actions.partyStream(p.id)} />
       <figcaption>${p.role}${p.name ? `: ${p.name}` : ""}${note ? ` — ${note}` : ""}</figcaption>
     </figure>`;
   })}</div>`;
