@@ -28,7 +28,7 @@ from recording.config import RecordingSettings
 from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
 from recording.track import TrackRecorder
-from recording.writer import FileResult, FileSpec, WriterThread, extension, finalise
+from recording.writer import FileResult, FileSpec, WriterThread, commit, extension, finalise
 
 logger = logging.getLogger(__name__)
 
@@ -309,19 +309,25 @@ class Recorder:
 
 
 async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:
-    """Finalise the files a crash left ``recording`` (remux; mark ``partial``; drop empty).
+    """Finalise the files a crash left ``recording`` (remux; mark ``partial``; drop empty),
+    then commit the finished files whose commit (an upload) failed before.
 
-    Run at start-up, before the SFU takes rooms. The local store is per node: a row whose
-    file is not in it belongs to another node and is left alone."""
+    Run at start-up, before the SFU takes rooms. Staged files are per node: a row whose file
+    is not staged here belongs to another node and is left alone."""
     results: list[FileResult] = []
     for key in await catalog.unfinished():
-        if not store.exists(key):
+        if not await asyncio.to_thread(store.staged, key):
             continue
         result = await asyncio.to_thread(finalise, store, key, "partial")
         await catalog.file_finished(result)
         await asyncio.to_thread(_manifest_update, store, result)
         results.append(result)
         logger.warning("recording_recovered", extra={"key": key, "status": result.status})
+    for key in await asyncio.to_thread(lambda: list(store.uncommitted())):
+        finished = await catalog.finished(key)
+        if finished is not None:
+            await asyncio.to_thread(commit, store, finished)
+            logger.warning("recording_commit_retried", extra={"key": key})
     return results
 
 

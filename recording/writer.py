@@ -116,8 +116,19 @@ def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
         store.delete(key)
         return FileResult(key, "empty")
     os.replace(tmp, path)
-    store.commit(key)
-    return FileResult(key, status, last - first, first, path.stat().st_size, sha256_of(path))
+    return commit(store, FileResult(key, status, last - first, first, path.stat().st_size,
+                                    sha256_of(path)))
+
+
+def commit(store: RecordingStore, result: FileResult) -> FileResult:
+    """Make a finalised file durable. A failed commit keeps the staged file, so start-up
+    recovery (``recorder.recover``) tries again; the catalogue already has its size and hash."""
+    assert result.sha256 is not None
+    try:
+        store.commit(result.key, result.bytes, result.sha256)
+    except OSError:
+        logger.exception("recording_commit_failed", extra={"key": result.key})
+    return result
 
 
 def _codec_of(key: str) -> str:
