@@ -155,7 +155,8 @@ def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
             stop = size if stop is None else min(stop, size)
         if start < stop:
             return start, stop
-    raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    raise ApiError(416, "RANGE_NOT_SATISFIABLE", "the asked range is not in the recording",
+                   headers={"Content-Range": f"bytes */{size}"})
 
 
 async def _send(
