@@ -56,6 +56,7 @@ class RoomRecording:
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
         catalog: Catalog, log_event: Emitter = _unlogged, metrics: RecordingMetrics | None = None,
+        stored_manifest: dict[str, Any] | None = None,
     ) -> None:
         self.info = info
         self._metrics = metrics or RecordingMetrics()
@@ -78,16 +79,14 @@ class RoomRecording:
         self.tracks: list[TrackRecorder] = []
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
-        self._manifest = self._load_manifest()
+        self._manifest = self._load_manifest(stored_manifest)
 
     # -- manifest ---------------------------------------------------------------------
 
-    def _load_manifest(self) -> dict[str, Any]:
-        """A room recorded again (both parties dropped and rejoined) extends its manifest."""
-        key = f"{self._cid}/{MANIFEST}"
-        if self._store.exists(key):
-            with self._store.open_read(key) as f:
-                manifest: dict[str, Any] = json.load(f)
+    def _load_manifest(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        """A room recorded again (both parties dropped and rejoined) extends its manifest
+        (``stored_manifest``, read by ``Recorder`` off the event loop)."""
+        if manifest is not None:
             for name in manifest.get("files", {}):
                 party, kind, seg = name.split(".")[0].split("-")
                 self._segments[(party, kind)] = max(
@@ -259,8 +258,10 @@ class Recorder:
                     return
                 if info is None or info.mode not in ("voice", "video"):
                     return
+                stored = await asyncio.to_thread(stored_manifest, self.store, room_id)
                 room = self.rooms[room_id] = RoomRecording(
-                    info, self.settings, self.store, self.catalog, self._log, self.metrics
+                    info, self.settings, self.store, self.catalog, self._log, self.metrics,
+                    stored,
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
 
@@ -331,17 +332,28 @@ async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:
     return results
 
 
+def stored_manifest(store: RecordingStore, consultation_id: str) -> dict[str, Any] | None:
+    """The consultation's ``manifest.json`` if one was written before (blocking: a GET on
+    object storage)."""
+    key = f"{consultation_id}/{MANIFEST}"
+    try:
+        with store.open_read(key) as f:
+            manifest: dict[str, Any] = json.load(f)
+    except FileNotFoundError:
+        return None
+    return manifest
+
+
 def _manifest_update(store: RecordingStore, result: FileResult) -> None:
     cid, name = result.key.split("/", 1)
-    key = f"{cid}/{MANIFEST}"
-    if not store.exists(key):
+    manifest = stored_manifest(store, cid)
+    if manifest is None:
         return
-    with store.open_read(key) as f:
-        manifest = json.load(f)
     files = manifest.get("files", {})
     if result.status == "empty":
         files.pop(name, None)
     elif name in files:
         files[name].update(status=result.status, duration_ms=result.duration_ms,
                            bytes=result.bytes, sha256=result.sha256)
-    store.write_atomic(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    store.write_atomic(f"{cid}/{MANIFEST}",
+                       json.dumps(manifest, indent=1, sort_keys=True).encode())

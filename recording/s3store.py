@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import obstore
+from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
 if TYPE_CHECKING:
@@ -93,11 +94,13 @@ class ObjectStore:
                 with path.open("rb") as f:
                     obstore.put(self._client, key, f)
                 self._verify(key, size, sha256)
-            except OSError:
+            except (OSError, BaseError) as exc:  # BaseError: obstore's request failures
                 logger.warning("recording_upload_failed", exc_info=True,
                                extra={"key": key, "attempt": attempt})
                 if attempt == UPLOAD_ATTEMPTS:
-                    raise
+                    if isinstance(exc, OSError):
+                        raise
+                    raise OSError(f"{key}: upload failed: {exc}") from exc
                 time.sleep(0.5 * 2**attempt)  # on a writer thread, not the event loop
                 continue
             self._unstage(path)

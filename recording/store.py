@@ -33,10 +33,6 @@ def check_key(key: str) -> str:
     return key
 
 
-def is_key(key: str) -> bool:
-    return bool(_KEY.match(key))
-
-
 class RecordingStore(Protocol):
     """Files by key. ``staging_path``, ``staged`` and ``commit`` serve the writers; the rest
     serve readers, the composer and retention. The methods block (call them off the event
@@ -61,7 +57,8 @@ class RecordingStore(Protocol):
         """Bytes of the stored object; ``FileNotFoundError`` if there is none."""
 
     def open_read(self, key: str) -> BinaryIO:
-        """A seekable binary stream of the (small) stored object."""
+        """A seekable binary stream of the (small) stored object; ``FileNotFoundError`` if
+        there is none."""
 
     def local_copy(self, key: str) -> AbstractContextManager[Path]:
         """A local file with the object's bytes while the context lasts (a remote backend

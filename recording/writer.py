@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -76,7 +77,14 @@ def sha256_of(path: Path) -> str:
 
 
 def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
-    """Copy-remux the file of ``key`` into a seekable file with duration and Cues.
+    """``remux`` the staged file of ``key``, then ``commit`` it to the store."""
+    result = remux(store, key, status)
+    return commit(store, result) if result.sha256 is not None else result
+
+
+def remux(store: RecordingStore, key: str, status: str) -> FileResult:
+    """Copy-remux the staged file of ``key`` into a seekable file with duration and Cues,
+    and hash it.
 
     Reads until the first damaged cluster (a crash cuts the file anywhere); a file without a
     single frame is deleted. ``status`` is what a readable result is marked.
@@ -116,8 +124,7 @@ def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
         store.delete(key)
         return FileResult(key, "empty")
     os.replace(tmp, path)
-    return commit(store, FileResult(key, status, last - first, first, path.stat().st_size,
-                                    sha256_of(path)))
+    return FileResult(key, status, last - first, first, path.stat().st_size, sha256_of(path))
 
 
 def commit(store: RecordingStore, result: FileResult) -> FileResult:
@@ -176,9 +183,11 @@ batch instead of per packet (measured: per-packet hand-over cost more than the m
 
 
 class WriterThread:
-    """One consultation's files, muxed on a thread of its own. ``on_result`` is called on that
-    thread for every file it finalises; ``write_atomic`` keeps manifest writes in order with
-    the files they describe. Created on the event loop; its methods are called there."""
+    """One consultation's files, muxed on a thread of its own. Finished files are committed on
+    a second thread (an upload to object storage must not hold the next segment's frames
+    back); ``on_result`` is called on that one once a file is committed. ``write_atomic`` keeps
+    manifest writes in order with the files they describe. Created on the event loop; its
+    methods are called there."""
 
     def __init__(self, store: RecordingStore, on_result: Result, name: str) -> None:
         self._store = store
@@ -188,6 +197,7 @@ class WriterThread:
         self._handover: asyncio.TimerHandle | None = None
         self._queue: queue.SimpleQueue[list[tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._files: dict[str, _LiveFile] = {}
+        self._commits = ThreadPoolExecutor(1, thread_name_prefix=f"recording-commit-{name}")
         self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
         self._thread.start()
 
@@ -245,6 +255,7 @@ class WriterThread:
                         self._fail(item[1].key if item[0] == "open" else item[1])
         for key in list(self._files):
             self._close(key)
+        self._commits.shutdown(wait=True)
 
     def _handle(self, item: tuple[Any, ...]) -> None:
         op = item[0]
@@ -264,7 +275,18 @@ class WriterThread:
             live.close()
         except av.FFmpegError:
             logger.exception("recording_close_failed", extra={"key": key})
-        self._on_result(finalise(self._store, key, "complete"))
+        result = remux(self._store, key, "complete")
+        if result.sha256 is None:  # empty or failed: nothing to commit
+            self._on_result(result)
+        else:
+            self._commits.submit(self._commit, result)
+
+    def _commit(self, result: FileResult) -> None:
+        try:
+            self._on_result(commit(self._store, result))
+        except Exception:  # a lost result would leave the row 'recording' until a restart
+            logger.exception("recording_commit_failed", extra={"key": result.key})
+            self._on_result(result)
 
     def _fail(self, key: str) -> None:
         live = self._files.pop(key, None)

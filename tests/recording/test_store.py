@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import socket
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from core.db import Database
 from recording.catalog import Catalog, NewFile
-from recording.recorder import recover
+from recording.config import S3Settings
+from recording.recorder import recover, stored_manifest
 from recording.s3store import ObjectStore, UploadMismatch
 from recording.store import BadKey, LocalStore, RecordingStore
 from recording.writer import CONTAINERS, LIVE_OPTIONS
@@ -134,3 +136,25 @@ async def test_recovery_uploads_crash_left_and_uncommitted_files(
     rows = {r["storage_key"]: r["status"]
             for r in await database.pool.fetch("SELECT storage_key, status FROM recordings")}
     assert rows == {left: "partial", failed: "complete", elsewhere: "recording"}
+
+
+def test_a_missing_object_reads_as_not_found(any_store: RecordingStore) -> None:
+    key = f"{uuid.uuid4()}/manifest.json"
+    assert stored_manifest(any_store, key.split("/")[0]) is None
+    with pytest.raises(FileNotFoundError):
+        any_store.open_read(key)
+    any_store.write_atomic(key, b'{"files": {}}')
+    assert stored_manifest(any_store, key.split("/")[0]) == {"files": {}}
+
+
+def test_an_unreachable_service_fails_the_commit_and_keeps_the_file(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = ObjectStore(S3Settings(bucket="nowhere", endpoint=f"http://127.0.0.1:{port}",
+                                   access_key_id="k", secret_access_key="s"), tmp_path / "spool")
+    key = f"{uuid.uuid4()}/caller-audio-000.mka"
+    sha = _stage(store, key, b"kept until it is stored")
+    with pytest.raises(OSError):
+        store.commit(key, 23, sha)
+    assert store.staged(key) and list(store.uncommitted()) == [key]
