@@ -1,8 +1,8 @@
 """Where recording files live: a small storage interface and its local-directory backend.
 
 Everything outside this module names a file by its *key* (``<consultation>/<name>``), never
-by a path. The live writer needs a local file to append to (PyAV writes through a file
-descriptor), so the interface hands out a local *staging* path per key and is told when
+by a path. The live writer needs a local file to append to (and to fill in its header at
+the end), so the interface hands out a local *staging* path per key and is told when
 the file is final (``commit``, with its size and SHA-256): the local backend stages in place;
 the object-storage backend (``recording.s3store``, for many nodes) uploads there, verifies the
 upload and keeps only the key.
@@ -45,8 +45,9 @@ class RecordingStore(Protocol):
         """Whether this node holds a staged (local, not yet committed) file of ``key``."""
 
     def commit(self, key: str, size: int, sha256: str) -> None:
-        """The staged file of ``key`` is final (remuxed, hashed): make it durable. Raises
-        ``OSError`` if it could not be (the staged file then stays for a later try)."""
+        """The staged file of ``key`` is final (finished or remuxed, hashed): make it
+        durable. Raises ``OSError`` if it could not be (the staged file then stays for a later
+        try)."""
 
     def uncommitted(self) -> Iterator[str]:
         """Keys of staged files whose commit has not succeeded (start-up recovery)."""

@@ -21,7 +21,7 @@ from recording.config import S3Settings
 from recording.recorder import recover, stored_manifest
 from recording.s3store import ObjectStore, UploadMismatch
 from recording.store import BadKey, LocalStore, RecordingStore
-from recording.writer import CONTAINERS, LIVE_OPTIONS
+from recording.writer import CONTAINERS
 from tests.s3server import S3Server
 
 
@@ -89,9 +89,8 @@ def test_a_mismatched_upload_keeps_the_staged_file(s3_server: S3Server, tmp_path
 
 
 def _matroska(path: Path, frames: int) -> None:
-    """An Opus track written the way the live writer writes it (packets are not decoded)."""
-    with av.open(str(path), "w", format=CONTAINERS["opus"][0],
-                 options=dict(LIVE_OPTIONS)) as container:
+    """An Opus track in Matroska, as a crash leaves one to recovery (never decoded)."""
+    with av.open(str(path), "w", format=CONTAINERS["opus"][0]) as container:
         stream = container.add_stream("opus", rate=48000, layout="stereo")
         stream.time_base = Fraction(1, 1000)
         for i in range(frames):
