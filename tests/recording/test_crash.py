@@ -26,7 +26,7 @@ from tests.factories import create_user
 from tests.polling import eventually
 from tests.recording.helpers import read_back
 from tests.signalling.cluster import REPO, Node, free_port, wait_ready
-from tests.signalling.test_media_routing import WsPeer, _video_consult
+from tests.signalling.media_peer import WsPeer, video_consult
 from tests.signalling.wsclient import connect
 
 
@@ -55,7 +55,7 @@ async def one_node(db_dsn: str, recordings: Path, log: Path) -> AsyncIterator[No
             [sys.executable, "-m", "kundlinow", "serve"], cwd=REPO, env=env, stdout=out,
             stderr=subprocess.STDOUT,
         )
-    node = Node(f"http://127.0.0.1:{port}", process, log)
+    node = Node("solo", f"http://127.0.0.1:{port}", process, log)
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, node)
@@ -80,7 +80,7 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
             try:
                 caller = await connect(session, f"{node.url}/ws", caller_user.token)
                 astro = await connect(session, f"{node.url}/ws", astro_user.token)
-                cid = await _video_consult(caller, astro, str(astro_user.id))
+                cid = await video_consult(caller, astro, str(astro_user.id))
                 for client in (caller, astro):
                     peer = WsPeer(client, cid)
                     peer.publish()
