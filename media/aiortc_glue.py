@@ -40,12 +40,17 @@ from aiortc import (
     sdp,
 )
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
+from media.twcc import TRANSPORT_CC_URI
 
 RtpHandler = Callable[[bytes, int], None]
 """Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
@@ -79,6 +84,46 @@ def transceiver_codecs(t: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
 def set_transceiver_codecs(t: RTCRtpTransceiver, codecs: list[RTCRtpCodecParameters]) -> None:
     """Provisional codecs before the answer, so payload types can be picked early."""
     t._codecs = codecs
+
+
+def answer_congestion_control(pc: RTCPeerConnection, offer: str) -> int | None:
+    """Before answering ``offer`` (applied as the remote description): per m-section, see
+    ``_answer_congestion_control``. Returns the transport-wide sequence number extension's
+    id (one for the BUNDLE group, RFC 8843 §9.1), None if none was offered."""
+    offered = {m.rtp.muxId: m for m in sdp.SessionDescription.parse(offer).media}
+    ids = set()
+    for t in pc.getTransceivers():
+        media = offered.get(t.mid or "")
+        if media is not None:
+            ids.add(_answer_congestion_control(t, media))
+    ids.discard(None)
+    return ids.pop() if len(ids) == 1 else None
+
+
+def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescription) -> int | None:
+    """Accept the m-section's transport-wide sequence number extension and ``transport-cc``
+    feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §4), which aiortc does not
+    know, and ask for Opus in-band FEC and DTX (RFC 7587 §6.1: the receiver's
+    ``useinbandfec=1; usedtx=1``). Returns the extension's id, None if not offered."""
+    for codec in t._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = {**codec.parameters, "useinbandfec": 1, "usedtx": 1}
+    ext = next((x for x in offered.rtp.headerExtensions if x.uri == TRANSPORT_CC_URI), None)
+    if ext is None:
+        return None
+    if all(x.uri != TRANSPORT_CC_URI for x in t._headerExtensions):
+        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext.id, uri=ext.uri))
+    with_feedback = {
+        c.payloadType
+        for c in offered.rtp.codecs
+        if any(f.type == "transport-cc" for f in c.rtcpFeedback)
+    }
+    for codec in t._codecs:
+        if codec.payloadType in with_feedback and all(
+            f.type != "transport-cc" for f in codec.rtcpFeedback
+        ):
+            codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]
+    return int(ext.id)
 
 
 def sender_ssrc(sender: RTCRtpSender) -> int:
@@ -308,14 +353,17 @@ class SrtpLink:
             return True
         return self._sock is not None and self._sock.fileno() != -1
 
-    def send_rtp(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> int:
-        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*."""
+    def send_rtp(
+        self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes, b0: int = 0x80
+    ) -> int:
+        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*.
+        ``b0``: version and flags (0xA0 for a padding-only packet, RFC 3550 §5.1)."""
         sock = self._sock
         n = 12 + len(payload)
         if (sock is None and self._relay is None) or n > _MAX_RTP:
             return SEND_DOWN
         buf = self._buf
-        RTP_HEADER.pack_into(buf, 0, 0x80, b1, seq, ts, ssrc)
+        RTP_HEADER.pack_into(buf, 0, b0, b1, seq, ts, ssrc)
         buf[12:n] = payload
         length = self._len
         length[0] = n

@@ -11,7 +11,10 @@ Keyframes and loss (RFC 4585):
   the publisher gets a PLI (§6.3.1), at most one per ``pli_interval_s``;
 * subscriber PLI/FIR (RFC 5104 §4.3.1) are forwarded as PLI, rate limited the same way;
 * subscriber NACKs (§6.2.1) are answered from the publisher track's packet history, as RTX
-  (RFC 4588) when negotiated;
+  (RFC 4588) when negotiated, within the subscriber's budget (``media.congestion``): only
+  while the packet can still arrive in time, at most twice, and within a share of its
+  downlink estimate;
+* a subscriber whose downlink estimate fell below the floor gets no video (``paused``);
 * gaps from the publisher are NACKed upstream;
 * a subscriber whose socket backs up is skipped to the next keyframe; nothing queues per
   subscriber, so one slow subscriber cannot delay the others.
@@ -41,10 +44,12 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     pack_remb_fci,
+    unpack_remb_fci,
 )
 
 from core.tasks import TaskSet
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
+from media.congestion import Downlink
 from media.observer import PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
 from media.stats import RateWindow
@@ -52,6 +57,13 @@ from media.stats import RateWindow
 logger = logging.getLogger(__name__)
 
 RTCP_PSFB_APP = 15
+RETRANSMIT_DEADLINE_S = 1.0
+"""A retransmission is sent only if the packet's age plus half the round-trip time is below
+this: later, the receiver's jitter buffer has given up on it (libwebrtc waits at most ~1 s)."""
+RETRANSMITS_PER_PACKET = 2
+REMB_PROMPT_DECREASE = 0.97
+"""A REMB this much lower than the last one sent goes out at once, not with the next report
+(libwebrtc's receiver does the same for decreases)."""
 SendRtcp = Callable[[bytes], Awaitable[None]]
 
 
@@ -89,12 +101,15 @@ class UpTrack:
         self.rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._pli_interval = pli_interval_s
-        self._remb_bps = remb_bitrate_bps
+        self.remb_bps = remb_bitrate_bps
+        """The REMB sent to the publisher (``set_remb``; the configured maximum until a
+        subscriber's estimate lowers it)."""
+        self._remb_sent = remb_bitrate_bps
         self._pli_last = 0.0
         self._pli_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._tasks = TaskSet("media_task_failed")
         self._mask = history - 1
-        self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
+        self._history: list[tuple[int, int, int, bytes, float] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
         self.tap: PacketTap | None = None
         """The recorder's tap, if this track is recorded (one attribute test per packet
@@ -151,11 +166,11 @@ class UpTrack:
             self.frames += 1
         if key and self.is_video:
             self.keyframes += 1
-        self._history[seq & self._mask] = (seq, ts, b1, payload)
+        now = time.monotonic()
+        self._history[seq & self._mask] = (seq, ts, b1, payload, now)
         tap = self.tap
         if tap is not None:
             tap.on_rtp(seq, ts, b1, payload, arrival_ms)
-        now = time.monotonic()
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
 
@@ -203,7 +218,7 @@ class UpTrack:
         self.nacks_sent += 1
         await self._send_rtcp(bytes(packet))
 
-    def packet(self, seq: int) -> tuple[int, int, int, bytes] | None:
+    def packet(self, seq: int) -> tuple[int, int, int, bytes, float] | None:
         """The history entry for source sequence number ``seq``, if still held."""
         entry = self._history[seq & self._mask]
         if entry is not None and entry[0] == seq:
@@ -283,16 +298,32 @@ class UpTrack:
                 ],
             )
         ]
-        if self.is_video and self._remb_bps:
-            packets.append(
-                RtcpPsfbPacket(
-                    fmt=RTCP_PSFB_APP,
-                    ssrc=self.rtcp_ssrc,
-                    media_ssrc=0,
-                    fci=pack_remb_fci(self._remb_bps, [self.media_ssrc]),
-                )
-            )
+        if self.is_video and self.remb_bps:
+            packets.append(self._remb())
+            self._remb_sent = self.remb_bps
         return packets
+
+    def _remb(self) -> RtcpPsfbPacket:
+        """REMB (draft-alvestrand-rmcat-remb-03 §2.2) for this track's SSRC."""
+        return RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=self.rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(self.remb_bps, [self.media_ssrc or 0]),
+        )
+
+    def set_remb(self, bps: int) -> None:
+        """The bitrate the publisher should send this track at (the receiver's estimate
+        drives it); a clear decrease is sent at once (RFC 5506 reduced-size RTCP), an
+        increase with the next report."""
+        self.remb_bps = bps
+        if (
+            self.is_video
+            and self.media_ssrc is not None
+            and bps < self._remb_sent * REMB_PROMPT_DECREASE
+        ):
+            self._remb_sent = bps
+            self._tasks.spawn(self._send_rtcp(bytes(self._remb())))
 
     @property
     def packets_lost(self) -> int:
@@ -339,6 +370,15 @@ class DownTrack:
         self.link = link
         self.source: UpTrack | None = None
         self.active = False
+        self.paused = False
+        """Video held back: the subscriber's downlink is below the floor (``set_paused``)."""
+        self.downlink: Downlink | None = None
+        """The subscriber's downlink (estimate, retransmission budget), once wired."""
+        self._retransmits = bytearray(1024)
+        """Retransmissions per output sequence number (indexed modulo 1024)."""
+        self._padding_sent = False
+        self.on_downlink_change: Callable[[bool], None] | None = None
+        """Told after each feedback fed to ``downlink`` (True: its paused state changed)."""
         self._pt = 0
         self._rtx_pt: int | None = None
         self._clock_rate = 90000
@@ -360,6 +400,8 @@ class DownTrack:
         self.send_errors = 0
         self.nacks_received = 0
         self.retransmitted = 0
+        self.retransmits_refused = 0
+        self.padding_sent = 0
         self.plis_received = 0
         self.firs_received = 0
         self.rate = RateWindow()
@@ -441,15 +483,39 @@ class DownTrack:
 
     # -- media path -------------------------------------------------------------------
 
+    def set_paused(self, paused: bool) -> None:
+        """Hold back or resume video; a resumed subscriber restarts on a keyframe."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        self._need_start = True
+        if not paused and self.source is not None and self.active:
+            self.source.request_keyframe()
+
+    def send_padding(self, packets: int) -> None:
+        """Padding-only packets (RFC 3550 §5.1 P bit, 255 bytes of padding) continuing this
+        stream's sequence numbers: a bandwidth probe while video is paused."""
+        if not self.active:
+            return
+        padding = bytes(254) + b"\xff"
+        for _ in range(packets):
+            seq = (self.last_seq + 1) & 0xFFFF
+            if self.link.send_rtp(self._pt, seq, self.last_ts, self.ssrc, padding, 0xA0):
+                return
+            self.last_seq = seq
+            self.padding_sent += 1
+            self._padding_sent = True
+
     def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool, now: float) -> None:
         """Send one source packet (``now``: its arrival, ``time.monotonic()``)."""
-        if not self.active:
+        if not self.active or self.paused:
             return
         if self._need_start:
             if not key:
                 return
             self._rebase(seq, ts)
         out_seq = (seq + self._seq_off) & 0xFFFF
+        self._retransmits[out_seq & 0x3FF] = 0
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
         if pt < 0:
@@ -514,20 +580,39 @@ class DownTrack:
                 self.source.request_keyframe()
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
-                if report.ssrc != self.ssrc:
-                    continue
-                self.remote_fraction_lost = report.fraction_lost
-                self.remote_packets_lost = report.packets_lost
-                self.remote_jitter = report.jitter
-                if report.lsr and report.lsr == self._sr_lsr and self._sr_time:
-                    rtt = time.time() - self._sr_time - report.dlsr / 65536
-                    if rtt >= 0:
-                        self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
+                if report.ssrc == self.ssrc:
+                    self._on_report(report)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self.downlink is not None and self.on_downlink_change is not None:
+                self.on_downlink_change(self.downlink.on_remb(bitrate))
+
+    def _on_report(self, report: RtcpReceiverInfo) -> None:
+        """One report block about this sender (RFC 3550 §6.4.2): loss, jitter, RTT from
+        LSR/DLSR (§6.4.1), fed to the subscriber's downlink estimate."""
+        self.remote_fraction_lost = report.fraction_lost
+        self.remote_packets_lost = report.packets_lost
+        self.remote_jitter = report.jitter
+        if report.lsr and report.lsr == self._sr_lsr and self._sr_time:
+            rtt = time.time() - self._sr_time - report.dlsr / 65536
+            if rtt >= 0:
+                self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
+        probed, self._padding_sent = self._padding_sent, False
+        if self.paused and not probed:
+            return  # nothing was sent since the last report: its loss says nothing
+        if self.downlink is not None and self.on_downlink_change is not None:
+            changed = self.downlink.on_report(report.fraction_lost / 256, self.rtt_s, probed)
+            self.on_downlink_change(changed)
 
     def _retransmit(self, out_seq: int) -> None:
-        """Answer one NACKed sequence number from the source's history (RFC 4588 §4)."""
+        """Answer one NACKed sequence number from the source's history (RFC 4588 §4), if
+        the budget allows: see ``RETRANSMIT_DEADLINE_S``, ``RETRANSMITS_PER_PACKET`` and the
+        downlink's ``RetransmitBudget``."""
         src = self.source
-        if src is None or not self.active:
+        if src is None or not self.active or self.paused:
             return
         span = (self.last_seq - self._epoch_start) & 0xFFFF
         if ((out_seq - self._epoch_start) & 0xFFFF) > span:
@@ -535,7 +620,18 @@ class DownTrack:
         entry = src.packet((out_seq - self._seq_off) & 0xFFFF)
         if entry is None:
             return
-        _, ts, b1, payload = entry
+        _, ts, b1, payload, arrived = entry
+        now = time.monotonic()
+        slot = out_seq & 0x3FF
+        downlink = self.downlink
+        if (
+            self._retransmits[slot] >= RETRANSMITS_PER_PACKET
+            or now - arrived + (self.rtt_s or 0.0) / 2 > RETRANSMIT_DEADLINE_S
+            or (downlink is not None and not downlink.budget.take(len(payload) + 14, now))
+        ):
+            self.retransmits_refused += 1
+            return
+        self._retransmits[slot] += 1
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
             result = self.link.send_rtp(

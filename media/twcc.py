@@ -250,12 +250,12 @@ class TransportFeedbackRecorder:
             column: list[int | None] = []
             previous = (arrivals[base] // REFERENCE_US) * REFERENCE_US
             for s in range(base, top + 1):
-                at = arrivals.get(s)
-                if at is not None and not -0x8000 <= (at - previous) // DELTA_US <= 0x7FFF:
-                    break  # does not fit a 16-bit delta: the next packet starts here
-                column.append(at)
-                if at is not None:
-                    previous = at
+                arrival = arrivals.get(s)
+                if arrival is not None:
+                    if not -0x8000 <= arrival // DELTA_US - previous // DELTA_US <= 0x7FFF:
+                        break  # does not fit a 16-bit delta: the next packet starts here
+                    previous = arrival
+                column.append(arrival)
             packets.append(build_feedback(sender_ssrc, media_ssrc, base, column, self._count))
             self._count += 1
             seqs = [s for s in seqs if s >= base + len(column)]

@@ -26,6 +26,7 @@ from aiortc.contrib.media import MediaPlayer
 
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
+from tests.media.shaping import UdpRelay
 
 LOOPBACK = IcePolicy(host_addresses=("127.0.0.1",))
 
@@ -133,9 +134,12 @@ class Peer:
         can_publish: bool = True,
         join: bool = True,
         kinds: tuple[str, ...] = ("audio", "video"),
+        relay: UdpRelay | None = None,
+        munge: Callable[[str], str] | None = None,
     ) -> float:
         """Join (the room carrying ``kinds``), offer, apply the answer. Returns the monotonic
-        time the answer was applied."""
+        time the answer was applied. ``relay``: reach the SFU through this shaping relay;
+        ``munge``: edit the offer before the SFU sees it."""
         if join:
             await self.engine.join(
                 self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
@@ -143,9 +147,14 @@ class Peer:
         offer = await self.pc.createOffer()
         apply_ice_policy(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(offer)
-        answer = await self.engine.handle_offer(
-            self.room_id, self.participant_id, self.pc.localDescription.sdp
-        )
+        sdp = self.pc.localDescription.sdp
+        if munge is not None:
+            sdp = munge(sdp)
+        if relay is not None:
+            sdp = relay.rewrite_offer(sdp)
+        answer = await self.engine.handle_offer(self.room_id, self.participant_id, sdp)
+        if relay is not None:
+            answer = relay.rewrite_answer(answer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self._hook_receivers()
         return time.monotonic()
