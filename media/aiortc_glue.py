@@ -400,18 +400,22 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
     level = 1, mid = 4 ...). Re-mapping a negotiated id is forbidden (RFC 8285 §6: the
     mapping stays for the session) and Chromium rejects an offer whose BUNDLE group maps one
     id to two extensions. So: negotiated m-sections keep their extensions as negotiated; new
-    ones take the id the BUNDLE group already uses for the URI, else a free id.
+    ones take the id the BUNDLE group already uses for the URI, else a free id. Negotiated
+    m-sections keep their codecs too (payload types, RFC 3264 §8.3.2, and what
+    ``answer_congestion_control`` added: transport-cc feedback, Opus FEC/DTX).
     """
     negotiated = {
         t: list(t._headerExtensions)
         for t in pc.getTransceivers()
         if t.mid is not None and t.currentDirection is not None
     }
+    negotiated_codecs = {t: list(t._codecs) for t in negotiated}
     offer = await pc.createOffer()
     ids = {x.uri: x.id for extensions in negotiated.values() for x in extensions}
     for t in pc.getTransceivers():
         if t in negotiated:
             t._headerExtensions = negotiated[t]
+            t._codecs = negotiated_codecs[t]
             continue
         extensions = []
         for x in t._headerExtensions:
@@ -426,5 +430,9 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
     for t in pc.getTransceivers():
         index = t._get_mline_index()
         if index is not None and index < len(description.media):
-            description.media[index].rtp.headerExtensions = list(t._headerExtensions)
+            media = description.media[index]
+            media.rtp.headerExtensions = list(t._headerExtensions)
+            if t in negotiated_codecs:
+                media.rtp.codecs = list(t._codecs)
+                media.fmt = [c.payloadType for c in t._codecs]
     return RTCSessionDescription(sdp=str(description), type="offer")

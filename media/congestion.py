@@ -61,7 +61,7 @@ class DownlinkEstimate:
         self.loss_bps = float(start_bps)
         self.remb_bps: int | None = None
         self._last_report: float | None = None
-        self._last_decrease = 0.0
+        self._last_decrease = float("-inf")
 
     @property
     def bps(self) -> int:
@@ -109,9 +109,11 @@ class Downlink:
     """One subscriber's downlink: its estimate, whether its video is paused, its probes and
     its retransmission budget."""
 
-    def __init__(self, settings: CongestionSettings, start_bps: int) -> None:
-        """``start_bps``: the estimate before any feedback, and its ceiling."""
+    def __init__(self, settings: CongestionSettings, max_target_bps: int) -> None:
+        """``max_target_bps``: the most a publisher is asked to send; the estimate starts at
+        (and never exceeds) what that needs with the audio and retransmission headroom."""
         self.settings = settings
+        start_bps = int((max_target_bps + settings.audio_bps) / (1 - settings.rtx_share)) + 1
         self.estimate = DownlinkEstimate(start_bps)
         self.budget = RetransmitBudget()
         self.budget.set_rate(start_bps * settings.rtx_share)

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import random
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,8 +137,12 @@ class UdpRelay:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self._client_side, local_addr=("127.0.0.1", 0))
-        await loop.create_datagram_endpoint(lambda: self._server_side, local_addr=("127.0.0.1", 0))
+        for side in (self._client_side, self._server_side):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # a busy test machine must not turn into a lossy link before the shaper does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.bind(("127.0.0.1", 0))
+            await loop.create_datagram_endpoint(lambda side=side: side, sock=sock)
 
     def _port(self, side: _Side) -> int:
         assert side.transport is not None
@@ -181,7 +186,9 @@ class UdpRelay:
                 side.transport.close()
 
 
-_CANDIDATE = re.compile(r"^(a=candidate:\S+ 1 udp \d+ )(127\.0\.0\.1) (\d+)( typ host[^\r\n]*)$", re.M)
+_CANDIDATE = re.compile(
+    r"^(a=candidate:\S+ 1 udp \d+ )(127\.0\.0\.1) (\d+)( typ host[^\r\n]*)", re.M
+)
 
 
 def _swap_candidate(sdp: str, port: int) -> tuple[Address, str]:

@@ -9,7 +9,7 @@ import { errorSentence } from "/client/format.js";
 
 const INITIAL = {
   consultation: null, names: null, messages: [], typing: false, tick: null, warning: null,
-  ended: null, remote: null, own: { microphone: true, camera: true }, peerAway: false,
+  ended: null, remote: null, quality: null, own: { microphone: true, camera: true }, peerAway: false,
   calling: false, callError: null,
 };
 
@@ -104,6 +104,8 @@ export function useConsultation(id) {
       socket.on("billing_tick", mine((d) => set({ tick: d }))),
       socket.on("balance_warning", mine((d) => set({ warning: d.minutes_left }))),
       socket.on("media_state", mine((d) => { if (d.user_id !== me.id) set({ remote: d }); })),
+      // the SFU paused (or resumed) video to one party whose downlink is too weak for it
+      socket.on("media_quality", mine((d) => set({ quality: d.video_paused ? d : null }))),
       socket.on("presence", mine((d) => {
         if (d.user_id === me.id) return;
         set({ peerAway: d.status === "reconnecting" });

@@ -136,6 +136,13 @@ function Controls({ state, actions, me, chatOpen, setChatOpen, c, stage }) {
   </div>`;
 }
 
+function qualityNote(state, me) {
+  const q = state.quality;
+  if (!q) return "";
+  return q.user_id === me.id ? "Video paused — weak connection"
+    : "Video paused — weak connection on the other side";
+}
+
 function remoteNote(state, c) {
   const r = state.remote;
   if (!r) return "";
@@ -181,6 +188,8 @@ export function Consult({ id }) {
         hidden=${!state.own.camera || c.mode !== "video" || me.role === "admin"} />
       <div class="remote-media" id="remote-media" aria-live="polite">${note}</div>
       <div class="own-media" id="own-media">${ownNote}</div>
+      <div class="video-quality" id="video-quality" role="status"
+        hidden=${!qualityNote(state, me)}>${qualityNote(state, me)}</div>
     </div>
     <${Controls} state=${state} actions=${actions} me=${me} chatOpen=${chatOpen} setChatOpen=${setChatOpen} c=${c} stage=${media} />
     </div>
