@@ -86,6 +86,10 @@ class Peer:
     """Frames per m-section (``mid``), e.g. to check a server-added m-line on its own."""
     published: dict[str, RecordingTrack] = field(default_factory=dict)
     offers_answered: int = 0
+    relay: UdpRelay | None = None
+    """Reach the SFU through this shaping relay (tests/media/shaping.py)."""
+    munge: Callable[[str], str] | None = None
+    """Edit the offer before the SFU sees it."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _hooked: set[int] = field(default_factory=set)
 
@@ -134,12 +138,9 @@ class Peer:
         can_publish: bool = True,
         join: bool = True,
         kinds: tuple[str, ...] = ("audio", "video"),
-        relay: UdpRelay | None = None,
-        munge: Callable[[str], str] | None = None,
     ) -> float:
         """Join (the room carrying ``kinds``), offer, apply the answer. Returns the monotonic
-        time the answer was applied. ``relay``: reach the SFU through this shaping relay;
-        ``munge``: edit the offer before the SFU sees it."""
+        time the answer was applied."""
         if join:
             await self.engine.join(
                 self.room_id, self.participant_id, can_publish=can_publish, kinds=kinds
@@ -148,13 +149,13 @@ class Peer:
         apply_ice_policy(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(offer)
         sdp = self.pc.localDescription.sdp
-        if munge is not None:
-            sdp = munge(sdp)
-        if relay is not None:
-            sdp = relay.rewrite_offer(sdp)
+        if self.munge is not None:
+            sdp = self.munge(sdp)
+        if self.relay is not None:
+            sdp = self.relay.rewrite_offer(sdp)
         answer = await self.engine.handle_offer(self.room_id, self.participant_id, sdp)
-        if relay is not None:
-            answer = relay.rewrite_answer(answer)
+        if self.relay is not None:
+            answer = self.relay.rewrite_answer(answer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self._hook_receivers()
         return time.monotonic()

@@ -16,6 +16,7 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,10 @@ class _Side(asyncio.DatagramProtocol):
         self.on_datagram(data)
 
 
+def _factory(side: _Side) -> Callable[[], _Side]:
+    return lambda: side
+
+
 class UdpRelay:
     """Relays one client peer's UDP flow to the SFU through two shapers.
 
@@ -142,7 +147,7 @@ class UdpRelay:
             # a busy test machine must not turn into a lossy link before the shaper does
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             sock.bind(("127.0.0.1", 0))
-            await loop.create_datagram_endpoint(lambda side=side: side, sock=sock)
+            await loop.create_datagram_endpoint(_factory(side), sock=sock)
 
     def _port(self, side: _Side) -> int:
         assert side.transport is not None

@@ -112,10 +112,12 @@ async def call(
     a.publish_file(clip)
     b = make_peer("b")
     b.publish_file(VP8_OPUS_20S)
-    await a.connect(munge=offer_transport_cc)
+    a.munge = offer_transport_cc
+    await a.connect()
     feedback = stamp_transport_cc(a)
     log = a.record_rtcp_at_sender("video")
-    await b.connect(relay=relay)
+    b.relay = relay
+    await b.connect()
     return a, b, log, feedback
 
 
