@@ -20,6 +20,8 @@ from media.rtcp import rtcp_tick_delay
 from media.twcc import TransportFeedbackRecorder, transport_sequence
 
 FEEDBACK_INTERVAL_S = 0.1
+IDLE_INTERVAL_S = 1.0
+"""Without transport-cc and with video flowing there is nothing to send: wake less often."""
 
 
 class ParticipantFeedback:
@@ -60,7 +62,9 @@ class ParticipantFeedback:
         of the first published track: all media is bundled) and any probe padding."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(rtcp_tick_delay(loop.time(), FEEDBACK_INTERVAL_S))
+            busy = self.extension_id is not None or self.downlink.video_paused
+            interval = FEEDBACK_INTERVAL_S if busy else IDLE_INTERVAL_S
+            await asyncio.sleep(rtcp_tick_delay(loop.time(), interval))
             await self._send_feedback(published())
             probe = self.downlink.probe_packets(time.monotonic(), FEEDBACK_INTERVAL_S)
             if probe:
