@@ -43,6 +43,7 @@ RETRANSMIT_DEADLINE_S = 1.0
 """A retransmission is sent only if the packet's age plus half the round-trip time is below
 this: later, the receiver's jitter buffer has given up on it (libwebrtc waits at most ~1 s)."""
 RETRANSMITS_PER_PACKET = 2
+RETRANSMIT_MEMORY = 2048
 
 
 class DownTrack:
@@ -70,8 +71,9 @@ class DownTrack:
         """Video held back: the subscriber's downlink is below the floor (``set_paused``)."""
         self.downlink: Downlink | None = None
         """The subscriber's downlink (estimate, retransmission budget), once wired."""
-        self._retransmits = bytearray(1024)
-        """Retransmissions per output sequence number (indexed modulo 1024)."""
+        self._retransmits: dict[tuple[int, float], int] = {}
+        """Retransmissions per packet (output sequence number, arrival time): only the NACK
+        path touches it; forgotten every ``RETRANSMIT_MEMORY`` packets."""
         self._padding_sent = False
         self.on_downlink_change: Callable[[bool], None] | None = None
         """Told after each feedback fed to ``downlink`` (True: its paused state changed)."""
@@ -211,7 +213,6 @@ class DownTrack:
                 return
             self._rebase(seq, ts)
         out_seq = (seq + self._seq_off) & 0xFFFF
-        self._retransmits[out_seq & 0x3FF] = 0
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
         if pt < 0:
@@ -318,16 +319,18 @@ class DownTrack:
             return
         _, ts, b1, payload, arrived = entry
         now = time.monotonic()
-        slot = out_seq & 0x3FF
+        key = (out_seq, arrived)
         downlink = self.downlink
         if (
-            self._retransmits[slot] >= RETRANSMITS_PER_PACKET
+            self._retransmits.get(key, 0) >= RETRANSMITS_PER_PACKET
             or now - arrived + (self.rtt_s or 0.0) / 2 > RETRANSMIT_DEADLINE_S
             or (downlink is not None and not downlink.budget.take(len(payload) + 14, now))
         ):
             self.retransmits_refused += 1
             return
-        self._retransmits[slot] += 1
+        if len(self._retransmits) >= RETRANSMIT_MEMORY:
+            self._retransmits.clear()
+        self._retransmits[key] = self._retransmits.get(key, 0) + 1
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
             result = self.link.send_rtp(

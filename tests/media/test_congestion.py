@@ -212,3 +212,48 @@ async def test_clean_link_pauses_nothing_and_keeps_the_remb(
         assert rembs(log) and min(bps for _, bps in rembs(log)) >= 1_000_000
     finally:
         relay.close()
+
+
+async def test_a_packet_is_retransmitted_at_most_twice(
+    make_peer: Callable[..., Peer], engine: MediaEngine
+) -> None:
+    pub = make_peer("a")
+    pub.publish_file(VP8_OPUS_20S)
+    await pub.connect()
+    sub = make_peer("b")
+    sub.receive("video")
+    await sub.connect()
+    media = sub.pc.getTransceivers()[0].receiver
+    lost: set[int] = set()
+    repairs: dict[int, int] = {}
+
+    def keep(data: bytes) -> bool:
+        """Lose every 3rd video packet (up to 8) for good, its retransmissions too: each new
+        loss re-NACKs the earlier ones (aiortc NACKs everything missing)."""
+        pt = data[1] & 0x7F
+        codec = next((c for c in media._RTCRtpReceiver__codecs.values()  # type: ignore[attr-defined]
+                      if c.payloadType == pt), None)
+        if codec is None or codec.mimeType.lower() == "audio/opus":
+            return True
+        seq = int.from_bytes(data[2:4], "big")
+        if codec.name.lower() == "rtx":
+            osn = int.from_bytes(data[12:14], "big")
+            if osn in lost:
+                repairs[osn] = repairs.get(osn, 0) + 1
+                return False
+            return True
+        if seq in lost or (seq % 3 == 0 and len(lost) < 8):
+            lost.add(seq)
+            return False
+        return True
+
+    sub.filter_incoming(keep)
+
+    def refused() -> int:
+        out = engine.stats(pub.room_id)["b"]["subscribed"][0]
+        return int(out["retransmissions_refused"])
+
+    assert await eventually(lambda: len(lost) == 8 and refused() > 0, 30), (
+        lost, repairs, engine.stats(pub.room_id)["b"]["subscribed"][0]
+    )
+    assert repairs and max(repairs.values()) <= 2, repairs
