@@ -10,7 +10,7 @@ link gets its video paused but never lowers what the parties see — capped at t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # room.py imports this module
@@ -43,18 +43,23 @@ def quality_data(sub: Participant) -> dict[str, Any]:
     }
 
 
-async def downlink_changed(room: Room, sub: Participant, paused_changed: bool) -> None:
-    """``sub``'s downlink estimate moved: retarget the publishers; if its video was paused
-    or resumed, apply that to its video subscriptions and tell the parties."""
+def downlink_changed(room: Room, sub: Participant, paused_changed: bool) -> Awaitable[None] | None:
+    """``sub``'s downlink estimate moved: retarget the publishers (synchronously: this runs
+    for every receiver report). If its video was paused or resumed, apply that to its video
+    subscriptions and return the notice to the parties, for the caller to run as a task."""
     publisher_targets(room.participants.values(), room.settings.remb_bitrate_bps)
     if not paused_changed:
-        return
+        return None
     paused = sub.feedback.downlink.video_paused
     for down in sub.downtracks.values():
         if down.kind == "video":
             down.set_paused(paused)
     data = quality_data(sub)
     room.on_event(room.room_id, sub.participant_id, "media_quality", data)
+    return _tell_parties(room, data)
+
+
+async def _tell_parties(room: Room, data: dict[str, Any]) -> None:
     for party in list(room.participants.values()):
         if party.can_publish:
             await room.send_signal(

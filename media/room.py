@@ -152,8 +152,7 @@ class Participant:
         self._media_seen: set[UpTrack] = set()
         """Tracks whose first packet the session log has (``first_media``)."""
         self.feedback = ParticipantFeedback(
-            settings.congestion, settings.remb_bitrate_bps,
-            lambda changed: self._tasks.spawn(downlink_changed(self.room, self, changed)),
+            settings.congestion, settings.remb_bitrate_bps, self._downlink_changed
         )
         self._tasks.spawn(self._run_rtcp())
         self._tasks.spawn(self.feedback.run(
@@ -174,6 +173,11 @@ class Participant:
         )
         self.state = state
         self.room.participant_state_changed(self)
+
+    def _downlink_changed(self, paused_changed: bool) -> None:
+        notice = downlink_changed(self.room, self, paused_changed)
+        if notice is not None:
+            self._tasks.spawn(notice)
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         self.room.on_event(self.room.room_id, self.participant_id, kind, data)
