@@ -13,6 +13,7 @@ from api.config import ApiSettings
 from api.passwords import Passwords
 from api.revocation import UserStatusCache
 from billing.consultations import ConsultationService
+from billing.metrics import WebhookMetrics
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.wallets import WalletReader
@@ -40,6 +41,10 @@ TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
 TURN_GRANTS = web.AppKey("turn_grants", TurnGrants)
 MEDIA = web.AppKey("media", MediaEngine)
 METRICS = web.AppKey("metrics", HttpMetrics)
+"""The app's Prometheus registry (``.registry``) and its HTTP metrics; ``.node`` labels them."""
+NODE_ID = web.AppKey("node_id", str)
+"""This node's id (``NODE_ID``, or a random one): presence, media claims, metric labels."""
+WEBHOOK_METRICS = web.AppKey("webhook_metrics", WebhookMetrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 """Login throttling; in-memory, or Redis when ``REDIS_URL`` is set."""
 PASSWORDS = web.AppKey("passwords", Passwords)

@@ -123,7 +123,9 @@ async def csp_report(request: web.Request) -> web.Response:
     directive = str(report.get("effective-directive") or report.get("violated-directive") or "")
     # Anyone may post here: only known directive names become label values (bounded series).
     name = directive.split(" ", 1)[0]
-    request.app[CSP_VIOLATIONS].labels(name if name in REPORTED_DIRECTIVES else "other").inc()
+    request.app[CSP_VIOLATIONS].labels(
+        name if name in REPORTED_DIRECTIVES else "other", request.app[METRICS].node
+    ).inc()
     log.warning(
         "csp_violation_reported",
         directive=directive[:80],
@@ -138,7 +140,7 @@ def setup(app: web.Application) -> None:
     app[CSP_VIOLATIONS] = Counter(
         "kundlinow_csp_violations",
         "Content-Security-Policy violations browsers reported, by directive",
-        ("directive",),
+        ("directive", "node"),
         registry=app[METRICS].registry,
     )
     app.on_response_prepare.append(_add_headers)

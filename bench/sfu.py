@@ -14,8 +14,13 @@ In "calls" each forwarded packet was also received, so its cost includes the rec
 
 Janus runs in its own network namespace (bench/sfu_janus.py; needs root and iproute2).
 
+``sfu1port`` is kundlinow's SFU with every peer connection on one UDP port
+(``MEDIA_UDP_PORT``, media.udp_mux) instead of a socket each; the "UDP sockets" column is the
+server's count at the end of the measurement.
+
     python -m bench.sfu                                  # the default matrix
     python -m bench.sfu --servers sfu --fanout 1,10 --calls '' --duration 10
+    python -m bench.sfu --servers sfu,sfu1port --fanout 25 --calls 25   # one port vs a socket each
     python -m bench.sfu --servers sfu --fanout 50 --calls '' --duration 10 \
         --profile /tmp/prof/run            # + py-spy (on PATH) -> /tmp/prof/run-sfu-fanout50.txt
 
@@ -64,6 +69,8 @@ class Point:
     forwarded_pps: float = 0.0
     """Packets the server itself counted as forwarded (sfu only): the load generator may
     lose some when the machine is loaded, the server's CPU was spent on them anyway."""
+    udp_sockets: int = 0
+    """The server's UDP sockets at the end of the measurement."""
     note: str = ""
 
     @property
@@ -92,8 +99,9 @@ class Point:
 
 @contextlib.contextmanager
 def _server(kind: str) -> Iterator[psutil.Process]:
+    mode = ["--mode", "sfu", "--one-udp-port"] if kind == "sfu1port" else ["--mode", kind]
     proc = subprocess.Popen(
-        [PY, "-m", "bench.sfu_server", "--mode", kind],
+        [PY, "-m", "bench.sfu_server", *mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -168,6 +176,7 @@ def _measure(
                 point.sys_pct = (t.system - start_sys) / wall * 100
                 point.forwarded_pps = (_forwarded(counters_url) - start_forwarded) / wall
                 point.rss_mb = server.memory_info().rss / 2**20
+                point.udp_sockets = len(server.net_connections(kind="udp"))
             elif line.startswith("RESULT"):
                 result = json.loads(line[len("RESULT ") :])
             if time.monotonic() > deadline:
@@ -210,11 +219,12 @@ def _load_args(scenario: str, n: int, args: argparse.Namespace) -> list[str]:
 
 def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Point:
     point = Point(kind, scenario, n)
-    if kind in ("sfu", "relay", "frames"):
+    if kind in ("sfu", "sfu1port", "relay", "frames"):
         with _server(kind) as server:
             url = f"http://127.0.0.1:{server.port}"
             cmd = [PY, *_load_args(scenario, n, args), "--url", url]
-            return _measure(point, server, cmd, args, url if kind == "sfu" else None)
+            counted = kind in ("sfu", "sfu1port")
+            return _measure(point, server, cmd, args, url if counted else None)
     rooms = range(1000, 1000 + max(n, 1))
     with sfu_janus.janus(rooms) as proc:
         server = psutil.Process(proc.pid)
@@ -238,15 +248,15 @@ def _table(points: list[Point]) -> str:
     head = (
         "| server | scenario | N | connected PCs | server CPU % | CPU % per video stream "
         "| µs CPU per delivered packet | µs CPU per forwarded packet | RSS MB "
-        "| RSS per stream KB | fps median | fps min | note |"
+        "| RSS per stream KB | UDP sockets | fps median | fps min | note |"
     )
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * 14]
     for p in points:
         rows.append(
             f"| {p.server} | {p.scenario} | {p.n} | {p.connected} | {p.cpu_pct:.1f} "
             f"| {p.cpu_per_stream:.2f} | {p.us_per_packet:.1f} | {p.us_per_forwarded:.1f} "
             f"| {p.rss_mb:.0f} "
-            f"| {p.rss_per_stream_kb:.0f} "
+            f"| {p.rss_per_stream_kb:.0f} | {p.udp_sockets} "
             f"| {p.fps_median:.1f} | {p.fps_min:.1f} | {p.note} |"
         )
     return "\n".join(rows)
@@ -260,7 +270,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--servers", default="sfu,relay,janus", help="also: frames")
+    parser.add_argument("--servers", default="sfu,relay,janus", help="also: frames, sfu1port")
     parser.add_argument("--fanout", default="1,10,50,100", help="N subscribers of one publisher")
     parser.add_argument("--calls", default="1,10,25", help="M rooms of 1 publisher + 1 subscriber")
     parser.add_argument("--relay-max", type=int, default=10, help="skip larger N/M for MediaRelay")

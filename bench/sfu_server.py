@@ -139,11 +139,13 @@ class FramesServer(RelayServer):
 
 
 class SfuServer:
-    def __init__(self, hosts: tuple[str, ...]) -> None:
+    def __init__(self, hosts: tuple[str, ...], *, one_udp_port: bool = False) -> None:
         async def drop(room: str, pid: str, message: dict[str, Any]) -> None:
             logging.warning("server offer not expected in the bench: %s", message["type"])
 
-        self.engine = MediaEngine(MediaSettings(ice_host_addresses=hosts), drop)
+        # one_udp_port: every peer connection on one kernel-picked port (media.udp_mux)
+        settings = MediaSettings(ice_host_addresses=hosts, udp_port=0 if one_udp_port else None)
+        self.engine = MediaEngine(settings, drop)
 
     async def join(self, room: str, pid: str, publish: bool) -> None:
         await self.engine.join(room, pid, can_publish=publish)
@@ -212,13 +214,13 @@ class SfuServer:
         await self.engine.close()
 
 
-async def serve(mode: str, host: str, hosts: tuple[str, ...]) -> None:
+async def serve(mode: str, host: str, hosts: tuple[str, ...], one_udp_port: bool) -> None:
     backend: RelayServer | SfuServer = (
         RelayServer(hosts)
         if mode == "relay"
         else FramesServer(hosts)
         if mode == "frames"
-        else SfuServer(hosts)
+        else SfuServer(hosts, one_udp_port=one_udp_port)
     )
 
     async def join(request: web.Request) -> web.Response:
@@ -298,6 +300,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=("sfu", "relay", "frames"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--one-udp-port", action="store_true", help="sfu: all peer connections on one UDP port"
+    )
     parser.add_argument("--profile", help="write a cProfile dump here on SIGTERM")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -308,7 +313,7 @@ def main() -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        asyncio.run(serve(args.mode, args.host, (args.host,)))
+        asyncio.run(serve(args.mode, args.host, (args.host,), args.one_udp_port))
     except KeyboardInterrupt:
         pass
     finally:

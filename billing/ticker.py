@@ -13,6 +13,7 @@ from typing import Protocol
 import structlog
 
 from billing.consultations import TickReport
+from billing.metrics import TickMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +34,12 @@ class Ticker:
     for the current tick instead.
     """
 
-    def __init__(self, service: TickSource, interval_seconds: float) -> None:
+    def __init__(
+        self, service: TickSource, interval_seconds: float, metrics: TickMetrics | None = None
+    ) -> None:
         self._service = service
         self._interval = interval_seconds
+        self._metrics = metrics
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -48,10 +52,14 @@ class Ticker:
         while not self._stopping.is_set():
             try:
                 report = await self._service.tick()
+                if self._metrics is not None:
+                    self._metrics.observe(report)
                 if report.charged_minutes or report.timed_out or report.ended_insufficient:
                     log.info("billing_ticked", **report.to_json())
             except Exception:  # a failed tick is retried on the next interval
                 log.exception("billing_tick_failed")
+                if self._metrics is not None:
+                    self._metrics.failed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

@@ -33,6 +33,7 @@ from api.keys import (
     MEDIA_STATS,
     METRICS,
     NODE,
+    NODE_ID,
     PASSWORDS,
     PAYMENTS,
     PAYOUTS,
@@ -46,6 +47,7 @@ from api.keys import (
     TURN_SETTINGS,
     USER_STATUS,
     WALLETS,
+    WEBHOOK_METRICS,
 )
 from api.metrics import metrics_middleware
 from api.passwords import Passwords
@@ -53,6 +55,7 @@ from api.revocation import UserStatusCache
 from api.seed import disable_demo_accounts
 from billing.consultations import ConsultationService
 from billing.gateway import build_gateway
+from billing.metrics import TickMetrics, WebhookMetrics
 from billing.payments import PaymentService
 from billing.payouts import PayoutService
 from billing.ticker import Ticker
@@ -62,14 +65,16 @@ from core.bus import EventBus, LocalBus, RedisBus
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.forwarded import trusted_proxy_middleware
-from core.metrics import HttpMetrics
+from core.metrics import EventLoopLag, HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.session_log import EventLog
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.engine import MediaEngine
+from media.metrics import MediaCollector
 from recording.catalog import Catalog
+from recording.metrics import RecordingMetrics
 from recording.recorder import Recorder, recover
 from recording.store import LocalStore
 from signalling.chat import ChatStore
@@ -82,6 +87,7 @@ from signalling.media_routing import (
     RedisMediaRoomRouter,
     RoutedMedia,
 )
+from signalling.metrics import ChatMetrics, HubCollector
 from signalling.placement import RedisPlacement
 from signalling.ports import BillingConsultations
 from signalling.presence import (
@@ -217,7 +223,8 @@ def _billing_ctx(settings: Settings) -> CleanupContext:
         )
         app[PAYOUTS] = PayoutService(app[DATABASE], clock, settings.billing)
         app[WALLETS] = WalletReader(app[DATABASE])
-        ticker = Ticker(service, settings.billing.tick_interval_seconds)
+        metrics = TickMetrics(app[METRICS].registry, app[NODE_ID])
+        ticker = Ticker(service, settings.billing.tick_interval_seconds, metrics)
         if settings.billing.internal_ticker:
             ticker.start()
         yield
@@ -242,8 +249,11 @@ def _media_ctx(settings: Settings) -> CleanupContext:
         observer = recorder if settings.recording.enabled else None
         engine = MediaEngine(media_settings, _unbound_signal, observer)
         app[MEDIA] = engine
+        collector = MediaCollector(engine, app[NODE_ID])
+        app[METRICS].registry.register(collector)
         yield
         await engine.close()
+        app[METRICS].registry.unregister(collector)
 
     return media_ctx
 
@@ -254,12 +264,20 @@ def _recording_ctx(settings: Settings) -> CleanupContext:
         store = LocalStore(settings.recording.directory)
         catalog = Catalog(app[DATABASE].pool)
         await recover(store, catalog)
-        recorder = Recorder(settings.recording, store, catalog)
+        metrics = RecordingMetrics(app[METRICS].registry, app[NODE_ID])
+        recorder = Recorder(settings.recording, store, catalog, metrics=metrics)
         app[RECORDER] = recorder
         yield
         await recorder.close()
 
     return recording_ctx
+
+
+async def _event_loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    lag = EventLoopLag(app[METRICS].registry, app[NODE_ID])
+    lag.start()
+    yield
+    await lag.close()
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -323,7 +341,7 @@ async def _open_hub(
 ) -> AsyncIterator[tuple[Hub, RoutedMedia]]:
     """A started hub and its routed media, presence and media routing in Redis when it is
     configured."""
-    node = settings.node_id or uuid.uuid4().hex[:12]
+    node = app[NODE_ID]
     redis = app.get(REDIS)
     cfg = settings.signalling
     store = _presence_store(settings, redis, node)
@@ -334,7 +352,8 @@ async def _open_hub(
     )
     router = _media_router(settings, redis, store, node, placement)
     routed = RoutedMedia(app[MEDIA], router, app[BUS])
-    chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers)
+    chat = await ChatStore.open(database.pool, database.dsn, writers=cfg.chat_writers,
+                                metrics=ChatMetrics(app[METRICS].registry, node))
 
     async def online(user_id: uuid.UUID) -> bool:
         return (await store.counts([user_key(user_id)]))[0] > 0
@@ -362,12 +381,15 @@ async def _open_hub(
     drain = NodeDrain(node, hub.registry, routed, placement,
                       deadline_s=settings.drain_deadline_s, interval_s=cfg.presence_heartbeat_s)
     app[NODE] = drain
+    collector = HubCollector(hub.registry, drain.state, node)
+    app[METRICS].registry.register(collector)
     try:
         await hub.start()
         await routed.start()
         await drain.start()
         yield hub, routed
     finally:
+        app[METRICS].registry.unregister(collector)
         await drain.close()
         await routed.close()
         await hub.close()
@@ -443,7 +465,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_recording_ctx(settings))
     app.cleanup_ctx.append(_media_ctx(settings))
     app.cleanup_ctx.append(_rate_limiter_ctx(settings))
-    app[METRICS] = HttpMetrics()
+    app[NODE_ID] = settings.node_id or uuid.uuid4().hex[:12]
+    app[METRICS] = HttpMetrics(app[NODE_ID])
+    app[WEBHOOK_METRICS] = WebhookMetrics(app[METRICS].registry, app[NODE_ID])
+    app.cleanup_ctx.append(_event_loop_lag_ctx)
     app.cleanup_ctx.append(_passwords_ctx)
     app[PRESENCE] = NoPresence()  # the signalling hub stores its own lookup here
     app.cleanup_ctx.append(_signalling_ctx(settings))

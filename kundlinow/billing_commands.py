@@ -4,6 +4,10 @@
 (they split the due consultations with FOR UPDATE SKIP LOCKED and the UNIQUE (consultation,
 minute) key charges each minute once). Events reach the signalling nodes through Redis when
 REDIS_URL is set.
+
+Nothing scrapes a cron job: each tick prints its report as one JSON line (the job's log), and
+with ``--metrics-file`` the tick series of ``billing.metrics`` are written there too, in the text
+format node_exporter's textfile collector reads (replaced atomically after every tick).
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, write_to_textfile
 
 from billing.audit import load_snapshot
 from billing.consultations import ConsultationService
 from billing.invariants import check_all
 from billing.lifecycle import TickReport
+from billing.metrics import TickMetrics
 from billing.payouts import Payout, PayoutService, SimulatedBankRail
 from core.bus import EventBus, LocalBus, RedisBus
 from core.clock import SystemClock
@@ -63,10 +70,35 @@ async def _tick_once(service: ConsultationService, batch: int | None, retries: i
             log.warning("billing_tick_connection_lost", attempt=attempt, error=str(exc))
 
 
+class _TickFile:
+    """The tick series of this process, written to ``path`` after each tick (when given)."""
+
+    def __init__(self, settings: Settings, path: str | None) -> None:
+        self._path = path
+        self._registry = CollectorRegistry()
+        self._metrics = TickMetrics(self._registry, settings.node_id or socket.gethostname())
+
+    async def tick(self, service: ConsultationService, batch: int | None) -> TickReport:
+        try:
+            report = await _tick_once(service, batch, retries=1)
+        except Exception:
+            self._metrics.failed()
+            self._write()
+            raise
+        self._metrics.observe(report)
+        self._write()
+        _print(report.to_json())
+        return report
+
+    def _write(self) -> None:
+        if self._path is not None:
+            write_to_textfile(self._path, self._registry)
+
+
 def _tick(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         async with _service(settings) as (_, service):
-            _print((await _tick_once(service, args.batch_size, retries=1)).to_json())
+            await _TickFile(settings, args.metrics_file).tick(service, args.batch_size)
 
     asyncio.run(run())
     return 0
@@ -74,10 +106,11 @@ def _tick(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
+        ticks = _TickFile(settings, args.metrics_file)
         async with _service(settings) as (_, service):
             while True:
                 try:
-                    _print((await _tick_once(service, None, retries=1)).to_json())
+                    await ticks.tick(service, None)
                 except Exception as exc:
                     if not is_connection_lost(exc):
                         raise
@@ -130,6 +163,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     tick.set_defaults(func=_tick)
     run = sub.add_parser("run", help="tick in a loop")
     run.add_argument("--interval", type=float, default=5.0, help="seconds between ticks")
+    for command in (tick, run):
+        command.add_argument(
+            "--metrics-file", default=None,
+            help="write the tick metrics here (Prometheus text format, node_exporter textfile)",
+        )
     run.set_defaults(func=_run)
     sub.add_parser("check", help="verify the ledger invariants").set_defaults(func=_check)
     payouts = commands.add_parser("payouts", help="consultant payouts")

@@ -168,12 +168,14 @@ def _dsn(scheme_prefixes: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _media(env: Mapping[str, str]) -> MediaSettings:
-    """``MEDIA_ICE_HOSTS`` (comma-separated), ``MEDIA_PUBLIC_IP``, ``MEDIA_UDP_PORT_MIN``,
+    """``MEDIA_ICE_HOSTS`` (comma-separated), ``MEDIA_PUBLIC_IP``, ``MEDIA_UDP_PORT`` (one
+    port for the node; unset: a socket per peer connection), ``MEDIA_UDP_PORT_MIN``,
     ``MEDIA_UDP_PORT_MAX``, ``MEDIA_PLI_INTERVAL_S`` (see media/config.py)."""
     hosts = tuple(h.strip() for h in env.get("MEDIA_ICE_HOSTS", "").split(",") if h.strip())
     public_ip = env.get("MEDIA_PUBLIC_IP", "").strip() or None
     port_min = _parse(env, "MEDIA_UDP_PORT_MIN", _non_negative_int, 0)
     port_max = _parse(env, "MEDIA_UDP_PORT_MAX", _non_negative_int, 0)
+    single_port: int | None = _parse(env, "MEDIA_UDP_PORT", _non_negative_int, None)
     pli = _parse(env, "MEDIA_PLI_INTERVAL_S", _float_seconds, 0.5)
     try:
         return MediaSettings(
@@ -181,10 +183,11 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
             public_ip=public_ip,
             udp_port_min=port_min,
             udp_port_max=port_max,
+            udp_port=single_port,
             pli_interval_s=pli,
         )
     except ValueError as exc:
-        raise ConfigError(f"MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
+        raise ConfigError(f"MEDIA_UDP_PORT, MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc
 
 
 def _check_production_secret(name: str, value: str) -> None:

@@ -51,6 +51,7 @@ from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
 from media.twcc import TRANSPORT_CC_URI
+from media.udp_mux import MuxTransport
 
 RtpHandler = Callable[[bytes, int], None]
 """Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
@@ -191,6 +192,18 @@ def _is_srtp(n: int) -> bool:
     return n >= 12 and 127 < _rx_view[0] < 192 and not 191 < _rx_view[1] < 224
 
 
+def receive_buffer() -> Any:
+    """The receive buffer every media socket reads into (a node's shared UDP port too, so
+    its SRTP is unprotected in place like a per-connection socket's)."""
+    return _rx_buf
+
+
+def set_local_ufrag(connection: Connection, ufrag: str) -> None:
+    """Replace the agent's ICE ufrag before it gathers (RFC 8839 §5.4; aiortc reads it
+    again for the SDP after gathering): a shared UDP port routes by it and needs it unique."""
+    connection._local_username = ufrag
+
+
 def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
     """Take over the receive path of the connected ``dtls`` for SRTP: unprotect each RTP
     packet in place in the receive buffer (RFC 3711 §3.3; one failing authentication is
@@ -199,15 +212,19 @@ def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
 
     Each host socket gets our own reader, which drains up to ``_READS_PER_WAKEUP`` datagrams
     per event-loop wake-up with ``recvfrom_into`` instead of asyncio's one ``recvfrom`` (and
-    a 256 KiB allocation) per datagram. A pair the SFU itself relays through TURN (RFC 8656)
-    has no socket of its own and keeps aiortc's path.
+    a 256 KiB allocation) per datagram. On a node's shared UDP port (``media.udp_mux``) the
+    port already reads that way: the agent's route delivers to the same function. A pair the
+    SFU itself relays through TURN (RFC 8656) has no socket of its own and keeps aiortc's path.
     """
     session = dtls._rx_srtp
     if session is None:
         return
     loop = asyncio.get_running_loop()
 
-    def unprotect(n: int) -> None:
+    def deliver(n: int, addr: Any, stun: Callable[[bytes, Any], None]) -> None:
+        if not _is_srtp(n):
+            stun(_rx_buf[0:n], addr)
+            return
         _rx_len[0] = n
         # through ``session``: the reader must keep the libsrtp context alive until it goes
         if _srtp_unprotect(session._srtp[0], _rx_cdata, _rx_len) == 0:
@@ -215,10 +232,17 @@ def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
 
     for protocol in dtls.transport._connection._protocols:
         transport: Any = protocol.transport
+        stun = protocol.datagram_received
+        if isinstance(transport, MuxTransport):
+
+            def sink(n: int, addr: Any, stun: Any = stun) -> None:
+                deliver(n, addr, stun)
+
+            transport.route.sink = sink
+            continue
         sock = getattr(transport, "_sock", None)
         if sock is None:
             continue  # relayed (TURN): aiortc's path, through ``tap_rtp``
-        stun = protocol.datagram_received
 
         def read_ready(sock: Any = sock, transport: Any = transport, stun: Any = stun) -> None:
             for _ in range(_READS_PER_WAKEUP):
@@ -231,10 +255,7 @@ def receive_srtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
                 except OSError as exc:
                     transport._protocol.error_received(exc)
                     return
-                if _is_srtp(n):
-                    unprotect(n)
-                else:
-                    stun(_rx_buf[0:n], addr)
+                deliver(n, addr, stun)
 
         # replaces the transport's own reader; its close() removes ours by file descriptor
         loop._add_reader(sock.fileno(), read_ready)  # type: ignore[attr-defined]
@@ -308,6 +329,7 @@ class SrtpLink:
         "_session",
         "_sock",
         "_srtp",
+        "_transport",
         "_view",
         "dtls",
     )
@@ -317,6 +339,7 @@ class SrtpLink:
         self._session: Any = None
         self._sock: Any = None
         self._relay: Any = None
+        self._transport: Any = None
         self._addr: tuple[str, int] | None = None
 
     def open(self) -> bool:
@@ -327,8 +350,10 @@ class SrtpLink:
         session = self.dtls._tx_srtp
         if pair is None or session is None:
             return False
-        transport = pair.protocol.transport
-        sock = getattr(transport, "_sock", None)
+        transport: Any = pair.protocol.transport
+        # a node's shared UDP port (media.udp_mux) or the pair's own socket
+        shared = isinstance(transport, MuxTransport)
+        sock = transport.socket if shared else getattr(transport, "_sock", None)
         # A relayed pair (RFC 8656 TURN) has aioice's TurnTransport, no socket of its own:
         # its sendto() wraps each datagram for the relay.
         self._relay = None if sock is not None else transport
@@ -339,19 +364,22 @@ class SrtpLink:
         self._view = memoryview(self._buf)
         self._len = _srtp_ffi.new("int *")
         self._sock = sock
+        self._transport = transport
         self._addr = pair.remote_addr
         return True
 
     def close(self) -> None:
         self._sock = None
         self._relay = None
+        self._transport = None
         self._session = None
 
     @property
     def is_open(self) -> bool:
         if self._relay is not None:
             return True
-        return self._sock is not None and self._sock.fileno() != -1
+        # a shared port outlives the agent: ask the agent's transport, not the socket
+        return self._sock is not None and not self._transport.is_closing()
 
     def send_rtp(
         self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes, b0: int = 0x80

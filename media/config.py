@@ -23,6 +23,10 @@ class MediaSettings:
     """Lowest UDP port for host candidates; 0 with ``udp_port_max`` 0 means ephemeral."""
     udp_port_max: int = 0
     """Highest UDP port for host candidates (inclusive)."""
+    udp_port: int | None = None
+    """The node's one UDP port for every peer connection (``media.udp_mux``), on each of
+    ``ice_host_addresses`` (required then); 0 lets the kernel pick one at start. None: a
+    socket per peer connection, from ``udp_port_min..udp_port_max`` or ephemeral."""
     udp_recv_buffer_bytes: int = 4 * 1024 * 1024
     """SO_RCVBUF of each media socket (the kernel caps it at ``net.core.rmem_max``): absorbs
     the moments the single-threaded server is not scheduled, instead of dropping packets."""
@@ -51,5 +55,12 @@ class MediaSettings:
             0 < self.udp_port_min <= self.udp_port_max <= 65535
         ):
             raise ValueError("udp_port_min..udp_port_max must be a valid port range")
+        if self.udp_port is not None:
+            if not 0 <= self.udp_port <= 65535:
+                raise ValueError("udp_port must be a port number")
+            if self.udp_port_min or self.udp_port_max:
+                raise ValueError("udp_port (one port) excludes udp_port_min/max (a range)")
+            if not self.ice_host_addresses:
+                raise ValueError("udp_port needs ice_host_addresses (the addresses to bind it on)")
         if self.nack_history & (self.nack_history - 1) or self.nack_history < 64:
             raise ValueError("nack_history must be a power of two >= 64")

@@ -10,15 +10,20 @@ aiortc gathers every local candidate before an SDP is produced, so the server ne
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
+from media import aiortc_glue as glue
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
+from media.ice import IcePolicy
 from media.observer import MediaObserver
 from media.room import MediaFlowing, Participant, Room, SendSignal, Track
 from media.session_events import MediaEventSink, no_events
+from media.stats import ForwardingTotals
+from media.udp_mux import SharedUdpPort
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +32,11 @@ MEDIA_KINDS = ("audio", "video")
 
 
 class MediaEngine:
-    """Rooms of participants with one peer connection each; forwards encoded media."""
+    """Rooms of participants with one peer connection each; forwards encoded media.
+
+    With ``settings.udp_port`` set, the engine binds the node's one UDP port when it is built
+    (inside the running event loop) and every peer connection gathers on it.
+    """
 
     def __init__(
         self,
@@ -46,6 +55,29 @@ class MediaEngine:
         """Billing, told when a room's call first carries media between two parties."""
         self._rooms: dict[str, Room] = {}
         self._closed = False
+        self.retired = ForwardingTotals()
+        """Forwarding counters of the participants that have left (``media.metrics``)."""
+        self.selected_pairs: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        """(local type, remote type, protocol) of every ICE pair a peer connection selected."""
+        self.shared_port = (
+            None
+            if settings.udp_port is None
+            else SharedUdpPort.open(
+                settings.ice_host_addresses,
+                settings.udp_port,
+                buffer=glue.receive_buffer(),
+                recv_buffer_bytes=settings.udp_recv_buffer_bytes,
+            )
+        )
+        """The node's one UDP port, or None for a socket per peer connection."""
+        self._ice_policy = IcePolicy(
+            host_addresses=settings.ice_host_addresses,
+            public_ip=settings.public_ip,
+            port_min=settings.udp_port_min,
+            port_max=settings.udp_port_max,
+            recv_buffer_bytes=settings.udp_recv_buffer_bytes,
+            shared_port=self.shared_port,
+        )
 
     def bind_signal(self, send_signal: SendSignal) -> None:
         """Set where server-initiated messages go (the signalling hub, built after us)."""
@@ -59,6 +91,10 @@ class MediaEngine:
 
     def _event(self, room_id: str, participant_id: str, kind: str, data: dict[str, Any]) -> None:
         """The one report of a room's media events, to the session log and the observer."""
+        if kind == "ice_state_changed" and "local_candidate_type" in data:
+            self.selected_pairs[
+                (data["local_candidate_type"], data["remote_candidate_type"], data["protocol"])
+            ] += 1
         self._on_event(room_id, participant_id, kind, data)
         if self._observer is not None:
             self._observer.media_event(room_id, participant_id, kind, data)
@@ -96,8 +132,8 @@ class MediaEngine:
         room = self._rooms.get(room_id)
         if room is None:
             room = self._rooms[room_id] = Room(
-                room_id, self.settings, self._signal, self._observer, self._event,
-                self._media_flowing,
+                room_id, self.settings, self._signal, self._ice_policy, self._observer,
+                self._event, self._media_flowing, self.retired,
             )
         if participant_id in room.participants:
             await room.remove(participant_id)
@@ -156,6 +192,8 @@ class MediaEngine:
         self._closed = True
         rooms = list(self._rooms)
         await asyncio.gather(*(self.close_room(r) for r in rooms), return_exceptions=True)
+        if self.shared_port is not None:
+            self.shared_port.close()
 
     def tracks(self, room_id: str) -> list[Track]:
         room = self._rooms.get(room_id)
@@ -169,6 +207,12 @@ class MediaEngine:
         if room is None:
             return {}
         return {pid: p.stats() for pid, p in room.participants.items()}
+
+    def participants(self) -> Iterator[tuple[str, Participant]]:
+        """(room id, participant) of every participant this node's SFU holds."""
+        for room_id, room in self._rooms.items():
+            for participant in room.participants.values():
+                yield room_id, participant
 
     @property
     def room_ids(self) -> list[str]:

@@ -12,11 +12,17 @@ What it gives:
 * a UDP port range for host candidates (each candidate binds the first free port of the
   range, starting at a random offset),
 * a 1:1 NAT public IP, advertised as a server-reflexive candidate with the host port and the
-  host address as related address (RFC 8445 §5.1.1.2), as Janus' ``nat_1_1_mapping`` does.
+  host address as related address (RFC 8445 §5.1.1.2), as Janus' ``nat_1_1_mapping`` does;
+* instead of the range, one UDP port for the whole node (``media.udp_mux.SharedUdpPort``):
+  each agent gets a node-unique ufrag and a host candidate per configured address on the
+  shared port, whose datagrams reach it by ICE username and remote address.
 
 What aioice cannot do: with a port range, STUN server-reflexive candidates are not gathered
 (aioice only queries STUN from sockets it bound itself); relay (TURN) candidates are still
-gathered, but the TURN client socket itself always uses an ephemeral port.
+gathered, but the TURN client socket itself always uses an ephemeral port. On a shared port
+the SFU gathers no relay candidate of its own: a TURN allocation belongs to one client
+5-tuple (RFC 8656 §2.2), so each agent would need a socket again. Clients still relay through
+TURN to the shared port: the relay's address is just another remote address.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 from aiortc import RTCPeerConnection
 
 from media import aiortc_glue as glue
+from media.udp_mux import SharedUdpPort
 
 _MARK = "_kundlinow_ice_policy"
 
@@ -57,6 +64,8 @@ class IcePolicy:
     recv_buffer_bytes: int = 0
     """SO_RCVBUF for host sockets (0: aioice's 256 KiB). A single-threaded server that is
     descheduled for a moment must not lose the datagrams that arrive meanwhile."""
+    shared_port: SharedUdpPort | None = None
+    """The node's one UDP port; when set, wins over the port range."""
 
 
 def apply_ice_policy(pc: RTCPeerConnection, policy: IcePolicy) -> None:
@@ -69,6 +78,8 @@ def apply_ice_policy(pc: RTCPeerConnection, policy: IcePolicy) -> None:
             continue
         original: GatherFn = connection.get_component_candidates
         setattr(connection, _MARK, policy)
+        if policy.shared_port is not None:
+            glue.set_local_ufrag(connection, policy.shared_port.new_ufrag())
         connection.get_component_candidates = _make_gatherer(  # type: ignore[method-assign, assignment]
             connection, policy, original
         )
@@ -81,7 +92,9 @@ def _make_gatherer(connection: Connection, policy: IcePolicy, original: GatherFn
         timeout: int = 5,  # noqa: ASYNC109 - aioice's signature
     ) -> list[Candidate]:
         hosts = list(policy.host_addresses) or addresses
-        if policy.port_min:
+        if policy.shared_port is not None:
+            candidates = _attach_shared(connection, component, hosts, policy.shared_port)
+        elif policy.port_min:
             candidates = await _bind_range(connection, component, hosts, policy)
             # TURN relay candidates only: STUN srflx needs sockets aioice bound itself.
             candidates += await original(component=component, addresses=[], timeout=timeout)
@@ -119,19 +132,41 @@ async def _bind_range(
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
             host, bound_port = transport.get_extra_info("sockname")[:2]
-            protocol.local_candidate = Candidate(
-                foundation=candidate_foundation("host", "udp", host),
-                component=component,
-                transport="udp",
-                priority=candidate_priority(component, "host"),
-                host=host,
-                port=bound_port,
-                type="host",
-            )
+            protocol.local_candidate = _host_candidate(component, host, bound_port)
             glue.ice_protocols(connection).append(protocol)
             candidates.append(protocol.local_candidate)
             break
     return candidates
+
+
+def _attach_shared(
+    connection: Connection, component: int, hosts: list[str], port: SharedUdpPort
+) -> list[Candidate]:
+    """Host candidates on the node's shared port, one per configured address."""
+    candidates: list[Candidate] = []
+    for address in hosts:
+        mux = port.mux(address)
+        if mux is None:
+            continue
+        protocol = StunProtocol(connection)
+        mux.attach(connection.local_username, protocol)
+        protocol.local_candidate = _host_candidate(component, *mux.sockname)
+        glue.ice_protocols(connection).append(protocol)
+        candidates.append(protocol.local_candidate)
+    return candidates
+
+
+def _host_candidate(component: int, host: str, port: int) -> Candidate:
+    """RFC 8445 §5.1.1.1 host candidate, as aioice builds them."""
+    return Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=candidate_priority(component, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
 
 
 def _nat_candidates(candidates: list[Candidate], public_ip: str) -> list[Candidate]:

@@ -47,7 +47,7 @@ from media.packets import payload_bounds
 from media.quality import downlink_changed
 from media.rtcp import rtcp_tick_delay, send_compounds
 from media.session_events import MediaEventSink, ice_state_data, no_events
-from media.stats import participant_stats
+from media.stats import ForwardingTotals, participant_stats
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +127,7 @@ class Participant:
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
         self.pc = RTCPeerConnection(config)
-        self._ice = IcePolicy(
-            host_addresses=settings.ice_host_addresses,
-            public_ip=settings.public_ip,
-            port_min=settings.udp_port_min,
-            port_max=settings.udp_port_max,
-            recv_buffer_bytes=settings.udp_recv_buffer_bytes,
-        )
+        self._ice = room.ice_policy
         self._cname = str(uuid.uuid4())
         self._lock = asyncio.Lock()
         self._known: set[RTCRtpTransceiver] = set()
@@ -538,17 +532,23 @@ class Room:
         room_id: str,
         settings: MediaSettings,
         send_signal: SendSignal,
+        ice_policy: IcePolicy,
         observer: MediaObserver | None = None,
         on_event: MediaEventSink = no_events,
         on_media: MediaFlowing | None = None,
+        retired: ForwardingTotals | None = None,
     ) -> None:
         self.room_id = room_id
         self.settings = settings
+        self.ice_policy = ice_policy
+        """Where the participants' ICE agents gather (the node's shared port, if any)."""
         self.send_signal = send_signal
         self.observer = observer
         self.on_event = on_event
         """The room's media events (``MediaEngine._event``: the session log and the observer)."""
         self.on_media = on_media
+        self.retired = retired if retired is not None else ForwardingTotals()
+        """Where a leaving participant's forwarding counters go (the engine's, for /metrics)."""
         self.participants: dict[str, Participant] = {}
         self._sending = False
         self._flowing = False
@@ -590,6 +590,8 @@ class Room:
         room closing, each reported ``left``."""
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
+            # in the step that unlists it: a scrape never sees its counts in neither place
+            self.retired.retire(participant.uptracks.values(), participant.downtracks.values())
             await participant.close()
             self.on_event(self.room_id, participant_id, "left", {})
 

@@ -8,7 +8,7 @@ this module only reads the counters ``UpTrack`` and ``DownTrack`` keep on the me
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the forwarder imports RateWindow from here
@@ -127,3 +127,73 @@ def participant_stats(
         "published": published,
         "subscribed": subscribed,
     }
+
+
+@dataclass(slots=True)
+class ForwardingCounters:
+    """Monotonic totals of one media kind over every track a node's SFU has had (``/metrics``).
+
+    Read at scrape time from the counters ``UpTrack`` and ``DownTrack`` keep anyway: nothing is
+    added to the per-packet path. A participant's tracks are folded into the engine's retired
+    totals when it leaves (``ForwardingTotals.retire``), so the sums never go down."""
+
+    packets_received: int = 0
+    bytes_received: int = 0
+    packets_forwarded: int = 0
+    bytes_forwarded: int = 0
+    frames_forwarded: int = 0
+    packets_dropped: int = 0
+    keyframe_requests_received: int = 0
+    """PLI and FIR (RFC 4585 §6.3.1, RFC 5104 §4.3.1) from subscribers."""
+    keyframe_requests_sent: int = 0
+    """PLIs the SFU sent to publishers."""
+    nacks_received: int = 0
+    """Generic NACKs (RFC 4585 §6.2.1) from subscribers."""
+    nacks_sent: int = 0
+    """Generic NACKs the SFU sent to publishers."""
+    packets_retransmitted: int = 0
+
+    def add_published(self, up: UpTrack) -> None:
+        self.packets_received += up.rate.packets
+        self.bytes_received += up.rate.bytes
+        self.keyframe_requests_sent += up.plis_sent
+        self.nacks_sent += up.nacks_sent
+
+    def add_subscribed(self, down: DownTrack) -> None:
+        self.packets_forwarded += down.packets
+        self.bytes_forwarded += down.bytes
+        self.frames_forwarded += down.frames
+        self.packets_dropped += down.dropped
+        self.keyframe_requests_received += down.plis_received + down.firs_received
+        self.nacks_received += down.nacks_received
+        self.packets_retransmitted += down.retransmitted
+
+
+class ForwardingTotals:
+    """Per kind, the counters of the tracks of participants that have left."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, ForwardingCounters] = {}
+
+    def retire(self, uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack]) -> None:
+        """Keep a leaving participant's counts (called once, as it leaves the room)."""
+        _add(self.by_kind, uptracks, downtracks)
+
+    def with_live(
+        self, live: Iterable[tuple[Iterable[UpTrack], Iterable[DownTrack]]]
+    ) -> dict[str, ForwardingCounters]:
+        """The retired totals plus the live participants' (uptracks, downtracks)."""
+        totals = {kind: replace(c) for kind, c in self.by_kind.items()}
+        for uptracks, downtracks in live:
+            _add(totals, uptracks, downtracks)
+        return totals
+
+
+def _add(
+    totals: dict[str, ForwardingCounters],
+    uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack],
+) -> None:
+    for up in uptracks:
+        totals.setdefault(up.kind, ForwardingCounters()).add_published(up)
+    for down in downtracks:
+        totals.setdefault(down.kind, ForwardingCounters()).add_subscribed(down)

@@ -25,6 +25,7 @@ from core.session_log import Emitter
 from recording.catalog import Catalog, ConsultInfo, NewFile
 from recording.clock import SenderClock
 from recording.config import RecordingSettings
+from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
 from recording.track import TrackRecorder
 from recording.writer import FileResult, FileSpec, WriterThread, extension, finalise
@@ -54,9 +55,10 @@ class RoomRecording:
 
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
-        catalog: Catalog, log_event: Emitter = _unlogged,
+        catalog: Catalog, log_event: Emitter = _unlogged, metrics: RecordingMetrics | None = None,
     ) -> None:
         self.info = info
+        self._metrics = metrics or RecordingMetrics()
         self._log_event = log_event
         self._actors = {party: pid for pid, party in info.parties.items()}
         """party → participant (user) id, the session log's actor."""
@@ -164,6 +166,7 @@ class RoomRecording:
         self._loop.call_soon_threadsafe(self._finished, result)
 
     def _finished(self, result: FileResult) -> None:
+        self._metrics.file_finished(result)
         self._db.put_nowait(lambda: self._catalog.file_finished(result))
         name = result.key.split("/", 1)[1]
         entry = self._manifest["files"].get(name)
@@ -182,6 +185,7 @@ class RoomRecording:
                 await op()
             except Exception:
                 logger.exception("recording_catalog_failed", extra={"consultation": self._cid})
+                self._metrics.failed(CATALOG)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -219,9 +223,10 @@ class Recorder:
 
     def __init__(
         self, settings: RecordingSettings, store: RecordingStore, catalog: Catalog,
-        resolve: Resolve | None = None,
+        resolve: Resolve | None = None, metrics: RecordingMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or RecordingMetrics()
         self.store = store
         self.catalog = catalog
         self._resolve = resolve or catalog.consultation
@@ -250,11 +255,12 @@ class Recorder:
                     info = await self._resolve(room_id)
                 except Exception:  # a failed look-up must not fail the call: it goes unrecorded
                     logger.exception("recording_lookup_failed", extra={"room_id": room_id})
+                    self.metrics.failed(LOOKUP)
                     return
                 if info is None or info.mode not in ("voice", "video"):
                     return
                 room = self.rooms[room_id] = RoomRecording(
-                    info, self.settings, self.store, self.catalog, self._log
+                    info, self.settings, self.store, self.catalog, self._log, self.metrics
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
 from signalling.upload_quota import UploadQuota, reserve
+
+if TYPE_CHECKING:
+    from signalling.metrics import ChatMetrics
 
 WRITER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 """The batch statement is prepared once per writer; PostgreSQL would otherwise keep planning it
@@ -152,8 +156,9 @@ class ChatStore:
     statement that leaves no session state behind, so its writers need no reset.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: ChatMetrics | None = None) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._dsn: str | None = None
         self._writers: asyncio.Queue[asyncpg.Connection] | None = None
         self._all: list[asyncpg.Connection] = []
@@ -163,8 +168,10 @@ class ChatStore:
         self._batches: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def open(cls, pool: asyncpg.Pool, dsn: str, writers: int = 1) -> ChatStore:
-        store = cls(pool)
+    async def open(
+        cls, pool: asyncpg.Pool, dsn: str, writers: int = 1, metrics: ChatMetrics | None = None
+    ) -> ChatStore:
+        store = cls(pool, metrics)
         store._dsn = dsn
         store._writers = asyncio.Queue()
         for _ in range(writers):
@@ -240,8 +247,11 @@ class ChatStore:
         return await self._writers.get()
 
     async def _store_batch(self, con: asyncpg.Connection | None, batch: _Batch) -> None:
+        started = time.perf_counter()
         try:
             await self._settle(con, list(batch.values()))
+            if self._metrics is not None:
+                self._metrics.observe(len(batch), time.perf_counter() - started)
         finally:
             if con is not None:
                 await self._release(con)

@@ -6,6 +6,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.keys import NODE_ID
+from tests.scrape import Scrape
+
 
 async def test_requests_are_counted_by_route_and_status(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/healthz")).status == 200
@@ -15,17 +18,16 @@ async def test_requests_are_counted_by_route_and_status(client: TestClient[Any, 
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     text = await response.text()
-    assert 'kundlinow_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
-    assert (
-        'kundlinow_http_requests_total{method="GET",route="/consultants/{id}",status="404"} 1.0'
-        in text
-    )
-    assert 'route="unmatched",status="404"' in text
+    scrape = Scrape.parse(text)
+    node = client.app[NODE_ID]
+    requests = "kundlinow_http_requests_total"
+    assert scrape.value(requests, method="GET", route="/healthz", status="200", node=node) == 1
+    assert scrape.value(requests, route="/consultants/{id}", status="404", node=node) == 1
+    assert scrape.value(requests, route="unmatched", status="404", node=node) == 1
     assert "not-a-uuid" not in text
-    assert (
-        "kundlinow_http_request_duration_seconds_count"
-        '{method="GET",route="/healthz",status="200"} 1.0' in text
-    )
+    assert scrape.value(
+        "kundlinow_http_request_duration_seconds_count", route="/healthz", status="200", node=node
+    ) == 1
 
 
 async def test_each_app_has_its_own_registry(client: TestClient[Any, Any], make_app: Any) -> None:

@@ -24,16 +24,20 @@ from core.db import Database
 from kundlinow.config import Settings
 from tests.billing.helpers import terminate_backend_waiting_on
 from tests.factories import create_user
+from tests.scrape import Scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def kundlinow(db_dsn: str, *args: str) -> tuple[int, str, str]:
+async def kundlinow(
+    db_dsn: str, *args: str, extra_env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     env = {
         **os.environ,
         "DATABASE_URL": db_dsn,
         "MIGRATE_ON_START": "false",
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
     proc = await asyncio.create_subprocess_exec(
@@ -84,6 +88,31 @@ async def test_two_tick_processes_charge_each_due_minute_once(
     assert check_all(await load_snapshot(database.pool)) == []
     code, out, _ = await kundlinow(db_dsn, "billing", "check")
     assert code == 0 and "ledger ok" in out
+
+
+async def test_a_cron_tick_writes_its_metrics_for_the_textfile_collector(
+    database: Database, db_dsn: str, tmp_path: Path
+) -> None:
+    started = datetime.now(UTC) - timedelta(hours=1, minutes=30)  # minutes 1 and 2 are due
+    async with database.pool.acquire() as conn:
+        await seed_live_consultations(
+            conn, 5, started_at=started, funds_paise=100_000, minute_seconds=3600
+        )
+    path = tmp_path / "kundlinow_billing.prom"
+    code, out, err = await kundlinow(db_dsn, "billing", "tick", "--metrics-file", str(path),
+                                     extra_env={"NODE_ID": "cron-a"})
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["charged_minutes"] == 10
+    scrape = Scrape.parse(path.read_text())
+    assert scrape.value("kundlinow_billing_charged_minutes_total", node="cron-a") == 10
+    assert scrape.value("kundlinow_billing_charged_paise_total", node="cron-a") == (
+        report["charged_paise"]
+    )
+    assert scrape.value("kundlinow_billing_tick_duration_seconds_count", node="cron-a") == 1
+    assert scrape.value("kundlinow_billing_tick_failures_total", node="cron-a") == 0
+    last = scrape.value("kundlinow_billing_last_tick_timestamp_seconds", node="cron-a")
+    assert abs(last - datetime.now(UTC).timestamp()) < 120
 
 
 async def test_a_tick_whose_backend_is_terminated_retries_and_finishes(

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from billing.consultations import TickReport
+import asyncpg
+from prometheus_client import CollectorRegistry, generate_latest
+
+from billing.config import BillingSettings
+from billing.consultations import ConsultationService, TickReport
+from billing.metrics import TickMetrics
 from billing.ticker import Ticker
+from core.bus import LocalBus
+from core.clock import SystemClock
+from tests.polling import eventually
+from tests.scrape import Scrape
 
 
 class GatedTicks:
@@ -46,3 +56,32 @@ async def test_close_when_idle_does_not_wait_for_the_interval() -> None:
     await asyncio.wait_for(source.in_tick.wait(), 2)
     await asyncio.wait_for(ticker.close(), 1)
     assert source.finished == 1
+
+
+@dataclass(frozen=True)
+class _Pool:
+    pool: asyncpg.Pool
+
+
+async def test_ticks_and_failed_ticks_are_counted(db_dsn: str) -> None:
+    """A tick whose database is gone raises; the ticker counts it, logs it and ticks on."""
+    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=1)
+    await pool.close()
+    service = ConsultationService(_Pool(pool), LocalBus(), SystemClock(), BillingSettings())
+    registry = CollectorRegistry()
+    ticker = Ticker(service, interval_seconds=0.01, metrics=TickMetrics(registry, "node-a"))
+
+    def scrape() -> Scrape:
+        return Scrape.parse(generate_latest(registry).decode())
+
+    ticker.start()
+    try:
+        failed = await eventually(
+            lambda: scrape().value("kundlinow_billing_tick_failures_total", node="node-a") >= 2
+        )
+        assert failed, "failed ticks were not counted"
+    finally:
+        await ticker.close()
+    after = scrape()
+    assert after.value("kundlinow_billing_tick_duration_seconds_count", node="node-a") == 0
+    assert not after.has("kundlinow_billing_last_tick_timestamp_seconds")  # never succeeded

@@ -171,3 +171,15 @@ def test_the_recordings_volume_is_where_the_config_points() -> None:
     ]
     assert {name for name, _ in mounted} >= {"server", "recordings-compose", "recordings-prune"}
     assert all(path == directory for _, path in mounted), mounted
+
+
+def test_the_media_port_is_the_one_the_node_binds() -> None:
+    """The server declares the SFU's one UDP port (host networking: the node's firewall rule)
+    and it is the ConfigMap's MEDIA_UDP_PORT."""
+    (configmap,) = _of_kind("ConfigMap")
+    (server,) = _server()["spec"]["template"]["spec"]["containers"]
+    udp = [p for p in server["ports"] if p["protocol"] == "UDP"]
+    assert [(p["name"], p["containerPort"]) for p in udp] == [
+        ("media", int(configmap["data"]["MEDIA_UDP_PORT"]))
+    ]
+    assert "MEDIA_UDP_PORT_MIN" not in configmap["data"]

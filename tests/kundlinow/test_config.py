@@ -97,3 +97,20 @@ def test_server_refuses_to_start_with_one_clear_line() -> None:
     assert proc.returncode == 2
     expected = "kundlinow: configuration error: PORT: must be an integer, got 'not-a-port'"
     assert proc.stderr.strip() == expected
+
+
+def test_one_udp_port_is_opt_in_and_needs_host_addresses() -> None:
+    assert from_env({}).media.udp_port is None  # default: a socket per peer connection
+    media = from_env({"MEDIA_UDP_PORT": "7882", "MEDIA_ICE_HOSTS": "10.0.0.5"}).media
+    assert (media.udp_port, media.ice_host_addresses) == (7882, ("10.0.0.5",))
+    with pytest.raises(ConfigError, match=r"^MEDIA_UDP_PORT.*ice_host_addresses"):
+        from_env({"MEDIA_UDP_PORT": "7882"})
+    with pytest.raises(ConfigError, match=r"^MEDIA_UDP_PORT.*range"):
+        from_env(
+            {
+                "MEDIA_UDP_PORT": "7882",
+                "MEDIA_ICE_HOSTS": "10.0.0.5",
+                "MEDIA_UDP_PORT_MIN": "40000",
+                "MEDIA_UDP_PORT_MAX": "40100",
+            }
+        )

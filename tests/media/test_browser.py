@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
+from api.keys import MEDIA
 from core.db import Database
 from kundlinow.config import Settings
 from media.config import MediaSettings
 from tests.media.conftest import DATA
 from tests.signalling.conftest import world_factory
+from tests.sockets import udp_sockets_on
 
 PEER_JS = (DATA / "browser_peer.js").read_text()
 STATS_JS = """async () => {
@@ -39,11 +41,23 @@ STATS_JS = """async () => {
 }"""
 
 
-@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+@pytest.mark.parametrize(
+    "codec,single_port",
+    [("video/VP8", False), ("video/H264", False), ("video/VP8", True)],
+    ids=["vp8", "h264", "vp8-one-udp-port"],
+)
 async def test_two_chromium_pages_hold_a_video_consult(
-    aiohttp_client: Any, settings: Settings, database: Database, chromium: Browser, codec: str
+    aiohttp_client: Any,
+    settings: Settings,
+    database: Database,
+    chromium: Browser,
+    codec: str,
+    single_port: bool,
 ) -> None:
-    settings = replace(settings, media=MediaSettings(ice_host_addresses=("127.0.0.1",)))
+    """With ``single_port`` the node runs on one UDP port (MEDIA_UDP_PORT; media.udp_mux):
+    both browsers' media goes through the node's one socket."""
+    media = MediaSettings(ice_host_addresses=("127.0.0.1",), udp_port=0 if single_port else None)
+    settings = replace(settings, media=media)
     world = await world_factory(aiohttp_client, settings, database)()
     astro_user = await world.user("consultant")
     caller_user = await world.user(paise=1_000_000)
@@ -81,3 +95,11 @@ async def test_two_chromium_pages_hold_a_video_consult(
     assert all(s["audioPackets"] > 0 for s in stats), json.dumps(stats)
     assert all(s["videoCodec"] == codec for s in stats), json.dumps(stats)
     assert all(s["error"] is None for s in stats), json.dumps(stats)
+    shared = world.server.app[MEDIA].shared_port
+    if single_port:
+        # Chromium runs in processes of its own: every UDP socket of this process on the
+        # node's address is the server's, and there is one.
+        assert shared is not None
+        assert udp_sockets_on("127.0.0.1") == [("127.0.0.1", shared.port)]
+    else:
+        assert shared is None

@@ -6,11 +6,14 @@ import asyncio
 import uuid
 
 import asyncpg
+from prometheus_client import CollectorRegistry, generate_latest
 
 from core.db import Database
 from kundlinow.config import Settings
 from signalling.chat import ChatStore
+from signalling.metrics import ChatMetrics
 from tests.factories import create_user
+from tests.scrape import Scrape
 
 
 async def test_resend_is_stored_once(database: Database, settings: Settings) -> None:
@@ -80,7 +83,9 @@ async def test_read_marker_only_moves_forward(database: Database, settings: Sett
 async def test_appends_of_one_tick_are_one_transaction_numbered_in_arrival_order(
     database: Database, settings: Settings
 ) -> None:
-    chat = await ChatStore.open(database.pool, database.dsn, writers=1)
+    registry = CollectorRegistry()
+    chat = await ChatStore.open(database.pool, database.dsn, writers=1,
+                                metrics=ChatMetrics(registry, "node-a"))
     try:
         rooms = [uuid.uuid4() for _ in range(3)]
         user = await create_user(database, settings)
@@ -91,6 +96,10 @@ async def test_appends_of_one_tick_are_one_transaction_numbered_in_arrival_order
         assert all(new for _, new in results)
         # now() is the transaction's start: one value means one commit for the whole tick
         assert len({m.created_at for m, _ in results}) == 1
+        batches = Scrape.parse(generate_latest(registry).decode())
+        assert batches.value("kundlinow_chat_batch_messages_count", node="node-a") == 1
+        assert batches.value("kundlinow_chat_batch_messages_sum", node="node-a") == 30
+        assert batches.value("kundlinow_chat_commit_duration_seconds_count", node="node-a") == 1
         for room in rooms:
             stored = await chat.since(room, 0, 100)
             assert [m.seq for m in stored] == list(range(1, 11))

@@ -33,6 +33,7 @@ from tests.factories import online_astrologer
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
+from tests.sockets import udp_sockets_on
 from tests.turn.calls import selected_pair
 from tests.turn.coturn import Coturn
 from turn.config import TurnSettings
@@ -184,3 +185,56 @@ async def test_sfu_ice_servers_follow_the_turn_settings(
     (server,) = factory()
     assert server["urls"] == ["turn:turn.example.test:3478"]
     assert re.fullmatch(r"\d+:sfu", server["username"])
+
+
+async def test_relay_only_client_calls_a_single_port_node(
+    coturn: Coturn,
+    aiohttp_client: Any,
+    make_app: AppFactory,
+    database: Database,
+    settings: Settings,
+) -> None:
+    """A node on one UDP port (MEDIA_UDP_PORT): coturn relays the client's media to that port,
+    the node answers from it, and the node itself allocates nothing on coturn (a TURN
+    allocation is per client 5-tuple, RFC 8656 §2.2: it would need a socket per agent)."""
+    host = "127.0.0.3"  # not coturn's 127.0.0.1: the node's sockets are told apart from its peers'
+    app = make_app(
+        turn=TurnSettings(urls=(coturn.turn_url,), secret=coturn.secret),
+        media=MediaSettings(ice_host_addresses=(host,), udp_port=0),
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    caller, _online = await online_astrologer(client, database, settings)
+    response = await client.get(
+        "/turn/credentials", headers={"Authorization": f"Bearer {caller.token}"}
+    )
+    servers: list[IceServer] = (await response.json())["ice_servers"]
+    engine = app[MEDIA]
+    assert engine.shared_port is not None
+    node = (host, engine.shared_port.port)
+    switchboard = Switchboard()
+    engine.bind_signal(switchboard)
+    room = f"consult-{caller.id}"
+    astrologer = switchboard.add(Peer(engine, room, "astrologer"))
+    relayed = switchboard.add(
+        RelayOnlyPeer(engine, room, "caller", ice_servers=to_rtc_ice_servers(servers))
+    )
+    try:
+        astrologer.publish_file(VP8_OPUS_20S)
+        relayed.publish_file(VP8_OPUS_20S)
+        await astrologer.connect()
+        await relayed.connect()
+        assert await eventually(
+            lambda: all(
+                len(p.received[k]) >= 15 for p in (relayed, astrologer) for k in ("audio", "video")
+            ),
+            20,
+        ), [{k: len(v) for k, v in p.received.items()} for p in (relayed, astrologer)]
+        pair = selected_pair(relayed.pc)
+        assert pair is not None and pair[0] == ("relay", "host")
+        nominated = relayed.pc.getTransceivers()[0].sender.transport.transport._connection
+        assert nominated._nominated[1].remote_addr == node
+        assert udp_sockets_on(host) == [node]
+    finally:
+        await relayed.close()
+        await astrologer.close()
+    assert "sfu>" not in coturn.log_text()
