@@ -134,7 +134,8 @@ class Downlink:
         a padding probe sent while paused. True if the paused state changed."""
         now = time.monotonic()
         self.rtt_s = rtt_s
-        if probed and fraction_lost < LOSS_LOW:
+        # only a report sent after the probe ended covers its tail, where a full queue drops
+        if probed and fraction_lost < LOSS_LOW and now >= self._probe_start + PROBE_DURATION_S:
             self.estimate.raise_to(self.settings.resume_bps)
         self.estimate.on_loss(fraction_lost, rtt_s, now)
         return self._update(now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from media.congestion import (
@@ -74,6 +76,9 @@ def test_pause_below_the_floor_probe_and_resume() -> None:
     # a lossy probe keeps it paused, a clean one resumes
     down.estimate._last_decrease = -10.0
     assert down.on_report(0.5, 0.05, probed=True) is False
+    down._probe_start = time.monotonic() - 0.1  # a report during the probe: no verdict
+    assert down.on_report(0.0, 0.05, probed=True) is False
+    down._probe_start = time.monotonic() - PROBE_DURATION_S  # one after it: resume
     assert down.on_report(0.0, 0.05, probed=True) is True
     assert not down.video_paused and down.estimate.bps >= 250_000
 
