@@ -25,6 +25,7 @@ from core.metrics import HttpMetrics
 from core.presence import PresenceLookup
 from core.ratelimit import RateLimiter
 from core.session_log import EventLog
+from core.tracing import Tracing
 from media.engine import MediaEngine
 from recording.recorder import Recorder
 from signalling.drain import NodeDrain
@@ -39,6 +40,7 @@ CLOCK = web.AppKey("clock", Clock)
 CONSULTATIONS = web.AppKey("consultations", ConsultationService)
 TURN_SETTINGS = web.AppKey("turn_settings", TurnSettings)
 TURN_GRANTS = web.AppKey("turn_grants", TurnGrants)
+TRACING = web.AppKey("tracing", Tracing)
 MEDIA = web.AppKey("media", MediaEngine)
 METRICS = web.AppKey("metrics", HttpMetrics)
 """The app's Prometheus registry (``.registry``) and its HTTP metrics; ``.node`` labels them."""

@@ -7,6 +7,7 @@ limit, and prints one table row per scenario. Login is deliberately argon2id-bou
 hashes in a worker thread), so expect it far below the listing.
 
     .venv/bin/python -m bench.http --concurrency 16 --duration 10 --requests 5000
+    .venv/bin/python -m bench.http --tracing both --rounds 2 --login-requests 0  # export off/on
 
 (``python bench/http.py`` works too: this file's directory is taken off ``sys.path`` first, so it
 does not shadow the standard library's ``http`` package that aiohttp imports.)
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import psutil
 from argon2 import PasswordHasher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +50,12 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float
+    """CPU time (user + system, every thread) the server process spent in the timed part."""
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s * 1000 / len(self.latencies_ms) if self.latencies_ms else 0.0
 
     @property
     def rate(self) -> float:
@@ -132,8 +140,19 @@ async def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: flo
 Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
 
 
+def _cpu_seconds(server: subprocess.Popen[bytes]) -> Callable[[], float]:
+    process = psutil.Process(server.pid)
+
+    def used() -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    return used
+
+
 async def _drive(
-    name: str, base: str, request: Request, concurrency: int, count: int, duration_s: float
+    name: str, base: str, request: Request, concurrency: int, count: int, duration_s: float,
+    server_cpu: Callable[[], float],
 ) -> Result:
     latencies: list[float] = []
     errors = 0
@@ -142,6 +161,7 @@ async def _drive(
     async with aiohttp.ClientSession(base, connector=connector) as session:
         # One warm-up round so connection set-up is not measured.
         await asyncio.gather(*(request(session) for _ in range(concurrency)))
+        cpu_before = server_cpu()
         started = time.perf_counter()
         deadline = started + duration_s
 
@@ -160,7 +180,8 @@ async def _drive(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(name, len(latencies), errors, elapsed, latencies)
+        cpu = server_cpu() - cpu_before
+    return Result(name, len(latencies), errors, elapsed, latencies, cpu)
 
 
 async def _get_consultants(session: aiohttp.ClientSession) -> int:
@@ -179,12 +200,12 @@ async def _login(session: aiohttp.ClientSession) -> int:
 def _table(results: list[Result], concurrency: int) -> str:
     header = (
         "| scenario | concurrency | requests | errors | req/s | p50 ms | p90 ms | p99 ms"
-        " | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        " | max ms | server CPU ms/req |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = [
         f"| {r.scenario} | {concurrency} | {r.requests} | {r.errors} | {r.rate:.1f} |"
         f" {r.quantile(0.5):.1f} | {r.quantile(0.9):.1f} | {r.quantile(0.99):.1f} |"
-        f" {max(r.latencies_ms, default=0):.1f} |"
+        f" {max(r.latencies_ms, default=0):.1f} | {r.cpu_ms_per_request:.2f} |"
         for r in results
     ]
     return "\n".join([header, *rows])
@@ -199,29 +220,45 @@ async def _admin(dsn: str, statement: str) -> None:
 
 
 async def _run(
-    args: argparse.Namespace, base: str, dsn: str, server: subprocess.Popen[bytes]
+    args: argparse.Namespace, base: str, dsn: str, server: subprocess.Popen[bytes], label: str,
+    populate: bool,
 ) -> list[Result]:
     await _wait_ready(base, server, 60)  # the server applies the migrations
-    await _populate(dsn, args.consultants)
-    return [
+    if populate:
+        await _populate(dsn, args.consultants)
+    server_cpu = _cpu_seconds(server)
+    results = [
         await _drive(
-            "GET /consultants",
+            f"GET /consultants{label}",
             base,
             _get_consultants,
             args.concurrency,
             args.requests,
             args.duration,
-        ),
-        await _drive(
-            "POST /auth/login", base, _login, args.concurrency, args.login_requests, args.duration
-        ),
+            server_cpu,
+        )
     ]
+    if args.login_requests:
+        results.append(await _drive(
+            f"POST /auth/login{label}", base, _login, args.concurrency, args.login_requests,
+            args.duration, server_cpu,
+        ))
+    return results
 
 
-def main(args: argparse.Namespace) -> int:
-    name = f"kn_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(args.database_url, f'CREATE DATABASE "{name}"'))
-    dsn = _with_database(args.database_url, name)
+def _stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> None:
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _measure(
+    args: argparse.Namespace, dsn: str, collector: str | None, populate: bool
+) -> list[Result]:
+    """One server process (exporting spans to ``collector`` when given) through the scenarios."""
     port = _free_port()
     env = {
         **os.environ,
@@ -234,7 +271,10 @@ def main(args: argparse.Namespace) -> int:
         "LOGIN_IP_LIMIT": "1000000000",
         "LOGIN_ACCOUNT_LIMIT": "1000000000",
         "BILLING_INTERNAL_TICKER": "false",
+        "OTEL_TRACES_EXPORTER": "otlp" if collector else "none",
     }
+    if collector:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "kundlinow", "serve"],
@@ -243,20 +283,47 @@ def main(args: argparse.Namespace) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    label = " (tracing on)" if collector else " (tracing off)" if args.tracing == "both" else ""
     try:
-        results = asyncio.run(_run(args, f"http://127.0.0.1:{port}", dsn, server))
+        return asyncio.run(_run(args, f"http://127.0.0.1:{port}", dsn, server, label, populate))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
+
+
+def _collector() -> tuple[subprocess.Popen[bytes], str]:
+    """A stand-in OTLP/HTTP collector in its own process (tests/otlp_collector.py)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_collector", "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def main(args: argparse.Namespace) -> int:
+    name = f"kn_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin(args.database_url, f'CREATE DATABASE "{name}"'))
+    dsn = _with_database(args.database_url, name)
+    # Alternated, so drift in the machine's load (it is shared) falls on both modes alike.
+    exporting = {"off": [False], "on": [True], "both": [False, True]}[args.tracing] * args.rounds
+    collector, endpoint = _collector() if any(exporting) else (None, None)
+    results: list[Result] = []
+    try:
+        for n, on in enumerate(exporting):
+            results += _measure(args, dsn, endpoint if on else None, populate=n == 0)
+    finally:
         asyncio.run(_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        received = ""
+        if collector is not None:
+            _stop(collector, signal.SIGTERM)
+            assert collector.stdout is not None
+            received = collector.stdout.read().decode().strip().splitlines()[-1]
     print(
         f"kundlinow HTTP benchmark: one server process, {args.consultants} astrologers,"
         f" {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
+    if received:
+        print(f"collector: {received}")
     print(_table(results, args.concurrency))
     return 0 if all(r.errors == 0 and r.requests for r in results) else 1
 
@@ -275,6 +342,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5000, help="GET /consultants (max)")
     parser.add_argument("--login-requests", type=int, default=300, help="POST /auth/login (max)")
     parser.add_argument("--consultants", type=int, default=200)
+    parser.add_argument(
+        "--tracing", choices=("off", "on", "both"), default="off",
+        help="OpenTelemetry export: off, on (to a stand-in OTLP collector process), or both in"
+        " turn, each with its own server process",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the --tracing sequence")
     return parser.parse_args(argv)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from billing import ledger
 from billing.charging import ChargeResult, Due, charge
@@ -41,12 +42,14 @@ from billing.lifecycle import (
     State,
     Statement,
     TickReport,
+    Unserved,
     check_transition,
 )
 from billing.model import AccountKind
 from billing.ports import Clock, HasPool, Publisher
 from billing.settlement import mark_unserved, reverse_minutes_after, unserved_reason
 from core.session_log import SessionEvent, record_event, write_events
+from core.tracing import CONSULTATION_ID, consultation_step
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +100,8 @@ async def _check_both_free(
 
 
 class ConsultationService:
-    """Consultation lifecycle with its money (see module docstring)."""
+    """Consultation lifecycle with its money (see module docstring); each transition, charged
+    minute and refund is a span of ``tracer`` (core/tracing.py)."""
 
     def __init__(
         self,
@@ -105,7 +109,10 @@ class ConsultationService:
         bus: Publisher,
         clock: Clock,
         settings: BillingSettings | Any,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
+        self.tracer: Tracer = tracer or NoOpTracer()
         self._db = db
         self._bus = bus
         self._clock = clock
@@ -168,6 +175,7 @@ class ConsultationService:
             needed, _ = await self._start_needs(conn, caller_id, rate)
             return max(0, needed - max(acct.available, 0))
 
+    @consultation_step("consultation.media_started")
     async def media_started(self, consultation_id: uuid.UUID) -> bool:
         """Record that media first flowed in an active call (signalling calls this when the SFU
         first forwards a party's media); True only the first time. A voice or video
@@ -184,6 +192,7 @@ class ConsultationService:
 
     # ---- transitions -------------------------------------------------------------------------
 
+    @consultation_step("consultation.request")
     async def request(
         self,
         caller_id: uuid.UUID,
@@ -248,6 +257,7 @@ class ConsultationService:
         await self._publish_state(c)
         return c
 
+    @consultation_step("consultation.accept")
     async def accept(self, consultation_id: uuid.UUID, consultant_id: uuid.UUID) -> Consultation:
         """requested -> active; charges minute 1 (posting the request hold in part)."""
         now = self._clock.now()
@@ -291,6 +301,7 @@ class ConsultationService:
         await self._publish_charges(results)
         return c
 
+    @consultation_step("consultation.reject")
     async def reject(self, consultation_id: uuid.UUID, consultant_id: uuid.UUID) -> Consultation:
         """requested -> ended(rejected); releases the hold."""
         now = self._clock.now()
@@ -304,6 +315,7 @@ class ConsultationService:
         await self._publish_state(c)
         return c
 
+    @consultation_step("consultation.end")
     async def end(
         self,
         consultation_id: uuid.UUID,
@@ -346,9 +358,7 @@ class ConsultationService:
                     due = Due(consultation_id, row["minutes_charged"], row["free_minutes"], owed)
                     results = await charge(conn, [due], now)
                 elif owed < row["minutes_charged"]:
-                    returned = await reverse_minutes_after(conn, row, owed, unserved, now)
-                    if unserved:
-                        await mark_unserved(conn, consultation_id, unserved, returned)
+                    await self._refund(conn, row, owed, unserved, now)
                 row = await self._lock(conn, consultation_id)
                 if State(row["state"]) is State.ENDED:  # could not pay an owed minute
                     await self._release_hold(conn, row, now)
@@ -359,6 +369,7 @@ class ConsultationService:
         await self._publish_state(c)
         return Statement.of(c)
 
+    @consultation_step("billing.tick")
     async def tick(
         self, now: datetime | None = None, *, batch: int | None = None, workers: int | None = None
     ) -> TickReport:
@@ -443,12 +454,20 @@ class ConsultationService:
             row = await self._lock(conn, consultation_id)
             unserved = None if row["unserved"] else await unserved_reason(conn, row)
             if unserved is not None and row["minutes_charged"]:
-                returned = await reverse_minutes_after(
-                    conn, row, 0, unserved, self._clock.now()
-                )
-                await mark_unserved(conn, consultation_id, unserved, returned)
+                await self._refund(conn, row, 0, unserved, self._clock.now())
                 row = await self._lock(conn, consultation_id)
         return Consultation.from_row(row)
+
+    async def _refund(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, kept: int,
+        unserved: Unserved | None, now: datetime,
+    ) -> None:
+        """Reverse the minutes charged beyond ``kept`` (all, marked, of an unserved one)."""
+        attributes: dict[str, str | int] = {CONSULTATION_ID: str(row["id"]), "refund.kept": kept}
+        with self.tracer.start_as_current_span("consultation.refund", attributes=attributes):
+            returned = await reverse_minutes_after(conn, row, kept, unserved, now)
+            if unserved:
+                await mark_unserved(conn, row["id"], unserved, returned)
 
     async def _lock(self, conn: asyncpg.Connection, consultation_id: uuid.UUID) -> asyncpg.Record:
         row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", consultation_id)
@@ -539,12 +558,17 @@ class ConsultationService:
         for r in results:
             if not r.charged_now:
                 continue
-            await self._publish(
-                MinuteCharged(
-                    r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
-                    r.amount_charged_paise, r.balance_after_paise,
-                ).encode()
-            )
+            minute: dict[str, str | int] = {CONSULTATION_ID: str(r.consultation_id),
+                                            "billing.minute": r.minutes_charged}
+            with self.tracer.start_as_current_span(
+                "consultation.minute_charged", attributes=minute
+            ):
+                await self._publish(
+                    MinuteCharged(
+                        r.consultation_id, r.caller_id, r.consultant_id, r.minutes_charged,
+                        r.amount_charged_paise, r.balance_after_paise,
+                    ).encode()
+                )
             if not r.ended and r.minutes_left <= 2:
                 await self._publish(
                     BalanceLow(

@@ -1,7 +1,8 @@
 """structlog set-up: console on a TTY, JSON lines otherwise; stdlib loggers routed through it.
 
 Context (request id, user id, consultation id) is bound with ``structlog.contextvars`` and so
-reaches aiohttp's, aiortc's and aioice's lines too.
+reaches aiohttp's, aiortc's and aioice's lines too; so do the trace and span ids of the active
+OpenTelemetry span (core/tracing.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from core.tracing import add_trace_ids
 
 SECRET_FIELDS = frozenset(
     {"password", "token", "access_token", "authorization", "secret", "credential", "jwt"}
@@ -30,6 +33,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     json_lines = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -43,6 +43,7 @@ from api.keys import (
     REDIS,
     SESSION_LOG,
     SETTINGS,
+    TRACING,
     TURN_GRANTS,
     TURN_SETTINGS,
     USER_STATUS,
@@ -69,6 +70,7 @@ from core.metrics import EventLoopLag, HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from core.session_log import EventLog
+from core.tracing import Tracing
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.engine import MediaEngine
@@ -161,6 +163,14 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """First in, last out: every other resource's spans are exported before the flush."""
+    tracing = app[TRACING]
+    tracing.start()
+    yield
+    await asyncio.to_thread(tracing.close)
+
+
 def _database_ctx(settings: Settings) -> CleanupContext:
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_database(settings) as database:
@@ -183,6 +193,7 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
             yield
             return
         client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        app[TRACING].instrument_redis(client)
         app[REDIS] = client
         yield
         await client.aclose()
@@ -215,7 +226,9 @@ def _bus_ctx(settings: Settings) -> CleanupContext:
 
 def _billing_ctx(settings: Settings) -> CleanupContext:
     async def billing_ctx(app: web.Application) -> AsyncIterator[None]:
-        service = ConsultationService(app[DATABASE], app[BUS], app[CLOCK], settings.billing)
+        service = ConsultationService(
+            app[DATABASE], app[BUS], app[CLOCK], settings.billing, tracer=app[TRACING].tracer
+        )
         app[CONSULTATIONS] = service
         clock = app[CLOCK]
         app[PAYMENTS] = PaymentService(
@@ -373,6 +386,7 @@ async def _open_hub(
         turn=grants,
         audit=functools.partial(audit_log.record, database.pool),
         session_log=app[SESSION_LOG].emitter(node),
+        tracer=app[TRACING].tracer,
     )
     # the parties are told what the recorder records (consult_state "recording")
     hub_settings = replace(cfg, recording=settings.recording.mode)
@@ -443,9 +457,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """The whole service as one aiohttp application."""
     # The proxy rewrite runs first so the access log and the rate limits see the real client.
     proxy = [trusted_proxy_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []
+    # The request's span encloses the access line, so that line carries its trace id.
+    tracing = Tracing(settings.tracing, settings.node_id)
     app = web.Application(
         middlewares=[
             *proxy,
+            *tracing.server_middlewares(),
             access_log_middleware,
             metrics_middleware,
             error_middleware,
@@ -455,6 +472,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[TRACING] = tracing
+    app.cleanup_ctx.append(_tracing_ctx)
     app[CLOCK] = clock or SystemClock()
     app[TURN_SETTINGS] = settings.turn
     app.cleanup_ctx.append(_database_ctx(settings))

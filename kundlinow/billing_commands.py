@@ -32,6 +32,7 @@ from billing.payouts import Payout, PayoutService, SimulatedBankRail
 from core.bus import EventBus, LocalBus, RedisBus
 from core.clock import SystemClock
 from core.db import Database, is_connection_lost
+from core.tracing import Tracing
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 
@@ -45,11 +46,17 @@ async def _service(settings: Settings) -> AsyncIterator[tuple[Database, Consulta
         if settings.redis_url
         else LocalBus()
     )
+    # A CronJob's tick is traced like the server's (the spans are flushed before it exits).
+    tracing = Tracing(settings.tracing, settings.node_id)
+    tracing.start()
     try:
         async with open_database(settings, migrate=False) as database:
-            yield database, ConsultationService(database, bus, SystemClock(), settings.billing)
+            yield database, ConsultationService(
+                database, bus, SystemClock(), settings.billing, tracer=tracing.tracer
+            )
     finally:
         await bus.close()
+        await asyncio.to_thread(tracing.close)
 
 
 def _print(data: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from billing.config import BillingSettings, RazorpaySettings
 from core.forwarded import IPNetwork, parse_networks
+from core.tracing import EXPORTERS, TracingSettings
 from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from recording.config import MODES as RECORDING_MODES
@@ -92,6 +93,8 @@ class Settings:
     """This node's id in Redis (presence, room placement, drain); ``None``: a random one."""
     drain_deadline_s: float = 300.0
     """Seconds a draining node gives its live rooms to finish before it moves them."""
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    """OpenTelemetry export (the standard ``OTEL_*`` variables); off by default."""
 
     @property
     def is_production(self) -> bool:
@@ -209,6 +212,38 @@ def _recording(env: Mapping[str, str]) -> RecordingSettings:
         segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
         participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
         url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+    )
+
+
+def _otlp_headers(raw: str) -> dict[str, str]:
+    from opentelemetry.util.re import parse_env_headers
+
+    headers = dict(parse_env_headers(raw, liberal=True))
+    if not headers:
+        raise ValueError("must be comma-separated key=value pairs")
+    return headers
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be a ratio from 0 to 1, got {raw!r}")
+    return value
+
+
+def _tracing(env: Mapping[str, str]) -> TracingSettings:
+    """``OTEL_TRACES_EXPORTER`` (none|otlp), ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER_ARG`` (see
+    core/tracing.py)."""
+    d = TracingSettings()
+    return TracingSettings(
+        exporter=_parse(env, "OTEL_TRACES_EXPORTER", _choice(EXPORTERS), d.exporter),
+        endpoint=_parse(
+            env, "OTEL_EXPORTER_OTLP_ENDPOINT", _dsn(("http://", "https://")), d.endpoint
+        ),
+        headers=_parse(env, "OTEL_EXPORTER_OTLP_HEADERS", _otlp_headers, {}),
+        service_name=_text(env, "OTEL_SERVICE_NAME", d.service_name) or d.service_name,
+        sample_ratio=_parse(env, "OTEL_TRACES_SAMPLER_ARG", _ratio, d.sample_ratio),
     )
 
 
@@ -362,6 +397,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         node_id=_text(env, "NODE_ID", "") or None,
         drain_deadline_s=_parse(env, "DRAIN_DEADLINE", _float_seconds, 300.0),
         recording=_recording(env),
+        tracing=_tracing(env),
     )
     if environment == "production":
         # /metrics reveals traffic, routes and error rates: never public in production.

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from core.bus import EventBus
 from signalling import errors
 from signalling.chat import ChatStore
@@ -76,6 +78,8 @@ class HubServices:
     """Records admins observing a consultation."""
     session_log: SessionLogSink | None = None
     """Each consultation's timeline: sockets, drops, mute/camera, waitlist offers."""
+    tracer: Tracer = field(default_factory=NoOpTracer)
+    """Spans of handled client messages and waitlist offers (core/tracing.py)."""
 
 
 @dataclass(slots=True)

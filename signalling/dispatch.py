@@ -7,8 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from core.errors import CodedError
+from core.tracing import CONSULTATION_ID
 from signalling import errors, protocol
 from signalling.connection import Connection
 from signalling.context import HubContext
@@ -43,14 +47,29 @@ if _unhandled:
     raise RuntimeError(f"client message types without a handler: {sorted(_unhandled)}")
 
 async def dispatch(ctx: HubContext, conn: Connection, message: protocol.ClientMessage) -> str:
-    """Run the handler of ``message``; the ack or ``error`` frame to send back."""
-    try:
-        result = await HANDLERS[message.type](ctx, conn, message.data)
-    except CodedError as exc:
-        # Ours, or a domain error of billing (INSUFFICIENT_BALANCE ...) or of media (BAD_SDP,
-        # GLARE ...): passed on with its stable code.
-        return protocol.error(message.id, exc.code, exc.message, jsonable(exc.details))
-    except Exception:
-        log.exception("signal_handler_failed", type=message.type, conn=conn.id)
-        return protocol.error(message.id, errors.INTERNAL, "internal error")
-    return protocol.ack(message.id, result)
+    """Run the handler of ``message``; the ack or ``error`` frame to send back.
+
+    Each message is a span ``ws <type>`` of a trace of its own, linked to the socket's request
+    span: a socket lives for hours, its messages are separate operations."""
+    socket = trace.get_current_span().get_span_context()
+    attributes: dict[str, str] = {"ws.message.type": message.type}
+    room = message.data.get("consultation_id")
+    if isinstance(room, str):
+        attributes[CONSULTATION_ID] = room
+    with ctx.services.tracer.start_as_current_span(
+        f"ws {message.type}", context=Context(), kind=SpanKind.SERVER, attributes=attributes,
+        links=[Link(socket)] if socket.is_valid else None,
+    ) as span:
+        try:
+            result = await HANDLERS[message.type](ctx, conn, message.data)
+        except CodedError as exc:
+            # Ours, or a domain error of billing (INSUFFICIENT_BALANCE ...) or of media
+            # (BAD_SDP, GLARE ...): passed on with its stable code.
+            span.set_attribute("error.code", exc.code)
+            return protocol.error(message.id, exc.code, exc.message, jsonable(exc.details))
+        except Exception as exc:
+            log.exception("signal_handler_failed", type=message.type, conn=conn.id)
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR)
+            return protocol.error(message.id, errors.INTERNAL, "internal error")
+        return protocol.ack(message.id, result)

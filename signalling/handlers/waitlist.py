@@ -111,13 +111,15 @@ async def offer_next(ctx: HubContext, consultant_id: UUID) -> None:
     entry = await _next_able(ctx, consultant_id)
     if entry is None:
         return
+    offered = {"consultant.id": str(consultant_id), "caller.id": str(entry.caller_id)}
     offer_s = ctx.settings.waitlist_offer_s
-    log.info("waitlist_offered", consultant=str(consultant_id), caller=str(entry.caller_id))
-    await ctx.router.to_users(
-        [entry.caller_id],
-        protocol.event("waitlist", {"consultant_id": str(consultant_id), "status": "offered",
-                                    "mode": entry.mode, "offer_expires_in_s": offer_s}),
-    )
+    with ctx.services.tracer.start_as_current_span("consultation.offer", attributes=offered):
+        log.info("waitlist_offered", consultant=str(consultant_id), caller=str(entry.caller_id))
+        await ctx.router.to_users(
+            [entry.caller_id],
+            protocol.event("waitlist", {"consultant_id": str(consultant_id), "status": "offered",
+                                        "mode": entry.mode, "offer_expires_in_s": offer_s}),
+        )
     ctx.timers.schedule(
         ("offer", consultant_id), offer_s + 0.05,
         lambda: _offer_expired(ctx, consultant_id, entry.caller_id),

@@ -52,9 +52,11 @@ async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
 
 @asynccontextmanager
 async def serve_nodes(
-    db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path, **env_overrides: str
+    db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path,
+    *, names: str = "ab", **env_overrides: str,
 ) -> AsyncIterator[list[Node]]:
-    """Two nodes ``a`` and ``b`` on free ports, ready; SIGTERM (then SIGKILL) on exit."""
+    """One node per letter of ``names`` (``a`` and ``b``) on free ports, ready; SIGTERM (then
+    SIGKILL) on exit."""
     started: list[Node] = []
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
     env.update(
@@ -68,7 +70,7 @@ async def serve_nodes(
     )
     env.update(env_overrides)
     try:
-        for name in ("a", "b"):
+        for name in names:
             port = free_port()
             log = log_dir / f"node-{name}.log"
             with log.open("wb") as out:
