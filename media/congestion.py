@@ -17,8 +17,8 @@ congestion controller: reduce under loss, keep audio):
 
 * below ``floor_bps`` the subscriber's video is paused (audio goes on); while paused, short
   padding probes (RFC 3550 §5.1 P bit, on the video SSRC) ask the link for
-  ``resume_bps``; a probe the next receiver report shows loss-free raises the estimate to
-  the probed rate and video resumes from a keyframe;
+  ``PROBE_FACTOR × resume_bps``; a probe that a receiver report sent after it shows loss-free
+  raises the estimate to ``resume_bps`` and video resumes from a keyframe;
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
@@ -33,8 +33,11 @@ LOSS_LOW = 0.02
 INCREASE_PER_S = 1.05
 MIN_DECREASE_INTERVAL_S = 0.3
 MIN_ESTIMATE_BPS = 30_000
-PROBE_PERIOD_S = 2.0
-PROBE_DURATION_S = 0.5
+PROBE_PERIOD_S = 3.0
+PROBE_DURATION_S = 1.0
+PROBE_FACTOR = 1.25
+"""A probe asks for this much more than ``resume_bps``: long and high enough to overflow a
+link's burst allowance and queue when it cannot carry the resume rate."""
 PROBE_PACKET_BYTES = 12 + 255
 """A padding-only packet: RTP header and the most padding one byte can count (RFC 3550 §5.1)."""
 
@@ -158,12 +161,13 @@ class Downlink:
 
     def probe_packets(self, now: float, tick_s: float) -> int:
         """Padding packets to send in this tick of ``tick_s``: while paused, for
-        ``PROBE_DURATION_S`` of every ``PROBE_PERIOD_S``, at ``resume_bps`` less the audio."""
+        ``PROBE_DURATION_S`` of every ``PROBE_PERIOD_S``, at ``PROBE_FACTOR × resume_bps``
+        less the audio."""
         if not self.video_paused:
             return 0
         if now - self._probe_start >= PROBE_PERIOD_S and now - self._paused_at >= 1.0:
             self._probe_start = now
         if now - self._probe_start >= PROBE_DURATION_S:
             return 0
-        rate = max(0, self.settings.resume_bps - self.settings.audio_bps) / 8
+        rate = max(0, self.settings.resume_bps * PROBE_FACTOR - self.settings.audio_bps) / 8
         return max(1, round(rate * tick_s / PROBE_PACKET_BYTES))

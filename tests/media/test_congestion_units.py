@@ -70,7 +70,7 @@ def test_pause_below_the_floor_probe_and_resume() -> None:
     # probing starts a second after the pause, for PROBE_DURATION_S of every PROBE_PERIOD_S
     assert down.probe_packets(paused_at + 0.5, 0.1) == 0
     sent = down.probe_packets(paused_at + 1.0, 0.1)
-    assert sent == round((250_000 - 48_000) / 8 * 0.1 / (12 + 255))
+    assert sent == round((250_000 * 1.25 - 48_000) / 8 * 0.1 / (12 + 255))
     assert down.probe_packets(paused_at + 1.0 + PROBE_DURATION_S, 0.1) == 0
     assert down.probe_packets(paused_at + 1.0 + PROBE_PERIOD_S, 0.1) > 0
     # a lossy probe keeps it paused, a clean one resumes
