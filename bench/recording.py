@@ -12,10 +12,13 @@ review file of one recorded consult in this process (``time.process_time``, all 
     python -m bench.recording                        # 10 consults, 20 s, with and without
     python -m bench.recording --consults 4 --duration 10
     python -m bench.recording --rounds 3             # off/all alternated three times
+    python -m bench.recording --rounds 5 --together  # off and all at the same time
     python -m bench.recording alone --repeat 20      # the recorder alone (for py-spy)
 
 On a shared machine, compare CPU-seconds per delivered packet of rounds run side by side
-(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates.
+(``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates;
+``--together`` runs both points of a round at once, measured over the same seconds, so a load
+that comes and goes on the machine weighs on both alike.
 """
 
 from __future__ import annotations
@@ -137,6 +140,9 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.warmup)
+        print("MEASURE_READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
+
         def totals() -> tuple[int, int]:
             return (sum(c.frames for c in counters),
                     sum(c.video_packets + c.audio_packets for c in counters))
@@ -154,7 +160,8 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
     connected = sum(pc.connectionState in ("connected", "closed") for pc in pcs)
     return {"fps_per_stream": round(frames / elapsed / max(1, len(counters)), 1),
-            "packets_per_s": round(packets / elapsed), "peers": len(pcs), "connected": connected}
+            "packets": packets, "packets_per_s": round(packets / elapsed), "peers": len(pcs),
+            "connected": connected}
 
 
 # -- the tap's cost on the forwarding path ---------------------------------------------
@@ -196,26 +203,11 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
 # -- the recorder alone -----------------------------------------------------------------
 
 
-class _MarkedStore(LocalStore):
-    """Tells the benchmark when the writer thread has reached a mark in its queue."""
-
-    MARK = "bench-mark"
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.marked = threading.Event()
-
-    def write_atomic(self, key: str, data: bytes) -> None:
-        if key.endswith("/" + self.MARK):
-            self.marked.set()
-        else:
-            super().write_atomic(key, data)
-
-
 async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, float]:
     """µs of CPU per packet of the recorder itself, without network or SFU: the event-loop
-    side (reorder, frames, clock), the writer thread (muxing; process CPU while the main
-    thread polls, so an upper bound), and the finalising remux when the files close."""
+    side (reorder, frames, clock, Matroska framing), the hand-over and appends (process CPU
+    while the main thread awaits them, so an upper bound), and the finishing (Cues, header,
+    SHA-256, fsync) when the files close."""
     from aiortc.codecs.opus import OpusEncoder
     from aiortc.codecs.vpx import Vp8Encoder
 
@@ -223,6 +215,7 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
     from recording.clock import NTP_UNIX_OFFSET, SenderClock
     from recording.recorder import RoomRecording
     from recording.track import TrackRecorder
+    from recording.writer import Writer
 
     packets: dict[str, list[tuple[bytes, int, int]]] = {"video": [], "audio": []}
     encoders = {"video": Vp8Encoder(), "audio": OpusEncoder()}
@@ -236,9 +229,10 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                     packets[stream_kind].append((payload, ts, marker))
     async with open_database(Settings(database_url=dsn), migrate=False) as database:
         info = ConsultInfo(uuid.uuid4(), "video", {}, time.time())
-        store = _MarkedStore(directory)
+        store = LocalStore(directory)
+        writer = Writer(store)
         room = RoomRecording(info, RecordingSettings(directory=directory), store,
-                             Catalog(database.pool))
+                             Catalog(database.pool), writer)
         sender = SenderClock()
         ntp = int((time.time() + NTP_UNIX_OFFSET) * 2**32)
         tracks = {}
@@ -247,7 +241,9 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
             tracks[kind] = TrackRecorder(room, party="caller", kind=kind, codec=codec,
                                          clock_rate=rate, sender=sender,
                                          request_keyframe=lambda: None, is_keyframe=key)
+            room.add_track(tracks[kind])
             tracks[kind].on_sender_report(ntp, 0)
+        await writer.drain()  # the files opened, the manifest written
         now = time.monotonic_ns() // 1_000_000
         count = sum(len(v) for v in packets.values())
         cpu = time.thread_time()
@@ -256,20 +252,15 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
                 tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
         loop_s = time.thread_time() - cpu
         process = time.process_time()
-        room._writer.write_atomic(f"{info.consultation_id}/{_MarkedStore.MARK}", b"")
-        room._writer._hand_over()  # the thread muxes the batch, then writes the mark
-        await asyncio.to_thread(store.marked.wait)
-        mux_s = time.process_time() - process
+        await writer.drain()  # the hand-over and the appends
+        append_s = time.process_time() - process
         process = time.process_time()
-        room._writer.stop()  # closes the files: remux, SHA-256, fsync
-        await asyncio.to_thread(room._writer.join)
+        await room.close()  # closes the files: Cues, header, SHA-256, fsync
         close_s = time.process_time() - process
-        await asyncio.sleep(0.1)  # the finished files' catalogue writes
-        room._db.put_nowait(None)
-        await room._db_task
-    return {"event loop (reorder, frames, clock, hand-over)": loop_s / count * 1e6,
-            "writer thread (PyAV mux, live)": mux_s / count * 1e6,
-            "at file close (remux, SHA-256, fsync)": close_s / count * 1e6}
+        await writer.close()
+    return {"event loop (reorder, frames, clock, Matroska framing)": loop_s / count * 1e6,
+            "append thread (hand-over, write)": append_s / count * 1e6,
+            "at file close (Cues, header, SHA-256, fsync)": close_s / count * 1e6}
 
 
 # -- the orchestrator -----------------------------------------------------------------
@@ -291,48 +282,87 @@ async def _alone(args: argparse.Namespace) -> None:
         print(f"| {name} | {statistics.median(r[name] for r in runs):.1f} |")
 
 
-def _point(args: argparse.Namespace, dsn: str, record: str, directory: Path) -> dict[str, Any]:
-    server = subprocess.Popen(
-        [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
-         "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert server.stdout is not None and server.stdin is not None
-        line = server.stdout.readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"server did not start: {line!r}")
-        url = f"http://127.0.0.1:{line.split()[1]}"
-        proc = psutil.Process(server.pid)
-        gen = subprocess.Popen(
-            [PY, "-m", "bench.recording", "load", "--url", url, "--consults",
-             str(args.consults), "--duration", str(args.duration), "--file", str(args.file)],
-            stdout=subprocess.PIPE, text=True,
+class _Point:
+    """One measured point: a server (with or without recording) and its load generator. The
+    generator connects and warms up, then waits for ``go``: two points can be measured over
+    the same seconds (``--together``)."""
+
+    def __init__(self, args: argparse.Namespace, dsn: str, record: str, directory: Path) -> None:
+        self.server = subprocess.Popen(
+            [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
+             "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        assert gen.stdout is not None
-        cpu0 = wall0 = 0.0
-        switches0 = 0
-        result: dict[str, Any] = {}
-        for out in gen.stdout:
-            if out.startswith("MEASURE_START"):
-                t = proc.cpu_times()
-                cpu0, wall0 = t.user + t.system, time.monotonic()
-                switches0 = sum(proc.num_ctx_switches())
-            elif out.startswith("MEASURE_END"):
-                t = proc.cpu_times()
-                result["cpu_s"] = t.user + t.system - cpu0
+        assert self.server.stdout is not None
+        line = self.server.stdout.readline()
+        if not line.startswith("READY"):
+            self.server.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.proc = psutil.Process(self.server.pid)
+        self.gen = subprocess.Popen(
+            [PY, "-m", "bench.recording", "load", "--url", f"http://127.0.0.1:{line.split()[1]}",
+             "--consults", str(args.consults), "--duration", str(args.duration),
+             "--file", str(args.file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.result: dict[str, Any] = {}
+        self._start = (0.0, 0.0, 0.0, 0)
+
+    def ready(self) -> None:
+        assert self.gen.stdout is not None
+        for out in self.gen.stdout:
+            if out.startswith("MEASURE_READY"):
+                return
+        raise RuntimeError("the load generator ended before measuring")
+
+    def go(self) -> None:
+        t = self.proc.cpu_times()
+        self._start = (t.user + t.system, _main_thread_cpu(self.proc), time.monotonic(),
+                       sum(self.proc.num_ctx_switches()))
+        assert self.gen.stdin is not None
+        self.gen.stdin.write("go\n")
+        self.gen.stdin.flush()
+
+    def finish(self) -> None:
+        assert self.gen.stdout is not None and self.server.stdin is not None
+        cpu0, main0, wall0, switches0 = self._start
+        for out in self.gen.stdout:
+            if out.startswith("MEASURE_END"):
+                t = self.proc.cpu_times()
+                self.result["cpu_s"] = t.user + t.system - cpu0
+                self.result["main_cpu_s"] = _main_thread_cpu(self.proc) - main0
                 # the main thread's (/proc/PID/status): GIL and writer hand-offs show here
-                result["switches"] = sum(proc.num_ctx_switches()) - switches0
-                result["cpu_pct"] = round(result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
+                self.result["switches"] = sum(self.proc.num_ctx_switches()) - switches0
+                self.result["cpu_pct"] = round(
+                    self.result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
             elif out.startswith("RESULT "):
-                result.update(json.loads(out[7:]))
-        gen.wait()
-        server.stdin.write("\n")
-        server.stdin.flush()
-        server.wait(60)
-        return result
-    finally:
-        if server.poll() is None:
-            server.kill()
+                self.result.update(json.loads(out[7:]))
+        self.gen.wait()
+        self.server.stdin.write("\n")
+        self.server.stdin.flush()
+        self.server.wait(60)
+
+    def kill(self) -> None:
+        for process in (self.gen, self.server):
+            if process.poll() is None:
+                process.kill()
+
+
+def _measure(points: list[_Point]) -> None:
+    """Start the points' measurements together and collect them (each on its own thread, so
+    one's end is read the moment it comes)."""
+    for point in points:
+        point.ready()
+    for point in points:
+        point.go()
+    readers = [threading.Thread(target=point.finish) for point in points]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+
+
+def _main_thread_cpu(proc: psutil.Process) -> float:
+    """CPU-seconds of the event loop's thread (its id is the process id)."""
+    return next(t.user_time + t.system_time for t in proc.threads() if t.id == proc.pid)
 
 
 def _compose_cost(directory: Path) -> tuple[float, float]:
@@ -379,9 +409,19 @@ def orchestrate(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
             for n in range(args.rounds):
                 # alternate the order, so a load that drifts within a round favours neither
-                for record in ("off", "all") if n % 2 == 0 else ("all", "off"):
-                    directory = Path(tmp) / f"{record}{n}"
-                    rows.append((n + 1, record, _point(args, dsn, record, directory)))
+                order = ("off", "all") if n % 2 == 0 else ("all", "off")
+                batches = [order] if args.together else [(record,) for record in order]
+                for batch in batches:
+                    points: list[_Point] = []
+                    try:
+                        for record in batch:
+                            points.append(_Point(args, dsn, record, Path(tmp) / f"{record}{n}"))
+                        _measure(points)
+                    finally:
+                        for point in points:
+                            point.kill()
+                    rows += [(n + 1, record, point.result)
+                             for record, point in zip(batch, points, strict=True)]
             per_minute, length = _compose_cost(Path(tmp) / "all0")
             alone = asyncio.run(recorder_cost(dsn, args.file, Path(tmp) / "alone"))
     finally:
@@ -397,20 +437,21 @@ def orchestrate(args: argparse.Namespace) -> None:
 def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
     print(f"{args.consults} two-way video consults (VP8+Opus {args.file.name}), "
           f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
-    print("| round | recording | server CPU-s | server CPU % | packets/s delivered |"
-          " µs server CPU per packet | main-thread context switches/s | video fps per stream |"
-          " peers connected |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| round | recording | server CPU-s | of which other threads | server CPU % |"
+          " packets/s delivered | µs server CPU per packet | main-thread context switches/s |"
+          " video fps per stream | peers connected |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     cost: dict[int, dict[str, float]] = {}
     for n, record, r in rows:
         # per packet, not per second: a loaded machine lets a different rate through each run
-        delivered = r.get("packets_per_s", 0) * args.duration
+        delivered = r.get("packets", 0)
         us = r["cpu_s"] / delivered * 1e6 if delivered else 0.0
         cost.setdefault(n, {})[record] = us
-        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r.get('cpu_pct')} |"
+        print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r['cpu_s'] - r['main_cpu_s']:.2f} |"
+              f" {r.get('cpu_pct')} |"
               f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
               f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
-    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off")]
+    ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off") and c.get("all")]
     if ratios:
         print("\nCPU per packet, all / off, per round: "
               + ", ".join(f"{r:.3f}" for r in ratios)
@@ -435,6 +476,8 @@ def main() -> None:
         p.add_argument("--file", type=Path, default=CLIP)
     parser.add_argument("--rounds", type=int, default=1,
                         help="off/all pairs, run side by side in alternating order")
+    parser.add_argument("--together", action="store_true",
+                        help="run each round's off and all points at the same time")
     ld.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.role == "serve":

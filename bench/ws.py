@@ -303,6 +303,9 @@ class Sock:
     async def fire(self, kind: str, data: dict[str, Any]) -> None:
         """Send a request whose answer is only counted: no future, task or timer per message,
         so the load generator's own cost per message stays small."""
+        if self.ws.closed:  # the server dropped it (an overloaded client misses its pings)
+            self.rejected += 1
+            return
         msg_id = self._next_id()
         self.unanswered.add(msg_id)
         await self._send(kind, msg_id, data)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
 
@@ -122,9 +122,12 @@ class RedisBus:
                         backoff = RECONNECT_BACKOFF_MIN_S
                         if message.get("type") == "message":
                             _offer(queue, orjson.loads(message["data"]), topic)
-                except (RedisConnectionError, OSError) as exc:
+                except (RedisError, OSError) as exc:
                     # redis-py reconnects on the next read and re-subscribes in on_connect; what
                     # was published meanwhile is lost (pub/sub is at-most-once, see above).
+                    # RedisError, not only its ConnectionError: a reconnect on a busy machine can
+                    # fail with redis' TimeoutError (5 s socket timeouts since redis-py 8), which
+                    # would otherwise end this task and leave the node deaf to the bus for good.
                     log.warning("bus_subscription_lost", topic=topic, error=str(exc))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_S)

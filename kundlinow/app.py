@@ -185,6 +185,12 @@ def _database_ctx(settings: Settings) -> CleanupContext:
     return database_ctx
 
 
+REDIS_POOL_SIZE = 100
+"""Connections of the process's Redis client (each bus subscription holds one for good)."""
+REDIS_POOL_WAIT_S = 10.0
+"""How long a command waits for a free connection before it fails."""
+
+
 def _redis_ctx(settings: Settings) -> CleanupContext:
     """The one Redis client of the process (``REDIS_URL`` set), shared by every Redis user."""
 
@@ -192,7 +198,14 @@ def _redis_ctx(settings: Settings) -> CleanupContext:
         if not settings.redis_url:
             yield
             return
-        client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        # Blocking: a burst of more commands than connections (hundreds of sockets joining or
+        # leaving at once) waits for a free one; redis-py's default pool raises "Too many
+        # connections" past 100, which failed heartbeats and made whole nodes look dead.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_S,
+            decode_responses=True,
+        )
+        client = aioredis.Redis.from_pool(pool)
         app[TRACING].instrument_redis(client)
         app[REDIS] = client
         yield

@@ -89,6 +89,29 @@ def annexb_units(stream: bytes) -> list[bytes]:
     return units
 
 
+def annexb_to_avcc(frame: bytes) -> bytes:
+    """An Annex B frame as 4-byte length-prefixed NAL units (ISO/IEC 14496-15 §5.3.2), the
+    form Matroska's ``V_MPEG4/ISO/AVC`` stores."""
+    return b"".join(len(u).to_bytes(4, "big") + u for u in annexb_units(frame))
+
+
+def avc_configuration(parameter_sets: bytes) -> bytes:
+    """The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1; the Matroska
+    CodecPrivate) for Annex B SPS and PPS, with 4-byte NAL lengths."""
+    units = annexb_units(parameter_sets)
+    sps = [u for u in units if u[0] & 0x1F == 7]
+    pps = [u for u in units if u[0] & 0x1F == 8]
+    if not sps or len(sps[0]) < 4:
+        return b""
+    out = bytearray([1, sps[0][1], sps[0][2], sps[0][3], 0xFF, 0xE0 | len(sps)])
+    for unit in sps:
+        out += len(unit).to_bytes(2, "big") + unit
+    out.append(len(pps))
+    for unit in pps:
+        out += len(unit).to_bytes(2, "big") + unit
+    return bytes(out)
+
+
 def h264_parameter_sets(frame: bytes) -> bytes:
     """The SPS and PPS of an Annex B frame, as Annex B (the Matroska CodecPrivate source)."""
     return b"".join(START_CODE + u for u in annexb_units(frame) if u[0] & 0x1F in (7, 8))

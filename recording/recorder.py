@@ -3,9 +3,10 @@
 ``Recorder`` is handed to ``media.MediaEngine`` (``media.observer.MediaObserver``). On a
 participant's join it looks the consultation up (mode, which user is caller or astrologer,
 when it started: zero of the consultation clock); each published track it should record gets a
-``TrackRecorder`` as its packet tap; when the room closes its files are finalised. Each
-consultation (``RoomRecording``) has one writer thread, its ``manifest.json`` and an ordered
-queue of catalogue (database) writes. Each track's first file, every later segment and its end
+``TrackRecorder`` as its packet tap; when the room closes its files are finalised. Every
+consultation's files go through the process's one ``recording.writer.Writer``; each
+consultation (``RoomRecording``) has its ``manifest.json`` and an ordered queue of catalogue
+(database) writes. Each track's first file, every later segment and its end
 go to the session log too (``recording_started``, ``recording_segment``,
 ``recording_stopped``), through the emitter the SFU's events use (``bind_events``).
 """
@@ -28,7 +29,7 @@ from recording.config import RecordingSettings
 from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
 from recording.track import TrackRecorder
-from recording.writer import FileResult, FileSpec, WriterThread, extension, finalise
+from recording.writer import FileResult, FileSpec, LiveFile, Writer, extension, finalise
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class RoomRecording:
 
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
-        catalog: Catalog, log_event: Emitter = _unlogged, metrics: RecordingMetrics | None = None,
+        catalog: Catalog, writer: Writer, log_event: Emitter = _unlogged,
+        metrics: RecordingMetrics | None = None,
     ) -> None:
         self.info = info
         self._metrics = metrics or RecordingMetrics()
@@ -72,9 +74,9 @@ class RoomRecording:
         self._loop = asyncio.get_running_loop()
         self._db: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._db_task = asyncio.ensure_future(self._run_db())
-        self._writer = WriterThread(store, self._on_result, self._cid[:8])
-        self.write = self._writer.write
-        """``TrackOwner.write``: the writer's own method, one call less per frame."""
+        self._writer = writer
+        self._files: dict[str, LiveFile] = {}
+        """Storage key → the file being written."""
         self.tracks: list[TrackRecorder] = []
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
@@ -120,6 +122,9 @@ class RoomRecording:
         # 1 ms; frames are clamped at 0)
         return int((wall - self.origin) * 1000 + 0.5)
 
+    def write(self, key: str, data: bytes, ms: int, keyframe: bool) -> None:
+        self._files[key].write(data, ms, keyframe)
+
     def open_file(
         self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
     ) -> str:
@@ -128,7 +133,8 @@ class RoomRecording:
         self._segments[slot] = segment + 1
         name = f"{track.party}-{track.kind}-{segment:03d}.{extension(track.codec)}"
         key = f"{self._cid}/{name}"
-        self._writer.open(FileSpec(key, track.codec, width, height, extradata))
+        spec = FileSpec(key, track.codec, width, height, extradata)
+        self._files[key] = self._writer.open(spec, self._on_result)
         started = dt.datetime.fromtimestamp(self.origin + first_ms / 1000, dt.UTC)
         new = NewFile(
             uuid.uuid4(), self.info.consultation_id, track.party, track.kind, track.codec,
@@ -149,7 +155,9 @@ class RoomRecording:
         return key
 
     def close_file(self, key: str) -> None:
-        self._writer.close_file(key)
+        live = self._files.pop(key, None)
+        if live is not None:
+            self._writer.close_file(live)
         track = self._open_tracks.pop(key, None)
         if track is not None and track.closed:  # not a segment rotation: the track ended
             self._log(track, "recording_stopped",
@@ -159,10 +167,10 @@ class RoomRecording:
         self._log_event(self._cid, self._actors.get(track.party), kind,
                         {"party": track.party, "kind": track.kind, "codec": track.codec, **data})
 
-    # -- results from the writer thread -----------------------------------------------
+    # -- results from the finalise thread ---------------------------------------------
 
     def _on_result(self, result: FileResult) -> None:
-        """Called on the writer thread."""
+        """Called on the writer's finalise thread."""
         self._loop.call_soon_threadsafe(self._finished, result)
 
     def _finished(self, result: FileResult) -> None:
@@ -198,12 +206,10 @@ class RoomRecording:
         self._save_manifest()
 
     async def close(self) -> None:
-        """Finalise every file (remux, hash), record them, write the last manifest."""
+        """Finish every file (Cues, header, hash), record them, write the last manifest."""
         for track in self.tracks:
             track.close()
-        self._writer.stop()
-        await asyncio.to_thread(self._writer.join)
-        await asyncio.sleep(0)  # let the thread's last call_soon_threadsafe callbacks run
+        await self._writer.drain()  # this room's files finalised and their results in
         self._manifest["stopped_at"] = _iso(time.time())
         offsets = self._manifest.setdefault("clock_offsets_ms", {})
         for participant_id, sender in self.senders.items():
@@ -211,8 +217,8 @@ class RoomRecording:
             if party is not None and sender.offset_s is not None:
                 # our wall clock minus the party's NTP clock (sender reports, min-filtered)
                 offsets[party] = round(sender.offset_s * 1000, 1)
-        data = json.dumps(self._manifest, indent=1, sort_keys=True).encode()
-        await asyncio.to_thread(self._store.write_atomic, f"{self._cid}/{MANIFEST}", data)
+        self._save_manifest()  # after the files' own manifest updates, in the writer's order
+        await self._writer.drain()
         self._db.put_nowait(None)
         await self._db_task
         logger.info("recording_stopped", extra={"consultation": self._cid})
@@ -234,6 +240,8 @@ class Recorder:
         self.rooms: dict[str, RoomRecording] = {}
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Future[None]] = set()
+        self._writer: Writer | None = None
+        """Started with the first recorded room (it needs the running loop)."""
 
     def bind_events(self, log_event: Emitter) -> None:
         """Where ``recording_*`` events go: the session log's emitter the SFU's events use
@@ -259,8 +267,11 @@ class Recorder:
                     return
                 if info is None or info.mode not in ("voice", "video"):
                     return
+                if self._writer is None:
+                    self._writer = Writer(self.store)
                 room = self.rooms[room_id] = RoomRecording(
-                    info, self.settings, self.store, self.catalog, self._log, self.metrics
+                    info, self.settings, self.store, self.catalog, self._writer, self._log,
+                    self.metrics,
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
 
@@ -306,6 +317,9 @@ class Recorder:
         for room_id in list(self.rooms):
             self.room_closed(room_id)
         await asyncio.gather(*list(self._closing), return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
 
 
 async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:

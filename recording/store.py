@@ -1,8 +1,8 @@
 """Where recording files live: a small storage interface and its local-directory backend.
 
 Everything outside this module names a file by its *key* (``<consultation>/<name>``), never
-by a path. The live writer needs a local file to append to (PyAV writes through a file
-descriptor), so the interface hands out a local *staging* path per key and is told when
+by a path. The live writer needs a local file to append to (and to fill in its header at
+the end), so the interface hands out a local *staging* path per key and is told when
 the file is final (``commit``): the local backend stages in place; an object-storage
 backend (S3, for many nodes) would upload there and keep only the key.
 """
@@ -36,7 +36,7 @@ class RecordingStore(Protocol):
         """A local path the writer may create and append to for ``key``."""
 
     def commit(self, key: str) -> None:
-        """The staged file of ``key`` is final (remuxed, hashed): make it durable."""
+        """The staged file of ``key`` is final (finished or remuxed): make it durable."""
 
     def exists(self, key: str) -> bool: ...
 

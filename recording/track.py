@@ -6,7 +6,7 @@ good packets around each lost one); video packets are grouped into frames by RTP
 and a frame is written once it is complete (marker bit, no sequence gap). Video starts on a
 key frame and, after a lost frame, waits for the next one, asking for it with a PLI (RFC 4585
 §6.3.1) — as it does at the start and before each new segment. Frames are handed to the
-consultation's writer thread with their time on the consultation clock (``recording.clock``);
+consultation's recording with their time on the consultation clock (``recording.clock``);
 gaps (mute, camera off, DTX, loss) stay gaps.
 """
 

@@ -1,11 +1,14 @@
-"""Writing recording files with PyAV, off the event loop: one writer thread per consultation.
+"""Writing recording files off the event loop: two threads per process serve every recording.
 
-The event loop only enqueues (``open``/``write``/``close``); the thread muxes encoded frames
-into Matroska (never decoding) and finalises closed files. Files are written live —
-``live=1`` (no seeking back to patch the header), clusters of at most 250 ms and
-``flush_packets=1`` — so a killed process loses well under a second. On a clean close a
-copy-remux writes the duration and the seek index (Cues); start-up recovery does the same to
-files a crash left behind.
+Each frame becomes a Matroska SimpleBlock on the event loop (``recording.matroska``: a few
+bytes of framing, no thread hand-over, no PyAV call); every ``FLUSH_S`` the loop hands all
+open files' new Clusters to the *append* thread in one batch, which appends them (one
+``write`` per file per batch) and, when a file closes, appends its Cues and fills in its
+header (duration, seek index). The *finalise* thread then syncs and hashes it (SHA-256) and
+writes the manifests, in order; the append thread never waits for an ``fsync``. So a killed
+process loses at most ``FLUSH_S`` of what reached the recorder (plus what a stalled disk holds
+up). Start-up recovery copy-remuxes the files a crash left behind with PyAV (``finalise``):
+that adds the duration and Cues a cut file lacks.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from typing import Any
 
 import av
 
+from recording.matroska import ClusterBuffer, Finish, file_header
 from recording.store import RecordingStore
 
 logger = logging.getLogger(__name__)
 
 MS = Fraction(1, 1000)
-LIVE_OPTIONS = {"live": "1", "cluster_time_limit": "250", "flush_packets": "1"}
-"""Matroska muxer options of a file being recorded (libavformat matroskaenc, avformat)."""
+FLUSH_S = 0.25
+"""New Clusters reach the file at least this often: what a ``kill -9`` can lose (the bound
+FFmpeg's ``cluster_time_limit=250`` with ``flush_packets=1`` gave the PyAV writer before)."""
 CONTAINERS = {"opus": ("matroska", "mka"), "vp8": ("webm", "webm"), "h264": ("matroska", "mkv")}
 """Codec → (muxer, file extension): one file per track, so a silent track never holds
 another's data back in the muxer's interleaving queue."""
@@ -125,141 +130,187 @@ def _codec_of(key: str) -> str:
     return next(codec for codec, (_, e) in CONTAINERS.items() if e == ext)
 
 
-class _LiveFile:
-    """A Matroska file being appended to."""
-
-    def __init__(self, store: RecordingStore, spec: FileSpec) -> None:
-        self.spec = spec
-        fmt = CONTAINERS[spec.codec][0]
-        path = store.staging_path(spec.key)
-        self.container: Any = av.open(str(path), "w", format=fmt, options=dict(LIVE_OPTIONS))
-        stream: Any
-        if spec.codec == "opus":
-            stream = self.container.add_stream("opus", rate=48000, layout="stereo")
-        else:
-            stream = self.container.add_stream(spec.codec)
-            stream.width, stream.height = spec.width, spec.height
-            if spec.extradata:
-                stream.codec_context.extradata = spec.extradata
-        stream.time_base = MS
-        self.stream = stream
-
-    def write(self, data: bytes, pts_ms: int, key: bool) -> None:
-        packet = av.Packet(data)
-        packet.pts = packet.dts = pts_ms
-        packet.time_base = MS
-        packet.is_keyframe = key
-        packet.stream = self.stream
-        self.container.mux(packet)
-
-    def close(self) -> None:
-        self.container.close()
-
-
 Result = Callable[[FileResult], None]
+"""Told of a finalised file, on the finalise thread."""
+Op = tuple[Any, ...]
 
 
-BATCH_S = 0.05
-"""The event loop hands work to the writer thread at most this often: one thread wake-up per
-batch instead of per packet (measured: per-packet hand-over cost more than the muxing)."""
+class LiveFile:
+    """The event-loop side of one file being recorded."""
+
+    __slots__ = ("clusters", "on_result", "spec", "write")
+
+    def __init__(self, spec: FileSpec, on_result: Result) -> None:
+        self.spec = spec
+        self.on_result = on_result
+        self.clusters = ClusterBuffer(
+            spec.codec, file_header(spec.codec, spec.width, spec.height, spec.extradata))
+        self.write = self.clusters.write
+        """``(data, ms, keyframe)`` per frame: the buffer's own method, one call less."""
 
 
-class WriterThread:
-    """One consultation's files, muxed on a thread of its own. ``on_result`` is called on that
-    thread for every file it finalises; ``write_atomic`` keeps manifest writes in order with
-    the files they describe. Created on the event loop; its methods are called there."""
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
-    def __init__(self, store: RecordingStore, on_result: Result, name: str) -> None:
+
+class Writer:
+    """All recording files of this process. Created on the event loop; its methods are
+    called there, except that each file's ``on_result`` runs on the finalise thread."""
+
+    def __init__(self, store: RecordingStore) -> None:
         self._store = store
-        self._on_result = on_result
         self._loop = asyncio.get_running_loop()
-        self._batch: list[tuple[Any, ...]] = []
+        self._live: dict[str, LiveFile] = {}
+        self._ops: list[Op] = []
+        """Opens, closes, manifests and barriers since the last hand-over, in call order."""
         self._handover: asyncio.TimerHandle | None = None
-        self._queue: queue.SimpleQueue[list[tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._files: dict[str, _LiveFile] = {}
-        self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
-        self._thread.start()
+        self._appends: queue.SimpleQueue[list[Op] | None] = queue.SimpleQueue()
+        self._finals: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._append_loop, name="recording-append", daemon=True),
+            threading.Thread(target=self._finalise_loop, name="recording-finalise", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _add(self, item: tuple[Any, ...]) -> None:
-        self._batch.append(item)
-        if self._handover is None:
-            self._handover = self._loop.call_later(BATCH_S, self._hand_over)
-
-    def _hand_over(self) -> None:
-        self._handover = None
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self._queue.put(batch)
-
-    def open(self, spec: FileSpec) -> None:
+    def open(self, spec: FileSpec, on_result: Result) -> LiveFile:
+        live = self._live[spec.key] = LiveFile(spec, on_result)
         self._add(("open", spec))
+        return live
 
-    def write(self, key: str, data: bytes, pts_ms: int, keyframe: bool) -> None:
-        # _add inlined: this runs per frame on the event loop
-        self._batch.append(("write", key, data, pts_ms, keyframe))
-        if self._handover is None:
-            self._handover = self._loop.call_later(BATCH_S, self._hand_over)
-
-    def close_file(self, key: str) -> None:
-        self._add(("close", key))
+    def close_file(self, live: LiveFile) -> None:
+        """The file gets what is buffered and its Cues, is closed, then hashed and synced
+        (``on_result``)."""
+        key = live.spec.key
+        if self._live.pop(key, None) is None:
+            return
+        self._add(("close", key, live.on_result, live.clusters.finish()))
 
     def write_atomic(self, key: str, data: bytes) -> None:
+        """Replace a small object (a manifest) after what was handed over before it."""
         self._add(("store", key, data))
 
-    def stop(self) -> None:
-        """Hand over what is pending, close every open file, then end the thread (``join``
-        waits for it)."""
+    async def drain(self) -> None:
+        """Return once everything handed over so far is written, closed and finalised."""
+        done: asyncio.Future[None] = self._loop.create_future()
+
+        def resolve() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def release() -> None:  # on the finalise thread
+            self._loop.call_soon_threadsafe(resolve)
+
+        self._ops.append(("barrier", release))
+        self._hand_over()
+        await done
+
+    async def close(self) -> None:
+        await self.drain()
         if self._handover is not None:
             self._handover.cancel()
-        self._hand_over()
-        self._queue.put(None)
+            self._handover = None
+        self._appends.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+    # -- event loop: hand-over -------------------------------------------------------
 
-    def _run(self) -> None:
-        files = self._files
-        while (batch := self._queue.get()) is not None:
-            for item in batch:
+    def _add(self, op: Op) -> None:
+        self._ops.append(op)
+        if self._handover is None:
+            self._handover = self._loop.call_later(FLUSH_S, self._hand_over)
+
+    def _hand_over(self) -> None:
+        """One batch for the append thread: the queued operations, then each open file's
+        new Clusters. Repeats every ``FLUSH_S`` while files are open."""
+        if self._handover is not None:
+            self._handover.cancel()
+        self._handover = None
+        ops, self._ops = self._ops, []
+        for key, live in self._live.items():
+            data = live.clusters.take()
+            if data:
+                ops.append(("data", key, data))
+        if ops:
+            self._appends.put(ops)
+        if self._live:
+            self._handover = self._loop.call_later(FLUSH_S, self._hand_over)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def _append_loop(self) -> None:
+        files: dict[str, int] = {}
+        while (ops := self._appends.get()) is not None:
+            for op in ops:
+                kind = op[0]
                 try:
-                    if item[0] == "write":  # most items: no dispatch call
-                        live = files.get(item[1])
-                        if live is not None:
-                            live.write(item[2], item[3], item[4])
-                    else:
-                        self._handle(item)
-                except Exception:  # one bad file must not stop the others
-                    logger.exception("recording_write_failed", extra={"op": item[0]})
-                    if item[0] in ("open", "write"):
-                        self._fail(item[1].key if item[0] == "open" else item[1])
-        for key in list(self._files):
-            self._close(key)
+                    if kind == "data":  # most operations
+                        fd = files.get(op[1])
+                        if fd is not None:
+                            _write_all(fd, op[2])
+                    elif kind == "open":
+                        path = self._store.staging_path(op[1].key)
+                        files[op[1].key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                                   0o644)
+                    elif kind == "close":
+                        self._close(files, op[1], op[2], op[3])
+                    else:  # manifests and barriers, in order with the closes before them
+                        self._finals.put(op)
+                except OSError:  # one bad file must not stop the others
+                    key = op[1].key if kind == "open" else op[1]
+                    logger.exception("recording_write_failed", extra={"key": key})
+                    fd = files.pop(key, None)
+                    if fd is not None:
+                        os.close(fd)
+        for fd in files.values():
+            os.close(fd)
+        self._finals.put(None)
 
-    def _handle(self, item: tuple[Any, ...]) -> None:
-        op = item[0]
-        if op == "open":
-            spec: FileSpec = item[1]
-            self._files[spec.key] = _LiveFile(self._store, spec)
-        elif op == "close":
-            self._close(item[1])
-        elif op == "store":
-            self._store.write_atomic(item[1], item[2])
-
-    def _close(self, key: str) -> None:
-        live = self._files.pop(key, None)
-        if live is None:
+    def _close(self, files: dict[str, int], key: str, on_result: Result,
+               finish: Finish | None) -> None:
+        """End a file (append thread): last Clusters, Cues, the header filled in."""
+        fd = files.pop(key, None)
+        if fd is None:  # never opened, or failed: nothing to finish
+            self._finals.put(("failed", key, on_result))
             return
         try:
-            live.close()
-        except av.FFmpegError:
-            logger.exception("recording_close_failed", extra={"key": key})
-        self._on_result(finalise(self._store, key, "complete"))
+            if finish is not None:
+                _write_all(fd, finish.tail)
+                for offset, data in finish.patches:
+                    os.pwrite(fd, data, offset)
+        except OSError:
+            logger.exception("recording_write_failed", extra={"key": key})
+            self._finals.put(("failed", key, on_result))
+            return
+        finally:
+            os.close(fd)
+        self._finals.put(("complete", key, on_result, finish))
 
-    def _fail(self, key: str) -> None:
-        live = self._files.pop(key, None)
-        if live is not None:
+    def _finalise_loop(self) -> None:
+        while (op := self._finals.get()) is not None:
+            kind = op[0]
             try:
-                live.close()
-            except av.FFmpegError:
-                pass
-        self._on_result(FileResult(key, "failed"))
+                if kind == "complete":
+                    op[2](self._complete(op[1], op[3]))
+                elif kind == "failed":
+                    op[2](FileResult(op[1], "failed"))
+                elif kind == "store":
+                    self._store.write_atomic(op[1], op[2])
+                else:  # barrier
+                    op[1]()
+            except Exception:
+                logger.exception("recording_finalise_failed", extra={"op": kind})
+
+    def _complete(self, key: str, finish: Finish | None) -> FileResult:
+        """A finished file made durable and hashed (finalise thread); one without a frame
+        is deleted."""
+        if finish is None:
+            self._store.delete(key)
+            return FileResult(key, "empty")
+        self._store.commit(key)
+        path = self._store.staging_path(key)
+        return FileResult(key, "complete", finish.duration_ms, finish.first_ms,
+                          path.stat().st_size, sha256_of(path))

@@ -247,14 +247,29 @@ class ChatStore:
         return await self._writers.get()
 
     async def _store_batch(self, con: asyncpg.Connection | None, batch: _Batch) -> None:
+        entries = list(batch.values())
         started = time.perf_counter()
         try:
-            await self._settle(con, list(batch.values()))
+            if con is not None and con.is_closed():
+                con = await self._reconnect(con)
+            await self._settle(con, entries)
             if self._metrics is not None:
                 self._metrics.observe(len(batch), time.perf_counter() - started)
+        except Exception as exc:  # the server is still away: this batch fails, not the next
+            _fail(entries, exc)
         finally:
-            if con is not None:
-                await self._release(con)
+            if con is not None and self._writers is not None:
+                # Closed or not, the writer goes back: the batch that takes a closed one
+                # reconnects it first. Dropping it instead would leave no writers after an
+                # outage longer than a few batches, and chat would wait for one forever.
+                self._writers.put_nowait(con)
+
+    async def _reconnect(self, closed: asyncpg.Connection) -> asyncpg.Connection:
+        """A new writer in place of one the server closed (restart, failover, idle kill)."""
+        assert self._dsn is not None
+        con = await asyncpg.connect(self._dsn, server_settings=WRITER_SETTINGS)
+        self._all[self._all.index(closed)] = con
+        return con
 
     async def _settle(self, con: asyncpg.Connection | None, entries: list[_Entry]) -> None:
         """Store the entries and resolve their callers' futures (with the error on failure)."""
@@ -282,25 +297,12 @@ class ChatStore:
                         # copies of one key in a batch: the first is the new one
                         future.set_result((message, new and i == 0))
         except Exception as exc:
-            for _, futures in entries:
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
+            _fail(entries, exc)
         except BaseException:
             for _, futures in entries:
                 for future in futures:
                     future.cancel()
             raise
-
-    async def _release(self, con: asyncpg.Connection) -> None:
-        assert self._writers is not None and self._dsn is not None
-        if con.is_closed():  # the server went away: replace the writer for the next batch
-            self._all.remove(con)
-            with contextlib.suppress(Exception):
-                con = await asyncpg.connect(self._dsn, server_settings=WRITER_SETTINGS)
-                self._all.append(con)
-        if not con.is_closed():
-            self._writers.put_nowait(con)
 
     async def _append_rows(
         self, con: asyncpg.Connection | None, rows: list[_Row]
@@ -421,3 +423,11 @@ class ChatStore:
             row["size_bytes"], row["sha256"],
         )
 
+
+
+def _fail(entries: list[_Entry], exc: Exception) -> None:
+    """Answer every caller of ``entries`` still waiting with ``exc``."""
+    for _, futures in entries:
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from core.db import is_connection_lost
 from core.errors import CodedError
 from core.tracing import CONSULTATION_ID
 from signalling import errors, protocol
@@ -68,6 +69,14 @@ async def dispatch(ctx: HubContext, conn: Connection, message: protocol.ClientMe
             span.set_attribute("error.code", exc.code)
             return protocol.error(message.id, exc.code, exc.message, jsonable(exc.details))
         except Exception as exc:
+            if is_connection_lost(exc):
+                # Its transaction was rolled back: the client may send it again (the HTTP
+                # side's api/dbretry.py answers 503 DATABASE_UNAVAILABLE for the same reason).
+                log.warning("signal_database_lost", type=message.type, conn=conn.id,
+                            error=str(exc))
+                span.set_attribute("error.code", errors.DATABASE_UNAVAILABLE)
+                return protocol.error(message.id, errors.DATABASE_UNAVAILABLE,
+                                      "the database connection was lost; try again")
             log.exception("signal_handler_failed", type=message.type, conn=conn.id)
             span.record_exception(exc)
             span.set_status(StatusCode.ERROR)

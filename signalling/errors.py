@@ -29,6 +29,9 @@ MEDIA_NOT_ALLOWED = "MEDIA_NOT_ALLOWED"
 UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"
 INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
 ALREADY_WAITLISTED = "ALREADY_WAITLISTED"
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+"""The database connection was lost under the request (restart, failover): nothing was done;
+sending the same message again (same ``client_id`` for chat) is safe."""
 INTERNAL = "INTERNAL"
 
 # WebSocket close codes (RFC 6455 §7.4; 4000-4999 are for applications).
@@ -51,6 +54,7 @@ _STATUS = {
     INSUFFICIENT_BALANCE: 402,
     ALREADY_WAITLISTED: 409,
     MEDIA_NOT_ALLOWED: 403,
+    DATABASE_UNAVAILABLE: 503,
 }
 
 

@@ -14,6 +14,7 @@ import time
 import structlog
 from aiohttp import WSMsgType, web
 
+from core.db import is_connection_lost
 from signalling import errors, protocol
 from signalling.connection import Connection, TokenBucket
 from signalling.context import HubContext, Identity
@@ -45,6 +46,8 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
         try:
             identity = await ctx.services.authenticate(token)
         except Exception as exc:
+            if is_connection_lost(exc):
+                raise  # 503 DATABASE_UNAVAILABLE (api/dbretry.py): no verdict on the token
             return web.json_response(
                 {"error": {"code": _auth_code(exc), "message": "invalid token", "details": {}}},
                 status=401,
@@ -117,7 +120,10 @@ async def handle(ctx: HubContext, request: web.Request) -> web.StreamResponse:
 
 
 def _auth_code(exc: Exception) -> str:
-    """The refusal's stable code (TOKEN_EXPIRED, TOKEN_REVOKED, ACCOUNT_DISABLED, ...)."""
+    """The refusal's stable code (TOKEN_EXPIRED, TOKEN_REVOKED, ACCOUNT_DISABLED, ...), or
+    DATABASE_UNAVAILABLE when the account could not be looked up (no verdict on the token)."""
+    if is_connection_lost(exc):
+        return errors.DATABASE_UNAVAILABLE
     code = getattr(exc, "code", None)
     return code if isinstance(code, str) else errors.UNAUTHENTICATED
 
@@ -154,8 +160,12 @@ async def _await_auth(
         try:
             identity = await ctx.services.authenticate(token)
         except Exception as exc:
-            await ws.send_str(protocol.error(message.id, _auth_code(exc), "invalid token"))
-            await ws.close(code=errors.CLOSE_UNAUTHENTICATED, message=b"invalid token")
+            code = _auth_code(exc)
+            await ws.send_str(protocol.error(message.id, code, "invalid token"))
+            if code == errors.DATABASE_UNAVAILABLE:  # no verdict: come back, same token
+                await ws.close(code=errors.CLOSE_TRY_AGAIN, message=b"try again")
+            else:
+                await ws.close(code=errors.CLOSE_UNAUTHENTICATED, message=b"invalid token")
             return None
         await ws.send_str(protocol.ack(message.id, {"user_id": str(identity.user_id)}))
         return identity, token

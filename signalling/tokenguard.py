@@ -17,6 +17,8 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
+from core.db import is_connection_lost
+from core.errors import CodedError
 from signalling import errors, protocol
 from signalling.context import Authenticator, Identity
 from signalling.errors import SignalError
@@ -71,9 +73,15 @@ class TokenGuard:
             try:
                 # Re-checks expiry, signature and the account (deleted, disabled, revoked).
                 await self._authenticate(self._token)
-            except Exception as exc:
-                await self._expel(getattr(exc, "code", errors.UNAUTHENTICATED), str(exc))
+            except CodedError as exc:  # a verdict: expired, revoked, disabled, deleted
+                await self._expel(exc.code, str(exc))
                 return
+            except Exception as exc:
+                # No verdict on the token: the database is away (restart, failover) or too
+                # busy to answer in time. Expelling would log clients out; check next round.
+                log.warning("socket_token_check_deferred", error=repr(exc),
+                            connection_lost=is_connection_lost(exc),
+                            user_id=str(self.identity.user_id))
 
     async def _expel(self, code: str, message: str) -> None:
         log.info("socket_token_invalid", code=code, user_id=str(self.identity.user_id))

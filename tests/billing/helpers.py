@@ -60,6 +60,26 @@ async def grant(database: Database, user_id: uuid.UUID, paise: int, key: str | N
         )
 
 
+async def withdraw_available(database: Database, user_id: uuid.UUID) -> int:
+    """Take back everything the wallet has beyond its open holds (the reverse of :func:`grant`,
+    as a refund to the payment source would); returns the paise taken. A test empties a wallet
+    this way at the moment it chooses, instead of funding a few minutes and racing the clock."""
+    async with database.pool.acquire() as conn, conn.transaction():
+        wallet = await ledger.ensure_account(conn, AccountKind.WALLET, user_id)
+        available = (await ledger.lock_accounts(conn, [wallet]))[wallet].available
+        if available <= 0:
+            return 0
+        await ledger.post(
+            conn,
+            Transfer.build(
+                f"withdraw:{uuid.uuid4()}",
+                "grant_reversal",
+                [(wallet, -available), (GATEWAY_CLEARING, available)],
+            ),
+        )
+    return available
+
+
 async def balance(database: Database, kind: AccountKind, owner_id: uuid.UUID | None) -> int:
     if owner_id is None:
         value = await database.pool.fetchval(

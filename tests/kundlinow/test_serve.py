@@ -58,7 +58,7 @@ def _request(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         url, data=data, headers={"Content-Type": "application/json"} if data else {}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
@@ -134,7 +134,7 @@ def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=30) == 0
     # The embedded PostgreSQL stopped with the server (its data stays for the next start).
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while (pg_dir / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not (pg_dir / "pg" / "postmaster.pid").exists()

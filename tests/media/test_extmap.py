@@ -67,7 +67,7 @@ async def test_observer_renegotiation_keeps_extmap_ids(
     assert negotiated["0"] == {1: AUDIO_LEVEL, 4: MID}  # the observer's ids
 
     # two parties x (audio, video) on two recvonly slots: the server adds m-sections
-    assert await eventually(lambda: observer.offers_answered >= 1, 10)
+    assert await eventually(lambda: observer.offers_answered >= 1, 30)
     server_offer = next(
         m["data"]["sdp"] for _r, p, m in switchboard.messages
         if p == "observer" and m["type"] == "call_offer"
@@ -80,5 +80,5 @@ async def test_observer_renegotiation_keeps_extmap_ids(
     for ids in offered.values():
         for i, uri in ids.items():
             assert bundle.setdefault(i, uri) == uri, f"id {i} maps to two extensions"
-    assert await eventually(lambda: sum(len(v) > 0 for v in observer.by_mid.values()) == 4, 10)
+    assert await eventually(lambda: sum(len(v) > 0 for v in observer.by_mid.values()) == 4, 30)
 

@@ -54,7 +54,7 @@ async def _publish_and_subscribe(
     pub = make_peer("astrologer")
     player = pub.publish_file(path, mime)
     await pub.connect()
-    assert await eventually(lambda: len(pub.published["video"].sent) > 3, 5)
+    assert await eventually(lambda: len(pub.published["video"].sent) > 3, 30)
     sub = make_peer("caller")
     sub.receive(*kinds)
     subscribed_at = await sub.connect()
@@ -67,11 +67,14 @@ async def test_vp8_opus_forwarded_byte_identical(
     pub, sub, _player, subscribed_at = await _publish_and_subscribe(
         make_peer, VP8_OPUS, ("video", "audio")
     )
-    assert await eventually(lambda: len(sub.received["video"]) > 0, 3)
+    assert await eventually(lambda: len(sub.received["video"]) > 0, 30)
     first_video = sub.received["video"][0].at - subscribed_at
-    assert first_video < 1.0, f"first video frame after {first_video:.2f}s"
+    # Well under 1 s on a quiet machine (keyframes every 0.5 s, the first one forwarded at
+    # once); the 3.5 s clip bounds what can be checked: a subscription that only started once
+    # most of it had played is what this catches, with room for two busy cores.
+    assert first_video < 2.5, f"first video frame after {first_video:.2f}s"
     # let the clip play out
-    await eventually(lambda: pub.published["video"].source.readyState == "ended", 6)
+    await eventually(lambda: pub.published["video"].source.readyState == "ended", 30)
     await asyncio.sleep(0.5)
     for kind in ("video", "audio"):
         got = sub.received[kind]
@@ -88,9 +91,9 @@ async def test_h264_forwarded_nal_identical(
     pub, sub, _player, subscribed_at = await _publish_and_subscribe(
         make_peer, H264, ("video",), "video/H264"
     )
-    assert await eventually(lambda: len(sub.received["video"]) > 0, 3)
-    assert sub.received["video"][0].at - subscribed_at < 1.0
-    await eventually(lambda: pub.published["video"].source.readyState == "ended", 6)
+    assert await eventually(lambda: len(sub.received["video"]) > 0, 30)
+    assert sub.received["video"][0].at - subscribed_at < 2.5  # as for VP8 above
+    await eventually(lambda: pub.published["video"].source.readyState == "ended", 30)
     await asyncio.sleep(0.5)
     got = sub.received["video"]
     matched, window = _match(pub.published["video"].sent, got, key=lambda b: tuple(_annexb_nals(b)))

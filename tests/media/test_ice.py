@@ -54,7 +54,7 @@ async def test_port_range_and_public_ip_are_advertised_and_media_flows() -> None
             c[0] == "203.0.113.7" and c[3] == "127.0.0.1" and c[1] == c[4] for c in srflx
         )
         assert {c[1] for c in srflx} == {c[1] for c in hosts}
-        assert await eventually(lambda: peer.pc.connectionState == "connected", 5)
+        assert await eventually(lambda: peer.pc.connectionState == "connected", 30)
     finally:
         await peer.close()
         await engine.close()

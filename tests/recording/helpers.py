@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpSender
 
+from media.engine import MediaEngine
 from tests.media.peers import Frame, Peer
 from tests.recording.sources import PacedClock, PacedSource
 
@@ -22,6 +24,29 @@ def publish(peer: Peer, *sources: PacedSource, video_mime: str = "video/VP8") ->
                 [c for c in caps if c.mimeType.lower() == video_mime.lower()][:1]
                 + [c for c in caps if c.name.lower() == "rtx"][:1]
             )
+
+
+async def crossed_the_sfu(engine: MediaEngine, room_id: str, peers: Iterable[Peer]) -> bool:
+    """Whether every RTP packet the peers have sent so far has reached the SFU's published
+    tracks (lost ones recovered by RTX count too). The recorder's tap runs in the same call
+    as the SFU's receive, so what the SFU has, the recorder has."""
+    room = engine._rooms.get(room_id)
+    if room is None:
+        return False
+    for peer in peers:
+        participant = room.participants.get(peer.participant_id)
+        if participant is None:
+            return False
+        sent = 0
+        for sender in peer.pc.getSenders():
+            stats = await sender.getStats()
+            sent += sum(getattr(s, "packetsSent", 0) for s in stats.values()
+                        if s.type == "outbound-rtp")
+        received = sum(up.rate.packets + up.rtx_received
+                       for up in participant.uptracks.values())
+        if received < sent:
+            return False
+    return True
 
 
 @dataclass

@@ -3,7 +3,6 @@ that party spoke, one video track with both pictures side by side, the consultat
 
 from __future__ import annotations
 
-import asyncio
 import math
 from array import array
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, crossed_the_sfu, publish
 from tests.recording.sources import PacedClock, PacedSource, load_packets, make_flash_clip
 
 BEEPS = {"caller": (1.0, 2.0), "astrologer": (3.0, 4.0)}
@@ -91,7 +90,8 @@ async def test_review_mixes_both_voices_and_puts_pictures_side_by_side(
             parties[name] = Party(peer, clock, sources)
             await peer.connect()
         assert await eventually(lambda: all(p.done() for p in parties.values()), 30, 0.2)
-        await asyncio.sleep(0.3)
+        peers = [p.peer for p in parties.values()]
+        await eventually(lambda: crossed_the_sfu(engine, cid, peers))  # the last packets
         await service.end(consultation.id, "completed", actor_id=caller_user.id)
         await engine.close_room(cid)
         await recorder.close()

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import av
 
 from core.db import Database
 from kundlinow.config import Settings
@@ -25,8 +26,18 @@ from tests.factories import create_user
 from tests.polling import eventually
 from tests.recording.helpers import read_back
 from tests.signalling.cluster import REPO, Node, free_port, wait_ready
-from tests.signalling.test_media_routing import WsPeer, _video_consult
+from tests.signalling.media_peer import WsPeer, video_consult
 from tests.signalling.wsclient import connect
+
+
+def _recorded_ms(path: Path) -> int:
+    """Milliseconds of media in a file being recorded, from its first frame to its last."""
+    try:
+        with av.open(str(path)) as container:
+            pts = [p.pts for p in container.demux(container.streams[0]) if p.pts is not None]
+    except (av.FFmpegError, IndexError):
+        return 0
+    return pts[-1] - pts[0] if pts else 0
 
 
 @asynccontextmanager
@@ -44,7 +55,7 @@ async def one_node(db_dsn: str, recordings: Path, log: Path) -> AsyncIterator[No
             [sys.executable, "-m", "kundlinow", "serve"], cwd=REPO, env=env, stdout=out,
             stderr=subprocess.STDOUT,
         )
-    node = Node(f"http://127.0.0.1:{port}", process, log)
+    node = Node("solo", f"http://127.0.0.1:{port}", process, log)
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, node)
@@ -69,7 +80,7 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
             try:
                 caller = await connect(session, f"{node.url}/ws", caller_user.token)
                 astro = await connect(session, f"{node.url}/ws", astro_user.token)
-                cid = await _video_consult(caller, astro, str(astro_user.id))
+                cid = await video_consult(caller, astro, str(astro_user.id))
                 for client in (caller, astro):
                     peer = WsPeer(client, cid)
                     peer.publish()
@@ -83,7 +94,16 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
                     return bool(count == 4)
 
                 assert await eventually(four_files, 20)
-                await asyncio.sleep(10)
+                # the kill comes once every file on disk holds 10 s (read live, as written; on a
+                # thread: this loop also runs the publishing peers)
+                files = list(recordings.glob(f"{cid}/*-*-*.*"))
+
+                async def ten_seconds_on_disk() -> bool:
+                    held = await asyncio.to_thread(lambda: [_recorded_ms(f) for f in files])
+                    return min(held) >= 10_000
+
+                assert await eventually(ten_seconds_on_disk, 60, 0.5), [
+                    (f.name, _recorded_ms(f)) for f in files]
                 killed_at = time.time()
                 node.process.send_signal(signal.SIGKILL)
                 node.process.wait()

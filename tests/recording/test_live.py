@@ -3,7 +3,6 @@ RFC 7587 Opus): files per track and party, on the consultation clock, byte for b
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import uuid
@@ -17,7 +16,7 @@ from tests.media.conftest import H264, VP8_OPUS_20S
 from tests.media.peers import Frame, Peer, Switchboard
 from tests.media.test_forwarding import _annexb_nals, _match
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish, read_back
+from tests.recording.helpers import Party, crossed_the_sfu, publish, read_back
 from tests.recording.sources import PacedClock, PacedSource, load_packets
 
 
@@ -29,7 +28,9 @@ async def _run_consult(
         await party.peer.connect()
     ok = await eventually(lambda: all(p.done() for p in parties.values()), seconds + 30, 0.2)
     assert ok, "sources did not play out"
-    await asyncio.sleep(0.3)  # the last packets cross the SFU
+    # the last packets cross the SFU (a packet lost for good only runs the deadline out:
+    # the checks below judge what was recorded)
+    await eventually(lambda: crossed_the_sfu(engine, room_id, [p.peer for p in parties.values()]))
     await engine.close_room(room_id)
     await recorder.close()
 

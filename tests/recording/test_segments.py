@@ -3,7 +3,6 @@ the segments of a track following each other without a hole."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from recording.store import LocalStore
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish, read_back
+from tests.recording.helpers import Party, crossed_the_sfu, publish, read_back
 from tests.recording.sources import PacedClock, PacedSource, load_packets
 
 
@@ -46,7 +45,7 @@ async def test_segments_rotate_on_key_frames_without_holes(
     party = Party(peer, clock, sources)
     await peer.connect()
     assert await eventually(party.done, 30, 0.2)
-    await asyncio.sleep(0.3)
+    await eventually(lambda: crossed_the_sfu(engine, room_id, [peer]))  # the last packets
     await engine.close_room(room_id)
     await recorder.close()
     rows = await database.pool.fetch(

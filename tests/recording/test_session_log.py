@@ -5,8 +5,6 @@ party's track in ``/admin/consultations/{id}/log``, in order, with the files' st
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from tests.billing.helpers import grant
 from tests.factories import auth, create_user
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, crossed_the_sfu, publish
 from tests.recording.sources import PacedClock, PacedSource, load_packets, make_flash_clip
 
 RECORDING = ("recording_started", "recording_segment", "recording_stopped")
@@ -29,15 +27,17 @@ RECORDING = ("recording_started", "recording_segment", "recording_stopped")
 
 async def _log(client: Any, token: str, cid: str, stopped: int) -> list[dict[str, Any]]:
     """The admin's view of the log once it holds ``stopped`` ``recording_stopped`` events."""
-    deadline = time.monotonic() + 60
-    while True:
+    items: list[dict[str, Any]] = []
+
+    async def complete() -> bool:
+        nonlocal items
         response = await client.get(f"/admin/consultations/{cid}/log", headers=auth(token))
         assert response.status == 200
-        items: list[dict[str, Any]] = (await response.json())["items"]
-        if sum(e["kind"] == "recording_stopped" for e in items) >= stopped:
-            return items
-        assert time.monotonic() < deadline, [e["kind"] for e in items]
-        await asyncio.sleep(0.2)
+        items = (await response.json())["items"]
+        return sum(e["kind"] == "recording_stopped" for e in items) >= stopped
+
+    assert await eventually(complete, 60, 0.2), [e["kind"] for e in items]
+    return items
 
 
 async def test_recording_events_are_in_the_session_log_in_order(
@@ -72,7 +72,8 @@ async def test_recording_events_are_in_the_session_log_in_order(
             parties[name] = Party(peer, clock, sources)
             await peer.connect()
         assert await eventually(lambda: all(p.done() for p in parties.values()), 30, 0.2)
-        await asyncio.sleep(0.3)  # the last packets cross the SFU
+        peers = [p.peer for p in parties.values()]
+        await eventually(lambda: crossed_the_sfu(engine, cid, peers))  # the last packets
         await engine.close_room(cid)
         items = await _log(client, admin.token, cid, stopped=4)
     finally:

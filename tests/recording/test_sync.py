@@ -5,7 +5,7 @@ at +3 s."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 import uuid
 from array import array
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from recording.recorder import Recorder
 from recording.store import LocalStore
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, crossed_the_sfu, publish
 from tests.recording.sources import PacedClock, PacedSource, load_packets, make_flash_clip
 
 FLASHES = (1.0, 2.5, 4.0, 10.5, 12.0)
@@ -89,10 +89,11 @@ async def test_flash_and_beep_stay_in_sync_through_mute_camera_off_and_late_join
     astrologer = party("astrologer", "video")  # turns the camera off for 5 s
     await caller.peer.connect()
     origin = recorder.rooms[room_id].origin
-    await asyncio.sleep(3.0)  # the astrologer joins 3 s late
+    # the astrologer joins when the consultation clock reads 3 s
+    assert await eventually(lambda: time.time() - origin >= 3.0, 10)
     await astrologer.peer.connect()
     assert await eventually(lambda: caller.done() and astrologer.done(), 40, 0.2)
-    await asyncio.sleep(0.3)
+    await eventually(lambda: crossed_the_sfu(engine, room_id, [caller.peer, astrologer.peer]))
     await engine.close_room(room_id)
     await recorder.close()
 

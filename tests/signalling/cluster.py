@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +30,20 @@ def free_port() -> int:
 
 @dataclass
 class Node:
+    name: str
+    """Its label (``serve_nodes`` also makes it the ``NODE_ID``)."""
     url: str
     process: subprocess.Popen[bytes]
     log: Path
 
 
+READY_DEADLINE_S = 180
+"""A node process imports aiortc, PyAV and the rest before it answers: seconds on a quiet
+machine, and more than a minute was seen with both cores busy."""
+
+
 async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_DEADLINE_S
     while time.monotonic() < deadline:
         if node.process.poll() is not None:
             raise RuntimeError(f"node exited: {node.log.read_text()[-3000:]}")
@@ -53,10 +60,10 @@ async def wait_ready(session: aiohttp.ClientSession, node: Node) -> None:
 @asynccontextmanager
 async def serve_nodes(
     db_dsn: str, redis_url: str, redis_prefix: str, log_dir: Path,
-    *, names: str = "ab", **env_overrides: str,
+    *, names: Sequence[str] = ("a", "b"), **env_overrides: str,
 ) -> AsyncIterator[list[Node]]:
-    """One node per letter of ``names`` (``a`` and ``b``) on free ports, ready; SIGTERM (then
-    SIGKILL) on exit."""
+    """Nodes (default ``a`` and ``b``; each name, or letter of a string, is also the node's
+    ``NODE_ID``) on free ports, ready; SIGTERM (then SIGKILL) on exit."""
     started: list[Node] = []
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL",)}
     env.update(
@@ -77,10 +84,10 @@ async def serve_nodes(
                 # Popen returns at once (fork/exec); readiness is awaited below.
                 process = subprocess.Popen(  # noqa: ASYNC220
                     [sys.executable, "-m", "kundlinow", "serve"],
-                    cwd=REPO, env={**env, "PORT": str(port)}, stdout=out,
+                    cwd=REPO, env={**env, "NODE_ID": name, "PORT": str(port)}, stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            started.append(Node(f"http://127.0.0.1:{port}", process, log))
+            started.append(Node(name, f"http://127.0.0.1:{port}", process, log))
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(wait_ready(session, n) for n in started))
         yield started

@@ -72,8 +72,8 @@ async def test_status_reaches_watchers_on_another_node(
         watcher = await connect(session, f"{b.url}/ws", caller.token)
         await watcher.ok("presence", {"consultant_ids": [str(astrologer.id)], "watch": True})
         astro = await connect(session, f"{a.url}/ws", astrologer.token)
-        event = await watcher.event("consultant_status", wait_s=10)
+        event = await watcher.event("consultant_status", wait_s=30)
         assert event == {"consultant_id": str(astrologer.id), "status": "online"}
         await astro.close()
-        event = await watcher.event("consultant_status", wait_s=10)
+        event = await watcher.event("consultant_status", wait_s=30)
         assert event["status"] == "offline"

@@ -58,7 +58,7 @@ async def relay_call(
     caller_ice_servers: list[RTCIceServer],
     *,
     frames: int = 25,
-    within_s: float = 10.0,
+    within_s: float = 30.0,
 ) -> CallOutcome:
     """Caller (relay-only, RFC 9429 §3.5.3 / webrtc-pc ``iceTransportPolicy="relay"``) sends
     audio to a callee that uses host candidates. Returns once the callee has ``frames`` frames,

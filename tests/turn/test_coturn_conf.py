@@ -224,7 +224,7 @@ async def _stun_over_stream(
     """One STUN transaction over TCP/TLS framing (RFC 8489 §6.2.2: messages back to back)."""
     writer.write(bytes(request))
     await writer.drain()
-    async with asyncio.timeout(3):
+    async with asyncio.timeout(10):
         header = await reader.readexactly(20)
         body = await reader.readexactly(int.from_bytes(header[2:4], "big"))
     return stun.parse_message(header + body)

@@ -77,7 +77,7 @@ def test_bad_secrets_are_refused(tmp_path: Path, secret: str, message: str) -> N
         },
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 64
@@ -98,7 +98,7 @@ def test_an_allowed_peer_range_is_refused(tmp_path: Path) -> None:
         },
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 64

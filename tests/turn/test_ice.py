@@ -60,7 +60,7 @@ def test_factory_mints_fresh_credentials() -> None:
     assert factory()[0]["username"] == "1700003060:sfu"
 
 
-async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 5.0) -> re.Match[str]:
+async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 30.0) -> re.Match[str]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     while True:

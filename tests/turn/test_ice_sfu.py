@@ -84,7 +84,7 @@ class RelayOnlyPeer(Peer):
         self.offers_answered += 1
 
 
-async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 5.0) -> re.Match[str]:
+async def _wait_for_log(coturn: Coturn, pattern: str, within_s: float = 30.0) -> re.Match[str]:
     deadline = time.monotonic() + within_s
     while True:
         match = re.search(pattern, coturn.log_text())

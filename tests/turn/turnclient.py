@@ -54,7 +54,7 @@ class TurnTestClient:
     ) -> None:
         self._sock.close()
 
-    async def transact(self, request: stun.Message, *, within_s: float = 3.0) -> stun.Message:
+    async def transact(self, request: stun.Message, *, within_s: float = 10.0) -> stun.Message:
         """Send ``request`` (resent every 0.3 s, RFC 8489 §6.2.1) and return the matching
         response, success or error."""
         if self._key is not None:
