@@ -46,6 +46,12 @@ PROBE_PACKET_BYTES = 12 + 255
 class CongestionSettings:
     """The budgets of ``Downlink`` (``MediaSettings`` builds it)."""
 
+    enabled: bool = False
+    """The receiver drives the sender (``MEDIA_CONGESTION_CONTROL``): the estimate retargets
+    the publishers' REMB, pauses video below ``floor_bps`` and probes to resume it. Off: the
+    estimate is only reported (stats, ``/metrics``); publishers keep the configured REMB,
+    video is never paused, and retransmissions keep the deadline, the count per packet and
+    the share of the starting estimate."""
     floor_bps: int = 150_000
     """Below this estimate a subscriber's video is paused."""
     resume_bps: int = 250_000
@@ -148,6 +154,8 @@ class Downlink:
         return self._update(time.monotonic())
 
     def _update(self, now: float) -> bool:
+        if not self.settings.enabled:
+            return False
         bps = self.estimate.bps
         self.budget.set_rate(bps * self.settings.rtx_share)
         if not self.video_paused and bps < self.settings.floor_bps:

@@ -46,7 +46,10 @@ def quality_data(sub: Participant) -> dict[str, Any]:
 def downlink_changed(room: Room, sub: Participant, paused_changed: bool) -> Awaitable[None] | None:
     """``sub``'s downlink estimate moved: retarget the publishers (synchronously: this runs
     for every receiver report). If its video was paused or resumed, apply that to its video
-    subscriptions and return the notice to the parties, for the caller to run as a task."""
+    subscriptions and return the notice to the parties, for the caller to run as a task.
+    Nothing while congestion control is off (``CongestionSettings.enabled``)."""
+    if not room.settings.congestion.enabled:
+        return None
     publisher_targets(room.participants.values(), room.settings.remb_bitrate_bps)
     if not paused_changed:
         return None

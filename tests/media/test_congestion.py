@@ -23,6 +23,8 @@ from aiortc.rtp import (
 )
 
 from bench.sfu_media import make_clip
+from media.config import MediaSettings
+from media.congestion import CongestionSettings
 from media.engine import MediaEngine
 from media.twcc import TRANSPORT_CC_URI, parse_feedback
 from tests.media.conftest import VP8_OPUS_20S
@@ -31,6 +33,13 @@ from tests.media.shaping import Shape, UdpRelay
 from tests.polling import eventually
 
 TCC_ID = 5
+
+
+@pytest.fixture
+def media_settings() -> MediaSettings:
+    """The SFU with congestion control on (``MEDIA_CONGESTION_CONTROL``; off by default)."""
+    return MediaSettings(ice_host_addresses=("127.0.0.1",), pli_interval_s=0.3,
+                         congestion=CongestionSettings(enabled=True))
 
 
 @pytest.fixture(scope="module")

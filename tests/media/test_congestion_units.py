@@ -57,7 +57,9 @@ def test_budget_allows_its_share_and_refills() -> None:
 
 
 def test_pause_below_the_floor_probe_and_resume() -> None:
-    settings = CongestionSettings(floor_bps=150_000, resume_bps=250_000, audio_bps=48_000)
+    settings = CongestionSettings(
+        enabled=True, floor_bps=150_000, resume_bps=250_000, audio_bps=48_000
+    )
     down = Downlink(settings, 272_000)  # estimate (272k + 48k) / 0.8 = 400k
     assert not down.video_paused and down.probe_packets(0.0, 0.1) == 0
     changed = [down.on_report(0.9, 0.05, probed=False) for _ in range(1)]
@@ -88,3 +90,17 @@ def test_target_leaves_room_for_retransmissions_and_audio() -> None:
     assert down.estimate.bps == 1_300_001 and down.target_bps == 1_000_000
     down.estimate.loss_bps = 500_000
     assert down.target_bps == 500_000 * 0.8 - 40_000
+
+
+def test_switched_off_it_only_reports_the_estimate() -> None:
+    """``MEDIA_CONGESTION_CONTROL=off``: the estimate falls under loss (stats) but nothing is
+    paused and retransmissions keep the starting share."""
+    down = Downlink(CongestionSettings(enabled=False), 1_000_000)
+    start_rate = down.budget.rate_bytes_s
+    for _ in range(20):
+        down.estimate._last_decrease = -10.0
+        assert down.on_report(0.9, 0.05, probed=False) is False
+    assert down.estimate.bps < 150_000 and not down.video_paused
+    assert down.on_remb(40_000) is False and not down.video_paused
+    assert down.budget.rate_bytes_s == start_rate > 0
+    assert down.probe_packets(time.monotonic() + 10, 0.1) == 0
