@@ -27,7 +27,7 @@ export class CallSession {
       signalling.on("call_offer", (data) => this.onOffer(data)),
       signalling.on("ice_candidate", (data) => this.onCandidate(data)),
     ];
-    this.pc.ontrack = (event) => this.remote.addTrack(event.track);
+    this.pc.ontrack = (event) => this.received(event);
   }
 
   async start() {
@@ -39,10 +39,17 @@ export class CallSession {
       const { sender } = this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
       if (track.kind === "video") this.cameraSender = sender;
     }
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    await this.send("call_offer");
+    await this.offer();
     return this.local;
   }
+
+  async offer() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.send("call_offer");
+  }
+
+  // The other party's tracks (the SFU forwards only theirs to a party).
+  received(event) { this.remote.addTrack(event.track); }
 
   // Before start() has its tracks (the camera prompt, a slow device) nothing is on; callers may
   // ask at any time, e.g. when the other party comes back and we re-announce.
@@ -140,4 +147,32 @@ export class CallSession {
     for (const track of this.local ? this.local.getTracks() : []) track.stop();
     this.pc.close();
   }
+}
+
+// An admin observing a consultation: receives both parties, sends nothing and never announces a
+// microphone or camera. The offer carries one inactive m-section per kind, only to bring up the
+// transport; the SFU then offers each party's tracks on m-sections it adds, whose stream id
+// (msid, RFC 8830 §2) is that party's user id, so each picture and voice is told apart.
+export class ObserverSession extends CallSession {
+  constructor(signalling, consultationId, { parties, ...options }) {
+    super(signalling, consultationId, options);
+    this.streams = new Map(parties.map((userId) => [userId, new MediaStream()]));
+  }
+
+  async start() {
+    for (const kind of this.video ? ["audio", "video"] : ["audio"]) {
+      this.pc.addTransceiver(kind, { direction: "inactive" });
+    }
+    await this.offer();
+    return null;
+  }
+
+  received(event) {
+    const party = event.streams.length ? this.streams.get(event.streams[0].id) : undefined;
+    if (party) party.addTrack(event.track);
+  }
+
+  streamOf(userId) { return this.streams.get(userId) || null; }
+
+  announce() { return Promise.resolve(); }
 }

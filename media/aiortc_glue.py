@@ -127,6 +127,12 @@ def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescripti
     return int(ext.id)
 
 
+def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
+    """Describe the sender's track as part of the stream ``stream_id`` in our next SDP (the
+    msid's first half, RFC 8830 §2); aiortc sets it only for ``addTrack``, to a random id."""
+    sender._stream_id = stream_id
+
+
 def sender_ssrc(sender: RTCRtpSender) -> int:
     ssrc: int = sender._ssrc
     return ssrc

@@ -143,6 +143,8 @@ class Participant:
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("iceconnectionstatechange",
                    lambda: self._emit("ice_state_changed", ice_state_data(self.pc)))
+        self._added_for: dict[RTCRtpTransceiver, str] = {}
+        """m-sections the server added to forward a publisher's track: whose they stay."""
         self._media_seen: set[UpTrack] = set()
         """Tracks whose first packet the session log has (``first_media``)."""
         self.feedback = ParticipantFeedback(
@@ -409,13 +411,23 @@ class Participant:
         if any(d.source is up for d in self.downtracks.values()):
             return
         for t, down in self.downtracks.items():
-            if down.source is None and down.can_carry(up) and not t.stopped:
+            if (
+                down.source is None
+                and down.can_carry(up)
+                and not t.stopped
+                and self._added_for.get(t, up.publisher_id) == up.publisher_id
+            ):
                 down.attach(up)
                 return
         self._add_send_transceiver(up)
 
     def _add_send_transceiver(self, up: UpTrack) -> None:
         t = self.pc.addTransceiver(up.kind, direction="sendonly")
+        # The publisher's id is the stream id of the track we describe (msid, RFC 8830 §2): an
+        # observer receiving both parties tells them apart by it. The m-section stays that
+        # publisher's: after a rejoin their new track takes it, never the other party's.
+        glue.set_stream_id(t.sender, up.publisher_id)
+        self._added_for[t] = up.publisher_id
         prefs = [
             c
             for c in RTCRtpSender.getCapabilities(up.kind).codecs

@@ -1,14 +1,17 @@
 """Issue 13's acceptance journey in Debian's Chromium against the real server (fake camera and
 microphone, loopback media, real PostgreSQL): a caller on a 390×844 phone and an astrologer on a
 desktop through a video consult with chat, mute, billed minutes matching the ledger, a low-balance
-recharge that keeps the consultation going, receipt and rating; a run-out; and an admin who
-finds the consultation without typing an id, refunds it, approves a payout and force-ends a
-live consultation. Every screen is checked (tests/client/screens.py)."""
+recharge that keeps the consultation going, an admin observing it (both parties' pictures and
+voices, nothing sent), receipt and rating; the admin plays and seeks its recordings and review
+file; a run-out; and an admin who finds the consultation without typing an id, refunds it,
+approves a payout and force-ends a live consultation. Every screen is checked
+(tests/client/screens.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,9 +20,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, FilePayload, Page, ViewportSize, expect
 
+from api.keys import RECORDER
 from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
+from recording.recorder import Recorder
+from recording.review import compose_one
 from tests.client.screens import ConsoleWatch, check_screen
 from tests.client.test_web_client import ServerFactory, received
 from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
@@ -27,8 +33,10 @@ from tests.factories import DEFAULT_PASSWORD, TestUser, create_user
 REPO = Path(__file__).resolve().parents[2]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
-MINUTE_S = 4
-"""The billed minute, shortened (BILLING_MINUTE_SECONDS)."""
+MINUTE_S = 20
+"""The billed minute, shortened (BILLING_MINUTE_SECONDS). The two minutes between the
+low-balance banner and the run-out must hold a screen check and a recharge, and the eight
+before it the first steps of the call, on a loaded machine too."""
 VIDEO_RATE = 50_000
 """₹500 a minute: three minutes earn the astrologer more than the ₹1,000 payout minimum."""
 
@@ -37,15 +45,43 @@ SHELL_CACHED = """async () => {
   await navigator.serviceWorker.ready;
   return Boolean(await caches.match("/client/main.js"));
 }"""
-PLAY_AND_SEEK = """async () => {
-  const video = document.querySelector("#recordings video.recording");
+PLAY_AND_SEEK = """async (selector) => {
+  const video = document.querySelector(selector);
   video.muted = true;
   await video.play();
   await new Promise((done) => video.addEventListener("timeupdate", done, { once: true }));
   const seeked = new Promise((done) => video.addEventListener("seeked", done, { once: true }));
   video.currentTime = Math.min(2, video.duration / 2 || 1);
   await seeked;
-  return video.readyState >= 2 && video.currentTime > 0;
+  const played = video.readyState >= 2 && video.currentTime > 0;
+  video.pause(); // the page settles (no more range requests) for its screenshot
+  return played;
+}"""
+OBSERVED = """async (parties) => {
+  const call = window.kundlinowCall;
+  const out = {};
+  for (const id of parties) {
+    const got = { frames: 0, audio: 0, energy: 0 };
+    const stream = call && call.streamOf ? call.streamOf(id) : null;
+    for (const track of stream ? stream.getTracks() : []) {
+      const receiver = call.pc.getReceivers().find((r) => r.track === track);
+      (await receiver.getStats()).forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "video") got.frames += s.framesDecoded || 0;
+        else { got.audio += s.packetsReceived || 0; got.energy += s.totalAudioEnergy || 0; }
+      });
+    }
+    out[id] = got;
+  }
+  return out;
+}"""
+"""What an observing admin's page received from each party (by user id): frames decoded, audio
+packets and energy of the tracks the SFU labelled with that party (W3C webrtc-stats)."""
+SENDS_NOTHING = """async () => {
+  const pc = window.kundlinowCall.pc;
+  let outbound = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === "outbound-rtp") outbound += 1; });
+  return outbound === 0 && pc.getSenders().every((sender) => !sender.track);
 }"""
 HAS_SESSION_LOG = """async () => {
   const spec = await (await fetch("/openapi.json")).json();
@@ -60,6 +96,7 @@ class World:
     settings: Settings
     browser: Browser
     console: ConsoleWatch
+    recorder: Recorder
 
     async def page(self, viewport: ViewportSize, name: str) -> Page:
         context = await self.browser.new_context(viewport=viewport, is_mobile=viewport == PHONE)
@@ -95,7 +132,8 @@ async def world(
     app = create_app(replace(settings, media=media, billing=billing))
     server: TestServer = await aiohttp_server(app, host="127.0.0.1")
     console = ConsoleWatch()
-    yield World(str(server.make_url("/")).rstrip("/"), database, settings, chromium, console)
+    url = str(server.make_url("/")).rstrip("/")
+    yield World(url, database, settings, chromium, console, app[RECORDER])
     assert not console.errors, console.errors
 
 
@@ -171,6 +209,35 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await check_screen(caller, "caller-video")
     await check_screen(astrologer, "astrologer-video")
 
+    # Two or more billed minutes: the balance on screen is the ledger's.
+    consultation_id = caller.url.rsplit("/", 1)[-1]
+    await until(lambda: _minutes_beyond(world, consultation_id, 2), seconds=3 * MINUTE_S)
+    caller_id = await world.database.pool.fetchval(
+        "SELECT id FROM users WHERE email = 'asha@example.test'"
+    )
+
+    async def balance_matches() -> bool:
+        shown = await rupees_on(caller, "#balance")
+        return shown == await world.wallet_paise(caller_id)
+
+    await until(balance_matches)
+
+    # Low balance: the banner's recharge keeps the same consultation going.
+    await expect(caller.locator("#low-balance")).to_be_visible(timeout=12 * MINUTE_S * 1000)
+    await expect(caller.locator("#end")).to_be_in_viewport(ratio=1)
+    await check_screen(caller, "caller-low-balance")
+    await caller.fill("#topup input[name=amount]", "10000")  # time for the steps below
+    await caller.click("#topup button:has-text('Recharge')")
+    await expect(caller.locator("#low-balance")).to_be_hidden()
+    charged = await world.database.pool.fetchval(
+        "SELECT minutes_charged FROM consultations WHERE id = $1::uuid", consultation_id
+    )
+    await until(
+        lambda: _minutes_beyond(world, consultation_id, charged + 2), seconds=4 * MINUTE_S
+    )
+    await expect(caller.locator("#consult-state")).to_contain_text("Live")
+    assert caller.url.endswith(consultation_id)
+
     # Chat: a drawer on the phone, beside the video on the desktop.
     await caller.click("#chat-toggle")
     await caller.fill("#chat-input", "Namaste, will I find a job this year?")
@@ -201,34 +268,31 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await expect(astrologer.locator("#remote-media")).to_have_text("")
     await expect(astrologer.locator("#meter")).not_to_contain_text("left")  # no caller balance
 
-    # Two or more billed minutes: the balance on screen is the ledger's.
-    await expect(caller.locator("#meter")).to_contain_text("2 min", timeout=3 * MINUTE_S * 1000)
-    caller_id = await world.database.pool.fetchval(
-        "SELECT id FROM users WHERE email = 'asha@example.test'"
+    # An admin observes from the live list: both parties' pictures and voices, labelled, and
+    # nothing sent or announced; the parties' call goes on.
+    admin_user = await create_user(world.database, world.settings, "admin")
+    admin = await world.login(DESKTOP, admin_user, "admin")
+    await admin.locator(f'#live .live[data-id="{consultation_id}"] .observe').click()
+    await expect(admin.locator("#observed-caller figcaption")).to_have_text("Caller: Asha Verma")
+    await expect(admin.locator("#observed-astrologer figcaption")).to_contain_text("Astrologer: ")
+    parties = [str(caller_id), str(astrologer_user.id)]
+    await until(functools.partial(_observing, admin, parties), seconds=60)
+    for page in (caller, astrologer):
+        frames = (await received(page))["frames"]
+        await until(functools.partial(_decoded_beyond, page, frames + 30), seconds=60)
+    assert await admin.evaluate(SENDS_NOTHING), "the observer sends media"
+    for gone in ("#chat-form", "#mute", "#camera", "#end"):
+        await expect(admin.locator(gone)).to_have_count(0)
+    await check_screen(admin, "admin-observe-video")
+    await admin.go_back()  # leaves the room; the parties go on
+    await expect(admin.locator(f'#live .live[data-id="{consultation_id}"]')).to_be_visible()
+    announced = await world.database.pool.fetchval(
+        "SELECT count(*) FROM consultation_events WHERE consultation_id = $1::uuid"
+        " AND kind = 'media_state_changed' AND actor_id = $2",
+        consultation_id, admin_user.id,
     )
-
-    async def balance_matches() -> bool:
-        shown = await rupees_on(caller, "#balance")
-        return shown == await world.wallet_paise(caller_id)
-
-    await until(balance_matches)
-
-    # Low balance: the banner's recharge keeps the same consultation going.
-    consultation_id = caller.url.rsplit("/", 1)[-1]
-    await expect(caller.locator("#low-balance")).to_be_visible(timeout=12 * MINUTE_S * 1000)
-    await expect(caller.locator("#end")).to_be_in_viewport(ratio=1)
-    await check_screen(caller, "caller-low-balance")
-    await caller.fill("#topup input[name=amount]", "2000")
-    await caller.click("#topup button:has-text('Recharge')")
-    await expect(caller.locator("#low-balance")).to_be_hidden()
-    charged = await world.database.pool.fetchval(
-        "SELECT minutes_charged FROM consultations WHERE id = $1::uuid", consultation_id
-    )
-    await until(
-        lambda: _minutes_beyond(world, consultation_id, charged + 2), seconds=4 * MINUTE_S
-    )
+    assert announced == 0, "the observer announced a microphone or camera"
     await expect(caller.locator("#consult-state")).to_contain_text("Live")
-    assert caller.url.endswith(consultation_id)
 
     # The caller ends: both read a sentence; the receipt has the minutes; the caller rates.
     await caller.click("#end")
@@ -249,13 +313,20 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
     await expect(caller.locator(f'.consultations a[data-id="{consultation_id}"]')).to_be_visible()
     await check_screen(caller, "caller-history")
 
-    # An admin finds the consultation by the caller's e-mail, plays its recording and seeks.
-    admin_user = await create_user(world.database, world.settings, "admin")
-    admin = await world.login(DESKTOP, admin_user, "admin")
+    # The admin finds the consultation by the caller's e-mail, plays its recordings (each
+    # party's, and the review file `kundlinow recordings compose` makes) and seeks.
+    await until(lambda: _composed(world, consultation_id), seconds=300)
     await admin.goto(f"{world.url}/app/admin/consultations?caller=asha%40example.test")
     await admin.locator(f'.consultations a[data-id="{consultation_id}"]').click()
-    await expect(admin.locator("#recordings video.recording").first).to_be_visible(timeout=20_000)
-    assert await admin.evaluate(PLAY_AND_SEEK), "the recording does not play and seek"
+    recordings = admin.locator("#recordings")
+    await expect(recordings.locator("li[data-kind=review] video.recording")).to_be_visible()
+    for party in ("caller", "astrologer"):
+        for kind in ("audio", "video"):
+            track = recordings.locator(f"li[data-kind={kind}][data-party={party}]")
+            await expect(track.first).to_be_visible()
+    for selector in ("#recordings li[data-kind=review] video",
+                     "#recordings li[data-kind=video][data-party=caller] video"):
+        assert await admin.evaluate(PLAY_AND_SEEK, selector), f"{selector} does not play and seek"
     await expect(admin.locator("#timeline")).not_to_contain_text("Ice state changed")
     await admin.check("#timeline-all")
     await expect(admin.locator("#timeline")).to_contain_text("First media")
@@ -289,6 +360,24 @@ async def test_caller_and_astrologer_video_consult_on_a_phone(world: World) -> N
 async def _decoding(page: Page) -> bool:
     stats = await received(page)
     return stats["frames"] > 10 and stats["audio"] > 10
+
+
+async def _observing(admin: Page, parties: list[str]) -> bool:
+    stats: dict[str, dict[str, float]] = await admin.evaluate(OBSERVED, parties)
+    return all(s["frames"] > 10 and s["audio"] > 10 and s["energy"] > 0 for s in stats.values())
+
+
+async def _decoded_beyond(page: Page, frames: float) -> bool:
+    return (await received(page))["frames"] > frames
+
+
+async def _composed(world: World, consultation_id: str) -> bool:
+    """Compose the review file as `kundlinow recordings compose` does, once the live files are
+    closed (it does nothing before)."""
+    recorder = world.recorder
+    await compose_one(recorder.store, recorder.catalog, uuid.UUID(consultation_id))
+    rows = await recorder.catalog.for_consultation(uuid.UUID(consultation_id))
+    return any(r["kind"] == "review" and r["status"] == "complete" for r in rows)
 
 
 async def _minutes_beyond(world: World, consultation_id: str, minutes: int) -> bool:

@@ -42,7 +42,8 @@ function Recordings({ items }) {
   if (items === null) return html`<${Empty}>Recordings are not available on this server yet.<//>`;
   if (!items.length) return html`<${Empty}>This consultation was not recorded.<//>`;
   const sorted = [...items].sort((a, b) => (a.kind === "review" ? -1 : 0) - (b.kind === "review" ? -1 : 0));
-  return html`<ul class="recordings" id="recordings">${sorted.map((r) => html`<li class="card">
+  return html`<ul class="recordings" id="recordings">${sorted.map((r) => html`<li class="card" key=${r.id}
+      data-kind=${r.kind} data-party=${r.party}>
     <div class="line"><strong>${r.kind === "review" ? "Both sides (review copy)" : `${r.party} · ${r.kind}`}</strong>
       <span class="muted small">${r.status} · ${Math.round((r.duration_ms || 0) / 1000)} s</span></div>
     ${r.url && r.kind !== "audio" ? html`<video controls preload="metadata" src=${r.url} class="recording"

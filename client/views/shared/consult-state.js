@@ -2,14 +2,14 @@
 // after a reconnect, with `since` so no chat message is lost), follows its events and runs the
 // call. Returns plain values and actions; the screen only renders them.
 import { useEffect, useReducer, useRef } from "/client/lib/html.js";
-import { CallSession } from "/client/call.js";
+import { CallSession, ObserverSession } from "/client/call.js";
 import { store, tell } from "/client/store.js";
 import { app, loopback } from "/client/session.js";
 import { errorSentence } from "/client/format.js";
 
 const INITIAL = {
   consultation: null, names: null, messages: [], typing: false, tick: null, warning: null,
-  ended: null, remote: null, quality: null, own: { microphone: true, camera: true }, peerAway: false,
+  ended: null, remote: null, quality: null, media: {}, own: { microphone: true, camera: true }, peerAway: false,
   calling: false, callError: null,
 };
 
@@ -20,7 +20,9 @@ function reduce(state, action) {
     case "message":
       if (state.messages.some((m) => m.seq === action.value.seq)) return state;
       return { ...state, messages: [...state.messages, action.value].sort((a, b) => a.seq - b.seq) };
-    case "ended": return { ...state, ended: action.value, calling: false, warning: null, remote: null };
+    case "ended": return { ...state, ended: action.value, calling: false, warning: null, remote: null, quality: null, media: {} };
+    case "media_state": return { ...state, remote: action.value,
+      media: { ...state.media, [action.value.user_id]: action.value } };
     default: return { ...state, ...action.value };
   }
 }
@@ -31,6 +33,9 @@ export function useConsultation(id) {
   const [state, dispatch] = useReducer(reduce, INITIAL);
   const call = useRef(null);
   const starting = useRef(false);
+  // The join reply's ICE servers: an observer's (admins get no TURN credential; the parties
+  // fetch theirs when the call starts, once they are parties of an accepted consultation).
+  const joinIceServers = useRef(null);
   const lastSeq = useRef(0);
   const me = store.state.me;
   const socket = app.socket;
@@ -46,15 +51,25 @@ export function useConsultation(id) {
     window.kundlinowCall = null;
   };
 
+  const newSession = async (c) => {
+    const options = { video: c.mode === "video", candidateFilter: filterLoopback };
+    if (me.role === "admin") {
+      return new ObserverSession(socket, id, { ...options, iceServers: joinIceServers.current,
+        parties: [c.caller_id, c.consultant_id] });
+    }
+    const { ice_servers } = await app.api.get("/turn/credentials");
+    return new CallSession(socket, id, { ...options, iceServers: ice_servers });
+  };
+
   // One call per screen: the join reply and consult_state often arrive together, and two calls
-  // on one socket would fight over its one SFU peer connection.
+  // on one socket would fight over its one SFU peer connection. An observer starts from the join
+  // reply (its ICE servers come with it).
   const startCall = async (c) => {
     if (call.current || starting.current || c.mode === "chat" || c.state !== "active") return;
+    if (me.role === "admin" && !joinIceServers.current) return;
     starting.current = true;
     try {
-      const { ice_servers } = await app.api.get("/turn/credentials");
-      const session = new CallSession(socket, id, { video: c.mode === "video", iceServers: ice_servers,
-        candidateFilter: filterLoopback });
+      const session = await newSession(c);
       call.current = session;
       window.kundlinowCall = session; // for diagnostics (getStats) from the console and tests
       await session.start();
@@ -72,7 +87,7 @@ export function useConsultation(id) {
 
   const show = (c) => {
     dispatch({ type: "consultation", value: c });
-    if (c.state === "active" && me.role !== "admin") startCall(c);
+    if (c.state === "active") startCall(c);
     if (c.state === "ended") stopCall();
   };
 
@@ -86,6 +101,7 @@ export function useConsultation(id) {
     const join = async () => {
       const reply = await socket.send("join_consult", { consultation_id: id, since: lastSeq.current });
       if (!alive) return;
+      joinIceServers.current = reply.ice_servers || [];
       show(reply.consultation);
       if (reply.consultation.state === "ended") {
         const c = reply.consultation;
@@ -103,7 +119,7 @@ export function useConsultation(id) {
       socket.on("typing", mine((d) => { if (d.user_id !== me.id) set({ typing: d.typing }); })),
       socket.on("billing_tick", mine((d) => set({ tick: d }))),
       socket.on("balance_warning", mine((d) => set({ warning: d.minutes_left }))),
-      socket.on("media_state", mine((d) => { if (d.user_id !== me.id) set({ remote: d }); })),
+      socket.on("media_state", mine((d) => { if (d.user_id !== me.id) dispatch({ type: "media_state", value: d }); })),
       // the SFU paused (or resumed) video to one party whose downlink is too weak for it
       socket.on("media_quality", mine((d) => set({ quality: d.video_paused ? d : null }))),
       socket.on("presence", mine((d) => {
@@ -150,6 +166,7 @@ export function useConsultation(id) {
     },
     clearWarning() { set({ warning: null }); },
     remoteStream() { return call.current ? call.current.remote : null; },
+    partyStream(userId) { return call.current && call.current.streamOf ? call.current.streamOf(userId) : null; },
     localStream() { return call.current ? call.current.local : null; },
   };
   return [state, actions];

@@ -143,6 +143,43 @@ function qualityNote(state, me) {
     : "Video paused — weak connection on the other side";
 }
 
+// A party's stage: the other party's picture (or a camera-off note) with their microphone and
+// camera state, and our own picture in the corner.
+function CallStage({ state, actions, c, shown, me }) {
+  const cameraOff = c.mode === "video" && state.remote && !state.remote.video;
+  const note = remoteNote(state, c);
+  const ownNote = [state.own.microphone ? "" : "You are muted",
+    c.mode === "video" && !state.own.camera ? "your camera is off" : ""].filter(Boolean).join(" · ");
+  return html`<div class="stage" hidden=${!shown}>
+    <${Video} id="remote-video" className="remote" stream=${actions.remoteStream()} />
+    <div class="camera-off" id="remote-camera-off" hidden=${!cameraOff}>${cameraOff ? note.split(" · ").pop() : ""}</div>
+    <${Video} id="local-video" className="local" stream=${actions.localStream()} muted=${true}
+      hidden=${!state.own.camera || c.mode !== "video"} />
+    <div class="remote-media" id="remote-media" aria-live="polite">${note}</div>
+    <div class="own-media" id="own-media">${ownNote}</div>
+    <div class="video-quality" id="video-quality" role="status"
+      hidden=${!qualityNote(state, me)}>${qualityNote(state, me)}</div>
+  </div>`;
+}
+
+// An observing admin's stage: both parties side by side, each labelled with role and name and
+// with the microphone/camera state they announced since the admin came in.
+function ObservedStage({ state, actions, c, shown }) {
+  const parties = [
+    { id: c.caller_id, role: "Caller", name: state.names ? state.names.caller : "" },
+    { id: c.consultant_id, role: "Astrologer", name: state.names ? state.names.astrologer : "" },
+  ];
+  return html`<div class="stage observed" id="observed" hidden=${!shown}>${parties.map((p) => {
+    const m = state.media[p.id];
+    const note = m ? [m.audio ? "" : "muted", c.mode === "video" && !m.video ? "camera off" : ""]
+      .filter(Boolean).join(" · ") : "";
+    return html`<figure class="party" key=${p.id} id=${`observed-${p.role.toLowerCase()}`}>
+      <${Video} className="remote" stream=${actions.partyStream(p.id)} />
+      <figcaption>${p.role}${p.name ? `: ${p.name}` : ""}${note ? ` — ${note}` : ""}</figcaption>
+    </figure>`;
+  })}</div>`;
+}
+
 function remoteNote(state, c) {
   const r = state.remote;
   if (!r) return "";
@@ -158,12 +195,8 @@ export function Consult({ id }) {
   const c = state.consultation;
   if (!c) return html`<p class="muted" id="consult-state">Connecting…</p>`;
   const ended = Boolean(state.ended) || c.state === "ended";
-  // Observers (admins) follow the chat and the state; the media stays between the two parties.
-  const media = c.mode !== "chat" && !ended && me.role !== "admin" && (state.calling || c.state === "active");
-  const cameraOff = c.mode === "video" && state.remote && !state.remote.video;
-  const note = remoteNote(state, c);
-  const ownNote = [state.own.microphone ? "" : "You are muted",
-    c.mode === "video" && !state.own.camera ? "your camera is off" : ""].filter(Boolean).join(" · ");
+  const media = c.mode !== "chat" && !ended && (state.calling || c.state === "active");
+  const Stage = me.role === "admin" ? ObservedStage : CallStage;
   return html`<section class=${`consult mode-${c.mode} ${media ? "with-media" : ""} ${chatOpen ? "chat-open" : ""}`}>
     <div class="consult-top">
       <div class="grow">
@@ -181,16 +214,7 @@ export function Consult({ id }) {
     ${ended ? html`<${Ended} state=${{ ...state, ended: state.ended || { reason: c.end_reason,
         minutes: c.minutes_charged, amount_paise: c.amount_charged_paise } }} me=${me} id=${id} />` : null}
     <div class="room"><div class="call">
-    <div class="stage" hidden=${!media}>
-      <${Video} id="remote-video" className="remote" stream=${actions.remoteStream()} />
-      <div class="camera-off" id="remote-camera-off" hidden=${!cameraOff}>${cameraOff ? note.split(" · ").pop() : ""}</div>
-      <${Video} id="local-video" className="local" stream=${actions.localStream()} muted=${true}
-        hidden=${!state.own.camera || c.mode !== "video" || me.role === "admin"} />
-      <div class="remote-media" id="remote-media" aria-live="polite">${note}</div>
-      <div class="own-media" id="own-media">${ownNote}</div>
-      <div class="video-quality" id="video-quality" role="status"
-        hidden=${!qualityNote(state, me)}>${qualityNote(state, me)}</div>
-    </div>
+    <${Stage} state=${state} actions=${actions} c=${c} shown=${media} me=${me} />
     <${Controls} state=${state} actions=${actions} me=${me} chatOpen=${chatOpen} setChatOpen=${setChatOpen} c=${c} stage=${media} />
     </div>
     <${Chat} state=${state} actions=${actions} me=${me} open=${chatOpen || c.mode === "chat"}
