@@ -21,6 +21,7 @@ from core.forwarded import IPNetwork, parse_networks
 from core.tracing import EXPORTERS, TracingSettings
 from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
+from media.congestion import CongestionSettings
 from recording.config import MODES as RECORDING_MODES
 from recording.config import STORAGES as RECORDING_STORAGES
 from recording.config import RecordingSettings, S3Settings
@@ -174,13 +175,15 @@ def _dsn(scheme_prefixes: tuple[str, ...]) -> Callable[[str], str]:
 def _media(env: Mapping[str, str]) -> MediaSettings:
     """``MEDIA_ICE_HOSTS`` (comma-separated), ``MEDIA_PUBLIC_IP``, ``MEDIA_UDP_PORT`` (one
     port for the node; unset: a socket per peer connection), ``MEDIA_UDP_PORT_MIN``,
-    ``MEDIA_UDP_PORT_MAX``, ``MEDIA_PLI_INTERVAL_S`` (see media/config.py)."""
+    ``MEDIA_UDP_PORT_MAX``, ``MEDIA_PLI_INTERVAL_S``, ``MEDIA_CONGESTION_CONTROL`` (on/off;
+    see media/config.py and media/congestion.py)."""
     hosts = tuple(h.strip() for h in env.get("MEDIA_ICE_HOSTS", "").split(",") if h.strip())
     public_ip = env.get("MEDIA_PUBLIC_IP", "").strip() or None
     port_min = _parse(env, "MEDIA_UDP_PORT_MIN", _non_negative_int, 0)
     port_max = _parse(env, "MEDIA_UDP_PORT_MAX", _non_negative_int, 0)
     single_port: int | None = _parse(env, "MEDIA_UDP_PORT", _non_negative_int, None)
     pli = _parse(env, "MEDIA_PLI_INTERVAL_S", _float_seconds, 0.5)
+    congestion = _parse(env, "MEDIA_CONGESTION_CONTROL", _bool, False)
     try:
         return MediaSettings(
             ice_host_addresses=hosts,
@@ -189,6 +192,7 @@ def _media(env: Mapping[str, str]) -> MediaSettings:
             udp_port_max=port_max,
             udp_port=single_port,
             pli_interval_s=pli,
+            congestion=CongestionSettings(enabled=congestion),
         )
     except ValueError as exc:
         raise ConfigError(f"MEDIA_UDP_PORT, MEDIA_UDP_PORT_MIN/MAX: {exc}") from exc

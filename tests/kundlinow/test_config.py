@@ -29,6 +29,7 @@ def test_defaults_need_no_configuration() -> None:
         ("ENV", "staging"),
         ("MIGRATE_ON_START", "maybe"),
         ("JWT_TTL_SECONDS", "-5"),
+        ("MEDIA_CONGESTION_CONTROL", "sometimes"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -97,6 +98,12 @@ def test_server_refuses_to_start_with_one_clear_line() -> None:
     assert proc.returncode == 2
     expected = "kundlinow: configuration error: PORT: must be an integer, got 'not-a-port'"
     assert proc.stderr.strip() == expected
+
+
+def test_congestion_control_is_opt_in() -> None:
+    assert from_env({}).media.congestion.enabled is False
+    assert from_env({"MEDIA_CONGESTION_CONTROL": "on"}).media.congestion.enabled is True
+    assert from_env({"MEDIA_CONGESTION_CONTROL": "off"}).media.congestion.enabled is False
 
 
 def test_one_udp_port_is_opt_in_and_needs_host_addresses() -> None:
