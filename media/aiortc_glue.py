@@ -40,12 +40,17 @@ from aiortc import (
     sdp,
 )
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
 from aiortc.rtp import AnyRtcpPacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
+from media.twcc import TRANSPORT_CC_URI
 from media.udp_mux import MuxTransport
 
 RtpHandler = Callable[[bytes, int], None]
@@ -80,6 +85,46 @@ def transceiver_codecs(t: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
 def set_transceiver_codecs(t: RTCRtpTransceiver, codecs: list[RTCRtpCodecParameters]) -> None:
     """Provisional codecs before the answer, so payload types can be picked early."""
     t._codecs = codecs
+
+
+def answer_congestion_control(pc: RTCPeerConnection, offer: str) -> int | None:
+    """Before answering ``offer`` (applied as the remote description): per m-section, see
+    ``_answer_congestion_control``. Returns the transport-wide sequence number extension's
+    id (one for the BUNDLE group, RFC 8843 §9.1), None if none was offered."""
+    offered = {m.rtp.muxId: m for m in sdp.SessionDescription.parse(offer).media}
+    ids = set()
+    for t in pc.getTransceivers():
+        media = offered.get(t.mid or "")
+        if media is not None:
+            ids.add(_answer_congestion_control(t, media))
+    ids.discard(None)
+    return ids.pop() if len(ids) == 1 else None
+
+
+def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescription) -> int | None:
+    """Accept the m-section's transport-wide sequence number extension and ``transport-cc``
+    feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §4), which aiortc does not
+    know, and ask for Opus in-band FEC and DTX (RFC 7587 §6.1: the receiver's
+    ``useinbandfec=1; usedtx=1``). Returns the extension's id, None if not offered."""
+    for codec in t._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = {**codec.parameters, "useinbandfec": 1, "usedtx": 1}
+    ext = next((x for x in offered.rtp.headerExtensions if x.uri == TRANSPORT_CC_URI), None)
+    if ext is None:
+        return None
+    if all(x.uri != TRANSPORT_CC_URI for x in t._headerExtensions):
+        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext.id, uri=ext.uri))
+    with_feedback = {
+        c.payloadType
+        for c in offered.rtp.codecs
+        if any(f.type == "transport-cc" for f in c.rtcpFeedback)
+    }
+    for codec in t._codecs:
+        if codec.payloadType in with_feedback and all(
+            f.type != "transport-cc" for f in codec.rtcpFeedback
+        ):
+            codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]
+    return int(ext.id)
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
@@ -342,14 +387,17 @@ class SrtpLink:
         # a shared port outlives the agent: ask the agent's transport, not the socket
         return self._sock is not None and not self._transport.is_closing()
 
-    def send_rtp(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> int:
-        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*."""
+    def send_rtp(
+        self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes, b0: int = 0x80
+    ) -> int:
+        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*.
+        ``b0``: version and flags (0xA0 for a padding-only packet, RFC 3550 §5.1)."""
         sock = self._sock
         n = 12 + len(payload)
         if (sock is None and self._relay is None) or n > _MAX_RTP:
             return SEND_DOWN
         buf = self._buf
-        RTP_HEADER.pack_into(buf, 0, 0x80, b1, seq, ts, ssrc)
+        RTP_HEADER.pack_into(buf, 0, b0, b1, seq, ts, ssrc)
         buf[12:n] = payload
         length = self._len
         length[0] = n
@@ -386,18 +434,22 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
     level = 1, mid = 4 ...). Re-mapping a negotiated id is forbidden (RFC 8285 §6: the
     mapping stays for the session) and Chromium rejects an offer whose BUNDLE group maps one
     id to two extensions. So: negotiated m-sections keep their extensions as negotiated; new
-    ones take the id the BUNDLE group already uses for the URI, else a free id.
+    ones take the id the BUNDLE group already uses for the URI, else a free id. Negotiated
+    m-sections keep their codecs too (payload types, RFC 3264 §8.3.2, and what
+    ``answer_congestion_control`` added: transport-cc feedback, Opus FEC/DTX).
     """
     negotiated = {
         t: list(t._headerExtensions)
         for t in pc.getTransceivers()
         if t.mid is not None and t.currentDirection is not None
     }
+    negotiated_codecs = {t: list(t._codecs) for t in negotiated}
     offer = await pc.createOffer()
     ids = {x.uri: x.id for extensions in negotiated.values() for x in extensions}
     for t in pc.getTransceivers():
         if t in negotiated:
             t._headerExtensions = negotiated[t]
+            t._codecs = negotiated_codecs[t]
             continue
         extensions = []
         for x in t._headerExtensions:
@@ -412,5 +464,9 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
     for t in pc.getTransceivers():
         index = t._get_mline_index()
         if index is not None and index < len(description.media):
-            description.media[index].rtp.headerExtensions = list(t._headerExtensions)
+            media = description.media[index]
+            media.rtp.headerExtensions = list(t._headerExtensions)
+            if t in negotiated_codecs:
+                media.rtp.codecs = list(t._codecs)
+                media.fmt = [c.payloadType for c in t._codecs]
     return RTCSessionDescription(sdp=str(description), type="offer")

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from media.congestion import CongestionSettings
+
 
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
@@ -39,7 +41,10 @@ class MediaSettings:
     nack_history: int = 1024
     """Packets kept per published video track to answer NACKs (RFC 4585 §6.2.1); a power of 2."""
     remb_bitrate_bps: int = 1_500_000
-    """Receiver-estimated maximum bitrate advertised to publishers (draft-alvestrand-rmcat-remb)."""
+    """Receiver-estimated maximum bitrate advertised to publishers (draft-alvestrand-rmcat-remb)
+    while no subscriber's downlink estimate is lower; the start and ceiling of each estimate."""
+    congestion: CongestionSettings = field(default_factory=CongestionSettings)
+    """Floors and shares of each subscriber's downlink (``media.congestion``)."""
     rtcp_interval_s: float = 1.0
     """Mean RTCP report interval (RFC 3550 §6.2), randomised over [0.5, 1.5] x this."""
     video_codecs: tuple[str, ...] = field(default=("VP8", "H264"))

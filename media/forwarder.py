@@ -11,7 +11,10 @@ Keyframes and loss (RFC 4585):
   the publisher gets a PLI (§6.3.1), at most one per ``pli_interval_s``;
 * subscriber PLI/FIR (RFC 5104 §4.3.1) are forwarded as PLI, rate limited the same way;
 * subscriber NACKs (§6.2.1) are answered from the publisher track's packet history, as RTX
-  (RFC 4588) when negotiated;
+  (RFC 4588) when negotiated, within the subscriber's budget (``media.congestion``): only
+  while the packet can still arrive in time, at most twice, and within a share of its
+  downlink estimate;
+* a subscriber whose downlink estimate fell below the floor gets no video (``paused``);
 * gaps from the publisher are NACKed upstream;
 * a subscriber whose socket backs up is skipped to the next keyframe; nothing queues per
   subscriber, so one slow subscriber cannot delay the others.
@@ -21,14 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
-from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
-    RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
@@ -36,22 +36,21 @@ from aiortc.rtp import (
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
-    RtcpSenderInfo,
-    RtcpSourceInfo,
     RtcpSrPacket,
     pack_remb_fci,
 )
 
 from core.tasks import TaskSet
-from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
+from media.downtrack import RTCP_PSFB_APP, DownTrack
 from media.observer import PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
 from media.stats import RateWindow
 
 logger = logging.getLogger(__name__)
 
-RTCP_PSFB_APP = 15
+REMB_PROMPT_DECREASE = 0.97
+"""A REMB this much lower than the last one sent goes out at once, not with the next report
+(libwebrtc's receiver does the same for decreases)."""
 SendRtcp = Callable[[bytes], Awaitable[None]]
 
 
@@ -89,12 +88,15 @@ class UpTrack:
         self.rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._pli_interval = pli_interval_s
-        self._remb_bps = remb_bitrate_bps
+        self.remb_bps = remb_bitrate_bps
+        """The REMB sent to the publisher (``set_remb``; the configured maximum until a
+        subscriber's estimate lowers it)."""
+        self._remb_sent = remb_bitrate_bps
         self._pli_last = 0.0
         self._pli_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._tasks = TaskSet("media_task_failed")
         self._mask = history - 1
-        self._history: list[tuple[int, int, int, bytes] | None] = [None] * history
+        self._history: list[tuple[int, int, int, bytes, float] | None] = [None] * history
         self.downtracks: list[DownTrack] = []
         self.tap: PacketTap | None = None
         """The recorder's tap, if this track is recorded (one attribute test per packet
@@ -151,11 +153,11 @@ class UpTrack:
             self.frames += 1
         if key and self.is_video:
             self.keyframes += 1
-        self._history[seq & self._mask] = (seq, ts, b1, payload)
+        now = time.monotonic()
+        self._history[seq & self._mask] = (seq, ts, b1, payload, now)
         tap = self.tap
         if tap is not None:
             tap.on_rtp(seq, ts, b1, payload, arrival_ms)
-        now = time.monotonic()
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
 
@@ -203,7 +205,7 @@ class UpTrack:
         self.nacks_sent += 1
         await self._send_rtcp(bytes(packet))
 
-    def packet(self, seq: int) -> tuple[int, int, int, bytes] | None:
+    def packet(self, seq: int) -> tuple[int, int, int, bytes, float] | None:
         """The history entry for source sequence number ``seq``, if still held."""
         entry = self._history[seq & self._mask]
         if entry is not None and entry[0] == seq:
@@ -283,16 +285,34 @@ class UpTrack:
                 ],
             )
         ]
-        if self.is_video and self._remb_bps:
-            packets.append(
-                RtcpPsfbPacket(
-                    fmt=RTCP_PSFB_APP,
-                    ssrc=self.rtcp_ssrc,
-                    media_ssrc=0,
-                    fci=pack_remb_fci(self._remb_bps, [self.media_ssrc]),
-                )
-            )
+        if self.is_video and self.remb_bps:
+            packets.append(self._remb())
+            self._remb_sent = self.remb_bps
         return packets
+
+    def _remb(self) -> RtcpPsfbPacket:
+        """REMB (draft-alvestrand-rmcat-remb-03 §2.2) for this track's SSRC."""
+        return RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=self.rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(self.remb_bps, [self.media_ssrc or 0]),
+        )
+
+    def set_remb(self, bps: int) -> None:
+        """The bitrate the publisher should send this track at (the receiver's estimate
+        drives it); a clear decrease is sent at once (behind an empty receiver report, to
+        stay a compound packet without RFC 5506 reduced-size RTCP), an increase with the
+        next report."""
+        self.remb_bps = bps
+        if (
+            self.is_video
+            and self.media_ssrc is not None
+            and bps < self._remb_sent * REMB_PROMPT_DECREASE
+        ):
+            self._remb_sent = bps
+            compound = bytes(RtcpRrPacket(ssrc=self.rtcp_ssrc)) + bytes(self._remb())
+            self._tasks.spawn(self._send_rtcp(compound))
 
     @property
     def packets_lost(self) -> int:
@@ -318,261 +338,4 @@ class UpTrack:
         self.downtracks.clear()
 
 
-class DownTrack:
-    """One subscriber's copy of a published track, sent on one aiortc sender's SSRC."""
-
-    def __init__(
-        self,
-        *,
-        subscriber_id: str,
-        kind: str,
-        ssrc: int,
-        rtx_ssrc: int,
-        codecs: list[RTCRtpCodecParameters],
-        link: SrtpLink,
-    ) -> None:
-        self.subscriber_id = subscriber_id
-        self.kind = kind
-        self.ssrc = ssrc
-        self.rtx_ssrc = rtx_ssrc
-        self.codecs = codecs
-        self.link = link
-        self.source: UpTrack | None = None
-        self.active = False
-        self._pt = 0
-        self._rtx_pt: int | None = None
-        self._clock_rate = 90000
-        self._src_pt = -1
-        self._need_start = True
-        self._switched = True
-        self._seq_off = 0
-        self._ts_off = 0
-        self.last_seq = random.randrange(0x8000)
-        self.last_ts = random.randrange(1 << 32)
-        self._last_time = time.monotonic()
-        self._epoch_start = (self.last_seq + 1) & 0xFFFF
-        self._rtx_seq = random.randrange(0x8000)
-        # stats
-        self.packets = 0
-        self.bytes = 0
-        self.frames = 0
-        self.dropped = 0
-        self.send_errors = 0
-        self.nacks_received = 0
-        self.retransmitted = 0
-        self.plis_received = 0
-        self.firs_received = 0
-        self.rate = RateWindow()
-        self.rtt_s: float | None = None
-        self.remote_fraction_lost = 0
-        self.remote_packets_lost = 0
-        self.remote_jitter = 0
-        self._sr_lsr = 0
-        self._sr_time = 0.0
-
-    # -- wiring -----------------------------------------------------------------------
-
-    def matching_codec(self, codec: RTCRtpCodecParameters) -> RTCRtpCodecParameters | None:
-        from aiortc.rtcpeerconnection import is_codec_compatible
-
-        for c in self.codecs:
-            if c.name.lower() != "rtx" and is_codec_compatible(c, codec):
-                return c
-        return None
-
-    def can_carry(self, up: UpTrack) -> bool:
-        return up.kind == self.kind and self.matching_codec(up.codec) is not None
-
-    def attach(self, up: UpTrack) -> None:
-        """Start forwarding ``up`` on this sender (from its next keyframe)."""
-        self.detach()
-        if not self._bind_codec(up):
-            raise ValueError("codec not negotiated on this sender")
-        self.source = up
-        self._need_start = True
-        self._switched = True
-        up.downtracks.append(self)
-        if self.active:
-            up.request_keyframe()
-
-    def set_codecs(self, codecs: list[RTCRtpCodecParameters]) -> None:
-        """Negotiation finished: take the final payload types, keep forwarding state."""
-        self.codecs = codecs
-        if self.source is not None and not self._bind_codec(self.source):
-            self.detach()
-
-    def _bind_codec(self, up: UpTrack) -> bool:
-        codec = self.matching_codec(up.codec)
-        if codec is None:
-            return False
-        self._pt = codec.payloadType or 0
-        self._clock_rate = codec.clockRate
-        self._rtx_pt = next(
-            (
-                c.payloadType
-                for c in self.codecs
-                if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType
-            ),
-            None,
-        )
-        self._src_pt = up.codec.payloadType or 0
-        return True
-
-    def detach(self) -> None:
-        if self.source is not None:
-            if self in self.source.downtracks:
-                self.source.downtracks.remove(self)
-            self.source = None
-
-    def source_switched(self) -> None:
-        self._need_start = True
-        self._switched = True
-
-    def activate(self) -> None:
-        """The subscriber's transport is connected: start sending."""
-        if self.link.is_open or self.link.open():
-            self.active = True
-            self._need_start = True
-            if self.source is not None:
-                self.source.request_keyframe()
-
-    def deactivate(self) -> None:
-        self.active = False
-
-    # -- media path -------------------------------------------------------------------
-
-    def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool, now: float) -> None:
-        """Send one source packet (``now``: its arrival, ``time.monotonic()``)."""
-        if not self.active:
-            return
-        if self._need_start:
-            if not key:
-                return
-            self._rebase(seq, ts)
-        out_seq = (seq + self._seq_off) & 0xFFFF
-        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
-        pt = self._pt if (b1 & 0x7F) == self._src_pt else self._map_pt(b1 & 0x7F)
-        if pt < 0:
-            return
-        result = self.link.send_rtp((b1 & 0x80) | pt, out_seq, out_ts, self.ssrc, payload)
-        if result:
-            if result == SEND_CONGESTED:
-                # the socket buffer is full: skip to the next keyframe instead of queueing
-                self.dropped += 1
-                if self.kind == "video":
-                    self._need_start = True
-                    if self.source is not None:
-                        self.source.request_keyframe()
-            else:
-                # one failed packet (SRTP error, unroutable) must not stop the stream for
-                # good: only a closed link deactivates (the DTLS state change reactivates)
-                self.send_errors += 1
-                if not self.link.is_open:
-                    self.active = False
-            return
-        if self.packets == 0 or ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self._last_time = now
-        self.packets += 1
-        self.bytes += len(payload)
-        if b1 & 0x80:
-            self.frames += 1
-
-    def _map_pt(self, src_pt: int) -> int:
-        if self.source is None:
-            return -1
-        codec = self.source._codec_by_pt.get(src_pt)
-        mine = self.matching_codec(codec) if codec is not None else None
-        return mine.payloadType or 0 if mine is not None else -1
-
-    def _rebase(self, seq: int, ts: int) -> None:
-        """Continue our sequence/timestamp space from this source packet (RFC 3550 §5.1:
-        sequence numbers increase by one, timestamps follow the sampling clock)."""
-        self._need_start = False
-        self._seq_off = (self.last_seq + 1 - seq) & 0xFFFF
-        if self._switched:
-            elapsed = max(1, int((time.monotonic() - self._last_time) * self._clock_rate))
-            self._ts_off = (self.last_ts + elapsed - ts) & 0xFFFFFFFF
-            self._switched = False
-        self._epoch_start = (self.last_seq + 1) & 0xFFFF
-        self.last_seq = (self._epoch_start - 1) & 0xFFFF
-
-    # -- RTCP from the subscriber -----------------------------------------------------
-
-    async def on_rtcp(self, packet: AnyRtcpPacket) -> None:
-        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            self.nacks_received += 1
-            for seq in packet.lost:
-                self._retransmit(seq)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            if packet.fmt == RTCP_PSFB_PLI:
-                self.plis_received += 1
-            else:
-                self.firs_received += 1
-            if self.source is not None:
-                self.source.request_keyframe()
-        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-            for report in packet.reports:
-                if report.ssrc != self.ssrc:
-                    continue
-                self.remote_fraction_lost = report.fraction_lost
-                self.remote_packets_lost = report.packets_lost
-                self.remote_jitter = report.jitter
-                if report.lsr and report.lsr == self._sr_lsr and self._sr_time:
-                    rtt = time.time() - self._sr_time - report.dlsr / 65536
-                    if rtt >= 0:
-                        self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
-
-    def _retransmit(self, out_seq: int) -> None:
-        """Answer one NACKed sequence number from the source's history (RFC 4588 §4)."""
-        src = self.source
-        if src is None or not self.active:
-            return
-        span = (self.last_seq - self._epoch_start) & 0xFFFF
-        if ((out_seq - self._epoch_start) & 0xFFFF) > span:
-            return
-        entry = src.packet((out_seq - self._seq_off) & 0xFFFF)
-        if entry is None:
-            return
-        _, ts, b1, payload = entry
-        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
-        if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
-            result = self.link.send_rtp(
-                (b1 & 0x80) | self._rtx_pt,
-                self._rtx_seq,
-                out_ts,
-                self.rtx_ssrc,
-                RTX_OSN.pack(out_seq) + payload,
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        else:
-            result = self.link.send_rtp((b1 & 0x80) | self._pt, out_seq, out_ts, self.ssrc, payload)
-        if result == SEND_OK:
-            self.retransmitted += 1
-
-    def report(self, now: float, cname: str) -> list[AnyRtcpPacket]:
-        """Sender report (RFC 3550 §6.4.1) and SDES CNAME (§6.5.1) for this sender."""
-        self.rate.bytes = self.bytes
-        self.rate.packets = self.packets
-        self.rate.snapshot(now)
-        if not self.active or self.packets == 0:
-            return []
-        ntp = clock.current_ntp_time()
-        rtp_ts = (
-            self.last_ts + int((time.monotonic() - self._last_time) * self._clock_rate)
-        ) & 0xFFFFFFFF
-        self._sr_lsr = (ntp >> 16) & 0xFFFFFFFF
-        self._sr_time = time.time()
-        return [
-            RtcpSrPacket(
-                ssrc=self.ssrc,
-                sender_info=RtcpSenderInfo(
-                    ntp_timestamp=ntp,
-                    rtp_timestamp=rtp_ts,
-                    packet_count=self.packets & 0xFFFFFFFF,
-                    octet_count=self.bytes & 0xFFFFFFFF,
-                ),
-            ),
-            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(1, cname.encode())])]),
-        ]
+__all__ = ["DownTrack", "UpTrack"]

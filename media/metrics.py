@@ -47,10 +47,22 @@ PARTICIPANT_QUALITY: tuple[QualityFigure, ...] = (
     QualityFigure("kundlinow_media_participant_loss_out_ratio",
                   "Worst fraction lost the participant reports for what the SFU sends it",
                   lambda s: s["fraction_lost_out"]),
+    QualityFigure("kundlinow_media_participant_estimated_bps",
+                  "Estimated downlink of the participant (media.congestion)",
+                  lambda s: s["estimated_bps"]),
+    QualityFigure("kundlinow_media_participant_target_bps",
+                  "Video bitrate the participant's downlink leaves for a publisher",
+                  lambda s: s["target_bps"]),
+    QualityFigure("kundlinow_media_participant_video_paused",
+                  "1 while video to the participant is paused for a weak downlink",
+                  lambda s: float(s["video_paused"])),
+    QualityFigure("kundlinow_media_participant_retransmission_ratio",
+                  "Packets retransmitted to the participant per packet forwarded to it",
+                  lambda s: s["retransmission_rate"]),
 )
 """The per-participant quality gauges, labelled node, room, participant. A new figure of
-``media.stats.participant_stats`` (estimated bandwidth, target bitrate, retransmission rate, video
-paused …) is exported by adding one row here and one line to docs/OPERATIONS.md."""
+``media.stats.participant_stats`` is exported by adding one row here and one line to
+docs/OPERATIONS.md."""
 
 
 _COUNTERS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (

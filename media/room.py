@@ -39,10 +39,12 @@ from core.tasks import TaskSet
 from media import aiortc_glue as glue
 from media.config import MediaSettings
 from media.errors import MediaError, MediaErrorCode
+from media.feedback import ParticipantFeedback
 from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
 from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.quality import downlink_changed
 from media.rtcp import rtcp_tick_delay, send_compounds
 from media.session_events import MediaEventSink, ice_state_data, no_events
 from media.stats import ForwardingTotals, participant_stats
@@ -145,7 +147,14 @@ class Participant:
         """m-sections the server added to forward a publisher's track: whose they stay."""
         self._media_seen: set[UpTrack] = set()
         """Tracks whose first packet the session log has (``first_media``)."""
+        self.feedback = ParticipantFeedback(
+            settings.congestion, settings.remb_bitrate_bps, self._downlink_changed
+        )
         self._tasks.spawn(self._run_rtcp())
+        self._tasks.spawn(self.feedback.run(
+            lambda: [(self._links.get(t.receiver.transport), u) for t, u in self.uptracks.items()],
+            lambda: list(self.downtracks.values()),
+        ))
 
     # -- state ------------------------------------------------------------------------
 
@@ -160,6 +169,11 @@ class Participant:
         )
         self.state = state
         self.room.participant_state_changed(self)
+
+    def _downlink_changed(self, paused_changed: bool) -> None:
+        notice = downlink_changed(self.room, self, paused_changed)
+        if notice is not None:
+            self._tasks.spawn(notice)
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         self.room.on_event(self.room.room_id, self.participant_id, kind, data)
@@ -198,6 +212,7 @@ class Participant:
             except Exception as exc:
                 raise MediaError(MediaErrorCode.BAD_SDP, f"offer rejected: {exc}") from exc
             self._adopt_transceivers()
+            self.feedback.extension_id = glue.answer_congestion_control(self.pc, sdp)
             try:
                 answer = await self.pc.createAnswer()
                 apply_ice_policy(self.pc, self._ice)
@@ -311,6 +326,7 @@ class Participant:
         self.downtracks[t] = down
         self._pending.add(down)
         glue.take_over_sender(t.sender, down.on_rtcp)
+        self.feedback.watch(down)
         return down
 
     def _link(self, dtls: RTCDtlsTransport) -> glue.SrtpLink:
@@ -361,10 +377,13 @@ class Participant:
 
     def _rtp_handler(self, dtls: RTCDtlsTransport) -> glue.RtpHandler:
         by_ssrc = self._by_ssrc
+        feedback = self.feedback
 
         def on_rtp(data: bytes, arrival_time_ms: int) -> None:
             if len(data) < 12:
                 return
+            if feedback.extension_id:
+                feedback.on_rtp(data)
             ssrc = int.from_bytes(data[8:12], "big")
             up = by_ssrc.get(ssrc)
             if up is None:
@@ -507,7 +526,9 @@ class Participant:
             "kinds": sorted(self.kinds),
             "connection_state": self.pc.connectionState,
         }
-        return participant_stats(identity, self.uptracks.values(), self.downtracks.values())
+        return participant_stats(
+            identity, self.feedback, self.uptracks.values(), self.downtracks.values()
+        )
 
 
 MediaFlowing = Callable[[str], Awaitable[None]]

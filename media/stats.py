@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the forwarder imports RateWindow from here
+    from media.feedback import ParticipantFeedback
     from media.forwarder import DownTrack, UpTrack
 
 
@@ -52,6 +53,7 @@ def published_stats(up: UpTrack) -> dict[str, Any]:
         "nacks_sent": up.nacks_sent,
         "rtx_received": up.rtx_received,
         "subscribers": len(up.downtracks),
+        "remb_bps": up.remb_bps if up.is_video else None,
     }
 
 
@@ -69,6 +71,9 @@ def subscribed_stats(down: DownTrack) -> dict[str, Any]:
         "send_errors": down.send_errors,
         "nacks_received": down.nacks_received,
         "packets_retransmitted": down.retransmitted,
+        "retransmissions_refused": down.retransmits_refused,
+        "padding_packets_sent": down.padding_sent,
+        "paused": down.paused,
         "keyframe_requests_received": down.plis_received + down.firs_received,
         "rtt_s": down.rtt_s,
         "fraction_lost": down.remote_fraction_lost / 256,
@@ -76,16 +81,40 @@ def subscribed_stats(down: DownTrack) -> dict[str, Any]:
     }
 
 
-def participant_stats(
-    identity: dict[str, Any], uptracks: Iterable[UpTrack], downtracks: Iterable[DownTrack]
+def quality_stats(
+    feedback: ParticipantFeedback, subscribed: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """A participant's report: ``identity`` (id, state, connection state ...), the totals over
-    its tracks (worst loss and round-trip time), then each track."""
+    """Congestion control of the participant's downlink (``media.congestion``) and the
+    transport-wide feedback sent about its uplink (``media.twcc``)."""
+    downlink = feedback.downlink
+    forwarded = sum(s["packets_forwarded"] for s in subscribed)
+    retransmitted = sum(s["packets_retransmitted"] for s in subscribed)
+    return {
+        "estimated_bps": downlink.estimate.bps,
+        "target_bps": downlink.target_bps,
+        "video_paused": downlink.video_paused,
+        "packets_retransmitted": retransmitted,
+        "retransmission_rate": retransmitted / forwarded if forwarded else 0.0,
+        "transport_cc": feedback.extension_id is not None,
+        "transport_cc_feedback_sent": feedback.feedback_sent,
+    }
+
+
+def participant_stats(
+    identity: dict[str, Any],
+    feedback: ParticipantFeedback,
+    uptracks: Iterable[UpTrack],
+    downtracks: Iterable[DownTrack],
+) -> dict[str, Any]:
+    """A participant's report: ``identity`` (id, state, connection state ...), its downlink's
+    congestion control, the totals over its tracks (worst loss and round-trip time), then
+    each track."""
     published = [published_stats(up) for up in uptracks]
     subscribed = [subscribed_stats(down) for down in downtracks]
     rtts: list[float] = [d["rtt_s"] for d in subscribed if d["rtt_s"] is not None]
     return {
         **identity,
+        **quality_stats(feedback, subscribed),
         "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
         "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
         "rtt_s": max(rtts) if rtts else None,

@@ -14,6 +14,8 @@ from signalling.errors import SignalError
 from signalling.ports import ConsultView
 
 SIGNALS = ("call_offer", "call_answer", "ice_candidate")
+MEDIA_QUALITY = "media_quality"
+"""The SFU paused or resumed a participant's video for its weak downlink (``media.quality``)."""
 MODE_KINDS: dict[str, tuple[str, ...]] = {
     "chat": (),
     "voice": ("audio",),
@@ -98,17 +100,22 @@ async def send_signal(
 ) -> None:
     """The media engine's callback: a server-initiated offer or candidate to a participant.
 
-    ``message`` is ``{"type": "call_offer", "data": {"type": "offer", "sdp": ...}}``; it goes
-    to the participant's socket(s) on this node joined to the room (signals of a room hosted
-    by another node arrive through ``signalling.media_routing.RoutedMedia``).
+    ``message`` is ``{"type": "call_offer", "data": {"type": "offer", "sdp": ...}}`` (or a
+    ``media_quality`` notice); it goes to the participant's socket(s) on this node joined to
+    the room (signals of a room hosted by another node arrive through
+    ``signalling.media_routing.RoutedMedia``).
     """
     kind = str(message.get("type", ""))
-    if kind not in SIGNALS:
+    if kind not in SIGNALS and kind != MEDIA_QUALITY:
         raise ValueError(f"not a signal: {kind!r}")
     inner = message.get("data")
     body: dict[str, Any] = inner if isinstance(inner, dict) else message
     data: dict[str, Any] = {"consultation_id": room_id, "from": "sfu"}
-    if kind == "ice_candidate":
+    if kind == MEDIA_QUALITY:
+        data.update(user_id=str(body.get("participant_id")),
+                    video_paused=bool(body.get("video_paused")),
+                    estimated_bps=int(body.get("estimated_bps") or 0))
+    elif kind == "ice_candidate":
         data["candidate"] = body.get("candidate")
     else:
         data["sdp"] = body.get("sdp")

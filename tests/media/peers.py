@@ -26,6 +26,7 @@ from aiortc.contrib.media import MediaPlayer
 
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
+from tests.media.shaping import UdpRelay
 
 LOOPBACK = IcePolicy(host_addresses=("127.0.0.1",))
 
@@ -85,6 +86,10 @@ class Peer:
     """Frames per m-section (``mid``), e.g. to check a server-added m-line on its own."""
     published: dict[str, RecordingTrack] = field(default_factory=dict)
     offers_answered: int = 0
+    relay: UdpRelay | None = None
+    """Reach the SFU through this shaping relay (tests/media/shaping.py)."""
+    munge: Callable[[str], str] | None = None
+    """Edit the offer before the SFU sees it."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _hooked: set[int] = field(default_factory=set)
 
@@ -143,9 +148,14 @@ class Peer:
         offer = await self.pc.createOffer()
         apply_ice_policy(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(offer)
-        answer = await self.engine.handle_offer(
-            self.room_id, self.participant_id, self.pc.localDescription.sdp
-        )
+        sdp = self.pc.localDescription.sdp
+        if self.munge is not None:
+            sdp = self.munge(sdp)
+        if self.relay is not None:
+            sdp = self.relay.rewrite_offer(sdp)
+        answer = await self.engine.handle_offer(self.room_id, self.participant_id, sdp)
+        if self.relay is not None:
+            answer = self.relay.rewrite_answer(answer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self._hook_receivers()
         return time.monotonic()

@@ -28,7 +28,7 @@ class Shape:
     """One direction's link: None/0 means unlimited / lossless / immediate."""
 
     rate_bps: int | None = None
-    burst_bytes: int = 10_000
+    burst_bytes: int = 3_000
     queue_s: float = 0.25
     """Drop-tail queue, in seconds of ``rate_bps``."""
     loss: float = 0.0
@@ -102,6 +102,13 @@ class Shaper:
             asyncio.get_running_loop().call_later(self.shape.delay_s, self.deliver, data)
         else:
             self.deliver(data)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+        self._queued_bytes = 0
 
     def reshape(self, shape: Shape) -> None:
         self.shape = shape
@@ -186,6 +193,8 @@ class UdpRelay:
             self._client_side.transport.sendto(data, self.client_addr)
 
     def close(self) -> None:
+        self.downlink.close()
+        self.uplink.close()
         for side in (self._client_side, self._server_side):
             if side.transport is not None:
                 side.transport.close()

@@ -65,6 +65,13 @@ async def test_nacks_counted_and_totals_survive_the_participants(
     assert live.value("kundlinow_media_participants", node=NODE) == 2
     assert live.has("kundlinow_media_participant_bitrate_in_bps", node=NODE,
                     room=pub.room_id, participant="astrologer")
+    caller = {"node": NODE, "room": pub.room_id, "participant": "caller"}
+    # the caller's downlink: an estimate, nothing paused, the repairs it was sent
+    assert live.value("kundlinow_media_participant_estimated_bps", **caller) > 0
+    assert live.value("kundlinow_media_participant_target_bps", **caller) > 0
+    assert live.has("kundlinow_media_participant_video_paused", **caller)
+    assert live.value("kundlinow_media_participant_video_paused", **caller) == 0
+    assert 0 < live.value("kundlinow_media_participant_retransmission_ratio", **caller) <= 1
 
     await engine.leave(pub.room_id, "caller")
     await engine.leave(pub.room_id, "astrologer")

@@ -9,7 +9,7 @@ import { errorSentence } from "/client/format.js";
 
 const INITIAL = {
   consultation: null, names: null, messages: [], typing: false, tick: null, warning: null,
-  ended: null, remote: null, media: {}, own: { microphone: true, camera: true }, peerAway: false,
+  ended: null, remote: null, quality: null, media: {}, own: { microphone: true, camera: true }, peerAway: false,
   calling: false, callError: null,
 };
 
@@ -20,7 +20,7 @@ function reduce(state, action) {
     case "message":
       if (state.messages.some((m) => m.seq === action.value.seq)) return state;
       return { ...state, messages: [...state.messages, action.value].sort((a, b) => a.seq - b.seq) };
-    case "ended": return { ...state, ended: action.value, calling: false, warning: null, remote: null, media: {} };
+    case "ended": return { ...state, ended: action.value, calling: false, warning: null, remote: null, quality: null, media: {} };
     case "media_state": return { ...state, remote: action.value,
       media: { ...state.media, [action.value.user_id]: action.value } };
     default: return { ...state, ...action.value };
@@ -120,6 +120,8 @@ export function useConsultation(id) {
       socket.on("billing_tick", mine((d) => set({ tick: d }))),
       socket.on("balance_warning", mine((d) => set({ warning: d.minutes_left }))),
       socket.on("media_state", mine((d) => { if (d.user_id !== me.id) dispatch({ type: "media_state", value: d }); })),
+      // the SFU paused (or resumed) video to one party whose downlink is too weak for it
+      socket.on("media_quality", mine((d) => set({ quality: d.video_paused ? d : null }))),
       socket.on("presence", mine((d) => {
         if (d.user_id === me.id) return;
         set({ peerAway: d.status === "reconnecting" });

@@ -136,9 +136,16 @@ function Controls({ state, actions, me, chatOpen, setChatOpen, c, stage }) {
   </div>`;
 }
 
+function qualityNote(state, me) {
+  const q = state.quality;
+  if (!q) return "";
+  return q.user_id === me.id ? "Video paused — weak connection"
+    : "Video paused — weak connection on the other side";
+}
+
 // A party's stage: the other party's picture (or a camera-off note) with their microphone and
 // camera state, and our own picture in the corner.
-function CallStage({ state, actions, c, shown }) {
+function CallStage({ state, actions, c, shown, me }) {
   const cameraOff = c.mode === "video" && state.remote && !state.remote.video;
   const note = remoteNote(state, c);
   const ownNote = [state.own.microphone ? "" : "You are muted",
@@ -150,6 +157,8 @@ function CallStage({ state, actions, c, shown }) {
       hidden=${!state.own.camera || c.mode !== "video"} />
     <div class="remote-media" id="remote-media" aria-live="polite">${note}</div>
     <div class="own-media" id="own-media">${ownNote}</div>
+    <div class="video-quality" id="video-quality" role="status"
+      hidden=${!qualityNote(state, me)}>${qualityNote(state, me)}</div>
   </div>`;
 }
 
@@ -205,7 +214,7 @@ export function Consult({ id }) {
     ${ended ? html`<${Ended} state=${{ ...state, ended: state.ended || { reason: c.end_reason,
         minutes: c.minutes_charged, amount_paise: c.amount_charged_paise } }} me=${me} id=${id} />` : null}
     <div class="room"><div class="call">
-    <${Stage} state=${state} actions=${actions} c=${c} shown=${media} />
+    <${Stage} state=${state} actions=${actions} c=${c} shown=${media} me=${me} />
     <${Controls} state=${state} actions=${actions} me=${me} chatOpen=${chatOpen} setChatOpen=${setChatOpen} c=${c} stage=${media} />
     </div>
     <${Chat} state=${state} actions=${actions} me=${me} open=${chatOpen || c.mode === "chat"}

@@ -1,0 +1,181 @@
+"""Congestion control of one subscriber's downlink: estimate, video pause, retransmit budget.
+
+The SFU forwards without header extensions, so a subscriber has nothing to run a delay-based
+estimator on; what every subscriber (Chromium and aiortc alike) sends back are receiver
+reports (RFC 3550 §6.4.2: fraction lost, LSR/DLSR for the round-trip time) and NACKs, and
+some send REMB (draft-alvestrand-rmcat-remb-03). ``DownlinkEstimate`` is therefore the
+loss-based controller of Google Congestion Control (draft-ietf-rmcat-gcc-02 §6; the sender
+side of libwebrtc's ``SendSideBandwidthEstimation``), capped by the subscriber's REMB:
+
+* fraction lost ``p`` > 10 %: ``A ← A · (1 − p/2)``, at most once per 300 ms + RTT (one
+  report interval of the losses that caused it, as libwebrtc does);
+* ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
+* otherwise ``A`` holds.
+
+``Downlink`` turns the estimate into decisions (RFC 8836 §2 asks the same of any
+congestion controller: reduce under loss, keep audio):
+
+* below ``floor_bps`` the subscriber's video is paused (audio goes on); while paused, short
+  padding probes (RFC 3550 §5.1 P bit, on the video SSRC) ask the link for
+  ``PROBE_FACTOR × resume_bps``; a probe that a receiver report sent after it shows loss-free
+  raises the estimate to ``resume_bps`` and video resumes from a keyframe;
+* retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
+* the publisher's target (its REMB) is the estimate minus that share and the audio.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+LOSS_HIGH = 0.10
+LOSS_LOW = 0.02
+INCREASE_PER_S = 1.05
+MIN_DECREASE_INTERVAL_S = 0.3
+MIN_ESTIMATE_BPS = 30_000
+PROBE_PERIOD_S = 3.0
+PROBE_DURATION_S = 1.0
+PROBE_FACTOR = 1.25
+"""A probe asks for this much more than ``resume_bps``: long and high enough to overflow a
+link's burst allowance and queue when it cannot carry the resume rate."""
+PROBE_PACKET_BYTES = 12 + 255
+"""A padding-only packet: RTP header and the most padding one byte can count (RFC 3550 §5.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CongestionSettings:
+    """The budgets of ``Downlink`` (``MediaSettings`` builds it)."""
+
+    enabled: bool = False
+    """The receiver drives the sender (``MEDIA_CONGESTION_CONTROL``): the estimate retargets
+    the publishers' REMB, pauses video below ``floor_bps`` and probes to resume it. Off: the
+    estimate is only reported (stats, ``/metrics``); publishers keep the configured REMB,
+    video is never paused, and retransmissions keep the deadline, the count per packet and
+    the share of the starting estimate."""
+    floor_bps: int = 150_000
+    """Below this estimate a subscriber's video is paused."""
+    resume_bps: int = 250_000
+    """A paused subscriber's video resumes once the estimate reaches this."""
+    audio_bps: int = 48_000
+    """Headroom kept for the subscriber's audio (Opus at its default rate, with FEC)."""
+    rtx_share: float = 0.2
+    """Share of the estimate retransmissions may use (and the publisher leaves free)."""
+
+
+class DownlinkEstimate:
+    """GCC's loss-based controller (draft-ietf-rmcat-gcc-02 §6), capped by REMB."""
+
+    def __init__(self, start_bps: int) -> None:
+        self.ceiling_bps = start_bps
+        self.loss_bps = float(start_bps)
+        self.remb_bps: int | None = None
+        self._last_report: float | None = None
+        self._last_decrease = float("-inf")
+
+    @property
+    def bps(self) -> int:
+        estimate = self.loss_bps if self.remb_bps is None else min(self.loss_bps, self.remb_bps)
+        return int(estimate)
+
+    def on_loss(self, fraction_lost: float, rtt_s: float | None, now: float) -> None:
+        """One receiver report's fraction lost (0..1)."""
+        elapsed = 1.0 if self._last_report is None else min(1.0, now - self._last_report)
+        self._last_report = now
+        if fraction_lost > LOSS_HIGH:
+            if now - self._last_decrease >= MIN_DECREASE_INTERVAL_S + (rtt_s or 0.0):
+                self._last_decrease = now
+                self.loss_bps = max(MIN_ESTIMATE_BPS, self.loss_bps * (1 - fraction_lost / 2))
+        elif fraction_lost < LOSS_LOW:
+            self.loss_bps = min(self.ceiling_bps, self.loss_bps * INCREASE_PER_S**elapsed)
+
+    def raise_to(self, bps: float) -> None:
+        """A probe at ``bps`` went through without loss."""
+        self.loss_bps = min(self.ceiling_bps, max(self.loss_bps, bps))
+
+
+class RetransmitBudget:
+    """Token bucket of bytes for retransmissions: ``share`` of the estimate, 0.5 s deep."""
+
+    def __init__(self) -> None:
+        self.rate_bytes_s = 0.0
+        self._tokens = 0.0
+        self._time = time.monotonic()
+
+    def set_rate(self, bps: float) -> None:
+        self.rate_bytes_s = bps / 8
+
+    def take(self, size: int, now: float) -> bool:
+        depth = self.rate_bytes_s / 2
+        self._tokens = min(depth, self._tokens + (now - self._time) * self.rate_bytes_s)
+        self._time = now
+        if self._tokens < size:
+            return False
+        self._tokens -= size
+        return True
+
+
+class Downlink:
+    """One subscriber's downlink: its estimate, whether its video is paused, its probes and
+    its retransmission budget."""
+
+    def __init__(self, settings: CongestionSettings, max_target_bps: int) -> None:
+        """``max_target_bps``: the most a publisher is asked to send; the estimate starts at
+        (and never exceeds) what that needs with the audio and retransmission headroom."""
+        self.settings = settings
+        start_bps = int((max_target_bps + settings.audio_bps) / (1 - settings.rtx_share)) + 1
+        self.estimate = DownlinkEstimate(start_bps)
+        self.budget = RetransmitBudget()
+        self.budget.set_rate(start_bps * settings.rtx_share)
+        self.video_paused = False
+        self.rtt_s: float | None = None
+        self._probe_start = 0.0
+        self._paused_at = 0.0
+
+    @property
+    def target_bps(self) -> int:
+        """What a publisher may send to this subscriber as video: the estimate less the
+        retransmission share and the audio."""
+        s = self.settings
+        return max(MIN_ESTIMATE_BPS, int(self.estimate.bps * (1 - s.rtx_share)) - s.audio_bps)
+
+    def on_report(self, fraction_lost: float, rtt_s: float | None, probed: bool) -> bool:
+        """A receiver report block for one of the subscriber's streams; ``probed``: it covers
+        a padding probe sent while paused. True if the paused state changed."""
+        now = time.monotonic()
+        self.rtt_s = rtt_s
+        # only a report sent after the probe ended covers its tail, where a full queue drops
+        if probed and fraction_lost < LOSS_LOW and now >= self._probe_start + PROBE_DURATION_S:
+            self.estimate.raise_to(self.settings.resume_bps)
+        self.estimate.on_loss(fraction_lost, rtt_s, now)
+        return self._update(now)
+
+    def on_remb(self, bps: int) -> bool:
+        self.estimate.remb_bps = bps
+        return self._update(time.monotonic())
+
+    def _update(self, now: float) -> bool:
+        if not self.settings.enabled:
+            return False
+        bps = self.estimate.bps
+        self.budget.set_rate(bps * self.settings.rtx_share)
+        if not self.video_paused and bps < self.settings.floor_bps:
+            self.video_paused = True
+            self._paused_at = now
+            return True
+        if self.video_paused and bps >= self.settings.resume_bps:
+            self.video_paused = False
+            return True
+        return False
+
+    def probe_packets(self, now: float, tick_s: float) -> int:
+        """Padding packets to send in this tick of ``tick_s``: while paused, for
+        ``PROBE_DURATION_S`` of every ``PROBE_PERIOD_S``, at ``PROBE_FACTOR × resume_bps``
+        less the audio."""
+        if not self.video_paused:
+            return 0
+        if now - self._probe_start >= PROBE_PERIOD_S and now - self._paused_at >= 1.0:
+            self._probe_start = now
+        if now - self._probe_start >= PROBE_DURATION_S:
+            return 0
+        rate = max(0, self.settings.resume_bps * PROBE_FACTOR - self.settings.audio_bps) / 8
+        return max(1, round(rate * tick_s / PROBE_PACKET_BYTES))
