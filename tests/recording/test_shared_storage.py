@@ -5,7 +5,6 @@ to the bucket, and ``prune`` removes the objects."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from tests.factories import auth, create_user
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.polling import eventually
-from tests.recording.helpers import Party, publish
+from tests.recording.helpers import Party, crossed_the_sfu, publish
 from tests.recording.sources import PacedClock, PacedSource, load_packets
 from tests.s3server import S3Server
 from tests.signalling.cluster import REPO
@@ -82,7 +81,8 @@ async def _record_on_node_a(
         await party.peer.connect()
     ok = await eventually(lambda: all(p.done() for p in parties), SECONDS + 30, 0.2)
     assert ok, "sources did not play out"
-    await asyncio.sleep(0.3)  # the last packets cross the SFU
+    # the last packets cross the SFU (one lost for good only runs the deadline out)
+    await eventually(lambda: crossed_the_sfu(engine, room_id, [p.peer for p in parties]))
     await engine.close_room(room_id)
     await recorder.close()
 
