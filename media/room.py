@@ -33,7 +33,7 @@ from aiortc.codecs import CODECS
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import candidate_from_sdp
 
 from core.tasks import TaskSet
 from media import aiortc_glue as glue
@@ -46,6 +46,7 @@ from media.observer import MediaObserver
 from media.packets import payload_bounds
 from media.quality import downlink_changed
 from media.rtcp import rtcp_tick_delay, send_compounds
+from media.sdp import validate_sdp
 from media.session_events import MediaEventSink, ice_state_data, no_events
 from media.stats import ForwardingTotals, participant_stats
 
@@ -83,22 +84,6 @@ class Track:
 
 def _first_media_codec(codecs: list[RTCRtpCodecParameters]) -> RTCRtpCodecParameters | None:
     return next((c for c in codecs if c.name.lower() != "rtx"), None)
-
-
-def _validate_sdp(sdp: str, expected_type: str) -> None:
-    """Reject what aiortc would choke on before touching the peer connection."""
-    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > 256 * 1024:
-        raise MediaError(MediaErrorCode.BAD_SDP, f"{expected_type} is not an SDP document")
-    try:
-        parsed = SessionDescription.parse(sdp)
-    except Exception as exc:
-        raise MediaError(MediaErrorCode.BAD_SDP, f"unparsable SDP: {exc}") from exc
-    if not parsed.media:
-        raise MediaError(MediaErrorCode.BAD_SDP, "SDP has no media section")
-    for media in parsed.media:
-        ice = media.ice
-        if ice is None or not ice.usernameFragment or not ice.password or media.dtls is None:
-            raise MediaError(MediaErrorCode.BAD_SDP, "SDP lacks ICE credentials or DTLS")
 
 
 class Participant:
@@ -198,7 +183,7 @@ class Participant:
     # -- signalling -------------------------------------------------------------------
 
     async def handle_offer(self, sdp: str) -> str:
-        _validate_sdp(sdp, "offer")
+        validate_sdp(sdp, "offer")
         async with self._lock:
             self._check_open()
             if self.pc.signalingState == "have-local-offer":
@@ -223,7 +208,7 @@ class Participant:
             return self.pc.localDescription.sdp
 
     async def handle_answer(self, sdp: str) -> None:
-        _validate_sdp(sdp, "answer")
+        validate_sdp(sdp, "answer")
         async with self._lock:
             self._check_open()
             if self.pc.signalingState != "have-local-offer":
