@@ -1,8 +1,9 @@
 """A subscriber's copy of a published track (``DownTrack``): rewrites each source packet's
 header into its own sequence-number and timestamp space (RFC 3550 §5.1, RFC 7667 §3.7),
 answers the subscriber's feedback (NACK within the downlink's budget, PLI/FIR, receiver
-reports and REMB into ``media.congestion``), sends its sender reports, and holds video back
-while the subscriber's downlink is paused. ``media.forwarder`` describes the whole path.
+reports into ``media.congestion``; its REMB is ignored, see there), sends its sender
+reports, and holds video back while the subscriber's downlink is paused.
+``media.forwarder`` describes the whole path.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from aiortc.rtp import (
     RtcpSenderInfo,
     RtcpSourceInfo,
     RtcpSrPacket,
-    unpack_remb_fci,
 )
 
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
@@ -38,7 +38,6 @@ from media.stats import RateWindow
 if TYPE_CHECKING:  # the forwarder imports this module
     from media.forwarder import UpTrack
 
-RTCP_PSFB_APP = 15
 RETRANSMIT_DEADLINE_S = 1.0
 """A retransmission is sent only if the packet's age plus half the round-trip time is below
 this: later, the receiver's jitter buffer has given up on it (libwebrtc waits at most ~1 s)."""
@@ -279,13 +278,6 @@ class DownTrack:
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
                     self._on_report(report)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, _ = unpack_remb_fci(packet.fci)
-            except ValueError:
-                return
-            if self.downlink is not None and self.on_downlink_change is not None:
-                self.on_downlink_change(self.downlink.on_remb(bitrate))
 
     def _on_report(self, report: RtcpReceiverInfo) -> None:
         """One report block about this sender (RFC 3550 §6.4.2): loss, jitter, RTT from

@@ -40,12 +40,6 @@ def test_low_loss_grows_five_percent_per_second_up_to_the_ceiling_and_holds_betw
     assert est.bps == 1_000_000
 
 
-def test_remb_caps_the_estimate() -> None:
-    est = DownlinkEstimate(1_000_000)
-    est.remb_bps = 300_000
-    assert est.bps == 300_000
-
-
 def test_budget_allows_its_share_and_refills() -> None:
     budget = RetransmitBudget()
     budget.set_rate(80_000)  # 10 000 bytes/s, bucket 5 000 bytes
@@ -101,6 +95,5 @@ def test_switched_off_it_only_reports_the_estimate() -> None:
         down.estimate._last_decrease = -10.0
         assert down.on_report(0.9, 0.05, probed=False) is False
     assert down.estimate.bps < 150_000 and not down.video_paused
-    assert down.on_remb(40_000) is False and not down.video_paused
     assert down.budget.rate_bytes_s == start_rate > 0
     assert down.probe_packets(time.monotonic() + 10, 0.1) == 0
