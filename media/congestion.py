@@ -40,6 +40,8 @@ LOSS_LOW = 0.02
 INCREASE_PER_S = 1.05
 MIN_DECREASE_INTERVAL_S = 0.3
 MIN_ESTIMATE_BPS = 30_000
+LOSS_WINDOW_PACKETS = 20
+"""The fewest packets a loss fraction is taken over (libwebrtc's ``kLimitNumPackets``)."""
 PROBE_PERIOD_S = 3.0
 PROBE_DURATION_S = 1.0
 PROBE_FACTOR = 1.25
@@ -96,6 +98,32 @@ class DownlinkEstimate:
     def raise_to(self, bps: float) -> None:
         """A probe at ``bps`` went through without loss."""
         self.loss_bps = min(self.ceiling_bps, max(self.loss_bps, bps))
+
+
+class LossWindow:
+    """One stream's fraction lost over at least ``LOSS_WINDOW_PACKETS`` packets, from its
+    report blocks' extended highest sequence number and cumulative number lost (RFC 3550
+    §6.4.1), as libwebrtc's ``SendSideBandwidthEstimation::UpdatePacketsLost`` does.
+
+    A report block's own fraction lost covers the interval since the receiver's previous
+    report, and Chromium sends a receiver report with every NACK: on a lossy link tens of
+    milliseconds apart, each over two to five packets, so its fraction reads 0 or 25-75 %
+    and every other report would look like a collapse."""
+
+    def __init__(self) -> None:
+        self._base: tuple[int, int] | None = None
+
+    def fraction(self, highest_seq: int, cumulative_lost: int) -> float | None:
+        """The fraction lost since the last one returned; None until enough packets."""
+        if self._base is None or highest_seq < self._base[0]:
+            self._base = (highest_seq, cumulative_lost)
+            return None
+        expected = highest_seq - self._base[0]
+        if expected < LOSS_WINDOW_PACKETS:
+            return None
+        lost = cumulative_lost - self._base[1]
+        self._base = (highest_seq, cumulative_lost)
+        return min(1.0, max(0, lost) / expected)
 
 
 class RetransmitBudget:

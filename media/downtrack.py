@@ -31,7 +31,7 @@ from aiortc.rtp import (
 )
 
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
-from media.congestion import Downlink
+from media.congestion import Downlink, LossWindow
 from media.packets import RTX_OSN
 from media.stats import RateWindow
 
@@ -74,6 +74,7 @@ class DownTrack:
         """Retransmissions per packet (output sequence number, arrival time): only the NACK
         path touches it; forgotten every ``RETRANSMIT_MEMORY`` packets."""
         self._padding_sent = False
+        self._loss = LossWindow()
         self.on_downlink_change: Callable[[bool], None] | None = None
         """Told after each feedback fed to ``downlink`` (True: its paused state changed)."""
         self._pt = 0
@@ -289,11 +290,14 @@ class DownTrack:
             rtt = time.time() - self._sr_time - report.dlsr / 65536
             if rtt >= 0:
                 self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
-        probed, self._padding_sent = self._padding_sent, False
-        if self.paused and not probed:
+        if self.paused and not self._padding_sent:
             return  # nothing was sent since the last report: its loss says nothing
+        fraction_lost = self._loss.fraction(report.highest_sequence, report.packets_lost)
+        if fraction_lost is None:
+            return  # too few packets since the last verdict to tell
+        probed, self._padding_sent = self._padding_sent, False
         if self.downlink is not None and self.on_downlink_change is not None:
-            changed = self.downlink.on_report(report.fraction_lost / 256, self.rtt_s, probed)
+            changed = self.downlink.on_report(fraction_lost, self.rtt_s, probed)
             self.on_downlink_change(changed)
 
     def _retransmit(self, out_seq: int) -> None:

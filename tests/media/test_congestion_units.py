@@ -13,6 +13,7 @@ from media.congestion import (
     CongestionSettings,
     Downlink,
     DownlinkEstimate,
+    LossWindow,
     RetransmitBudget,
 )
 
@@ -97,3 +98,15 @@ def test_switched_off_it_only_reports_the_estimate() -> None:
     assert down.estimate.bps < 150_000 and not down.video_paused
     assert down.budget.rate_bytes_s == start_rate > 0
     assert down.probe_packets(time.monotonic() + 10, 0.1) == 0
+
+
+def test_loss_is_taken_over_twenty_packets_of_cumulative_counts() -> None:
+    """Chromium's receiver reports tens of ms apart: 1 lost of 3 must not read as 33 %."""
+    window = LossWindow()
+    assert window.fraction(1000, 0) is None  # the first report is the base
+    assert window.fraction(1003, 1) is None  # 3 packets: too few to tell
+    assert window.fraction(1010, 1) is None
+    assert window.fraction(1020, 1) == 1 / 20
+    assert window.fraction(1050, 4) == 3 / 30
+    assert window.fraction(1060, 3) is None
+    assert window.fraction(1080, 3) == 0.0  # duplicates lowered the count: no negative loss
