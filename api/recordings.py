@@ -4,6 +4,7 @@ recording id, never by path, and every access is audit-logged."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -19,6 +20,7 @@ from api.validation import parse_body
 from core import audit
 from recording import retention, signing
 from recording.catalog import row_json
+from recording.store import RecordingStore
 
 routes = web.RouteTableDef()
 
@@ -118,8 +120,12 @@ async def recording_content(request: web.Request) -> web.StreamResponse:
     reader, as_admin = await _reader(request, recording_id)
     recorder = request.app[RECORDER]
     row = await recorder.catalog.get(recording_id)
-    if row is None or not recorder.store.exists(row["storage_key"]):
-        raise ApiError(404, "NOT_FOUND", "no such recording")
+    try:
+        if row is None:
+            raise FileNotFoundError(recording_id)
+        size = await asyncio.to_thread(recorder.store.size, row["storage_key"])
+    except FileNotFoundError:
+        raise ApiError(404, "NOT_FOUND", "no such recording") from None
     if not as_admin:  # a participant, with participant access on
         info = await recorder.catalog.consultation(str(row["consultation_id"]))
         if info is None or str(reader) not in info.parties:
@@ -129,9 +135,48 @@ async def recording_content(request: web.Request) -> web.StreamResponse:
         {"range": request.headers.get("Range"), "method": request.method,
          "signed": "sig" in request.query},
     )
-    ext = row["storage_key"].rsplit(".", 1)[-1]
-    return web.FileResponse(
-        recorder.store.local_path(row["storage_key"]),
-        headers={"Content-Type": CONTENT_TYPES.get(ext, "application/octet-stream"),
-                 "Cache-Control": "private, no-store", "Accept-Ranges": "bytes"},
-    )
+    return await _send(request, recorder.store, row["storage_key"], size)
+
+
+def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """The one byte range asked for as ``(start, end)``, end exclusive (RFC 9110 §14.1.2);
+    ``None``: the whole object. A range that cannot be served raises 416 (§15.5.17)."""
+    try:
+        asked = request.http_range  # one range; a list of ranges is refused as unsatisfiable
+    except ValueError:
+        asked = None
+    if asked is not None and asked.start is None and asked.stop is None:
+        return None
+    if asked is not None and asked.start is not None:
+        start, stop = asked.start, asked.stop
+        if start < 0:  # a suffix: the last -start bytes
+            start, stop = max(0, size + start), size
+        else:
+            stop = size if stop is None else min(stop, size)
+        if start < stop:
+            return start, stop
+    raise ApiError(416, "RANGE_NOT_SATISFIABLE", "the asked range is not in the recording",
+                   headers={"Content-Range": f"bytes */{size}"})
+
+
+async def _send(
+    request: web.Request, store: RecordingStore, key: str, size: int
+) -> web.StreamResponse:
+    """The object's bytes, or the asked range of them read from storage as a ranged read."""
+    ext = key.rsplit(".", 1)[-1]
+    response = web.StreamResponse(headers={
+        "Content-Type": CONTENT_TYPES.get(ext, "application/octet-stream"),
+        "Cache-Control": "private, no-store", "Accept-Ranges": "bytes",
+    })
+    span = _requested_range(request, size)
+    start, end = span if span is not None else (0, size)
+    if span is not None:
+        response.set_status(206)
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    response.content_length = end - start
+    await response.prepare(request)
+    if request.method != "HEAD" and end > start:
+        async for chunk in store.read_range(key, start, end):
+            await response.write(chunk)
+    await response.write_eof()
+    return response

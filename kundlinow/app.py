@@ -75,10 +75,10 @@ from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.engine import MediaEngine
 from media.metrics import MediaCollector
+from recording.backends import open_store
 from recording.catalog import Catalog
 from recording.metrics import RecordingMetrics
 from recording.recorder import Recorder, recover
-from recording.store import LocalStore
 from signalling.chat import ChatStore
 from signalling.context import HubServices, Identity
 from signalling.drain import NodeDrain, drain_on_sigterm
@@ -287,7 +287,7 @@ def _media_ctx(settings: Settings) -> CleanupContext:
 def _recording_ctx(settings: Settings) -> CleanupContext:
     async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
         # Before the SFU (closed after it): files a crash left open are finalised first.
-        store = LocalStore(settings.recording.directory)
+        store = open_store(settings.recording)
         catalog = Catalog(app[DATABASE].pool)
         await recover(store, catalog)
         metrics = RecordingMetrics(app[METRICS].registry, app[NODE_ID])

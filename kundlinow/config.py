@@ -23,7 +23,8 @@ from kundlinow.secretcheck import weakness
 from media.config import MediaSettings
 from media.congestion import CongestionSettings
 from recording.config import MODES as RECORDING_MODES
-from recording.config import RecordingSettings
+from recording.config import STORAGES as RECORDING_STORAGES
+from recording.config import RecordingSettings, S3Settings
 from signalling.config import MASKABLE, SignallingSettings
 from signalling.upload_quota import UploadQuota
 from turn.config import TurnSettings, parse_urls
@@ -208,14 +209,39 @@ def _check_production_secret(name: str, value: str) -> None:
 
 def _recording(env: Mapping[str, str]) -> RecordingSettings:
     """``RECORDING`` (off|audio|all), ``RECORDINGS_DIR``, ``RECORDING_SEGMENT_SECONDS``,
-    ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS`` (see recording/config.py)."""
+    ``RECORDING_PARTICIPANT_ACCESS``, ``RECORDING_URL_TTL_SECONDS``, ``RECORDING_STORAGE``
+    (local|s3) and the bucket's variables (see recording/config.py)."""
     d = RecordingSettings()
-    return RecordingSettings(
-        mode=_parse(env, "RECORDING", _choice(RECORDING_MODES), d.mode),
-        directory=Path(_text(env, "RECORDINGS_DIR", str(d.directory))),
-        segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
-        participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
-        url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+    storage = _parse(env, "RECORDING_STORAGE", _choice(RECORDING_STORAGES), d.storage)
+    try:
+        return RecordingSettings(
+            mode=_parse(env, "RECORDING", _choice(RECORDING_MODES), d.mode),
+            directory=Path(_text(env, "RECORDINGS_DIR", str(d.directory))),
+            segment_s=_parse(env, "RECORDING_SEGMENT_SECONDS", _float_seconds, d.segment_s),
+            participant_access=_parse(env, "RECORDING_PARTICIPANT_ACCESS", _bool, False),
+            url_ttl_s=_parse(env, "RECORDING_URL_TTL_SECONDS", _positive_int, d.url_ttl_s),
+            storage=storage,
+            s3=_recording_s3(env) if storage == "s3" else None,
+        )
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _recording_s3(env: Mapping[str, str]) -> S3Settings:
+    """``RECORDING_S3_BUCKET``, ``RECORDING_S3_PREFIX`` and the AWS SDKs' own names:
+    ``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_SESSION_TOKEN``."""
+    endpoint = _parse(env, "AWS_ENDPOINT_URL", _dsn(("http://", "https://")), "")
+    return S3Settings(
+        bucket=_text(env, "RECORDING_S3_BUCKET", ""),
+        prefix=_text(env, "RECORDING_S3_PREFIX", "").strip("/"),
+        region=_text(env, "AWS_REGION", "") or "us-east-1",
+        endpoint=endpoint,
+        access_key_id=_text(env, "AWS_ACCESS_KEY_ID", ""),
+        secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY", ""),
+        session_token=_text(env, "AWS_SESSION_TOKEN", ""),
     )
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from recording import retention
+from recording.backends import open_store
 from recording.catalog import Catalog
 from recording.recorder import recover
 from recording.review import compose_one, compose_pending
-from recording.store import LocalStore
+from recording.store import RecordingStore
 
 _AGE = re.compile(r"^(\d+)([dhm])$")
 
@@ -34,12 +35,12 @@ def parse_age(raw: str) -> dt.timedelta:
 
 
 @asynccontextmanager
-async def _parts(settings: Settings) -> AsyncIterator[tuple[LocalStore, Catalog]]:
+async def _parts(settings: Settings) -> AsyncIterator[tuple[RecordingStore, Catalog]]:
     async with open_database(settings, migrate=False) as database:
-        yield LocalStore(settings.recording.directory), Catalog(database.pool)
+        yield open_store(settings.recording), Catalog(database.pool)
 
 
-def _run(settings: Settings, job: Callable[[LocalStore, Catalog], Awaitable[Any]]) -> int:
+def _run(settings: Settings, job: Callable[[RecordingStore, Catalog], Awaitable[Any]]) -> int:
     async def run() -> None:
         async with _parts(settings) as (store, catalog):
             result = await job(store, catalog)
@@ -50,7 +51,7 @@ def _run(settings: Settings, job: Callable[[LocalStore, Catalog], Awaitable[Any]
 
 
 def _compose(settings: Settings, args: argparse.Namespace) -> int:
-    async def job(store: LocalStore, catalog: Catalog) -> dict[str, Any]:
+    async def job(store: RecordingStore, catalog: Catalog) -> dict[str, Any]:
         if args.consultation is None:
             return {"composed": await compose_pending(store, catalog)}
         result = await compose_one(store, catalog, args.consultation)
@@ -62,7 +63,7 @@ def _compose(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     os.nice(args.nice)  # below the live server's priority when they share a machine
 
-    async def job(store: LocalStore, catalog: Catalog) -> None:
+    async def job(store: RecordingStore, catalog: Catalog) -> None:
         while True:
             await compose_pending(store, catalog)
             await asyncio.sleep(args.interval)
@@ -71,7 +72,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _prune(settings: Settings, args: argparse.Namespace) -> int:
-    async def job(store: LocalStore, catalog: Catalog) -> dict[str, Any]:
+    async def job(store: RecordingStore, catalog: Catalog) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         return {"deleted": await retention.prune(store, catalog, args.older_than, now)}
 
@@ -79,7 +80,7 @@ def _prune(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _recover(settings: Settings, args: argparse.Namespace) -> int:
-    async def job(store: LocalStore, catalog: Catalog) -> dict[str, Any]:
+    async def job(store: RecordingStore, catalog: Catalog) -> dict[str, Any]:
         results = await recover(store, catalog)
         return {"recovered": [r.key for r in results]}
 

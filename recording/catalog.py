@@ -121,6 +121,19 @@ class Catalog:
         )
         return [r["storage_key"] for r in rows]
 
+    async def finished(self, key: str) -> FileResult | None:
+        """The size and hash recorded for a finished file (``None``: no such finished row)."""
+        row = await self.pool.fetchrow(
+            "SELECT status, duration_ms, offset_ms, bytes, sha256 FROM recordings"
+            " WHERE storage_key = $1 AND status IN ('complete', 'partial')"
+            " AND sha256 IS NOT NULL",
+            key,
+        )
+        if row is None:
+            return None
+        return FileResult(key, row["status"], row["duration_ms"] or 0, row["offset_ms"] or 0,
+                          row["bytes"], row["sha256"])
+
     async def for_consultation(self, consultation_id: uuid.UUID) -> list[asyncpg.Record]:
         result: list[asyncpg.Record] = await self.pool.fetch(
             f"SELECT {COLUMNS} FROM recordings WHERE consultation_id = $1"

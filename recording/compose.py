@@ -24,7 +24,7 @@ from typing import Any
 import av
 
 from recording.store import RecordingStore
-from recording.writer import FileResult, sha256_of
+from recording.writer import FileResult, commit, sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,5 @@ def compose(store: RecordingStore, inputs: Inputs) -> FileResult:
             for packet in stream.encode(None):
                 out.mux(packet)
     os.replace(tmp, final)
-    store.commit(key)
-    return FileResult(key, "complete", round(frames / FPS * 1000), 0, final.stat().st_size,
-                      sha256_of(final))
+    return commit(store, FileResult(key, "complete", round(frames / FPS * 1000), 0,
+                                    final.stat().st_size, sha256_of(final)))

@@ -29,7 +29,7 @@ from recording.config import RecordingSettings
 from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
 from recording.track import TrackRecorder
-from recording.writer import FileResult, FileSpec, LiveFile, Writer, extension, finalise
+from recording.writer import FileResult, FileSpec, LiveFile, Writer, commit, extension, finalise
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RoomRecording:
     def __init__(
         self, info: ConsultInfo, settings: RecordingSettings, store: RecordingStore,
         catalog: Catalog, writer: Writer, log_event: Emitter = _unlogged,
-        metrics: RecordingMetrics | None = None,
+        metrics: RecordingMetrics | None = None, stored_manifest: dict[str, Any] | None = None,
     ) -> None:
         self.info = info
         self._metrics = metrics or RecordingMetrics()
@@ -80,16 +80,14 @@ class RoomRecording:
         self.tracks: list[TrackRecorder] = []
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
-        self._manifest = self._load_manifest()
+        self._manifest = self._load_manifest(stored_manifest)
 
     # -- manifest ---------------------------------------------------------------------
 
-    def _load_manifest(self) -> dict[str, Any]:
-        """A room recorded again (both parties dropped and rejoined) extends its manifest."""
-        key = f"{self._cid}/{MANIFEST}"
-        if self._store.exists(key):
-            with self._store.open_read(key) as f:
-                manifest: dict[str, Any] = json.load(f)
+    def _load_manifest(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        """A room recorded again (both parties dropped and rejoined) extends its manifest
+        (``stored_manifest``, read by ``Recorder`` off the event loop)."""
+        if manifest is not None:
             for name in manifest.get("files", {}):
                 party, kind, seg = name.split(".")[0].split("-")
                 self._segments[(party, kind)] = max(
@@ -269,9 +267,10 @@ class Recorder:
                     return
                 if self._writer is None:
                     self._writer = Writer(self.store)
+                stored = await asyncio.to_thread(stored_manifest, self.store, room_id)
                 room = self.rooms[room_id] = RoomRecording(
                     info, self.settings, self.store, self.catalog, self._writer, self._log,
-                    self.metrics,
+                    self.metrics, stored,
                 )
                 logger.info("recording_started", extra={"consultation": room_id})
 
@@ -323,33 +322,50 @@ class Recorder:
 
 
 async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:
-    """Finalise the files a crash left ``recording`` (remux; mark ``partial``; drop empty).
+    """Finalise the files a crash left ``recording`` (remux; mark ``partial``; drop empty),
+    then commit the finished files whose commit (an upload) failed before.
 
-    Run at start-up, before the SFU takes rooms. The local store is per node: a row whose
-    file is not in it belongs to another node and is left alone."""
+    Run at start-up, before the SFU takes rooms. Staged files are per node: a row whose file
+    is not staged here belongs to another node and is left alone."""
     results: list[FileResult] = []
     for key in await catalog.unfinished():
-        if not store.exists(key):
+        if not await asyncio.to_thread(store.staged, key):
             continue
         result = await asyncio.to_thread(finalise, store, key, "partial")
         await catalog.file_finished(result)
         await asyncio.to_thread(_manifest_update, store, result)
         results.append(result)
         logger.warning("recording_recovered", extra={"key": key, "status": result.status})
+    for key in await asyncio.to_thread(lambda: list(store.uncommitted())):
+        finished = await catalog.finished(key)
+        if finished is not None:
+            await asyncio.to_thread(commit, store, finished)
+            logger.warning("recording_commit_retried", extra={"key": key})
     return results
+
+
+def stored_manifest(store: RecordingStore, consultation_id: str) -> dict[str, Any] | None:
+    """The consultation's ``manifest.json`` if one was written before (blocking: a GET on
+    object storage)."""
+    key = f"{consultation_id}/{MANIFEST}"
+    try:
+        with store.open_read(key) as f:
+            manifest: dict[str, Any] = json.load(f)
+    except FileNotFoundError:
+        return None
+    return manifest
 
 
 def _manifest_update(store: RecordingStore, result: FileResult) -> None:
     cid, name = result.key.split("/", 1)
-    key = f"{cid}/{MANIFEST}"
-    if not store.exists(key):
+    manifest = stored_manifest(store, cid)
+    if manifest is None:
         return
-    with store.open_read(key) as f:
-        manifest = json.load(f)
     files = manifest.get("files", {})
     if result.status == "empty":
         files.pop(name, None)
     elif name in files:
         files[name].update(status=result.status, duration_ms=result.duration_ms,
                            bytes=result.bytes, sha256=result.sha256)
-    store.write_atomic(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    store.write_atomic(f"{cid}/{MANIFEST}",
+                       json.dumps(manifest, indent=1, sort_keys=True).encode())

@@ -81,7 +81,8 @@ def sha256_of(path: Path) -> str:
 
 
 def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
-    """Copy-remux the file of ``key`` into a seekable file with duration and Cues.
+    """Copy-remux the staged file of ``key`` into a seekable file with duration and Cues,
+    hash it and ``commit`` it to the store.
 
     Reads until the first damaged cluster (a crash cuts the file anywhere); a file without a
     single frame is deleted. ``status`` is what a readable result is marked.
@@ -121,8 +122,20 @@ def finalise(store: RecordingStore, key: str, status: str) -> FileResult:
         store.delete(key)
         return FileResult(key, "empty")
     os.replace(tmp, path)
-    store.commit(key)
-    return FileResult(key, status, last - first, first, path.stat().st_size, sha256_of(path))
+    return commit(store, FileResult(key, status, last - first, first, path.stat().st_size,
+                                    sha256_of(path)))
+
+
+def commit(store: RecordingStore, result: FileResult) -> FileResult:
+    """Make a finished, hashed file durable (an upload to object storage). A failed commit
+    keeps the staged file, so start-up recovery (``recorder.recover``) tries again; the
+    catalogue already has its size and hash."""
+    assert result.sha256 is not None
+    try:
+        store.commit(result.key, result.bytes, result.sha256)
+    except OSError:
+        logger.exception("recording_commit_failed", extra={"key": result.key})
+    return result
 
 
 def _codec_of(key: str) -> str:
@@ -310,7 +323,7 @@ class Writer:
         if finish is None:
             self._store.delete(key)
             return FileResult(key, "empty")
-        self._store.commit(key)
         path = self._store.staging_path(key)
-        return FileResult(key, "complete", finish.duration_ms, finish.first_ms,
-                          path.stat().st_size, sha256_of(path))
+        return commit(self._store, FileResult(key, "complete", finish.duration_ms,
+                                              finish.first_ms, path.stat().st_size,
+                                              sha256_of(path)))

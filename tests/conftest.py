@@ -33,6 +33,7 @@ from kundlinow.config import Settings
 from kundlinow.database import migrations
 from recording.config import RecordingSettings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.s3server import S3Server, moto_server
 
 T = TypeVar("T")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -211,3 +212,10 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server as a child process for this test module (tests/s3server.py)."""
+    with moto_server() as server:
+        yield server

@@ -121,3 +121,33 @@ def test_one_udp_port_is_opt_in_and_needs_host_addresses() -> None:
                 "MEDIA_UDP_PORT_MAX": "40100",
             }
         )
+
+
+def test_recording_storage_s3_reads_the_bucket_and_the_aws_variables() -> None:
+    settings = from_env({
+        "RECORDING_STORAGE": "s3", "RECORDING_S3_BUCKET": "recs", "RECORDING_S3_PREFIX": "/a/b/",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "ap-south-1",
+        "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "AWS_SESSION_TOKEN": "tok",
+    }).recording
+    assert settings.storage == "s3" and settings.s3 is not None
+    s3 = settings.s3
+    assert (s3.bucket, s3.prefix, s3.endpoint, s3.region) == (
+        "recs", "a/b", "http://127.0.0.1:9000", "ap-south-1")
+    assert (s3.access_key_id, s3.secret_access_key, s3.session_token) == ("AKID", "s3cr3t", "tok")
+    assert "s3cr3t" not in repr(settings) and "tok" not in repr(settings)
+    assert from_env({}).recording.storage == "local" and from_env({}).recording.s3 is None
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"RECORDING_STORAGE": "ftp"}, "RECORDING_STORAGE"),
+        ({"RECORDING_STORAGE": "s3"}, "RECORDING_S3_BUCKET"),
+        ({"RECORDING_STORAGE": "s3", "RECORDING_S3_BUCKET": "b", "AWS_ENDPOINT_URL": "s3.local"},
+         "AWS_ENDPOINT_URL"),
+    ],
+)
+def test_bad_recording_storage_names_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}:"):
+        from_env(env)

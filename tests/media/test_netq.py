@@ -8,6 +8,7 @@ the CPU left to two encoders): issue 16's acceptance thresholds are ``bench/netq
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,24 +81,36 @@ async def received_kbps_under_cap(call: Consult) -> tuple[float, dict[str, int]]
     return kbps, {key: queue_end[key] - queue_start[key] for key in queue_end}
 
 
-async def round_trip_rise(call: Consult, clean: dict[str, Any]) -> float:
-    """Delays the astrologer's link; how much the page's ICE round trips grow: the mean over
-    the checks answered since, against the mean on clean links before (``clean``)."""
-    astrologer = call.topo.parties["a"]
-    await asyncio.to_thread(astrologer.impair, 0.0, ONE_WAY_DELAY_S)
-    before = await astrologer_stats(call)
-    seen = [before]
+async def median_round_trip_s(call: Consult, checks: int = 3) -> float:
+    """The median ICE round trip of the astrologer's page over its next ``checks`` answered
+    connectivity checks (each poll's Δ``totalRoundTripTime`` / Δ``responsesReceived``): the
+    median, because one check answered late by a CPU-starved server must not decide it."""
+    last = await astrologer_stats(call)
+    trips: list[float] = []
 
     async def answered() -> bool:
-        seen.append(await astrologer_stats(call))
-        return seen[-1]["rttResponses"] >= before["rttResponses"] + 3
+        nonlocal last
+        now = await astrologer_stats(call)
+        if now["rttResponses"] > last["rttResponses"]:
+            trips.append(
+                (now["rttTotalS"] - last["rttTotalS"])
+                / (now["rttResponses"] - last["rttResponses"])
+            )
+        last = now
+        return len(trips) >= checks
 
-    assert await eventually(answered, within_s=30, step=0.5), seen[-1]
+    assert await eventually(answered, within_s=30, step=0.25), trips
+    return float(statistics.median(trips))
+
+
+async def round_trip_rise(call: Consult) -> float:
+    """How much the page's ICE round trips grow when the astrologer's link is delayed."""
+    astrologer = call.topo.parties["a"]
+    clean_s = await median_round_trip_s(call)
+    await asyncio.to_thread(astrologer.impair, 0.0, ONE_WAY_DELAY_S)
+    delayed_s = await median_round_trip_s(call)
     await asyncio.to_thread(astrologer.impair, 0.0, 0.0)
-    delayed = (seen[-1]["rttTotalS"] - before["rttTotalS"]) / (
-        seen[-1]["rttResponses"] - before["rttResponses"]
-    )
-    return float(delayed - clean["rttTotalS"] / clean["rttResponses"])
+    return delayed_s - clean_s
 
 
 async def relay_drops(call: Consult) -> tuple[int, int]:
@@ -130,7 +143,6 @@ async def test_harness_caps_and_impairs_a_live_consult(
     async with consult(playwright, settings, database) as call:
         # (a) video from the caller reaches the astrologer through both links and the SFU
         await frames_keep_arriving(call)
-        clean = await astrologer_stats(call)
 
         # (b) the token bucket on the astrologer's downlink is what limits what it receives
         kbps, queue = await received_kbps_under_cap(call)
@@ -138,8 +150,8 @@ async def test_harness_caps_and_impairs_a_live_consult(
         assert kbps <= CAP_KBPS * CAP_TOLERANCE, (kbps, queue)
 
         # (c) the relay's delay, seen in the page's ICE round trips, then its loss counters
-        rise_s = await round_trip_rise(call, clean)
-        assert 2 * ONE_WAY_DELAY_S - 0.1 <= rise_s <= 2 * ONE_WAY_DELAY_S + 0.3, rise_s
+        rise_s = await round_trip_rise(call)
+        assert 2 * ONE_WAY_DELAY_S - 0.1 <= rise_s <= 2 * ONE_WAY_DELAY_S + 0.5, rise_s
         dropped, offered = await relay_drops(call)
         assert abs(dropped / offered - LOSS) <= LOSS_TOLERANCE, (dropped, offered)
     assert leftovers(call.topo) == []

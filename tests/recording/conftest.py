@@ -12,8 +12,10 @@ from media.engine import MediaEngine
 from recording.catalog import Catalog, ConsultInfo
 from recording.config import RecordingSettings
 from recording.recorder import Recorder
-from recording.store import LocalStore
+from recording.s3store import ObjectStore
+from recording.store import LocalStore, RecordingStore
 from tests.media.peers import Peer, Switchboard
+from tests.s3server import S3Server
 
 
 @pytest.fixture
@@ -72,3 +74,13 @@ async def make_rec_peer(
     yield make
     for peer in peers:
         await peer.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> RecordingStore:
+    """Each storage backend in turn: the local directory, and a fresh bucket on moto's S3
+    server (staging under the test's directory)."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "recordings")
+    server: S3Server = request.getfixturevalue("s3_server")
+    return ObjectStore(server.new_bucket(prefix="rec"), tmp_path / "spool")
