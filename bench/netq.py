@@ -5,7 +5,11 @@ instances in network namespaces of their own, with shaped links (``tests/media/n
 Needs root (namespaces, TUN devices, ``tc``), chromium and PostgreSQL; makes a scratch
 database on ``--database-url`` (default the local server) and drops it afterwards.
 
-    .venv/bin/python -m bench.netq [--seconds 45] [--cases clean,down400,...] [--check]
+    .venv/bin/python -m bench.netq [--seconds 45] [--cases clean,down400,...]
+        [--congestion-control on|off] [--check]
+
+``--congestion-control`` sets ``MEDIA_CONGESTION_CONTROL`` of the server under test (default:
+its default, off).
 
 ``--check`` is issue 16's acceptance in one command: each row is judged against the issue's
 thresholds (``ACCEPTANCE``, also the table's last column), one ``FAIL`` line is printed per
@@ -32,6 +36,8 @@ from core.db import Database
 from core.logconfig import configure_logging
 from kundlinow.config import Settings
 from kundlinow.database import migrations
+from media.config import MediaSettings
+from media.congestion import CongestionSettings
 from recording.config import RecordingSettings
 from tests.media.netns import LinkShape
 from tests.media.netq import Case, Result, run_case
@@ -157,8 +163,14 @@ async def main(args: argparse.Namespace) -> list[str]:
                     log_format="console",
                     log_level="WARNING",
                     recording=RecordingSettings(directory=Path(tmp)),
+                    media=MediaSettings(
+                        congestion=CongestionSettings(enabled=args.congestion_control == "on")
+                    ),
                 )
-                print(f"load average {os.getloadavg()[0]:.1f}; {args.seconds:.0f} s per run")
+                print(
+                    f"load average {os.getloadavg()[0]:.1f}; {args.seconds:.0f} s per run; "
+                    f"congestion control {args.congestion_control}"
+                )
                 print(HEADER, flush=True)
                 all_cases = cases(args.seconds)
                 missed: list[str] = []
@@ -181,6 +193,7 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=LOCAL)
     parser.add_argument("--seconds", type=float, default=45.0)
     parser.add_argument("--cases", default="clean,down400,down120,up400,loss3")
+    parser.add_argument("--congestion-control", choices=("on", "off"), default="off")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if any of issue 16's thresholds is missed"
     )

@@ -2,15 +2,22 @@
 
 The SFU forwards without header extensions, so a subscriber has nothing to run a delay-based
 estimator on; what every subscriber (Chromium and aiortc alike) sends back are receiver
-reports (RFC 3550 §6.4.2: fraction lost, LSR/DLSR for the round-trip time) and NACKs, and
-some send REMB (draft-alvestrand-rmcat-remb-03). ``DownlinkEstimate`` is therefore the
-loss-based controller of Google Congestion Control (draft-ietf-rmcat-gcc-02 §6; the sender
-side of libwebrtc's ``SendSideBandwidthEstimation``), capped by the subscriber's REMB:
+reports (RFC 3550 §6.4.2: fraction lost, LSR/DLSR for the round-trip time) and NACKs.
+``DownlinkEstimate`` is therefore the loss-based controller of Google Congestion Control
+(draft-ietf-rmcat-gcc-02 §6; the sender side of libwebrtc's ``SendSideBandwidthEstimation``):
 
 * fraction lost ``p`` > 10 %: ``A ← A · (1 − p/2)``, at most once per 300 ms + RTT (one
   report interval of the losses that caused it, as libwebrtc does);
 * ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
 * otherwise ``A`` holds.
+
+A subscriber's REMB (draft-alvestrand-rmcat-remb-03) is deliberately not an input. Chromium
+sends one from its receive-side estimator, which measures the stream it is given: libwebrtc's
+``AimdRateControl`` never rises above 1.5 × the incoming rate and, on a delay spike, falls to
+0.85 × it. Here the incoming rate is what the publisher was told to send, and that is below
+the estimate (audio and retransmission headroom), so a REMB used as a cap closes a loop with
+a gain under one: every dip ratchets the publisher down, a pause leaves only audio to measure,
+and the estimate ends at its minimum on a clean link (bench/netq.py, issue 16).
 
 ``Downlink`` turns the estimate into decisions (RFC 8836 §2 asks the same of any
 congestion controller: reduce under loss, keep audio):
@@ -33,6 +40,8 @@ LOSS_LOW = 0.02
 INCREASE_PER_S = 1.05
 MIN_DECREASE_INTERVAL_S = 0.3
 MIN_ESTIMATE_BPS = 30_000
+LOSS_WINDOW_PACKETS = 20
+"""The fewest packets a loss fraction is taken over (libwebrtc's ``kLimitNumPackets``)."""
 PROBE_PERIOD_S = 3.0
 PROBE_DURATION_S = 1.0
 PROBE_FACTOR = 1.25
@@ -63,19 +72,17 @@ class CongestionSettings:
 
 
 class DownlinkEstimate:
-    """GCC's loss-based controller (draft-ietf-rmcat-gcc-02 §6), capped by REMB."""
+    """GCC's loss-based controller (draft-ietf-rmcat-gcc-02 §6)."""
 
     def __init__(self, start_bps: int) -> None:
         self.ceiling_bps = start_bps
         self.loss_bps = float(start_bps)
-        self.remb_bps: int | None = None
         self._last_report: float | None = None
         self._last_decrease = float("-inf")
 
     @property
     def bps(self) -> int:
-        estimate = self.loss_bps if self.remb_bps is None else min(self.loss_bps, self.remb_bps)
-        return int(estimate)
+        return int(self.loss_bps)
 
     def on_loss(self, fraction_lost: float, rtt_s: float | None, now: float) -> None:
         """One receiver report's fraction lost (0..1)."""
@@ -91,6 +98,32 @@ class DownlinkEstimate:
     def raise_to(self, bps: float) -> None:
         """A probe at ``bps`` went through without loss."""
         self.loss_bps = min(self.ceiling_bps, max(self.loss_bps, bps))
+
+
+class LossWindow:
+    """One stream's fraction lost over at least ``LOSS_WINDOW_PACKETS`` packets, from its
+    report blocks' extended highest sequence number and cumulative number lost (RFC 3550
+    §6.4.1), as libwebrtc's ``SendSideBandwidthEstimation::UpdatePacketsLost`` does.
+
+    A report block's own fraction lost covers the interval since the receiver's previous
+    report, and Chromium sends a receiver report with every NACK: on a lossy link tens of
+    milliseconds apart, each over two to five packets, so its fraction reads 0 or 25-75 %
+    and every other report would look like a collapse."""
+
+    def __init__(self) -> None:
+        self._base: tuple[int, int] | None = None
+
+    def fraction(self, highest_seq: int, cumulative_lost: int) -> float | None:
+        """The fraction lost since the last one returned; None until enough packets."""
+        if self._base is None or highest_seq < self._base[0]:
+            self._base = (highest_seq, cumulative_lost)
+            return None
+        expected = highest_seq - self._base[0]
+        if expected < LOSS_WINDOW_PACKETS:
+            return None
+        lost = cumulative_lost - self._base[1]
+        self._base = (highest_seq, cumulative_lost)
+        return min(1.0, max(0, lost) / expected)
 
 
 class RetransmitBudget:
@@ -148,10 +181,6 @@ class Downlink:
             self.estimate.raise_to(self.settings.resume_bps)
         self.estimate.on_loss(fraction_lost, rtt_s, now)
         return self._update(now)
-
-    def on_remb(self, bps: int) -> bool:
-        self.estimate.remb_bps = bps
-        return self._update(time.monotonic())
 
     def _update(self, now: float) -> bool:
         if not self.settings.enabled:

@@ -1,8 +1,9 @@
 """A subscriber's copy of a published track (``DownTrack``): rewrites each source packet's
 header into its own sequence-number and timestamp space (RFC 3550 §5.1, RFC 7667 §3.7),
 answers the subscriber's feedback (NACK within the downlink's budget, PLI/FIR, receiver
-reports and REMB into ``media.congestion``), sends its sender reports, and holds video back
-while the subscriber's downlink is paused. ``media.forwarder`` describes the whole path.
+reports into ``media.congestion``; its REMB is ignored, see there), sends its sender
+reports, and holds video back while the subscriber's downlink is paused.
+``media.forwarder`` describes the whole path.
 """
 
 from __future__ import annotations
@@ -27,18 +28,16 @@ from aiortc.rtp import (
     RtcpSenderInfo,
     RtcpSourceInfo,
     RtcpSrPacket,
-    unpack_remb_fci,
 )
 
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
-from media.congestion import Downlink
+from media.congestion import Downlink, LossWindow
 from media.packets import RTX_OSN
 from media.stats import RateWindow
 
 if TYPE_CHECKING:  # the forwarder imports this module
     from media.forwarder import UpTrack
 
-RTCP_PSFB_APP = 15
 RETRANSMIT_DEADLINE_S = 1.0
 """A retransmission is sent only if the packet's age plus half the round-trip time is below
 this: later, the receiver's jitter buffer has given up on it (libwebrtc waits at most ~1 s)."""
@@ -75,6 +74,7 @@ class DownTrack:
         """Retransmissions per packet (output sequence number, arrival time): only the NACK
         path touches it; forgotten every ``RETRANSMIT_MEMORY`` packets."""
         self._padding_sent = False
+        self._loss = LossWindow()
         self.on_downlink_change: Callable[[bool], None] | None = None
         """Told after each feedback fed to ``downlink`` (True: its paused state changed)."""
         self._pt = 0
@@ -279,13 +279,6 @@ class DownTrack:
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
                     self._on_report(report)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, _ = unpack_remb_fci(packet.fci)
-            except ValueError:
-                return
-            if self.downlink is not None and self.on_downlink_change is not None:
-                self.on_downlink_change(self.downlink.on_remb(bitrate))
 
     def _on_report(self, report: RtcpReceiverInfo) -> None:
         """One report block about this sender (RFC 3550 §6.4.2): loss, jitter, RTT from
@@ -297,11 +290,14 @@ class DownTrack:
             rtt = time.time() - self._sr_time - report.dlsr / 65536
             if rtt >= 0:
                 self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
-        probed, self._padding_sent = self._padding_sent, False
-        if self.paused and not probed:
+        if self.paused and not self._padding_sent:
             return  # nothing was sent since the last report: its loss says nothing
+        fraction_lost = self._loss.fraction(report.highest_sequence, report.packets_lost)
+        if fraction_lost is None:
+            return  # too few packets since the last verdict to tell
+        probed, self._padding_sent = self._padding_sent, False
         if self.downlink is not None and self.on_downlink_change is not None:
-            changed = self.downlink.on_report(report.fraction_lost / 256, self.rtt_s, probed)
+            changed = self.downlink.on_report(fraction_lost, self.rtt_s, probed)
             self.on_downlink_change(changed)
 
     def _retransmit(self, out_seq: int) -> None:

@@ -49,7 +49,7 @@ class ParticipantFeedback:
             self.recorder.record(seq, time.monotonic_ns() // 1000)
 
     def watch(self, down: DownTrack) -> None:
-        """Feed ``down``'s receiver reports and REMB into this participant's downlink."""
+        """Feed ``down``'s receiver reports into this participant's downlink."""
         down.downlink = self.downlink
         down.on_downlink_change = self._on_downlink_change
 

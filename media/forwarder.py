@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
@@ -41,7 +42,7 @@ from aiortc.rtp import (
 )
 
 from core.tasks import TaskSet
-from media.downtrack import RTCP_PSFB_APP, DownTrack
+from media.downtrack import DownTrack
 from media.observer import PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
 from media.stats import RateWindow

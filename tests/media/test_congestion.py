@@ -18,7 +18,9 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtpPacket,
+    pack_remb_fci,
     unpack_remb_fci,
 )
 
@@ -30,6 +32,7 @@ from media.twcc import TRANSPORT_CC_URI, parse_feedback
 from tests.media.conftest import VP8_OPUS_20S
 from tests.media.peers import Peer, Switchboard
 from tests.media.shaping import Shape, UdpRelay
+from tests.media.test_keyframes import _video_pt_ssrc
 from tests.polling import eventually
 
 TCC_ID = 5
@@ -268,3 +271,38 @@ async def test_a_packet_is_retransmitted_at_most_twice(
         lost, repairs, engine.stats(pub.room_id)["b"]["subscribed"][0]
     )
     assert repairs and max(repairs.values()) <= 2, repairs
+
+
+async def test_a_subscribers_remb_that_follows_what_it_receives_changes_nothing(
+    make_peer: Callable[..., Peer], engine: MediaEngine, switchboard: Switchboard,
+    big_clip: str,
+) -> None:
+    """Chromium's REMB is its receive-side estimate of the stream it is given: at most 1.5 x
+    and, after a delay spike, 0.85 x the incoming rate (libwebrtc's AimdRateControl). Here b
+    reports 0.85 x what a is told to send, as a Chromium subscriber of an adapting Chromium
+    publisher would. Taken as a cap of b's downlink this ratcheted the REMB to a down to its
+    minimum and paused b's video within a second on a clean link (bench/netq.py)."""
+    relay = UdpRelay()
+    a, b, log, _ = await call(make_peer, big_clip, relay)
+    try:
+        assert await eventually(lambda: len(b.received["video"]) > 30, 20)
+        _, video_ssrc = _video_pt_ssrc(b)
+        dtls: Any = b.pc.getTransceivers()[0].sender.transport
+        reports = 0
+
+        async def chromium_like_remb() -> bool:
+            nonlocal reports
+            told_a = rembs(log)[-1][1] if rembs(log) else 1_500_000
+            remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0,
+                                  fci=pack_remb_fci(int(0.85 * told_a), [video_ssrc]))
+            await dtls._send_rtp(bytes(RtcpRrPacket(ssrc=1)) + bytes(remb))
+            reports += 1
+            return reports >= 40
+
+        assert await eventually(chromium_like_remb, 30, step=0.1)
+        assert not [m for *_, m in switchboard.messages if m["type"] == "media_quality"]
+        stats = video_stats(engine, a.room_id, "b")
+        assert stats["video_paused"] is False and stats["estimated_bps"] >= 1_000_000
+        assert min(bps for _, bps in rembs(log)) >= 1_000_000, rembs(log)[-5:]
+    finally:
+        relay.close()

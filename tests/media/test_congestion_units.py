@@ -13,6 +13,7 @@ from media.congestion import (
     CongestionSettings,
     Downlink,
     DownlinkEstimate,
+    LossWindow,
     RetransmitBudget,
 )
 
@@ -38,12 +39,6 @@ def test_low_loss_grows_five_percent_per_second_up_to_the_ceiling_and_holds_betw
     for t in range(3, 40):
         est.on_loss(0.0, None, now=float(t))
     assert est.bps == 1_000_000
-
-
-def test_remb_caps_the_estimate() -> None:
-    est = DownlinkEstimate(1_000_000)
-    est.remb_bps = 300_000
-    assert est.bps == 300_000
 
 
 def test_budget_allows_its_share_and_refills() -> None:
@@ -101,6 +96,17 @@ def test_switched_off_it_only_reports_the_estimate() -> None:
         down.estimate._last_decrease = -10.0
         assert down.on_report(0.9, 0.05, probed=False) is False
     assert down.estimate.bps < 150_000 and not down.video_paused
-    assert down.on_remb(40_000) is False and not down.video_paused
     assert down.budget.rate_bytes_s == start_rate > 0
     assert down.probe_packets(time.monotonic() + 10, 0.1) == 0
+
+
+def test_loss_is_taken_over_twenty_packets_of_cumulative_counts() -> None:
+    """Chromium's receiver reports tens of ms apart: 1 lost of 3 must not read as 33 %."""
+    window = LossWindow()
+    assert window.fraction(1000, 0) is None  # the first report is the base
+    assert window.fraction(1003, 1) is None  # 3 packets: too few to tell
+    assert window.fraction(1010, 1) is None
+    assert window.fraction(1020, 1) == 1 / 20
+    assert window.fraction(1050, 4) == 3 / 30
+    assert window.fraction(1060, 3) is None
+    assert window.fraction(1080, 3) == 0.0  # duplicates lowered the count: no negative loss
