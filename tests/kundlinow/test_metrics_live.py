@@ -18,7 +18,7 @@ from tests.billing.helpers import grant
 from tests.factories import auth, create_user
 from tests.polling import eventually
 from tests.scrape import Scrape
-from tests.signalling.media_peer import WsPeer, video_consult
+from tests.signalling.media_peer import WsPeer, start_consult
 from tests.signalling.wsclient import connect
 
 FORWARDING = (
@@ -80,7 +80,7 @@ async def test_series_move_with_chat_webhook_call_ticks_and_recording(
     await _webhooks(server, caller_user.token)
     caller = await connect(server, "/ws", caller_user.token)
     astro = await connect(server, "/ws", astro_user.token)
-    cid = await video_consult(caller, astro, str(astro_user.id))
+    cid = await start_consult(caller, astro, str(astro_user.id))
     for i in range(3):
         await caller.ok("message", {"consultation_id": cid, "client_id": f"m{i}", "text": "hi"})
 

@@ -26,7 +26,7 @@ from tests.factories import create_user
 from tests.polling import eventually
 from tests.recording.helpers import read_back
 from tests.signalling.cluster import REPO, Node, free_port, wait_ready
-from tests.signalling.media_peer import WsPeer, video_consult
+from tests.signalling.media_peer import WsPeer, start_consult
 from tests.signalling.wsclient import connect
 
 
@@ -80,7 +80,7 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
             try:
                 caller = await connect(session, f"{node.url}/ws", caller_user.token)
                 astro = await connect(session, f"{node.url}/ws", astro_user.token)
-                cid = await video_consult(caller, astro, str(astro_user.id))
+                cid = await start_consult(caller, astro, str(astro_user.id))
                 for client in (caller, astro):
                     peer = WsPeer(client, cid)
                     peer.publish()

@@ -116,9 +116,11 @@ class WsPeer:
             source.stop()
 
 
-async def video_consult(caller: WsClient, astro: WsClient, astro_id: str) -> str:
-    """Request, accept and join a video consultation (each socket on its own node); its id."""
-    ack = await caller.ok("consult_request", {"consultant_id": astro_id, "mode": "video"})
+async def start_consult(
+    caller: WsClient, astro: WsClient, astro_id: str, mode: str = "video"
+) -> str:
+    """Request, accept and join a consultation (each socket on its own node); its id."""
+    ack = await caller.ok("consult_request", {"consultant_id": astro_id, "mode": mode})
     cid: str = ack["consultation"]["id"]
     await astro.event("consult_request")
     await astro.ok("accept", {"consultation_id": cid})

@@ -31,7 +31,7 @@ from tests.factories import create_user
 from tests.polling import eventually
 from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
 from tests.signalling.cluster import Node, serve_nodes
-from tests.signalling.media_peer import WsPeer, video_consult
+from tests.signalling.media_peer import WsPeer, start_consult
 from tests.signalling.wsclient import WsClient, connect
 
 HEARTBEAT_S = 0.5
@@ -43,16 +43,6 @@ async def own_redis() -> AsyncIterator[PrivateRedis]:
     with private_redis() as server:
         await server.ready()
         yield server
-
-
-async def _chat_consult(caller: WsClient, astro: WsClient, astro_id: str) -> str:
-    ack = await caller.ok("consult_request", {"consultant_id": astro_id, "mode": "chat"})
-    cid: str = ack["consultation"]["id"]
-    await astro.event("consult_request")
-    await astro.ok("accept", {"consultation_id": cid})
-    await caller.ok("join_consult", {"consultation_id": cid})
-    await astro.ok("join_consult", {"consultation_id": cid})
-    return cid
 
 
 class Sender:
@@ -126,7 +116,7 @@ async def test_redis_restarted_mid_chat(
     ) as (a, b), aiohttp.ClientSession() as session:
         caller = await connect(session, f"{a.url}/ws", caller_user.token)
         astro = await connect(session, f"{b.url}/ws", astro_user.token)
-        cid = await _chat_consult(caller, astro, str(astro_user.id))
+        cid = await start_consult(caller, astro, str(astro_user.id), mode="chat")
         senders = {"caller": Sender(caller, cid, "c"), "astro": Sender(astro, cid, "a")}
         for sender, receiver in ((senders["caller"], astro), (senders["astro"], caller)):
             assert await _delivered_live(sender, receiver), "no fan-out before the drill"
@@ -241,7 +231,7 @@ async def test_postgres_restarted_during_ticks(
     ) as (a, b), aiohttp.ClientSession() as session:
         caller = await connect(session, f"{a.url}/ws", caller_user.token)
         astro = await connect(session, f"{b.url}/ws", astro_user.token)
-        cid = await _chat_consult(caller, astro, str(astro_user.id))
+        cid = await start_consult(caller, astro, str(astro_user.id), mode="chat")
         assert await eventually(lambda: _charged_at_least(database, cid, 2))
 
         before = await _charged(database, cid)
@@ -339,7 +329,7 @@ async def test_sigterm_on_a_hosting_node(
         try:
             caller = await connect(session, f"{a.url}/ws", caller_user.token)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
-            cid = await video_consult(caller, astro, str(astro_user.id))
+            cid = await start_consult(caller, astro, str(astro_user.id))
             await astro.close()  # both parties on node a, as a load balancer may put them
             astro = await connect(session, f"{a.url}/ws", astro_user.token)
             await astro.ok("join_consult", {"consultation_id": cid, "since": 0})

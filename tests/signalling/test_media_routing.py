@@ -34,7 +34,7 @@ from tests.factories import create_user
 from tests.media.peers import Frame, RecordingTrack
 from tests.polling import eventually
 from tests.signalling.cluster import Node, serve_nodes
-from tests.signalling.media_peer import WsPeer, video_consult
+from tests.signalling.media_peer import WsPeer, start_consult
 from tests.signalling.wsclient import connect
 
 MEDIA_BACK_WITHIN_S = 10.0
@@ -91,7 +91,7 @@ async def test_cross_node_video_call_through_one_host(
         try:
             caller = await connect(session, f"{a.url}/ws", caller_user.token)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
-            cid = await video_consult(caller, astro, str(astro_user.id))
+            cid = await start_consult(caller, astro, str(astro_user.id))
 
             caller_peer, astro_peer = WsPeer(caller, cid), WsPeer(astro, cid)
             peers += [caller_peer, astro_peer]
@@ -215,7 +215,7 @@ async def test_dead_host_is_taken_over_and_parties_rejoin(
         try:
             caller = await connect(session, f"{a.url}/ws", caller_user.token)
             astro = await connect(session, f"{b.url}/ws", astro_user.token)
-            cid = await video_consult(caller, astro, str(astro_user.id))
+            cid = await start_consult(caller, astro, str(astro_user.id))
             peers += [WsPeer(caller, cid), WsPeer(astro, cid)]
             for peer in peers:
                 peer.publish()
