@@ -42,7 +42,9 @@ import av
 import psutil
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from prometheus_client import CollectorRegistry
 
+from core.gcpolicy import GcPauses, freeze_startup_heap
 from kundlinow.config import Settings
 from kundlinow.database import open_database
 from media.config import MediaSettings
@@ -98,11 +100,33 @@ async def serve(args: argparse.Namespace) -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        freeze_startup_heap()  # as ``kundlinow serve`` does
+        registry = CollectorRegistry()
+        pauses = GcPauses(registry, "bench")
+        pauses.install()
         print(f"READY {port}", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        loop = asyncio.get_running_loop()
+        marked = _gc_totals(registry)
+        while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+            if command == "mark":  # the measured seconds start
+                marked = _gc_totals(registry)
+            else:  # "gc": they ended
+                now = _gc_totals(registry)
+                print("GC " + json.dumps({k: [a - b for a, b in zip(now[k], marked[k], strict=True)]
+                                          for k in now}), flush=True)
+        pauses.remove()
         await engine.close()
         await recorder.close()
         await runner.cleanup()
+
+
+def _gc_totals(registry: CollectorRegistry) -> dict[str, list[float]]:
+    """Seconds and collections of the garbage collector so far, per generation."""
+    def value(name: str, generation: int) -> float:
+        sample = registry.get_sample_value(name, {"node": "bench", "generation": str(generation)})
+        return sample or 0.0
+    return {"gc_s": [value("kundlinow_gc_pause_seconds_sum", g) for g in range(3)],
+            "gc_n": [value("kundlinow_gc_pause_seconds_count", g) for g in range(3)]}
 
 
 # -- the load generator ---------------------------------------------------------------
@@ -317,6 +341,9 @@ class _Point:
         t = self.proc.cpu_times()
         self._start = (t.user + t.system, _main_thread_cpu(self.proc), time.monotonic(),
                        sum(self.proc.num_ctx_switches()))
+        assert self.server.stdin is not None
+        self.server.stdin.write("mark\n")
+        self.server.stdin.flush()
         assert self.gen.stdin is not None
         self.gen.stdin.write("go\n")
         self.gen.stdin.flush()
@@ -333,12 +360,24 @@ class _Point:
                 self.result["switches"] = sum(self.proc.num_ctx_switches()) - switches0
                 self.result["cpu_pct"] = round(
                     self.result["cpu_s"] / (time.monotonic() - wall0) * 100, 1)
+                self.result.update(self._server_says("gc"))
             elif out.startswith("RESULT "):
                 self.result.update(json.loads(out[7:]))
         self.gen.wait()
         self.server.stdin.write("\n")
         self.server.stdin.flush()
         self.server.wait(60)
+
+    def _server_says(self, command: str) -> dict[str, Any]:
+        """Ask the server for its garbage collector's time since ``go``."""
+        assert self.server.stdin is not None and self.server.stdout is not None
+        self.server.stdin.write(command + "\n")
+        self.server.stdin.flush()
+        for out in self.server.stdout:
+            if out.startswith("GC "):
+                result: dict[str, Any] = json.loads(out[3:])
+                return result
+        raise RuntimeError("the server ended without its GC figures")
 
     def kill(self) -> None:
         for process in (self.gen, self.server):
@@ -439,8 +478,8 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
           f"{args.duration:.0f} s measured per point, {args.rounds} round(s)")
     print("| round | recording | server CPU-s | of which other threads | server CPU % |"
           " packets/s delivered | µs server CPU per packet | main-thread context switches/s |"
-          " video fps per stream | peers connected |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " video fps per stream | peers connected | GC ms (gen 0/1/2) | GC runs (gen 0/1/2) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     cost: dict[int, dict[str, float]] = {}
     for n, record, r in rows:
         # per packet, not per second: a loaded machine lets a different rate through each run
@@ -450,7 +489,9 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
         print(f"| {n} | {record} | {r['cpu_s']:.2f} | {r['cpu_s'] - r['main_cpu_s']:.2f} |"
               f" {r.get('cpu_pct')} |"
               f" {r.get('packets_per_s')} | {us:.1f} | {r['switches'] / args.duration:.0f} |"
-              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |")
+              f" {r.get('fps_per_stream')} | {r.get('connected')}/{r.get('peers')} |"
+              f" {'/'.join(f'{x * 1000:.0f}' for x in r['gc_s'])} |"
+              f" {'/'.join(f'{x:.0f}' for x in r['gc_n'])} |")
     ratios = [c["all"] / c["off"] for c in cost.values() if c.get("off") and c.get("all")]
     if ratios:
         print("\nCPU per packet, all / off, per round: "

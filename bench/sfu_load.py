@@ -22,13 +22,15 @@ from typing import Any
 import aiohttp
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from media.ice import IcePolicy, apply_ice_policy
 
 
 class ClipTrack(MediaStreamTrack):
-    """Plays pre-demuxed packets paced by their timestamps, on the event loop.
+    """Plays pre-demuxed packets paced by their timestamps, on the event loop, looping the clip
+    (timestamps go on increasing), so a measured window longer than the clip still carries
+    media throughout.
 
     aiortc's ``MediaPlayer`` runs one demux thread per player; with tens of publishers in
     one process those threads starve the event loop of the GIL (5 ms switch interval),
@@ -38,21 +40,32 @@ class ClipTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._packets = packets
+        self._pts = [round(at / float(packet.time_base)) for at, packet in packets]
+        """Each packet's own timestamp: the packets are shared by every track of the clip."""
+        last = packets[-1][0]
+        step = last - packets[-2][0] if len(packets) > 1 else 0.02
+        self._length = last + step
+        """Seconds the clip lasts, the last packet's own duration included."""
         self._index = 0
+        self._loops = 0
         self._start: float | None = None
 
     async def recv(self) -> Any:
         if self._index >= len(self._packets):
-            self.stop()
-            raise MediaStreamError
+            self._index = 0
+            self._loops += 1
         at, packet = self._packets[self._index]
+        pts = self._pts[self._index]
         self._index += 1
+        at += self._loops * self._length
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time() - at
         delay = self._start + at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        # aiortc reads the timestamp as soon as this returns, before any other track runs
+        packet.pts = pts + round(self._loops * self._length / float(packet.time_base))
         return packet
 
 

@@ -39,6 +39,7 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaRelay
 
+from core.gcpolicy import freeze_startup_heap
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
@@ -254,6 +255,7 @@ async def serve(mode: str, host: str, hosts: tuple[str, ...], one_udp_port: bool
     site = web.TCPSite(runner, host, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    freeze_startup_heap()  # as ``kundlinow serve`` does
     print(f"READY {port}", flush=True)
     lags: list[float] = []
     gc_pauses: list[float] = []

@@ -66,6 +66,7 @@ from core.bus import EventBus, LocalBus, RedisBus
 from core.clock import Clock, SystemClock
 from core.db import Database
 from core.forwarded import trusted_proxy_middleware
+from core.gcpolicy import GcPauses, freeze_startup_heap
 from core.metrics import EventLoopLag, HttpMetrics
 from core.presence import NoPresence
 from core.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -302,7 +303,10 @@ def _recording_ctx(settings: Settings) -> CleanupContext:
 async def _event_loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     lag = EventLoopLag(app[METRICS].registry, app[NODE_ID])
     lag.start()
+    pauses = GcPauses(app[METRICS].registry, app[NODE_ID])  # the other cause of lag
+    pauses.install()
     yield
+    pauses.remove()
     await lag.close()
 
 
@@ -457,6 +461,14 @@ def _signalling_ctx(settings: Settings) -> CleanupContext:
 async def drain_on_sigterm_hook(app: web.Application) -> None:
     """on_startup of ``kundlinow serve``: SIGTERM drains this node before it exits."""
     drain_on_sigterm(app[NODE])
+
+
+async def freeze_startup_heap_hook(app: web.Application) -> None:
+    """on_startup of ``kundlinow serve``, after every resource opened: full collections stop
+    walking the start-up heap (``core.gcpolicy``). Not in ``create_app``: the tests build many
+    applications in one process, and each would freeze the garbage of those before it."""
+    frozen = freeze_startup_heap()  # on the loop: nothing is served yet
+    log.info("gc_startup_heap_frozen", objects=frozen)
 
 
 async def _close_sockets(app: web.Application) -> None:

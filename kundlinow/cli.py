@@ -30,7 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from kundlinow.app import create_app, drain_on_sigterm_hook
+    from kundlinow.app import create_app, drain_on_sigterm_hook, freeze_startup_heap_hook
     from kundlinow.commands import seed_demo_on_startup
 
     host = args.host or settings.host
@@ -43,6 +43,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     banner: list[str] = []
     if args.demo:  # in this process: the embedded database starts once
         app.on_startup.append(functools.partial(seed_demo_on_startup, lines=banner))
+    app.on_startup.append(freeze_startup_heap_hook)  # last: after everything has opened
     banner_end = f"kundlinow is running at http://{host}:{port}/ (Ctrl-C stops)"
 
     def ready(_: str) -> None:

@@ -130,6 +130,12 @@ def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
         base + "/auth/login", {"email": caller.email, "password": caller.password}
     )
     assert status == 200 and login["user"]["role"] == "user"
+    # serving began with the start-up heap frozen (core.gcpolicy): tens of thousands of objects
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        metrics = response.read().decode()
+    frozen = next(line for line in metrics.splitlines()
+                  if line.startswith("kundlinow_gc_frozen_objects{"))
+    assert float(frozen.rsplit(" ", 1)[1]) > 10_000, frozen
 
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=30) == 0
