@@ -3,7 +3,7 @@
 The SFU's tap only queues each packet (one list append on the forwarding path); the packets
 are worked through in a batch per track when the writer next hands files over (``drain``,
 every ``recording.writer.FLUSH_S``). Measured on the SFU, the same work done packet by packet
-between the forwarding of other packets cost several times what it costs in a batch, whose code
+between the forwarding of other packets cost about 1.5 times what it costs in a batch, whose code
 and objects stay in the CPU's caches (docs/BENCHMARKS.md, recording).
 
 It runs on the event loop, so it does little per packet: audio goes through a small reorder
