@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -25,14 +26,18 @@ RATE = 1000
 async def _ended_consult(
     client: TestClient[Any, Any], database: Database, caller: TestUser, astrologer: TestUser,
     mode: Mode = Mode.CHAT, *, serve: bool = True,
+    during: Callable[[uuid.UUID], Awaitable[None]] | None = None,
 ) -> uuid.UUID:
     """Requested, accepted and completed; ``serve``: the astrologer answered (or media flowed)
-    in the first minute, so minute 1 stays charged (else it is refunded automatically)."""
+    in the first minute, so minute 1 stays charged (else it is refunded automatically);
+    ``during``: what happens while it is active (chat is stored only then)."""
     service = client.app[CONSULTATIONS]
     c = await service.request(caller.id, astrologer.id, mode)
     await service.accept(c.id, astrologer.id)
     if serve:
         await served(database, c.id)
+    if during is not None:
+        await during(c.id)
     await service.end(c.id, EndReason.COMPLETED, actor_id=caller.id)
     return c.id
 
@@ -194,11 +199,14 @@ async def test_transcript_as_json_and_text(
     astrologer = await create_user(database, settings, "consultant")
     admin = await create_user(database, settings, "admin")
     await grant(database, caller.id, 10 * RATE)
-    # unserved (refunded): the two messages below are the whole transcript
-    cid = await _ended_consult(client, database, caller, astrologer, serve=False)
     chat = client.app[HUB].chat
-    await chat.append(cid, caller.id, "c1", text="When will I marry?")
-    await chat.append(cid, astrologer.id, "a1", text="Call me at [hidden]", masked=True)
+
+    async def talk(cid: uuid.UUID) -> None:
+        await chat.append(cid, caller.id, "c1", text="When will I marry?")
+        await chat.append(cid, astrologer.id, "a1", text="Call me at [hidden]", masked=True)
+
+    # unserved (refunded): the two messages are the whole transcript
+    cid = await _ended_consult(client, database, caller, astrologer, serve=False, during=talk)
 
     response = await client.get(f"/admin/consultations/{cid}/transcript",
                                 headers=auth(admin.token))
