@@ -17,7 +17,12 @@ Two estimates of the downlink, combined by taking the smaller (gcc-02 §6; libwe
   * ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
   * otherwise ``A`` holds.
 
-A subscriber without transport-cc (an aiortc peer) has the loss-based estimate alone.
+With transport feedback flowing, the loss-based controller takes its loss from the feedback
+(every packet, ten reports a second) instead of the receiver reports, works on the combined
+estimate (it is capped by the delay-based one, as libwebrtc caps its target with the
+delay-based limit), and each of its cuts is an over-use for the delay-based AIMD
+(``Downlink.on_transport_feedback``). A subscriber without transport-cc (an aiortc peer) has
+the loss-based estimate alone.
 
 A subscriber's REMB (draft-alvestrand-rmcat-remb-03) is deliberately not an input. Chromium
 sends one from its receive-side estimator, which measures the stream it is given: libwebrtc's
@@ -220,6 +225,10 @@ class Downlink:
             return False, False
         before = self.bps
         delay.on_report(packets, now, self.rtt_s)
+        # the loss-based controller acts on the combined estimate, as libwebrtc's does on its
+        # target capped by the delay-based limit: a cut under loss then bites at once, and
+        # an increase is at most the loss-based 5 %/s however fast the AIMD climbs
+        self.estimate.loss_bps = min(self.estimate.loss_bps, delay.bps)
         self._feedback_total += len(packets)
         self._feedback_lost += sum(1 for p in packets if p.arrival_us is None)
         if self._feedback_total >= LOSS_WINDOW_PACKETS:

@@ -77,8 +77,10 @@ def test_estimate_follows_a_drop_and_rises_again_after_recovery() -> None:
     run = simulate(capacity, 40, seed=11)
     _assert_converged(run.estimates, 1_000_000, 3, 8)
     _assert_converged(run.estimates, 300_000, 11, 20)
-    late = [bps for at, bps in run.estimates if 32 <= at < 40]
-    assert max(late) >= 700_000, f"only {max(late)} bit/s 12 s after the link recovered"
+    low = statistics.median(bps for at, bps in run.estimates if 14 <= at < 20)
+    late = [bps for at, bps in run.estimates if 36 <= at < 40]
+    # the loss-based controller's 5 %/s (gcc-02 section 6) bounds the climb: ~2.2x in 16 s
+    assert min(late) >= 1.8 * low, f"{min(late)} bit/s 16 s after the link recovered"
     assert max(late) <= 1.1 * 1_000_000
 
 
