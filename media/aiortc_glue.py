@@ -24,6 +24,7 @@ SRTP key setup — and takes over the media plane:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from media.transport_seq import TransportSequencer
 from media.twcc import RTCP_RTPFB, RTCP_RTPFB_TWCC, TRANSPORT_CC_URI
 from media.udp_mux import MuxTransport
 
+_logger = logging.getLogger(__name__)
 RtpHandler = Callable[[bytes, int], None]
 """Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
@@ -309,7 +311,10 @@ def tap_transport_feedback(dtls: RTCDtlsTransport, handler: Callable[[bytes], No
         while i + 4 <= len(data):
             end = i + 4 * (((data[i + 2] << 8) | data[i + 3]) + 1)
             if data[i + 1] == RTCP_RTPFB and data[i] & 0x1F == RTCP_RTPFB_TWCC:
-                handler(bytes(data[i:end]))
+                try:
+                    handler(bytes(data[i:end]))
+                except Exception:  # an estimator fault must not end aiortc's receive loop
+                    _logger.exception("transport_feedback_failed")
             i = end
         await original(data)
 
