@@ -13,7 +13,7 @@ estimate: one window that caught a burst barely moves it.
   again at most once per RTT (10–200 ms) unless the throughput fell below half the estimate;
 * normal → *increase*: multiplicatively by ``1.08^Δt`` (8 %/s) while far from the link
   capacity seen at earlier over-uses, additively (about one packet per response time,
-  ``RTT + 100 ms``, at least 4 kbit/s per s) once near it (§5.5: "close to convergence");
+  ``RTT + 100 ms``, at least 4 kbit/s per s) once near it (§5.5: near convergence);
 * under-use → *hold* (the queues are draining; raising now would refill them).
 
 An increase never goes beyond ``1.5 · R + 10 kbit/s``: the estimate must not run away from
@@ -22,8 +22,8 @@ publisher sends). The link capacity is an exponential average (α = 0.05) of the
 each over-use with its deviation; a throughput above ``mean + 3σ`` forgets it (the link got
 better), one below ``mean − 3σ`` at an over-use too (it got worse).
 
-Before the first over-use the controller only watches (libwebrtc: "not initialized"): a clean
-link keeps the starting estimate, which is the configured maximum.
+Before the first over-use the controller only watches (libwebrtc's ``bitrate_is_initialized_``
+false): a clean link keeps the starting estimate, which is the configured maximum.
 """
 
 from __future__ import annotations
