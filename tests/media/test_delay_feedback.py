@@ -129,7 +129,11 @@ async def test_clean_downlink_with_transport_feedback_keeps_the_estimate(
             assert await eventually(fed, 30)
             stats = engine.stats(a.room_id)["b"]
             assert stats["video_paused"] is False
-            assert stats["delay_estimated_bps"] >= 1_000_000, stats["delay_estimated_bps"]
-            assert stats["estimated_bps"] >= 1_000_000
+            # the start is ~1.9 Mbit/s and the clip ~1 Mbit/s. On a quiet machine nothing
+            # moves; with both cores loaded, a stall of this one event loop (SFU and both
+            # peers) can look like one over-use (0.85 x the throughput): tolerated, a trend
+            # towards the floor is not
+            assert stats["delay_estimated_bps"] >= 700_000, stats["delay_estimated_bps"]
+            assert stats["estimated_bps"] >= 700_000
     finally:
         relay.close()
