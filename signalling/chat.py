@@ -36,6 +36,14 @@ _COLUMNS = (
 )
 
 
+class ConsultationClosed(Exception):
+    """A new message for a consultation that is not (or no longer) active: not stored."""
+
+    def __init__(self, consultation_id: UUID) -> None:
+        super().__init__(f"consultation {consultation_id} is not active")
+        self.consultation_id = consultation_id
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     id: UUID
@@ -106,7 +114,10 @@ WITH input AS (
     SELECT i.*,
            row_number() OVER (PARTITION BY i.consultation_id ORDER BY i.ord) AS rank,
            count(*) OVER (PARTITION BY i.consultation_id) AS n
-    FROM input i WHERE i.ord NOT IN (SELECT ord FROM existing)
+    FROM input i
+    WHERE i.ord NOT IN (SELECT ord FROM existing)
+      AND EXISTS (SELECT 1 FROM consultations c
+                  WHERE c.id = i.consultation_id AND c.state = 'active')
 ), bump AS (
     INSERT INTO chat_rooms AS r (consultation_id, last_seq)
     SELECT consultation_id, count(*) FROM fresh GROUP BY consultation_id ORDER BY consultation_id
@@ -131,7 +142,9 @@ SELECT *, false AS new FROM existing
 copy and bumps nothing; each room's counter row is locked once (rooms in id order, so two
 batches never deadlock), bumped by its count of new messages, and those are inserted with
 consecutive numbers in arrival order, all committed together (seq order = commit order). Rows
-come back tagged with their 1-based position in the batch (``ord``)."""
+come back tagged with their 1-based position in the batch (``ord``). A new message of a
+consultation that is not active (in the database, whatever a node's cached view says) is not
+stored and comes back as no row."""
 
 _Key = tuple[UUID, UUID, str]
 """(consultation, sender, client id): the idempotency key."""
@@ -286,10 +299,12 @@ class ChatStore:
                 return
             for (row, futures), result in zip(entries, results, strict=True):
                 if result is None:
-                    # Lost a race with a copy stored by another connection: its copy won.
+                    # Lost a race with a copy stored by another connection (its copy won), or
+                    # the consultation is no longer active.
                     found = await self._find(*row[:3])
-                    if found is None:  # pragma: no cover - the conflicting row is committed
-                        raise RuntimeError("duplicate chat message vanished")
+                    if found is None:
+                        _fail([(row, futures)], ConsultationClosed(row[0]))
+                        continue
                     result = (found, False)
                 message, new = result
                 for i, future in enumerate(futures):

@@ -10,8 +10,13 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from api.auth import Role, issue_token
+from billing.config import BillingSettings
+from billing.consultations import ConsultationService
+from core.bus import LocalBus
+from core.clock import SystemClock
 from core.db import Database
 from kundlinow.config import Settings
+from tests.billing.helpers import grant
 from tests.signalling.wsclient import WsClient, connect
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -81,3 +86,17 @@ async def online_astrologer(
     given TURN credentials (turn/grants.py). Keep the socket for as long as that should hold."""
     user = await create_user(database, settings, "consultant")
     return user, await connect(server, "/ws", user.token)
+
+
+async def active_consultation(
+    database: Database, settings: Settings, mode: str = "chat"
+) -> uuid.UUID:
+    """A consultation accepted by its astrologer (so ``active``), between two fresh users, made
+    through the billing service as the API makes it."""
+    caller = await create_user(database, settings)
+    astrologer = await create_user(database, settings, "consultant")
+    await grant(database, caller.id, 1_000_000)
+    service = ConsultationService(database, LocalBus(), SystemClock(), BillingSettings())
+    consultation = await service.request(caller.id, astrologer.id, mode)
+    await service.accept(consultation.id, astrologer.id)
+    return consultation.id

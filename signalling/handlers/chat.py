@@ -7,6 +7,7 @@ from uuid import UUID
 
 from billing.consultations import State
 from signalling import errors, protocol
+from signalling.chat import ConsultationClosed
 from signalling.connection import Connection, Replay
 from signalling.context import HubContext, uuid_of
 from signalling.errors import SignalError
@@ -32,10 +33,14 @@ async def message(ctx: HubContext, conn: Connection, data: dict[str, Any]) -> di
         meta = await chat.upload_meta(upload_id)
         if meta is None or meta.consultation_id != view.id or meta.uploader_id != conn.user_id:
             raise SignalError(errors.UPLOAD_NOT_FOUND, "no such upload of yours here")
-    stored, new = await chat.append(
-        view.id, conn.user_id, str(data["client_id"]), text=text, upload_id=upload_id,
-        masked=masked,
-    )
+    try:
+        stored, new = await chat.append(
+            view.id, conn.user_id, str(data["client_id"]), text=text, upload_id=upload_id,
+            masked=masked,
+        )
+    except ConsultationClosed:  # ended on another node, before this one's view heard of it
+        raise SignalError(errors.CONSULT_NOT_ACTIVE, "the consultation is not active",
+                          {"state": State.ENDED.value}) from None
     body = stored.to_json()
     if new:
         await ctx.router.to_room(

@@ -1,4 +1,5 @@
-"""ChatStore on real PostgreSQL: gapless per-room order, idempotent resends, pages."""
+"""ChatStore on real PostgreSQL: gapless per-room order, idempotent resends, pages, and no new
+message once the consultation has ended."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import uuid
 import asyncpg
 from prometheus_client import CollectorRegistry, generate_latest
 
+from billing.config import BillingSettings
+from billing.consultations import ConsultationService
+from core.bus import LocalBus
+from core.clock import SystemClock
 from core.db import Database
 from kundlinow.config import Settings
-from signalling.chat import ChatStore
+from signalling.chat import ChatStore, ConsultationClosed
 from signalling.metrics import ChatMetrics
-from tests.factories import create_user
+from tests.factories import active_consultation, create_user
 from tests.scrape import Scrape
 
 
 async def test_resend_is_stored_once(database: Database, settings: Settings) -> None:
     chat = ChatStore(database.pool)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     user = await create_user(database, settings)
     first, new1 = await chat.append(room, user.id, "c-1", text="hello")
     again, new2 = await chat.append(room, user.id, "c-1", text="hello (resent)")
@@ -36,7 +41,7 @@ async def test_concurrent_senders_get_gapless_sequence(
     database: Database, settings: Settings
 ) -> None:
     chat = ChatStore(database.pool)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     a = await create_user(database, settings)
     b = await create_user(database, settings)
     results = await asyncio.gather(
@@ -60,7 +65,7 @@ async def test_concurrent_senders_get_gapless_sequence(
 
 async def test_sequential_sends_are_gapless(database: Database, settings: Settings) -> None:
     chat = ChatStore(database.pool)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     user = await create_user(database, settings)
     for i in range(5):
         await chat.append(room, user.id, f"s{i}", text="x")
@@ -70,7 +75,7 @@ async def test_sequential_sends_are_gapless(database: Database, settings: Settin
 
 async def test_read_marker_only_moves_forward(database: Database, settings: Settings) -> None:
     chat = ChatStore(database.pool)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     user = await create_user(database, settings)
     for i in range(6):
         await chat.append(room, user.id, f"r{i}", text="x")
@@ -87,7 +92,7 @@ async def test_appends_of_one_tick_are_one_transaction_numbered_in_arrival_order
     chat = await ChatStore.open(database.pool, database.dsn, writers=1,
                                 metrics=ChatMetrics(registry, "node-a"))
     try:
-        rooms = [uuid.uuid4() for _ in range(3)]
+        rooms = [await active_consultation(database, settings) for _ in range(3)]
         user = await create_user(database, settings)
         sends = [(rooms[i % 3], f"t{i}") for i in range(30)]
         results = await asyncio.gather(
@@ -113,7 +118,7 @@ async def test_appends_of_one_tick_are_one_transaction_numbered_in_arrival_order
 
 async def test_a_bad_row_fails_only_its_own_sender(database: Database, settings: Settings) -> None:
     chat = ChatStore(database.pool)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     user = await create_user(database, settings)
     stranger = uuid.uuid4()  # not a user: the row violates chat_messages' foreign key
     results = await asyncio.gather(
@@ -133,7 +138,7 @@ async def test_two_nodes_racing_the_same_resend_store_it_once(
 ) -> None:
     nodes = [await ChatStore.open(database.pool, database.dsn, writers=2) for _ in range(2)]
     try:
-        room = uuid.uuid4()
+        room = await active_consultation(database, settings)
         user = await create_user(database, settings)
         results = await asyncio.gather(
             *(
@@ -157,7 +162,7 @@ async def test_close_finishes_the_batch_in_flight_and_fails_the_waiting(
     database: Database, settings: Settings
 ) -> None:
     chat = await ChatStore.open(database.pool, database.dsn, writers=1)
-    room = uuid.uuid4()
+    room = await active_consultation(database, settings)
     user = await create_user(database, settings)
 
     def send(prefix: str) -> list[asyncio.Future[tuple[object, bool]]]:
@@ -179,3 +184,29 @@ async def test_close_finishes_the_batch_in_flight_and_fails_the_waiting(
         "SELECT client_id FROM chat_messages WHERE consultation_id = $1 ORDER BY seq", room
     )
     assert [r["client_id"] for r in rows] == ["a0", "a1", "a2"]
+
+
+async def test_no_new_message_is_stored_once_the_consultation_has_ended(
+    database: Database, settings: Settings
+) -> None:
+    """The database decides, not a node's cached view: an end committed elsewhere (another
+    node, the ticker) refuses new messages at once, in a batch with others' messages; a resend
+    of a message stored before the end still finds it."""
+    chat = ChatStore(database.pool)
+    ended = await active_consultation(database, settings)
+    live = await active_consultation(database, settings)
+    user = await create_user(database, settings)
+    before, _ = await chat.append(ended, user.id, "before", text="stored while active")
+    service = ConsultationService(database, LocalBus(), SystemClock(), BillingSettings())
+    await service.end(ended, "completed")
+    results = await asyncio.gather(
+        chat.append(ended, user.id, "after", text="too late"),
+        chat.append(live, user.id, "other-room", text="fine"),
+        chat.append(ended, user.id, "before", text="resent"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ConsultationClosed), results[0]
+    assert not isinstance(results[1], BaseException) and results[1][1] is True
+    assert not isinstance(results[2], BaseException) and results[2] == (before, False)
+    assert [m.client_id for m in await chat.since(ended, 0, 100)] == ["before"]
+    assert await chat.last_seq(ended) == 1  # the refused message burnt no number
