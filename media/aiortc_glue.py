@@ -61,6 +61,7 @@ RtpHandler = Callable[[bytes, int], None]
 """Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
 _srtp_protect = _srtp_lib.srtp_protect
+logger = logging.getLogger(__name__)
 _srtp_unprotect = _srtp_lib.srtp_unprotect
 
 
@@ -283,10 +284,24 @@ def route(dtls: RTCDtlsTransport, ssrc: int, payload_type: int) -> RTCRtpReceive
     return receiver  # type: ignore[return-value]
 
 
+def _guarded(on_rtcp: RtcpHandler) -> RtcpHandler:
+    """aiortc awaits RTCP handlers inside its DTLS transport's receive loop, and an exception
+    there ends that loop and closes the transport (``RTCDtlsTransport.__run``): one packet
+    our handler cannot take would end the call. It is logged and the next packet handled."""
+
+    async def handle(packet: AnyRtcpPacket) -> None:
+        try:
+            await on_rtcp(packet)
+        except Exception:
+            logger.exception("rtcp_handler_failed", extra={"packet": type(packet).__name__})
+
+    return handle
+
+
 def take_over_sender(sender: RTCRtpSender, on_rtcp: RtcpHandler) -> None:
     """Park the sender's RTP loop, replace its RTCP loop, route its RTCP feedback to us."""
     sender.replaceTrack(IdleTrack(sender.kind))
-    sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign, assignment]
+    sender._handle_rtcp_packet = _guarded(on_rtcp)  # type: ignore[method-assign, assignment]
     started: asyncio.Event = sender._RTCRtpSender__rtcp_started  # type: ignore[attr-defined]
     exited: asyncio.Event = sender._RTCRtpSender__rtcp_exited  # type: ignore[attr-defined]
 
@@ -323,7 +338,7 @@ def tap_transport_feedback(dtls: RTCDtlsTransport, handler: Callable[[bytes], No
 
 def take_over_receiver(receiver: RTCRtpReceiver, on_rtcp: RtcpHandler) -> None:
     """Route RTCP addressed to the receiver (publisher SR, BYE) to us."""
-    receiver._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign, assignment]
+    receiver._handle_rtcp_packet = _guarded(on_rtcp)  # type: ignore[method-assign, assignment]
 
 
 def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -81,6 +81,7 @@ class RoomRecording:
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
         self._manifest = self._load_manifest(stored_manifest)
+        writer.add_source(self._drain_tracks)
 
     # -- manifest ---------------------------------------------------------------------
 
@@ -152,6 +153,13 @@ class RoomRecording:
         logger.info("recording_file_started", extra={"key": key})
         return key
 
+    def wake(self) -> None:
+        self._writer.wake()
+
+    def _drain_tracks(self) -> None:
+        for track in self.tracks:
+            track.drain()
+
     def close_file(self, key: str) -> None:
         live = self._files.pop(key, None)
         if live is not None:
@@ -207,6 +215,7 @@ class RoomRecording:
         """Finish every file (Cues, header, hash), record them, write the last manifest."""
         for track in self.tracks:
             track.close()
+        self._writer.remove_source(self._drain_tracks)
         await self._writer.drain()  # this room's files finalised and their results in
         self._manifest["stopped_at"] = _iso(time.time())
         offsets = self._manifest.setdefault("clock_offsets_ms", {})

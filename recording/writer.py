@@ -178,6 +178,9 @@ class Writer:
         self._live: dict[str, LiveFile] = {}
         self._ops: list[Op] = []
         """Opens, closes, manifests and barriers since the last hand-over, in call order."""
+        self._sources: list[Callable[[], None]] = []
+        """Called first at each hand-over: the recorders work through the packets they
+        queued (``recording.track``), which writes their frames."""
         self._handover: asyncio.TimerHandle | None = None
         self._appends: queue.SimpleQueue[list[Op] | None] = queue.SimpleQueue()
         self._finals: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
@@ -200,6 +203,17 @@ class Writer:
         if self._live.pop(key, None) is None:
             return
         self._add(("close", key, live.on_result, live.clusters.finish()))
+
+    def add_source(self, drain: Callable[[], None]) -> None:
+        self._sources.append(drain)
+
+    def remove_source(self, drain: Callable[[], None]) -> None:
+        self._sources.remove(drain)
+
+    def wake(self) -> None:
+        """A source has queued work: make sure a hand-over is due."""
+        if self._handover is None:
+            self._handover = self._loop.call_later(FLUSH_S, self._hand_over)
 
     def write_atomic(self, key: str, data: bytes) -> None:
         """Replace a small object (a manifest) after what was handed over before it."""
@@ -233,12 +247,13 @@ class Writer:
 
     def _add(self, op: Op) -> None:
         self._ops.append(op)
-        if self._handover is None:
-            self._handover = self._loop.call_later(FLUSH_S, self._hand_over)
+        self.wake()
 
     def _hand_over(self) -> None:
         """One batch for the append thread: the queued operations, then each open file's
         new Clusters. Repeats every ``FLUSH_S`` while files are open."""
+        for drain in list(self._sources):  # before the timer is reset: no second one armed
+            drain()
         if self._handover is not None:
             self._handover.cancel()
         self._handover = None

@@ -44,9 +44,17 @@ async def test_caller_rates_once_and_the_aggregate_follows(
     assert missing.status == 404
 
     rated = await client.post(
-        url, json={"stars": 4, "comment": "clear and kind"}, headers=auth(caller.token)
+        url, json={"stars": 4, "comment": "clear and kind, call me on 98765 43210"},
+        headers=auth(caller.token),
     )
     assert rated.status == 201
+    # contact details are masked as in chat: the comment is stored and answered masked
+    comment = (await rated.json())["comment"]
+    assert comment.startswith("clear and kind") and "98765" not in comment
+    stored = await database.pool.fetchval(
+        "SELECT comment FROM consultation_ratings WHERE consultation_id = $1", consultation.id
+    )
+    assert stored == comment
     again = await client.post(url, json={"stars": 1}, headers=auth(caller.token))
     assert (again.status, (await again.json())["error"]["code"]) == (409, "ALREADY_RATED")
 
