@@ -56,7 +56,6 @@ from media.transport_seq import TransportSequencer
 from media.twcc import RTCP_RTPFB, RTCP_RTPFB_TWCC, TRANSPORT_CC_URI
 from media.udp_mux import MuxTransport
 
-_logger = logging.getLogger(__name__)
 RtpHandler = Callable[[bytes, int], None]
 """Called with one decrypted RTP packet and its arrival time (monotonic milliseconds)."""
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
@@ -329,7 +328,7 @@ def tap_transport_feedback(dtls: RTCDtlsTransport, handler: Callable[[bytes], No
                 try:
                     handler(bytes(data[i:end]))
                 except Exception:  # an estimator fault must not end aiortc's receive loop
-                    _logger.exception("transport_feedback_failed")
+                    logger.exception("transport_feedback_failed")
             i = end
         await original(data)
 
