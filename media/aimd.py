@@ -188,13 +188,14 @@ class AimdRateControl:
             self._decrease(throughput, now)
         return self.bps
 
-    def decrease(self, throughput_bps: float | None, now: float) -> None:
-        """An over-use signalled from outside the detector (a queue overflowed): decrease at
-        once; the caller limits how often (the loss-based controller's 300 ms + RTT)."""
-        if throughput_bps is not None:
-            self._throughput_bps = throughput_bps
-        if self._throughput_bps is not None:
-            self._decrease(self._throughput_bps, now)
+    def lower_to(self, bps: float, now: float) -> None:
+        """Another controller (the loss-based one) cut the estimate to ``bps``: follow it
+        down, and control from there (hold, then this controller's increases)."""
+        if bps < self.bps:
+            self.bps = max(self.min_bps, bps)
+        self.initialized = True
+        self.state = "hold"
+        self._last_change = now
 
     def _increase(self, throughput: float | None, now: float) -> None:
         if throughput is not None and throughput > self.capacity.upper_bps():

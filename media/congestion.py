@@ -20,7 +20,7 @@ Two estimates of the downlink, combined by taking the smaller (gcc-02 §6; libwe
 With transport feedback flowing, the loss-based controller takes its loss from the feedback
 (every packet, ten reports a second) instead of the receiver reports, works on the combined
 estimate (it is capped by the delay-based one, as libwebrtc caps its target with the
-delay-based limit), and each of its cuts is an over-use for the delay-based AIMD
+delay-based limit), and the delay-based AIMD follows each of its cuts
 (``Downlink.on_transport_feedback``). A subscriber without transport-cc (an aiortc peer) has
 the loss-based estimate alone.
 
@@ -214,12 +214,10 @@ class Downlink:
 
         The report's lost packets feed the loss-based estimate too, in place of the receiver
         reports' (as libwebrtc takes loss from transport feedback when it has it): ten reports
-        a second over every packet sent, instead of one a second per stream. A loss-based
-        decrease is also an over-use for the delay-based controller
-        (``DelayBasedEstimate.on_loss_event``): a standing queue — filled before the
-        trendline had its 20 groups, or by a sender that jumped far above the link — shows
-        no delay trend, only drops, and the throughput acknowledged meanwhile is what the
-        saturated link carries."""
+        a second over every packet sent, instead of one a second per stream. The delay-based
+        controller follows a loss-based decrease (``DelayBasedEstimate.on_loss_event``): a
+        standing queue — filled before the trendline had its 20 groups, or by a sender that
+        jumped far above the link — shows no delay trend, only drops."""
         delay = self.delay
         if delay is None:
             return False, False
@@ -237,8 +235,8 @@ class Downlink:
             loss_before = self.estimate.loss_bps
             self.estimate.on_loss(fraction, self.rtt_s, now)
             if self.estimate.loss_bps < loss_before:
-                # a drop-tail queue overflowed: over-use, even if it filled too fast for a trend
-                delay.on_loss_event(now)
+                # a queue overflowed (or the radio lost packets): the AIMD follows the cut
+                delay.on_loss_event(self.estimate.loss_bps, fraction, now)
         return self.bps != before, self._update(now)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None, probed: bool) -> bool:

@@ -27,13 +27,15 @@ as libwebrtc does: deltas across the gap would mean nothing.
 
 from __future__ import annotations
 
-from media.aimd import AckedThroughput, AimdRateControl
+from media.aimd import BETA, AckedThroughput, AimdRateControl
 from media.interarrival import InterArrival
 from media.transport_seq import SentPacket
 from media.trendline import TrendlineEstimator, Usage
 from media.twcc import REFERENCE_US
 
 STREAM_TIMEOUT_S = 2.0
+OVERFLOW_LOSS = 0.2
+"""A loss fraction this high is a queue overflowing, not a radio's random loss."""
 _ARRIVAL_PERIOD_US = (1 << 24) * REFERENCE_US
 """The feedback's 24-bit reference time wraps after this (§3.1)."""
 
@@ -71,15 +73,23 @@ class DelayBasedEstimate:
         if bps > self.rate.bps:
             self.rate.set_estimate(bps, now)
 
-    def on_loss_event(self, now: float) -> None:
-        """The loss-based controller cut its estimate (a queue overflowed): treat it as an
-        over-use — 0.85 × the acknowledged throughput (as often as the loss-based controller
-        cuts: at most once per 300 ms + RTT) — and start
-        controlling (the AIMD's increases, bounded by the throughput, apply from now on).
-        Not in libwebrtc's delay-based controller, which meets a standing queue only through
-        its loss-based one; here the two must agree for the minimum to be useful."""
+    def on_loss_event(self, bps: float, fraction_lost: float, now: float) -> None:
+        """The loss-based controller cut its estimate to ``bps`` after ``fraction_lost``:
+        a queue overflowed, or the link lost packets. The AIMD follows it down and controls
+        from there, so that the increases after it are this controller's (bounded by the
+        acknowledged throughput, additive near the capacity). A heavy loss
+        (≥ ``OVERFLOW_LOSS``: a sender far above the link, a cap that just dropped) is an
+        over-use: 0.85 × the acknowledged throughput, as for one the trendline detects — a
+        queue that filled before the trendline had its 20 groups shows no delay trend, only
+        drops. A light one is not: what the SFU sends is deliberately ~0.8 × the estimate,
+        so 0.85 × it after every random-loss cut ratcheted a 3 %-loss link down to a tenth
+        (bench/netq.py). Not in libwebrtc's delay-based controller, which meets a standing
+        queue only through its loss-based one."""
         self.last_overuse = now
-        self.rate.decrease(self.throughput.bps, now)
+        throughput = self.throughput.bps
+        if fraction_lost >= OVERFLOW_LOSS and throughput is not None:
+            bps = min(bps, BETA * throughput)
+        self.rate.lower_to(bps, now)
 
     def on_report(self, packets: list[SentPacket], now: float, rtt_s: float | None) -> bool:
         """One feedback report's packets (``TransportSequencer.match``), received at ``now``

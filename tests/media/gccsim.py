@@ -55,9 +55,11 @@ def simulate(
     seed: int,
     source_bps: float = 1_200_000,
     max_target_bps: int = 1_500_000,
+    loss: float = 0.0,
 ) -> Run:
     """Send at min(``source_bps``, estimate) through a bottleneck of ``capacity_bps(t)``
-    (the estimate starts at what ``max_target_bps`` needs, as ``Downlink`` does)."""
+    (the estimate starts at what ``max_target_bps`` needs, as ``Downlink`` does), losing a
+    ``loss`` share of the packets at random on the way (a radio link's losses, not the queue's)."""
     rng = random.Random(seed)
     sequencer = TransportSequencer(3)
     recorder = TransportFeedbackRecorder()
@@ -81,6 +83,10 @@ def simulate(
         depart = max(at_us, queue_free_us) + drain_us
         if depart - at_us > BUFFER_US:
             run.lost += 1
+            return
+        if loss and rng.random() < loss:
+            run.lost += 1
+            queue_free_us = depart
             return
         queue_free_us = depart
         arrival = depart + PROPAGATION_US + rng.randrange(0, 1000)
