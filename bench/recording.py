@@ -13,18 +13,28 @@ review file of one recorded consult in this process (``time.process_time``, all 
     python -m bench.recording --consults 4 --duration 10
     python -m bench.recording --rounds 3             # off/all alternated three times
     python -m bench.recording --rounds 5 --together  # off and all at the same time
+    python -m bench.recording --paired --rounds 3 --duration 40   # on/off in turns, one server
     python -m bench.recording alone --repeat 20      # the recorder alone (for py-spy)
 
 On a shared machine, compare CPU-seconds per delivered packet of rounds run side by side
 (``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates;
 ``--together`` runs both points of a round at once, measured over the same seconds, so a load
-that comes and goes on the machine weighs on both alike.
+that comes and goes on the machine weighs on both alike. ``--paired`` goes further: one
+recording server whose recorder is switched on and off every ``--switch-every`` seconds
+(``SwitchedRecorder``: packets reach the taps only while on); each window's process CPU per
+tapped packet is compared with the adjacent windows'. The SFU, the load and the machine are the
+same for both sides of each pair, so the difference is what recording costs even on a busy
+machine (the queued packets are worked through at each switch, so they count in their window;
+the append thread's last hand-over of a window may fall into the next).
+
+Every point also reports the garbage collector's time per generation (``core.gcpolicy``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import subprocess
@@ -33,6 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,7 @@ from kundlinow.database import open_database
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
+from media.observer import MediaObserver, PacketTap
 from recording.catalog import Catalog, ConsultInfo
 from recording.compose import FPS, Inputs, compose
 from recording.config import RecordingSettings
@@ -63,6 +75,72 @@ PY = sys.executable
 
 
 # -- the server -----------------------------------------------------------------------
+
+
+class SwitchedTap:
+    """A recorder's tap behind a switch (``--paired``): packets reach it only while on; every
+    packet is counted either way."""
+
+    __slots__ = ("counter", "switch", "tap")
+
+    def __init__(self, tap: PacketTap, switch: list[bool], counter: list[int]) -> None:
+        self.tap = tap
+        self.switch = switch
+        self.counter = counter
+
+    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+        self.counter[0] += 1
+        if self.switch[0]:
+            self.tap.on_rtp(seq, ts, b1, payload, arrival_ms)
+
+    def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
+        self.tap.on_sender_report(ntp, rtp_ts)
+
+    def close(self) -> None:
+        self.tap.close()
+
+
+class SwitchedRecorder:
+    """The ``Recorder`` as the SFU's observer, its taps behind one switch: recording on and
+    off in turns in one server, so a load that comes and goes weighs on both alike."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.switch = [True]
+        self.packets = [0]
+
+    async def participant_joined(self, room_id: str, participant_id: str) -> None:
+        await self.recorder.participant_joined(room_id, participant_id)
+
+    def track_published(self, room_id: str, participant_id: str, kind: str, mime_type: str,
+                        clock_rate: int, request_keyframe: Callable[[], None],
+                        is_keyframe: Callable[[bytes], bool]) -> PacketTap | None:
+        tap = self.recorder.track_published(room_id, participant_id, kind, mime_type,
+                                            clock_rate, request_keyframe, is_keyframe)
+        return SwitchedTap(tap, self.switch, self.packets) if tap is not None else None
+
+    def media_event(self, room_id: str, participant_id: str, kind: str,
+                    data: dict[str, Any]) -> None:
+        self.recorder.media_event(room_id, participant_id, kind, data)
+
+    def room_closed(self, room_id: str) -> None:
+        self.recorder.room_closed(room_id)
+
+    def drain(self) -> None:
+        """Work through what the taps queued, so it counts in the window it arrived in."""
+        for room in self.recorder.rooms.values():
+            for track in room.tracks:
+                track.drain()
+
+    async def alternate(self, every_s: float, windows: list[tuple[bool, float, int]]) -> None:
+        """Switch every ``every_s``; per window: on?, process CPU-s, packets tapped."""
+        while True:
+            cpu, packets = time.process_time(), self.packets[0]
+            await asyncio.sleep(every_s)
+            self.drain()
+            windows.append((self.switch[0], time.process_time() - cpu,
+                            self.packets[0] - packets))
+            self.switch[0] = not self.switch[0]
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -79,8 +157,10 @@ async def serve(args: argparse.Namespace) -> None:
         async def drop(room: str, pid: str, message: dict[str, Any]) -> None:
             pass
 
-        engine = MediaEngine(MediaSettings(ice_host_addresses=("127.0.0.1",)), drop,
-                             recorder if settings.enabled else None)
+        switched = SwitchedRecorder(recorder) if args.switch_every else None
+        observer: MediaObserver | None = switched or (recorder if settings.enabled else None)
+        engine = MediaEngine(MediaSettings(ice_host_addresses=("127.0.0.1",)), drop, observer)
+        windows: list[tuple[bool, float, int]] = []
 
         async def join(request: web.Request) -> web.Response:
             body = await request.json()
@@ -107,13 +187,19 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"READY {port}", flush=True)
         loop = asyncio.get_running_loop()
         marked = _gc_totals(registry)
+        alternating: asyncio.Task[None] | None = None
         while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
             if command == "mark":  # the measured seconds start
                 marked = _gc_totals(registry)
+                if switched is not None:
+                    alternating = asyncio.ensure_future(
+                        switched.alternate(args.switch_every, windows))
             else:  # "gc": they ended
+                if alternating is not None:
+                    alternating.cancel()
                 now = _gc_totals(registry)
                 print("GC " + json.dumps({k: [a - b for a, b in zip(now[k], marked[k], strict=True)]
-                                          for k in now}), flush=True)
+                                          for k in now} | {"windows": windows}), flush=True)
         pauses.remove()
         await engine.close()
         await recorder.close()
@@ -315,7 +401,9 @@ class _Point:
     def __init__(self, args: argparse.Namespace, dsn: str, record: str, directory: Path) -> None:
         self.server = subprocess.Popen(
             [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
-             "--dir", str(directory)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+             "--dir", str(directory), "--switch-every", str(args.switch_every if args.paired
+                                                            else 0)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         assert self.server.stdout is not None
         line = self.server.stdout.readline()
@@ -451,6 +539,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                 # alternate the order, so a load that drifts within a round favours neither
                 order = ("off", "all") if n % 2 == 0 else ("all", "off")
                 batches = [order] if args.together else [(record,) for record in order]
+                if args.paired:  # one server, recording switched on and off in turns
+                    batches = [("all",)]
                 for batch in batches:
                     points: list[_Point] = []
                     try:
@@ -467,6 +557,8 @@ def orchestrate(args: argparse.Namespace) -> None:
     finally:
         asyncio.run(_drop_database(dsn))
     _print_rounds(args, rows)
+    if args.paired:
+        _print_paired(args, rows)
     print("\n| recorder alone (no network) | µs CPU per packet |\n|---|---:|")
     for name, us in alone.items():
         print(f"| {name} | {us:.1f} |")
@@ -500,6 +592,26 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
               + f"; median {statistics.median(ratios):.3f}")
 
 
+def _print_paired(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Per round: process CPU per tapped packet in the windows with recording on and off
+    (medians), and the median over adjacent on/off pairs of their difference."""
+    print(f"\nrecording switched on and off every {args.switch_every:g} s in one server")
+    print("| round | windows (on/off) | µs per packet, on | µs per packet, off | on − off (pairs) "
+          "| on ÷ off |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for n, _, r in rows:
+        windows = [(on, cpu / packets * 1e6) for on, cpu, packets in r["windows"] if packets]
+        on = [us for state, us in windows if state]
+        off = [us for state, us in windows if not state]
+        pairs = [a[1] - b[1] if a[0] else b[1] - a[1]
+                 for a, b in itertools.pairwise(windows) if a[0] != b[0]]
+        if not (on and off and pairs):
+            continue
+        print(f"| {n} | {len(on)}/{len(off)} | {statistics.median(on):.1f} |"
+              f" {statistics.median(off):.1f} | {statistics.median(pairs):+.1f} |"
+              f" {statistics.median(on) / statistics.median(off):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role")
@@ -507,6 +619,7 @@ def main() -> None:
     s.add_argument("--dsn", required=True)
     s.add_argument("--record", choices=("off", "audio", "all"), required=True)
     s.add_argument("--dir", required=True)
+    s.add_argument("--switch-every", type=float, default=0.0)
     ld = sub.add_parser("load")
     ld.add_argument("--url", required=True)
     alone = sub.add_parser("alone", help="the recorder alone, without network or SFU")
@@ -520,6 +633,11 @@ def main() -> None:
                         help="off/all pairs, run side by side in alternating order")
     parser.add_argument("--together", action="store_true",
                         help="run each round's off and all points at the same time")
+    parser.add_argument("--paired", action="store_true",
+                        help="one recording server per round, its recorder switched on and "
+                             "off in turns (robust to a load that comes and goes)")
+    parser.add_argument("--switch-every", type=float, default=2.0,
+                        help="seconds per on or off window with --paired")
     ld.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.role == "serve":

@@ -122,6 +122,8 @@ async def test_review_mixes_both_voices_and_puts_pictures_side_by_side(
             assert min(window) > 0.1, f"{name}'s voice missing at {beep}s: {window}"
             quiet = peaks[math.floor((zero + beep - 0.45) * 100):][:30]
             assert max(quiet) < 0.05, f"noise before {name}'s beep at {beep}s"
-        left, right = _tile_brightness(path, zero + BEEPS[name][0] + 0.02)
+        # at the party's last flash: a loaded machine may delay the first key frame the
+        # recorder can start the party's video on past the first one (the clip has one a second)
+        left, right = _tile_brightness(path, zero + BEEPS[name][-1] + 0.02)
         lit, other = (left, right) if name == "caller" else (right, left)
         assert lit > 150 and other < 100, (name, left, right)
