@@ -51,7 +51,9 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
-from media.twcc import TRANSPORT_CC_URI
+from media.transport_seq import HEADER_BYTES as TCC_HEADER_BYTES
+from media.transport_seq import TransportSequencer
+from media.twcc import RTCP_RTPFB, RTCP_RTPFB_TWCC, TRANSPORT_CC_URI
 from media.udp_mux import MuxTransport
 
 RtpHandler = Callable[[bytes, int], None]
@@ -312,6 +314,27 @@ def take_over_sender(sender: RTCRtpSender, on_rtcp: RtcpHandler) -> None:
     sender._run_rtcp = idle_rtcp  # type: ignore[method-assign]
 
 
+def tap_transport_feedback(dtls: RTCDtlsTransport, handler: Callable[[bytes], None]) -> None:
+    """Hand each transport-wide feedback packet (RTPFB FMT 15) of ``dtls``'s decrypted RTCP
+    to ``handler`` as bytes, before aiortc parses the compound: aiortc would read its FCI as
+    NACK pairs (``RtcpRtpfbPacket``) and route it by media SSRC, losing it."""
+    original = dtls._handle_rtcp_data
+
+    async def handle(data: bytes) -> None:
+        i = 0
+        while i + 4 <= len(data):
+            end = i + 4 * (((data[i + 2] << 8) | data[i + 3]) + 1)
+            if data[i + 1] == RTCP_RTPFB and data[i] & 0x1F == RTCP_RTPFB_TWCC:
+                try:
+                    handler(bytes(data[i:end]))
+                except Exception:  # an estimator fault must not end aiortc's receive loop
+                    logger.exception("transport_feedback_failed")
+            i = end
+        await original(data)
+
+    dtls._handle_rtcp_data = handle  # type: ignore[method-assign]
+
+
 def take_over_receiver(receiver: RTCRtpReceiver, on_rtcp: RtcpHandler) -> None:
     """Route RTCP addressed to the receiver (publisher SR, BYE) to us."""
     receiver._handle_rtcp_packet = _guarded(on_rtcp)  # type: ignore[method-assign, assignment]
@@ -354,6 +377,7 @@ class SrtpLink:
         "_transport",
         "_view",
         "dtls",
+        "sequencer",
     )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -363,6 +387,9 @@ class SrtpLink:
         self._relay: Any = None
         self._transport: Any = None
         self._addr: tuple[str, int] | None = None
+        self.sequencer: TransportSequencer | None = None
+        """Numbers every packet sent (``media.transport_seq``) once the subscriber negotiated
+        transport-wide congestion control; None: the plain 12-byte header."""
 
     def open(self) -> bool:
         """Bind to the SRTP session and nominated ICE pair; False if not connected yet."""
@@ -406,15 +433,21 @@ class SrtpLink:
     def send_rtp(
         self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes, b0: int = 0x80
     ) -> int:
-        """Write a 12-byte RTP header + ``payload``, protect, send. Returns SEND_*.
-        ``b0``: version and flags (0xA0 for a padding-only packet, RFC 3550 §5.1)."""
+        """Write a 12-byte RTP header (20 with the transport-wide sequence number, RFC 8285
+        §4.2) + ``payload``, protect, send. Returns SEND_*. ``b0``: version and flags (0xA0
+        for a padding-only packet, RFC 3550 §5.1)."""
         sock = self._sock
-        n = 12 + len(payload)
+        sequencer = self.sequencer
+        head = 12 if sequencer is None else TCC_HEADER_BYTES
+        n = head + len(payload)
         if (sock is None and self._relay is None) or n > _MAX_RTP:
             return SEND_DOWN
         buf = self._buf
-        RTP_HEADER.pack_into(buf, 0, b0, b1, seq, ts, ssrc)
-        buf[12:n] = payload
+        if sequencer is None:
+            RTP_HEADER.pack_into(buf, 0, b0, b1, seq, ts, ssrc)
+        else:
+            sequencer.pack_header(buf, b0, b1, seq, ts, ssrc)
+        buf[head:n] = payload
         length = self._len
         length[0] = n
         if _srtp_protect(self._srtp, self._cdata, length):
@@ -422,13 +455,16 @@ class SrtpLink:
         size = length[0]
         if sock is None:
             self._relay.sendto(bytes(self._view[:size]), self._addr)
-            return SEND_OK
-        try:
-            sock.sendto(self._view[:size], self._addr)
-        except BlockingIOError:
-            return SEND_CONGESTED
-        except OSError:
-            return SEND_DOWN
+        else:
+            try:
+                sock.sendto(self._view[:size], self._addr)
+            except BlockingIOError:
+                return SEND_CONGESTED
+            except OSError:
+                return SEND_DOWN
+        if sequencer is not None:
+            # only a packet that left takes its number: no gap the network did not cause
+            sequencer.sent(size, time.monotonic_ns() // 1000)
         return SEND_OK
 
     async def send_rtcp(self, data: bytes) -> None:
@@ -467,6 +503,11 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
             t._headerExtensions = negotiated[t]
             t._codecs = negotiated_codecs[t]
             continue
+        if TRANSPORT_CC_URI in ids:  # the SFU numbers what it sends on this m-section too
+            t._headerExtensions = [
+                *t._headerExtensions,
+                RTCRtpHeaderExtensionParameters(id=ids[TRANSPORT_CC_URI], uri=TRANSPORT_CC_URI),
+            ]
         extensions = []
         for x in t._headerExtensions:
             if x.uri not in ids:
@@ -485,4 +526,15 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
             if t in negotiated_codecs:
                 media.rtp.codecs = list(t._codecs)
                 media.fmt = [c.payloadType for c in t._codecs]
+            elif TRANSPORT_CC_URI in ids:
+                _offer_transport_cc_feedback(media.rtp.codecs)
     return RTCSessionDescription(sdp=str(description), type="offer")
+
+
+def _offer_transport_cc_feedback(codecs: list[RTCRtpCodecParameters]) -> None:
+    """Offer ``a=rtcp-fb:<pt> transport-cc`` (draft-holmer-rmcat-transport-wide-cc-extensions-01
+    §4) on a new m-section's media codecs: without it the browser sends no feedback about them."""
+    for codec in codecs:
+        feedback = codec.rtcpFeedback
+        if codec.name.lower() != "rtx" and all(f.type != "transport-cc" for f in feedback):
+            codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]

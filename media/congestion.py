@@ -1,15 +1,28 @@
 """Congestion control of one subscriber's downlink: estimate, video pause, retransmit budget.
 
-The SFU forwards without header extensions, so a subscriber has nothing to run a delay-based
-estimator on; what every subscriber (Chromium and aiortc alike) sends back are receiver
-reports (RFC 3550 §6.4.2: fraction lost, LSR/DLSR for the round-trip time) and NACKs.
-``DownlinkEstimate`` is therefore the loss-based controller of Google Congestion Control
-(draft-ietf-rmcat-gcc-02 §6; the sender side of libwebrtc's ``SendSideBandwidthEstimation``):
+Two estimates of the downlink, combined by taking the smaller (gcc-02 §6; libwebrtc's
+``SendSideBandwidthEstimation`` caps its loss-based estimate with the delay-based one):
 
-* fraction lost ``p`` > 10 %: ``A ← A · (1 − p/2)``, at most once per 300 ms + RTT (one
-  report interval of the losses that caused it, as libwebrtc does);
-* ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
-* otherwise ``A`` holds.
+* **delay-based** (``media.delay_estimate``), when the subscriber negotiated transport-wide
+  congestion control (every browser does): the SFU numbers each packet it sends
+  (``media.transport_seq``), the subscriber reports when each arrived, and GCC's delay-based
+  controller (draft-ietf-rmcat-gcc-02 §5) sees a bottleneck's queue grow before it drops;
+* **loss-based** (``DownlinkEstimate``), from what every subscriber (aiortc too) sends:
+  receiver reports (RFC 3550 §6.4.2: fraction lost, LSR/DLSR for the round-trip time) and
+  NACKs. It is GCC's loss-based controller (draft-ietf-rmcat-gcc-02 §6; the sender side of
+  libwebrtc's ``SendSideBandwidthEstimation``):
+
+  * fraction lost ``p`` > 10 %: ``A ← A · (1 − p/2)``, at most once per 300 ms + RTT (one
+    report interval of the losses that caused it, as libwebrtc does);
+  * ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
+  * otherwise ``A`` holds.
+
+With transport feedback flowing, the loss-based controller takes its loss from the feedback
+(every packet, ten reports a second) instead of the receiver reports, works on the combined
+estimate (it is capped by the delay-based one, as libwebrtc caps its target with the
+delay-based limit), and the delay-based AIMD follows each of its cuts
+(``Downlink.on_transport_feedback``). A subscriber without transport-cc (an aiortc peer) has
+the loss-based estimate alone.
 
 A subscriber's REMB (draft-alvestrand-rmcat-remb-03) is deliberately not an input. Chromium
 sends one from its receive-side estimator, which measures the stream it is given: libwebrtc's
@@ -17,15 +30,18 @@ sends one from its receive-side estimator, which measures the stream it is given
 0.85 × it. Here the incoming rate is what the publisher was told to send, and that is below
 the estimate (audio and retransmission headroom), so a REMB used as a cap closes a loop with
 a gain under one: every dip ratchets the publisher down, a pause leaves only audio to measure,
-and the estimate ends at its minimum on a clean link (bench/netq.py, issue 16).
+and the estimate ends at its minimum on a clean link (bench/netq.py, issue 16). The SFU's own
+delay-based estimate has the same 1.5 × bound, but on what *it* sent, which with the 0.8 share
+and the audio still gives the loop a gain above one.
 
 ``Downlink`` turns the estimate into decisions (RFC 8836 §2 asks the same of any
 congestion controller: reduce under loss, keep audio):
 
 * below ``floor_bps`` the subscriber's video is paused (audio goes on); while paused, short
   padding probes (RFC 3550 §5.1 P bit, on the video SSRC) ask the link for
-  ``PROBE_FACTOR × resume_bps``; a probe that a receiver report sent after it shows loss-free
-  raises the estimate to ``resume_bps`` and video resumes from a keyframe;
+  ``PROBE_FACTOR × resume_bps``; a probe that a receiver report sent after it shows loss-free,
+  and during which the delay-based detector saw no over-use, raises both estimates to
+  ``resume_bps`` and video resumes from a keyframe;
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
@@ -34,6 +50,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from media.delay_estimate import DelayBasedEstimate
+from media.transport_seq import SentPacket
 
 LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
@@ -157,6 +176,10 @@ class Downlink:
         self.settings = settings
         start_bps = int((max_target_bps + settings.audio_bps) / (1 - settings.rtx_share)) + 1
         self.estimate = DownlinkEstimate(start_bps)
+        self.delay: DelayBasedEstimate | None = None
+        """The delay-based estimate, once transport-wide feedback is negotiated."""
+        self._feedback_total = 0
+        self._feedback_lost = 0
         self.budget = RetransmitBudget()
         self.budget.set_rate(start_bps * settings.rtx_share)
         self.video_paused = False
@@ -165,11 +188,56 @@ class Downlink:
         self._paused_at = 0.0
 
     @property
+    def bps(self) -> int:
+        """The estimate: the smaller of the loss-based and the delay-based one."""
+        delay = self.delay
+        loss = self.estimate.bps
+        return loss if delay is None else min(loss, delay.bps)
+
+    @property
     def target_bps(self) -> int:
         """What a publisher may send to this subscriber as video: the estimate less the
         retransmission share and the audio."""
         s = self.settings
-        return max(MIN_ESTIMATE_BPS, int(self.estimate.bps * (1 - s.rtx_share)) - s.audio_bps)
+        return max(MIN_ESTIMATE_BPS, int(self.bps * (1 - s.rtx_share)) - s.audio_bps)
+
+    def use_delay_based(self) -> None:
+        """The subscriber negotiated transport-wide feedback: start the delay-based estimate
+        (at the loss-based one's ceiling, so that it only ever lowers the minimum)."""
+        if self.delay is None:
+            ceiling = self.estimate.ceiling_bps
+            self.delay = DelayBasedEstimate(ceiling, MIN_ESTIMATE_BPS, ceiling)
+
+    def on_transport_feedback(self, packets: list[SentPacket], now: float) -> tuple[bool, bool]:
+        """One transport-wide feedback report's packets, received at ``now``
+        (``time.monotonic()``). Returns (the estimate changed, the paused state changed).
+
+        The report's lost packets feed the loss-based estimate too, in place of the receiver
+        reports' (as libwebrtc takes loss from transport feedback when it has it): ten reports
+        a second over every packet sent, instead of one a second per stream. The delay-based
+        controller follows a loss-based decrease (``DelayBasedEstimate.on_loss_event``): a
+        standing queue — filled before the trendline had its 20 groups, or by a sender that
+        jumped far above the link — shows no delay trend, only drops."""
+        delay = self.delay
+        if delay is None:
+            return False, False
+        before = self.bps
+        delay.on_report(packets, now, self.rtt_s)
+        # the loss-based controller acts on the combined estimate, as libwebrtc's does on its
+        # target capped by the delay-based limit: a cut under loss then bites at once, and
+        # an increase is at most the loss-based 5 %/s however fast the AIMD climbs
+        self.estimate.loss_bps = min(self.estimate.loss_bps, delay.bps)
+        self._feedback_total += len(packets)
+        self._feedback_lost += sum(1 for p in packets if p.arrival_us is None)
+        if self._feedback_total >= LOSS_WINDOW_PACKETS:
+            fraction = self._feedback_lost / self._feedback_total
+            self._feedback_total = self._feedback_lost = 0
+            loss_before = self.estimate.loss_bps
+            self.estimate.on_loss(fraction, self.rtt_s, now)
+            if self.estimate.loss_bps < loss_before:
+                # a queue overflowed (or the radio lost packets): the AIMD follows the cut
+                delay.on_loss_event(self.estimate.loss_bps, fraction, now)
+        return self.bps != before, self._update(now)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None, probed: bool) -> bool:
         """A receiver report block for one of the subscriber's streams; ``probed``: it covers
@@ -178,14 +246,22 @@ class Downlink:
         self.rtt_s = rtt_s
         # only a report sent after the probe ended covers its tail, where a full queue drops
         if probed and fraction_lost < LOSS_LOW and now >= self._probe_start + PROBE_DURATION_S:
-            self.estimate.raise_to(self.settings.resume_bps)
-        self.estimate.on_loss(fraction_lost, rtt_s, now)
+            delay = self.delay
+            # the delay-based detector sees a probe queue up in a bottleneck before it drops
+            if delay is None or delay.last_overuse is None or (
+                delay.last_overuse < self._probe_start
+            ):
+                self.estimate.raise_to(self.settings.resume_bps)
+                if delay is not None:
+                    delay.raise_to(self.settings.resume_bps, now)
+        if self.delay is None or not self.delay.reports:  # else the feedback's loss counts
+            self.estimate.on_loss(fraction_lost, rtt_s, now)
         return self._update(now)
 
     def _update(self, now: float) -> bool:
         if not self.settings.enabled:
             return False
-        bps = self.estimate.bps
+        bps = self.bps
         self.budget.set_rate(bps * self.settings.rtx_share)
         if not self.video_paused and bps < self.settings.floor_bps:
             self.video_paused = True

@@ -1,5 +1,12 @@
 """One participant's congestion feedback loop: transport-wide feedback about what it
-publishes (``media.twcc``) and bandwidth probes on what it receives (``media.congestion``).
+publishes (``media.twcc``), transport-wide sequence numbers on what it receives and the
+feedback about them (``media.transport_seq``, ``media.delay_estimate``), and bandwidth probes
+(``media.congestion``).
+
+One negotiated extension id serves both directions: the answer to the client's offer maps it
+on every m-section of the BUNDLE group (``aiortc_glue.answer_congestion_control``), the ones
+the SFU sends on included, and a server offer adds it to new m-sections
+(``aiortc_glue.create_offer``).
 
 Both run on one ``FEEDBACK_INTERVAL_S`` timer per participant, on the grid of
 ``media.rtcp.rtcp_tick_delay`` so that all participants wake in one loop iteration.
@@ -10,14 +17,18 @@ rates); 100 ms keeps the browser's delay-based estimator (draft-ietf-rmcat-gcc-0
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 
-from media.aiortc_glue import SrtpLink
+from media.aiortc_glue import SrtpLink, tap_transport_feedback
 from media.congestion import CongestionSettings, Downlink
 from media.forwarder import DownTrack, UpTrack
 from media.rtcp import rtcp_tick_delay
-from media.twcc import TransportFeedbackRecorder, transport_sequence
+from media.transport_seq import TransportSequencer
+from media.twcc import TransportFeedbackRecorder, parse_feedback, transport_sequence
+
+logger = logging.getLogger(__name__)
 
 FEEDBACK_INTERVAL_S = 0.1
 IDLE_INTERVAL_S = 1.0
@@ -38,8 +49,45 @@ class ParticipantFeedback:
         self.recorder = TransportFeedbackRecorder()
         self.extension_id: int | None = None
         """The negotiated id of the transport-wide sequence number extension (RFC 8285)."""
+        self.sequencer: TransportSequencer | None = None
+        """Numbers what the SFU sends this participant, once the extension is negotiated."""
         self.feedback_sent = 0
         self._on_downlink_change = on_downlink_change
+        self._tapped: set[int] = set()
+
+    def negotiated(self, extension_id: int | None) -> None:
+        """The answer to the client's offer mapped the transport-wide sequence number
+        extension to ``extension_id`` (None: not offered). The first mapping stays for the
+        session (RFC 8285 §6), and so does the sequencer's numbering."""
+        if extension_id is None or self.extension_id is not None:
+            return
+        self.extension_id = extension_id
+        self.sequencer = TransportSequencer(extension_id)
+        self.downlink.use_delay_based()
+
+    def bind(self, links: Iterable[SrtpLink]) -> None:
+        """Number what goes out on ``links`` and read the feedback that comes back on them
+        (after each negotiation: a new m-section may bring a new transport)."""
+        for link in links:
+            link.sequencer = self.sequencer
+            if id(link.dtls) not in self._tapped:
+                self._tapped.add(id(link.dtls))
+                tap_transport_feedback(link.dtls, self.on_transport_feedback)
+
+    def on_transport_feedback(self, data: bytes) -> None:
+        """One RTPFB FMT 15 packet from the participant about what the SFU sent it."""
+        if self.sequencer is None:
+            return
+        try:
+            report = parse_feedback(data)
+        except ValueError:
+            logger.debug("transport_feedback_unparsable")
+            return
+        changed, paused_changed = self.downlink.on_transport_feedback(
+            self.sequencer.match(report.arrivals), time.monotonic()
+        )
+        if changed or paused_changed:
+            self._on_downlink_change(paused_changed)
 
     def on_rtp(self, data: bytes) -> None:
         """Record one received packet's transport-wide sequence number (the fast path: one

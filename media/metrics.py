@@ -31,6 +31,9 @@ class QualityFigure:
     """The figure from the participant's stats; None: not known yet (no sample)."""
 
 
+DETECTOR_VALUES = {"overusing": 1.0, "normal": 0.0, "underusing": -1.0}
+"""``media.trendline.Usage`` as a gauge value."""
+
 PARTICIPANT_QUALITY: tuple[QualityFigure, ...] = (
     QualityFigure("kundlinow_media_participant_bitrate_in_bps",
                   "Bitrate the SFU receives from the participant",
@@ -50,6 +53,17 @@ PARTICIPANT_QUALITY: tuple[QualityFigure, ...] = (
     QualityFigure("kundlinow_media_participant_estimated_bps",
                   "Estimated downlink of the participant (media.congestion)",
                   lambda s: s["estimated_bps"]),
+    QualityFigure("kundlinow_media_participant_loss_estimated_bps",
+                  "Loss-based half of the participant's downlink estimate (GCC section 6)",
+                  lambda s: s["loss_estimated_bps"]),
+    QualityFigure("kundlinow_media_participant_delay_estimated_bps",
+                  "Delay-based half of the participant's downlink estimate (GCC section 5, "
+                  "from its transport-wide feedback; absent without it)",
+                  lambda s: s["delay_estimated_bps"]),
+    QualityFigure("kundlinow_media_participant_delay_detector",
+                  "Over-use detector on the participant's downlink: 1 over-use, 0 normal, "
+                  "-1 under-use (absent without transport-wide feedback)",
+                  lambda s: DETECTOR_VALUES.get(s["delay_detector"])),
     QualityFigure("kundlinow_media_participant_target_bps",
                   "Video bitrate the participant's downlink leaves for a publisher",
                   lambda s: s["target_bps"]),

@@ -39,7 +39,7 @@ def quality_data(sub: Participant) -> dict[str, Any]:
     return {
         "participant_id": sub.participant_id,
         "video_paused": downlink.video_paused,
-        "estimated_bps": downlink.estimate.bps,
+        "estimated_bps": downlink.bps,
     }
 
 

@@ -197,7 +197,7 @@ class Participant:
             except Exception as exc:
                 raise MediaError(MediaErrorCode.BAD_SDP, f"offer rejected: {exc}") from exc
             self._adopt_transceivers()
-            self.feedback.extension_id = glue.answer_congestion_control(self.pc, sdp)
+            self.feedback.negotiated(glue.answer_congestion_control(self.pc, sdp))
             try:
                 answer = await self.pc.createAnswer()
                 apply_ice_policy(self.pc, self._ice)
@@ -346,6 +346,7 @@ class Participant:
         self._pending.clear()
         for t in self.uptracks:
             self._link(t.receiver.transport)
+        self.feedback.bind(self._links.values())
         self.room.wire()
         self._activate()
         if self._needs_offer:

@@ -84,13 +84,21 @@ def subscribed_stats(down: DownTrack) -> dict[str, Any]:
 def quality_stats(
     feedback: ParticipantFeedback, subscribed: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Congestion control of the participant's downlink (``media.congestion``) and the
-    transport-wide feedback sent about its uplink (``media.twcc``)."""
+    """Congestion control of the participant's downlink (``media.congestion``: the estimate,
+    its loss-based and delay-based halves, the over-use detector's verdict) and the
+    transport-wide feedback sent about its uplink (``media.twcc``) and received about its
+    downlink (``media.transport_seq``)."""
     downlink = feedback.downlink
+    delay = downlink.delay
     forwarded = sum(s["packets_forwarded"] for s in subscribed)
     retransmitted = sum(s["packets_retransmitted"] for s in subscribed)
     return {
-        "estimated_bps": downlink.estimate.bps,
+        "estimated_bps": downlink.bps,
+        "loss_estimated_bps": downlink.estimate.bps,
+        "delay_estimated_bps": delay.bps if delay is not None and delay.reports else None,
+        "delay_detector": delay.usage.value if delay is not None and delay.reports else None,
+        "delay_threshold_ms": delay.threshold_ms if delay is not None and delay.reports else None,
+        "transport_cc_feedback_received": delay.reports if delay is not None else 0,
         "target_bps": downlink.target_bps,
         "video_paused": downlink.video_paused,
         "packets_retransmitted": retransmitted,

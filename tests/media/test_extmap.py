@@ -11,17 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from aiortc import RTCSessionDescription
 
 from media.engine import MediaEngine
 from media.ice import apply_ice_policy
+from media.twcc import TRANSPORT_CC_URI
 from tests.media.conftest import VP8_OPUS
 from tests.media.peers import LOOPBACK, Peer, Switchboard
+from tests.media.test_congestion import offer_transport_cc
 from tests.polling import eventually
 
 CHROMIUM_IDS = {
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 1,
     "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 2,
+    TRANSPORT_CC_URI: 3,
     "urn:ietf:params:rtp-hdrext:sdes:mid": 4,
 }
 AUDIO_LEVEL, MID = (
@@ -45,9 +49,24 @@ def extmaps(sdp: str) -> dict[str, dict[int, str]]:
     return out
 
 
+def transport_cc_payload_types(sdp: str) -> dict[str, set[int]]:
+    """``{mid: {payload types with a=rtcp-fb:<pt> transport-cc}}``."""
+    out: dict[str, set[int]] = {}
+    for section in sdp.split("\r\nm=")[1:]:
+        mid = re.search(r"a=mid:(\S+)", section)
+        assert mid is not None
+        out[mid[1]] = {int(pt) for pt in re.findall(r"a=rtcp-fb:(\d+) transport-cc", section)}
+    return out
+
+
+@pytest.mark.parametrize("transport_cc", [False, True], ids=["plain", "transport_cc"])
 async def test_observer_renegotiation_keeps_extmap_ids(
-    engine: MediaEngine, make_peer: Callable[..., Peer], switchboard: Switchboard
+    engine: MediaEngine, make_peer: Callable[..., Peer], switchboard: Switchboard,
+    transport_cc: bool,
 ) -> None:
+    """With ``transport_cc`` the observer offers the transport-wide sequence number extension
+    (as Chromium does): the m-sections the server adds must carry it too, with the BUNDLE's id
+    and ``transport-cc`` feedback, for the SFU to number what it sends on them."""
     parties = [make_peer("caller"), make_peer("astrologer")]
     for party in parties:
         party.publish_file(VP8_OPUS)
@@ -58,13 +77,15 @@ async def test_observer_renegotiation_keeps_extmap_ids(
     offer = await observer.pc.createOffer()
     apply_ice_policy(observer.pc, LOOPBACK)
     await observer.pc.setLocalDescription(offer)
-    answer = await engine.handle_offer(
-        observer.room_id, "observer", _with_chromium_ids(observer.pc.localDescription.sdp)
-    )
+    offer_sdp = observer.pc.localDescription.sdp
+    if transport_cc:
+        offer_sdp = offer_transport_cc(offer_sdp)
+    answer = await engine.handle_offer(observer.room_id, "observer", _with_chromium_ids(offer_sdp))
     await observer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     observer._hook_receivers()  # before the decoders start, as Peer.connect does
     negotiated = extmaps(answer)
-    assert negotiated["0"] == {1: AUDIO_LEVEL, 4: MID}  # the observer's ids
+    tcc = {3: TRANSPORT_CC_URI} if transport_cc else {}
+    assert negotiated["0"] == {1: AUDIO_LEVEL, 4: MID, **tcc}  # the observer's ids
 
     # two parties x (audio, video) on two recvonly slots: the server adds m-sections
     assert await eventually(lambda: observer.offers_answered >= 1, 30)
@@ -80,5 +101,10 @@ async def test_observer_renegotiation_keeps_extmap_ids(
     for ids in offered.values():
         for i, uri in ids.items():
             assert bundle.setdefault(i, uri) == uri, f"id {i} maps to two extensions"
+    added = [mid for mid in offered if mid not in negotiated]
+    assert added
+    for mid in added:
+        assert (offered[mid].get(3) == TRANSPORT_CC_URI) is transport_cc, offered[mid]
+        assert bool(transport_cc_payload_types(server_offer)[mid]) is transport_cc
     assert await eventually(lambda: sum(len(v) > 0 for v in observer.by_mid.values()) == 4, 30)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
+import pytest
+
 from media.engine import MediaEngine
+from media.twcc import transport_sequence
 from tests.media.conftest import H264, VP8_OPUS
 from tests.media.peers import Frame, Peer
+from tests.media.test_congestion import TCC_ID, offer_transport_cc
 from tests.polling import eventually
 
 
@@ -49,23 +54,39 @@ def _match(sent: list[Frame], got: list[Frame], key: Callable[[bytes], object]) 
 
 
 async def _publish_and_subscribe(
-    make_peer: Callable[..., Peer], path: str, kinds: tuple[str, ...], mime: str = "video/VP8"
+    make_peer: Callable[..., Peer], path: str, kinds: tuple[str, ...], mime: str = "video/VP8",
+    *, transport_cc: bool = False, raw: list[bytes] | None = None,
 ) -> tuple[Peer, Peer, object, float]:
+    """``transport_cc``: the subscriber offers the transport-wide sequence number extension
+    (as a browser does), so the SFU numbers what it sends; ``raw`` keeps every RTP packet the
+    subscriber decrypts."""
     pub = make_peer("astrologer")
     player = pub.publish_file(path, mime)
     await pub.connect()
     assert await eventually(lambda: len(pub.published["video"].sent) > 3, 30)
     sub = make_peer("caller")
     sub.receive(*kinds)
+    if transport_cc:
+        sub.munge = offer_transport_cc
     subscribed_at = await sub.connect()
+    if raw is not None:
+        keep = raw
+
+        def record(data: bytes) -> bool:
+            keep.append(bytes(data))
+            return True
+
+        sub.filter_incoming(record)
     return pub, sub, player, subscribed_at
 
 
+@pytest.mark.parametrize("transport_cc", [False, True], ids=["plain", "transport_cc"])
 async def test_vp8_opus_forwarded_byte_identical(
-    engine: MediaEngine, make_peer: Callable[..., Peer]
+    engine: MediaEngine, make_peer: Callable[..., Peer], transport_cc: bool
 ) -> None:
+    raw: list[bytes] = []
     pub, sub, _player, subscribed_at = await _publish_and_subscribe(
-        make_peer, VP8_OPUS, ("video", "audio")
+        make_peer, VP8_OPUS, ("video", "audio"), transport_cc=transport_cc, raw=raw
     )
     assert await eventually(lambda: len(sub.received["video"]) > 0, 30)
     first_video = sub.received["video"][0].at - subscribed_at
@@ -83,6 +104,15 @@ async def test_vp8_opus_forwarded_byte_identical(
         assert matched >= 0.95 * window, f"{kind}: {matched}/{window} frames arrived"
     stats = engine.stats(pub.room_id)
     assert stats["caller"]["frames_forwarded"] >= len(sub.received["video"])
+    numbers = [transport_sequence(data, TCC_ID) for data in raw]
+    if not transport_cc:
+        assert raw and all(not data[0] & 0x10 for data in raw), "a header extension was added"
+        return
+    # one counter over every packet of the transport (audio and video), in sending order
+    stamped = [n for n in numbers if n is not None]
+    assert raw and len(stamped) == len(raw), "a packet without a transport-wide sequence number"
+    steps = {(b - a) & 0xFFFF for a, b in itertools.pairwise(stamped)}
+    assert steps == {1}, f"transport-wide numbers not consecutive: steps {sorted(steps)[:5]}"
 
 
 async def test_h264_forwarded_nal_identical(
