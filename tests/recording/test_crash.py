@@ -120,8 +120,12 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
     assert len(rows) == 4
     for row in rows:
         assert row["status"] == "partial", row
-        assert row["sha256"] and row["duration_ms"] >= 8000
         stored = read_back(store.local_path(row["storage_key"]))
+        # what was on disk when the kill came (10 s on the consultation clock) is still there,
+        # but for at most the last Cluster, which the read above may have caught half-written;
+        # not the duration: a party that joined late starts its files late
+        assert row["sha256"] and row["duration_ms"] > 0
+        assert stored.packets[-1][0] >= 10_000 - 250, (row["storage_key"], stored.packets[-1][0])
         assert stored.decoded >= len(stored.packets) * 0.98
         ends_at = row["started_at"].timestamp() + stored.packets[-1][0] / 1000
         lost = killed_at - ends_at
