@@ -253,7 +253,10 @@ class Writer:
         """One batch for the append thread: the queued operations, then each open file's
         new Clusters. Repeats every ``FLUSH_S`` while files are open."""
         for drain in list(self._sources):  # before the timer is reset: no second one armed
-            drain()
+            try:
+                drain()
+            except Exception:  # one room's failure must not stop every file's hand-over
+                logger.exception("recording_drain_failed")
         if self._handover is not None:
             self._handover.cancel()
         self._handover = None
@@ -271,31 +274,36 @@ class Writer:
 
     def _append_loop(self) -> None:
         files: dict[str, int] = {}
-        while (ops := self._appends.get()) is not None:
-            for op in ops:
-                kind = op[0]
-                try:
-                    if kind == "data":  # most operations
-                        fd = files.get(op[1])
-                        if fd is not None:
-                            _write_all(fd, op[2])
-                    elif kind == "open":
-                        path = self._store.staging_path(op[1].key)
-                        files[op[1].key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                                   0o644)
-                    elif kind == "close":
-                        self._close(files, op[1], op[2], op[3])
-                    else:  # manifests and barriers, in order with the closes before them
-                        self._finals.put(op)
-                except OSError:  # one bad file must not stop the others
-                    key = op[1].key if kind == "open" else op[1]
-                    logger.exception("recording_write_failed", extra={"key": key})
-                    fd = files.pop(key, None)
-                    if fd is not None:
-                        os.close(fd)
-        for fd in files.values():
-            os.close(fd)
-        self._finals.put(None)
+        try:
+            while (ops := self._appends.get()) is not None:
+                for op in ops:
+                    self._append(files, op)
+        finally:  # whatever ends this thread, the finalise thread (and every barrier) ends too
+            for fd in files.values():
+                os.close(fd)
+            self._finals.put(None)
+
+    def _append(self, files: dict[str, int], op: Op) -> None:
+        kind = op[0]
+        try:
+            if kind == "data":  # most operations
+                fd = files.get(op[1])
+                if fd is not None:
+                    _write_all(fd, op[2])
+            elif kind == "open":
+                path = self._store.staging_path(op[1].key)
+                files[op[1].key] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            elif kind == "close":
+                self._close(files, op[1], op[2], op[3])
+            else:  # manifests and barriers, in order with the closes before them
+                self._finals.put(op)
+        except Exception:  # one bad file must not stop the others, nor this thread: a dead
+            # append thread would leave every later barrier (and the node's shutdown) waiting
+            key = op[1].key if kind == "open" else op[1]
+            logger.exception("recording_write_failed", extra={"key": key})
+            fd = files.pop(key, None)
+            if fd is not None:
+                os.close(fd)
 
     def _close(self, files: dict[str, int], key: str, on_result: Result,
                finish: Finish | None) -> None:
@@ -309,7 +317,7 @@ class Writer:
                 _write_all(fd, finish.tail)
                 for offset, data in finish.patches:
                     os.pwrite(fd, data, offset)
-        except OSError:
+        except Exception:
             logger.exception("recording_write_failed", extra={"key": key})
             self._finals.put(("failed", key, on_result))
             return
