@@ -328,7 +328,10 @@ class UpTrack:
     def close(self) -> None:
         self.closed = True
         if self.tap is not None:
-            self.tap.close()
+            try:
+                self.tap.close()
+            except Exception:  # the recording loses its end; the leave must still complete
+                logger.exception("recording_tap_close_failed")
             self.tap = None
         if self._pli_handle is not None:
             self._pli_handle.cancel()

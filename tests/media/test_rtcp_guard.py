@@ -1,4 +1,5 @@
-"""An RTCP handler that fails does not end the call (media/aiortc_glue.py ``_guarded``).
+"""An RTCP handler that fails does not end the call (media/aiortc_glue.py ``_guarded``), and a
+recorder tap that fails when its track ends does not fail the publisher's leave.
 
 aiortc awaits the handlers the SFU installs inside its DTLS transport's receive loop; an
 exception escaping one closed the transport. Two real aiortc peers on loopback: the receiving
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiortc import RTCConfiguration, RTCPeerConnection
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpCodecParameters
 from aiortc.contrib.media import MediaPlayer
 from aiortc.rtp import AnyRtcpPacket, RtcpSrPacket
 
 from media import aiortc_glue as glue
+from media.forwarder import UpTrack
 from media.ice import apply_ice_policy
 from tests.media.conftest import VP8_OPUS
 from tests.media.peers import LOOPBACK
@@ -52,3 +55,30 @@ async def test_a_failing_rtcp_handler_leaves_the_transport_up() -> None:
         await asyncio.gather(sender_pc.close(), receiver_pc.close())
         if player.audio is not None:
             player.audio.stop()
+
+
+class _TapFailingOnClose:
+    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+        pass
+
+    def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
+        pass
+
+    def close(self) -> None:
+        raise IndexError("a recorder bug")
+
+
+async def test_a_tap_failing_on_close_does_not_fail_the_track_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def send_rtcp(data: bytes) -> None:
+        pass
+
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
+                                 payloadType=111)
+    up = UpTrack("caller:0", "audio", opus, [opus], publisher_id="caller", rtcp_ssrc=1,
+                 send_rtcp=send_rtcp, pli_interval_s=1.0, history=64, remb_bitrate_bps=1_000_000)
+    up.tap = _TapFailingOnClose()
+    up.close()  # Participant.close -> Room.remove: the leave goes on to "participant_left"
+    assert up.closed and up.tap is None
+    assert "recording_tap_close_failed" in caplog.text
