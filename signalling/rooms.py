@@ -51,8 +51,11 @@ async def _release_media(ctx: HubContext, conn: Connection, room: UUID) -> None:
     key = (room, conn.user_id)
     if media is not None and ctx.rooms.media_joined.get(key) == conn.id:
         del ctx.rooms.media_joined[key]
-        with contextlib.suppress(Exception):
+        try:
             await media.leave(str(room), str(conn.user_id))
+        except Exception:  # the socket is gone either way: say the host may keep its peer
+            log.warning("media_leave_failed", consultation_id=str(room),
+                        user=str(conn.user_id), exc_info=True)
 
 
 async def left_room(
