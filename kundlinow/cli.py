@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from core import stackdump
 from core.db import MigrationEdited
 from core.logconfig import configure_logging
 from kundlinow.config import ConfigError, Settings, from_env, load_environment
@@ -27,6 +28,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kundlinow.node_commands",
 )
 """Modules (beyond this one) that register subcommands."""
+
+SHUTDOWN_GRACE_S = 10.0
+"""After the drain (SIGTERM), how long aiohttp's shutdown waits for requests still being
+handled before it cancels them. Its default, 60 s, would outlast Kubernetes' grace period
+(deploy/k8s/server.yaml: DRAIN_DEADLINE + 30 s) and get the pod killed mid-cleanup."""
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -50,7 +56,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Called once the socket listens: what a newcomer needs is the last thing on screen.
         print("\n".join([*banner, banner_end]), flush=True)
 
-    web.run_app(app, host=host, port=port, access_log=None, print=ready)
+    stackdump.install()  # kill -USR1: where a stuck or slow-to-exit node waits
+    web.run_app(app, host=host, port=port, access_log=None, print=ready,
+                shutdown_timeout=SHUTDOWN_GRACE_S)
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from api.seed import DEMO_ACCOUNTS
+from core import stackdump
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
@@ -105,7 +106,8 @@ def embedded_server(
 
 
 def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
-    embedded_server: tuple[str, dict[str, str], subprocess.Popen[str]], pg_dir: Path
+    embedded_server: tuple[str, dict[str, str], subprocess.Popen[str]], pg_dir: Path,
+    tmp_path: Path,
 ) -> None:
     base, env, server = embedded_server
     status, body = _request(base + "/readyz")
@@ -136,6 +138,17 @@ def test_fresh_clone_serves_ready_with_embedded_postgres_and_seeds(
     frozen = next(line for line in metrics.splitlines()
                   if line.startswith("kundlinow_gc_frozen_objects{"))
     assert float(frozen.rsplit(" ", 1)[1]) > 10_000, frozen
+    # kill -USR1 (core.stackdump): where the node waits, in its log; it keeps serving
+    log_path = tmp_path / "server.log"
+    server.send_signal(stackdump.DUMP_SIGNAL)
+    deadline = time.monotonic() + 60
+    while stackdump.END_MARKER not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    dump = log_path.read_text()
+    assert stackdump.END_MARKER in dump
+    assert "stack dump: threads" in dump and "Thread 0x" in dump
+    assert "asyncio tasks" in dump and "Stack for <Task" in dump  # e.g. the billing ticker
+    assert _request(base + "/readyz")[0] == 200
 
     server.send_signal(signal.SIGINT)
     assert server.wait(timeout=30) == 0
