@@ -16,7 +16,9 @@ from pathlib import Path
 
 import aiohttp
 
+from core import stackdump
 from tests.conftest import TEST_JWT_SECRET
+from tests.polling import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,6 +37,33 @@ class Node:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+
+def node_logs(*nodes: Node, chars: int = 6000) -> str:
+    """The end of each node's log: what a failing test shows of the processes it ran."""
+    return "\n".join(f"--- node {n.name}\n{n.log.read_text(errors='replace')[-chars:]}"
+                     for n in nodes)
+
+
+STACK_DUMP_WAIT_S = 15.0
+
+
+async def wait_exit(node: Node, timeout_s: float) -> int:
+    """The node's exit code once it exits, waited for off the event loop (the test's sockets
+    keep answering meanwhile). If it is still up after ``timeout_s``: an AssertionError with
+    its log, ending with where it waits (``core.stackdump``)."""
+    started = time.monotonic()
+    try:
+        code = await asyncio.to_thread(node.process.wait, timeout_s)
+    except subprocess.TimeoutExpired:
+        node.process.send_signal(stackdump.DUMP_SIGNAL)
+        await eventually(lambda: stackdump.END_MARKER in node.log.read_text(errors="replace"),
+                         STACK_DUMP_WAIT_S)
+        raise AssertionError(
+            f"node {node.name} still running {timeout_s:.0f} s on\n{node_logs(node, chars=40000)}"
+        ) from None
+    print(f"node {node.name} exited {time.monotonic() - started:.1f} s after the wait began")
+    return code
 
 
 READY_DEADLINE_S = 180
@@ -90,7 +119,11 @@ async def serve_nodes(
             started.append(Node(name, f"http://127.0.0.1:{port}", process, log))
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(wait_ready(session, n) for n in started))
-        yield started
+        try:
+            yield started
+        except BaseException:
+            print(node_logs(*started))  # shown with the failure (pytest captures stdout)
+            raise
     finally:
         for node in started:
             if node.process.poll() is None:

@@ -30,7 +30,7 @@ from tests.billing.helpers import grant
 from tests.factories import create_user
 from tests.polling import eventually
 from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
-from tests.signalling.cluster import Node, serve_nodes
+from tests.signalling.cluster import Node, node_logs, serve_nodes, wait_exit
 from tests.signalling.media_peer import WsPeer, start_consult
 from tests.signalling.wsclient import WsClient, connect
 
@@ -134,7 +134,7 @@ async def test_redis_restarted_mid_chat(
         for sender, receiver in ((senders["caller"], astro), (senders["astro"], caller)):
             recovered = functools.partial(_delivered_live, sender, receiver)
             assert await eventually(recovered, 20, step=0.1), (
-                f"fan-out did not recover: {_node_logs(a, b)}"
+                f"fan-out did not recover: {node_logs(a, b)}"
             )
         print(f"fan-out both ways {time.monotonic() - restarted:.1f} s after Redis restarted")
         for sender in senders.values():
@@ -172,10 +172,6 @@ async def _resume(client: WsClient, cid: str, since: int) -> dict[str, int]:
         message = (await client.event("message"))["message"]
         out[message["text"]] = message["seq"]
     return out
-
-
-def _node_logs(*nodes: Node) -> str:
-    return "\n".join(f"--- {n.name}\n{n.log.read_text(errors='replace')[-2000:]}" for n in nodes)
 
 
 @pytest.fixture
@@ -247,7 +243,7 @@ async def test_postgres_restarted_during_ticks(
             lambda: all(_count(n, "billing_tick_failed") >= 2
                         and _count(n, "socket_token_check_deferred") >= 1 for n in (a, b))
             and minutes_due(started_at, datetime.now(UTC), 1) > before + 1
-        ), _node_logs(a, b)
+        ), node_logs(a, b)
         # a socket opening meanwhile gets no verdict on its token either: 503, try again
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await connect(session, f"{a.url}/ws", newcomer.token)
@@ -265,7 +261,7 @@ async def test_postgres_restarted_during_ticks(
 
         # the test's own pool recovers like the nodes' (its connections died too)
         assert await eventually(lambda: _caught_up_or_lost(database, cid), 30, step=0.1), (
-            f"billing did not catch up: {_node_logs(a, b)}"
+            f"billing did not catch up: {node_logs(a, b)}"
         )
         print(f"caught up {time.monotonic() - restarted:.1f} s after PostgreSQL restarted")
         assert await _charged(database, cid) > before
@@ -359,10 +355,10 @@ async def test_sigterm_on_a_hosting_node(
                 # 1012 at the deadline (1001 if the server's shutdown closes it first)
                 assert peer.client.ws.close_code in (1012, 1001), peer.client.ws.close_code
                 await peer.close()
-            exit_code = await asyncio.to_thread(a.process.wait, DRAIN_DEADLINE_S + EXIT_SLACK_S)
+            exit_code = await wait_exit(a, DRAIN_DEADLINE_S + EXIT_SLACK_S)
             exited_after = time.monotonic() - termed
             print(f"node a exited {exited_after:.1f} s after SIGTERM (code {exit_code})")
-            assert exit_code == 0, _node_logs(a)
+            assert exit_code == 0, node_logs(a)
 
             moved = []
             for user in (caller_user, astro_user):

@@ -18,7 +18,7 @@ from kundlinow.config import Settings
 from tests.billing.helpers import grant, withdraw_available
 from tests.factories import create_user
 from tests.polling import eventually
-from tests.signalling.cluster import Node, serve_nodes
+from tests.signalling.cluster import Node, serve_nodes, wait_exit
 from tests.signalling.wsclient import WsClient, connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,7 +202,7 @@ async def test_clean_shutdown_withdraws_presence_at_once(
             msg = await astro.ws.receive(timeout=30)
         assert "reconnect" in [f.get("type") for f in frames]
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data in (1012, 1001), msg
-        a.process.wait(timeout=30)
+        await wait_exit(a, 30)  # Kubernetes waits 30 s after the deadline before it kills
         watcher = await _ws(session, b, caller_user.token)
         assert (await watcher.ok("presence", {"consultant_ids": ids}))["statuses"][ids[0]] == (
             "offline"
