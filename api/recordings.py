@@ -135,7 +135,17 @@ async def recording_content(request: web.Request) -> web.StreamResponse:
         {"range": request.headers.get("Range"), "method": request.method,
          "signed": "sig" in request.query},
     )
-    return await _send(request, recorder.store, row["storage_key"], size)
+    etag = f'"{row["sha256"]}"' if row["sha256"] else None
+    return await _send(request, recorder.store, row["storage_key"], size, etag)
+
+
+def _range_applies(request: web.Request, etag: str | None) -> bool:
+    """RFC 9110 §13.1.5 If-Range: a range is served only if the client's copy is this one (a
+    strong match of the entity tag); otherwise the whole object, so a download resumed across
+    a change (a live file finalised, a partial one recovered) never splices two files. A date
+    never matches: no Last-Modified is sent."""
+    condition = request.headers.get("If-Range")
+    return condition is None or (etag is not None and condition == etag)
 
 
 def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
@@ -160,15 +170,18 @@ def _requested_range(request: web.Request, size: int) -> tuple[int, int] | None:
 
 
 async def _send(
-    request: web.Request, store: RecordingStore, key: str, size: int
+    request: web.Request, store: RecordingStore, key: str, size: int, etag: str | None
 ) -> web.StreamResponse:
-    """The object's bytes, or the asked range of them read from storage as a ranged read."""
+    """The object's bytes, or the asked range of them read from storage as a ranged read.
+    ``etag``: the file's SHA-256 once it is finalised (a file still being recorded has none)."""
     ext = key.rsplit(".", 1)[-1]
     response = web.StreamResponse(headers={
         "Content-Type": CONTENT_TYPES.get(ext, "application/octet-stream"),
         "Cache-Control": "private, no-store", "Accept-Ranges": "bytes",
     })
-    span = _requested_range(request, size)
+    if etag is not None:
+        response.headers["ETag"] = etag
+    span = _requested_range(request, size) if _range_applies(request, etag) else None
     start, end = span if span is not None else (0, size)
     if span is not None:
         response.set_status(206)

@@ -93,6 +93,37 @@ async def test_admin_lists_and_reads_with_ranges_through_a_signed_url(
     assert accesses == 6
 
 
+async def test_a_resumed_download_gets_the_rest_only_of_the_same_file(
+    app_client: Client, database: Database, settings: Any,
+) -> None:
+    """RFC 9110 §13.1.5: If-Range with the file's ETag (its SHA-256) resumes; any other
+    validator (the file finalised or recovered since, a weak tag, a date) gets it whole."""
+    made = await _consult_with_file(app_client, database, settings)
+    admin = await create_user(database, settings, "admin")
+    url = f"/recordings/{made['id']}/content"
+    data = made["data"]
+    full = await app_client.get(url, headers=auth(admin.token))
+    etag = full.headers["ETag"]
+    assert etag == '"ab"'  # the catalogue's SHA-256 of the file
+    rest = await app_client.get(url, headers={**auth(admin.token), "Range": "bytes=4000-",
+                                              "If-Range": etag})
+    assert rest.status == 206 and await rest.read() == data[4000:]
+    for stale in ('"cd"', 'W/"ab"', "Wed, 02 Dec 2026 01:00:00 GMT"):
+        whole = await app_client.get(url, headers={**auth(admin.token), "Range": "bytes=4000-",
+                                                   "If-Range": stale})
+        assert whole.status == 200, stale
+        assert await whole.read() == data and "Content-Range" not in whole.headers
+    # a file still being recorded has no hash yet: no ETag, and If-Range never matches
+    await database.pool.execute(
+        "UPDATE recordings SET status = 'recording', sha256 = NULL WHERE id = $1", made["id"]
+    )
+    live = await app_client.get(url, headers={**auth(admin.token), "Range": "bytes=0-9"})
+    assert live.status == 206 and "ETag" not in live.headers
+    resumed = await app_client.get(url, headers={**auth(admin.token), "Range": "bytes=4000-",
+                                                 "If-Range": etag})
+    assert resumed.status == 200 and await resumed.read() == data
+
+
 async def test_non_admins_forged_expired_unknown_and_path_tricks(
     app_client: Client, database: Database, settings: Any,
 ) -> None:
