@@ -39,9 +39,12 @@ congestion controller: reduce under loss, keep audio):
 
 * below ``floor_bps`` the subscriber's video is paused (audio goes on); while paused, short
   padding probes (RFC 3550 §5.1 P bit, on the video SSRC) ask the link for
-  ``PROBE_FACTOR × resume_bps``; a probe that a receiver report sent after it shows loss-free,
-  and during which the delay-based detector saw no over-use, raises both estimates to
-  ``resume_bps`` and video resumes from a keyframe;
+  ``PROBE_FACTOR × resume_bps``; a probe that went through loss-free, and during which the
+  delay-based detector saw no over-use, raises both estimates to ``resume_bps`` and video
+  resumes from a keyframe. With transport-wide feedback the verdict comes from the feedback
+  on the probe's own packets, as soon as a packet sent after the probe is reported (within a
+  feedback interval of its end: the tail, where a full queue drops, is covered); without it,
+  from the first receiver report sent after the probe (up to a report interval later);
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
@@ -185,6 +188,11 @@ class Downlink:
         self.video_paused = False
         self.rtt_s: float | None = None
         self._probe_start = 0.0
+        self._probe_open = False
+        """A probe was sent and has no verdict yet."""
+        self._probe_packets = 0
+        self._probe_lost = 0
+        """Of the packets sent during the open probe, those the feedback reported, and lost."""
         self._paused_at = 0.0
 
     @property
@@ -237,7 +245,37 @@ class Downlink:
             if self.estimate.loss_bps < loss_before:
                 # a queue overflowed (or the radio lost packets): the AIMD follows the cut
                 delay.on_loss_event(self.estimate.loss_bps, fraction, now)
+        if self._probe_open:
+            self._judge_probe(packets, now)
         return self.bps != before, self._update(now)
+
+    def _judge_probe(self, packets: list[SentPacket], now: float) -> None:
+        """Count the open probe's packets in this report; once a packet sent after it has
+        arrived, the probe's verdict is in."""
+        start_us = int(self._probe_start * 1_000_000)
+        end_us = start_us + int(PROBE_DURATION_S * 1_000_000)
+        covered = False
+        for packet in packets:
+            if start_us <= packet.send_us < end_us:
+                self._probe_packets += 1
+                if packet.arrival_us is None:
+                    self._probe_lost += 1
+            elif packet.send_us >= end_us and packet.arrival_us is not None:
+                covered = True
+        if not covered:
+            return
+        self._probe_open = False
+        if self._probe_packets and self._probe_lost / self._probe_packets < LOSS_LOW:
+            self._probe_passed(now)
+
+    def _probe_passed(self, now: float) -> None:
+        """A probe went through without loss: unless the delay-based detector saw it queue up
+        in a bottleneck (over-use since it started), both estimates rise to ``resume_bps``."""
+        delay = self.delay
+        if delay is None or delay.last_overuse is None or delay.last_overuse < self._probe_start:
+            self.estimate.raise_to(self.settings.resume_bps)
+            if delay is not None:
+                delay.raise_to(self.settings.resume_bps, now)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None, probed: bool) -> bool:
         """A receiver report block for one of the subscriber's streams; ``probed``: it covers
@@ -246,14 +284,7 @@ class Downlink:
         self.rtt_s = rtt_s
         # only a report sent after the probe ended covers its tail, where a full queue drops
         if probed and fraction_lost < LOSS_LOW and now >= self._probe_start + PROBE_DURATION_S:
-            delay = self.delay
-            # the delay-based detector sees a probe queue up in a bottleneck before it drops
-            if delay is None or delay.last_overuse is None or (
-                delay.last_overuse < self._probe_start
-            ):
-                self.estimate.raise_to(self.settings.resume_bps)
-                if delay is not None:
-                    delay.raise_to(self.settings.resume_bps, now)
+            self._probe_passed(now)
         if self.delay is None or not self.delay.reports:  # else the feedback's loss counts
             self.estimate.on_loss(fraction_lost, rtt_s, now)
         return self._update(now)
@@ -280,6 +311,8 @@ class Downlink:
             return 0
         if now - self._probe_start >= PROBE_PERIOD_S and now - self._paused_at >= 1.0:
             self._probe_start = now
+            self._probe_open = True
+            self._probe_packets = self._probe_lost = 0
         if now - self._probe_start >= PROBE_DURATION_S:
             return 0
         rate = max(0, self.settings.resume_bps * PROBE_FACTOR - self.settings.audio_bps) / 8

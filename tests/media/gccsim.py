@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from media.congestion import CongestionSettings, Downlink
+from media.congestion import PROBE_PACKET_BYTES, CongestionSettings, Downlink
 from media.transport_seq import TransportSequencer
 from media.twcc import TransportFeedbackRecorder, parse_feedback
 
@@ -43,6 +43,8 @@ class Run:
     delay_estimates: list[int] = field(default_factory=list)
     sent_bytes: int = 0
     lost: int = 0
+    paused: list[tuple[float, bool]] = field(default_factory=list)
+    """(time s, video paused) at each change (``control=True``)."""
 
     def window(self, start_s: float, end_s: float) -> list[int]:
         return [bps for t, bps in self.estimates if start_s <= t < end_s]
@@ -56,14 +58,17 @@ def simulate(
     source_bps: float = 1_200_000,
     max_target_bps: int = 1_500_000,
     loss: float = 0.0,
+    control: bool = False,
 ) -> Run:
     """Send at min(``source_bps``, estimate) through a bottleneck of ``capacity_bps(t)``
     (the estimate starts at what ``max_target_bps`` needs, as ``Downlink`` does), losing a
-    ``loss`` share of the packets at random on the way (a radio link's losses, not the queue's)."""
+    ``loss`` share of the packets at random on the way (a radio link's losses, not the queue's).
+    ``control``: congestion control on — below the floor video stops (audio goes on) and the
+    SFU's padding probes go out each feedback tick, as ``media.feedback`` sends them."""
     rng = random.Random(seed)
     sequencer = TransportSequencer(3)
     recorder = TransportFeedbackRecorder()
-    downlink = Downlink(CongestionSettings(), max_target_bps)
+    downlink = Downlink(CongestionSettings(enabled=control), max_target_bps)
     downlink.rtt_s = 2 * PROPAGATION_US / 1e6
     downlink.use_delay_based()
     run = Run(downlink)
@@ -98,7 +103,9 @@ def simulate(
         if now_us >= next_audio_us:
             send(AUDIO_BYTES + rng.randrange(-20, 20), now_us)
             next_audio_us += AUDIO_US
-        if now_us >= next_frame_us:
+        if now_us >= next_frame_us and downlink.video_paused:
+            next_frame_us += FRAME_US
+        elif now_us >= next_frame_us:
             frame = max(200, int((rate - 8 * AUDIO_BYTES * 50) / 8 * FRAME_US / 1e6))
             frame = int(frame * rng.uniform(0.7, 1.3))
             at = now_us
@@ -115,11 +122,15 @@ def simulate(
             for packet in recorder.feedback(1, 2):
                 order += 1
                 heapq.heappush(reports, (now_us + PROPAGATION_US, order, packet))
+            for _ in range(downlink.probe_packets(now_us / 1e6, FEEDBACK_US / 1e6)):
+                send(PROBE_PACKET_BYTES + 32, now_us)
         while reports and reports[0][0] <= now_us:
             _, _, packet = heapq.heappop(reports)
             matched = sequencer.match(parse_feedback(packet).arrivals)
-            downlink.on_transport_feedback(matched, now_us / 1e6)
+            _, paused_changed = downlink.on_transport_feedback(matched, now_us / 1e6)
             run.estimates.append((now_us / 1e6, downlink.bps))
+            if paused_changed:
+                run.paused.append((now_us / 1e6, downlink.video_paused))
             if downlink.delay is not None:
                 run.delay_estimates.append(downlink.delay.bps)
     return run

@@ -84,6 +84,30 @@ def test_estimate_follows_a_drop_and_rises_again_after_recovery() -> None:
     assert max(late) <= 1.1 * 1_000_000
 
 
+RESUME_WITHIN_S = 5.0
+"""Issue 16: once the cap is lifted, video resumes within 5 s."""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_video_paused_under_a_weak_link_resumes_on_the_probes_feedback(seed: int) -> None:
+    """A 120 kbit/s downlink for 20 s pauses the video and keeps it paused (each probe
+    overflows the queue); lifted, the next probe goes through and its transport feedback
+    resumes video: no receiver report needed (the simulation has none), inside 5 s. The
+    seeds lift the cap at five phases of the 3-s probe period."""
+    lifted_at = 20.0 + 0.6 * seed
+
+    def capacity(t: float) -> float:
+        return 120_000 if 2 <= t < lifted_at else 3_000_000
+
+    run = simulate(capacity, 30 + 0.6 * seed, seed=seed, control=True)
+    pauses = [at for at, paused in run.paused if paused]
+    assert pauses and 2 <= pauses[0] < 8, run.paused
+    assert all(not paused for at, paused in run.paused if pauses[0] < at < lifted_at), run.paused
+    resumed = [at for at, paused in run.paused if not paused and at >= lifted_at]
+    assert resumed, run.paused
+    assert resumed[0] - lifted_at <= RESUME_WITHIN_S - 1, run.paused  # 1 s for the keyframe
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_loss_does_not_ratchet_the_estimate_down(seed: int) -> None:
     """3 % of packets lost at random on a fast link (a radio, not a queue): the loss-based
