@@ -28,7 +28,7 @@ from recording.clock import SenderClock
 from recording.config import RecordingSettings
 from recording.metrics import CATALOG, LOOKUP, RecordingMetrics
 from recording.store import RecordingStore
-from recording.track import TrackRecorder
+from recording.track import FrameWrite, TrackRecorder
 from recording.writer import FileResult, FileSpec, LiveFile, Writer, commit, extension, finalise
 
 logger = logging.getLogger(__name__)
@@ -121,19 +121,16 @@ class RoomRecording:
         # 1 ms; frames are clamped at 0)
         return int((wall - self.origin) * 1000 + 0.5)
 
-    def write(self, key: str, data: bytes, ms: int, keyframe: bool) -> None:
-        self._files[key].write(data, ms, keyframe)
-
     def open_file(
         self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
-    ) -> str:
+    ) -> tuple[str, FrameWrite]:
         slot = (track.party, track.kind)
         segment = self._segments.get(slot, 0)
         self._segments[slot] = segment + 1
         name = f"{track.party}-{track.kind}-{segment:03d}.{extension(track.codec)}"
         key = f"{self._cid}/{name}"
         spec = FileSpec(key, track.codec, width, height, extradata)
-        self._files[key] = self._writer.open(spec, self._on_result)
+        live = self._files[key] = self._writer.open(spec, self._on_result)
         started = dt.datetime.fromtimestamp(self.origin + first_ms / 1000, dt.UTC)
         new = NewFile(
             uuid.uuid4(), self.info.consultation_id, track.party, track.kind, track.codec,
@@ -151,7 +148,7 @@ class RoomRecording:
         }
         self._save_manifest()
         logger.info("recording_file_started", extra={"key": key})
-        return key
+        return key, live.write
 
     def wake(self) -> None:
         self._writer.wake()

@@ -46,20 +46,28 @@ GAP_EVENT_MS = 1000
 """A jump in a track's media time beyond this is noted in the manifest (mute, camera off)."""
 
 
+FrameWrite = Callable[[bytes, int, bool], None]
+
+
+def _no_file(data: bytes, ms: int, keyframe: bool) -> None:
+    raise AssertionError("a frame written with no file open")
+
+
 class TrackOwner(Protocol):
     """The consultation's recording, as a track recorder sees it."""
 
     segment_ms: int
+    origin: float
+    """Unix seconds at 0 ms on the consultation clock."""
 
     def to_ms(self, wall: float) -> int:
         """Unix seconds → milliseconds on the consultation clock."""
 
     def open_file(
         self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
-    ) -> str:
-        """Start a new file for ``track`` (its next segment); returns its storage key."""
-
-    def write(self, key: str, data: bytes, ms: int, keyframe: bool) -> None: ...
+    ) -> tuple[str, FrameWrite]:
+        """Start a new file for ``track`` (its next segment): its storage key, and where its
+        frames go (``(data, ms, keyframe)``)."""
 
     def close_file(self, key: str) -> None: ...
 
@@ -108,6 +116,8 @@ class TrackRecorder:
         """The SFU's detector: true for the packet that starts a key frame."""
         self._data = frame_data_for(codec)
         self._mono_to_wall = time.time() - time.monotonic()
+        self._origin = owner.origin
+        self._file_write: FrameWrite = _no_file
         self.closed = False
         self._queue: list[tuple[int, int, int, bytes, int]] = []
         """Packets tapped since the last ``drain``."""
@@ -141,16 +151,15 @@ class TrackRecorder:
     def drain(self) -> None:
         """Work through the queued packets, in arrival order."""
         queue, self._queue = self._queue, []
-        packet = self._packet
-        for seq, ts, b1, payload, arrival_ms in queue:
-            packet(seq, ts, b1, payload, arrival_ms)
-
-    def _packet(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
-        arrival = arrival_ms / 1000 + self._mono_to_wall
-        if self.kind == "audio":
-            self._audio(seq, ts, payload, arrival)
+        to_wall = self._mono_to_wall
+        if self.kind == "audio":  # one call per packet less than through _packet
+            audio = self._audio
+            for seq, ts, _, payload, arrival_ms in queue:
+                audio(seq, ts, payload, arrival_ms / 1000 + to_wall)
         else:
-            self._video(seq, ts, b1 & 0x80, payload, arrival)
+            video = self._video
+            for seq, ts, b1, payload, arrival_ms in queue:
+                video(seq, ts, b1 & 0x80, payload, arrival_ms / 1000 + to_wall)
 
     def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
         """An RTCP SR of this track (RFC 3550 §6.4.1), as it arrives (after the packets that
@@ -304,7 +313,7 @@ class TrackRecorder:
             self._output(*frame)
 
     def _output(self, ts: int, data: bytes, arrival: float, key: bool) -> None:
-        ms = max(0, self.owner.to_ms(self.clock.on_packet(ts, arrival)))
+        ms = max(0, int((self.clock.on_packet(ts, arrival) - self._origin) * 1000 + 0.5))
         if ms <= self._last_ms:
             ms = self._last_ms + 1  # strictly increasing per track
         elif self._last_ms >= 0 and ms - self._last_ms > GAP_EVENT_MS:
@@ -324,7 +333,7 @@ class TrackRecorder:
             return
         self._last_ms = ms
         self.frames_written += 1
-        self.owner.write(file_key, data, ms, key)
+        self._file_write(data, ms, key)
 
     def _open(self, ms: int, data: bytes) -> str | None:
         width = height = 0
@@ -338,7 +347,7 @@ class TrackRecorder:
             self._need_key = True  # no picture size yet: wait for a key frame with one
             self._request_keyframe()
             return None
-        self.key = self.owner.open_file(self, ms, width, height, extradata)
+        self.key, self._file_write = self.owner.open_file(self, ms, width, height, extradata)
         self._segment_start = ms
         self._rotate_asked = False
         return self.key

@@ -8,7 +8,7 @@ import time
 
 from media.packets import vp8_is_keyframe
 from recording.clock import NTP_UNIX_OFFSET, SenderClock
-from recording.track import MAX_PENDING_FRAMES, TrackRecorder
+from recording.track import MAX_PENDING_FRAMES, FrameWrite, TrackRecorder
 
 
 class Owner:
@@ -27,10 +27,10 @@ class Owner:
         return round((wall - self.origin) * 1000)
 
     def open_file(self, track: TrackRecorder, first_ms: int, width: int, height: int,
-                  extradata: bytes | None) -> str:
-        return "00000000-0000-0000-0000-000000000000/f.webm"
+                  extradata: bytes | None) -> tuple[str, FrameWrite]:
+        return "00000000-0000-0000-0000-000000000000/f.webm", self.write
 
-    def write(self, key: str, data: bytes, ms: int, keyframe: bool) -> None:
+    def write(self, data: bytes, ms: int, keyframe: bool) -> None:
         self.writes.append((data, ms, keyframe))
 
     def close_file(self, key: str) -> None:
