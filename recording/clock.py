@@ -47,6 +47,10 @@ class TrackClock:
         """(extended RTP, wall clock) of the first packet: the mapping before any SR."""
         self._report: tuple[int, float] | None = None
         """(extended RTP, sender NTP as Unix seconds) of the latest SR."""
+        self.synchronised = False
+        """Whether timestamps map through a sender report (not the arrival anchor): an
+        attribute, read per frame, set by the first report that finds the sender's offset
+        known (``TrackRecorder`` updates the offset first)."""
 
     def _extend(self, rtp: int) -> int:
         """Unwrap a 32-bit timestamp near the last one (RFC 3550 §5.1: it wraps)."""
@@ -73,11 +77,7 @@ class TrackClock:
         rtp0, t0 = self._anchor
         return t0 + (ext - rtp0) / self.rate
 
-    @property
-    def synchronised(self) -> bool:
-        """Whether timestamps map through a sender report (not the arrival anchor)."""
-        return self._report is not None and self.sender.offset_s is not None
-
     def on_report(self, rtp: int, sender_unix: float) -> None:
         # before any packet, the report's own timestamp starts the unwrapping
         self._report = (self._extend(rtp), sender_unix)
+        self.synchronised = self.sender.offset_s is not None
