@@ -55,10 +55,21 @@ async def every(
     interval_s: float, action: Callable[[], Awaitable[None]], *, failed_event: str
 ) -> None:
     """Run ``action`` every ``interval_s`` seconds until cancelled (heartbeats, claim refreshes,
-    watchdogs); a failed run is logged as ``failed_event`` and the next one happens on time."""
+    watchdogs); a failed run is logged as ``failed_event`` and the next one happens on time.
+
+    A cancellation that arrives while ``action`` runs ends the loop even if something inside
+    the action turned it into an error or swallowed it (a client library's timeout handling
+    can; so can Python 3.11's ``wait_for`` when its inner task finishes at the same moment).
+    Without this check the loop went on sleeping and acting for ever, and whoever awaited the
+    cancelled task — a node's shutdown — waited with it."""
+    task = asyncio.current_task()
     while True:
         await asyncio.sleep(interval_s)
         try:
             await action()
         except Exception:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from None
             log.warning(failed_event, exc_info=True)
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError

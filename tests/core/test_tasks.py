@@ -51,3 +51,27 @@ async def test_every_keeps_its_rhythm_after_a_failed_run() -> None:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
     assert [e["event"] for e in logs] == ["probe_failed"]
+
+
+async def test_every_stops_when_its_action_turns_the_cancellation_into_an_error() -> None:
+    """The hang of a node's shutdown (a stack dump showed ``node-load`` cancelling, and still
+    sleeping in ``every``): a cancellation that reaches the action as a library's error, or is
+    swallowed there, must still end the loop."""
+    for swallow in ("as an error", "silently"):
+        entered = asyncio.Event()
+
+        async def action(swallow: str = swallow, entered: asyncio.Event = entered) -> None:
+            entered.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                if swallow == "as an error":
+                    raise ConnectionError("Connection closed by server.") from None
+                return
+
+        loop = asyncio.create_task(every(0.01, action, failed_event="probe_failed"))
+        await asyncio.wait_for(entered.wait(), 10)
+        loop.cancel()
+        done, _ = await asyncio.wait([loop], timeout=10)
+        assert loop in done, f"every() went on after a cancellation swallowed {swallow}"
+        assert loop.cancelled()
