@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from core.tasks import stop_if_cancelled
+
 log = structlog.get_logger(__name__)
 
 Event = dict[str, Any]
@@ -123,6 +125,7 @@ class RedisBus:
                         if message.get("type") == "message":
                             _offer(queue, orjson.loads(message["data"]), topic)
                 except (RedisError, OSError) as exc:
+                    stop_if_cancelled()  # a cancelled read may come back as a Redis error
                     # redis-py reconnects on the next read and re-subscribes in on_connect; what
                     # was published meanwhile is lost (pub/sub is at-most-once, see above).
                     # RedisError, not only its ConnectionError: a reconnect on a busy machine can

@@ -51,6 +51,19 @@ class TaskSet:
         )
 
 
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` if the current task has been asked to stop.
+
+    For loops that catch ``Exception`` around an await and carry on: a cancellation that
+    arrives during that await can come back as another error (a client library's timeout or
+    connection handling can turn it into one) or not at all, and the loop would then run for
+    ever while its owner's ``close`` awaits it. Call it in the ``except`` clause and at the
+    end of each round."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def every(
     interval_s: float, action: Callable[[], Awaitable[None]], *, failed_event: str
 ) -> None:
@@ -62,14 +75,11 @@ async def every(
     can; so can Python 3.11's ``wait_for`` when its inner task finishes at the same moment).
     Without this check the loop went on sleeping and acting for ever, and whoever awaited the
     cancelled task — a node's shutdown — waited with it."""
-    task = asyncio.current_task()
     while True:
         await asyncio.sleep(interval_s)
         try:
             await action()
         except Exception:
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError from None
+            stop_if_cancelled()
             log.warning(failed_event, exc_info=True)
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
+        stop_if_cancelled()

@@ -17,6 +17,7 @@ from uuid import UUID
 import structlog
 
 from core.bus import EventBus, start_subscriber
+from core.tasks import stop_if_cancelled
 from signalling.connection import Connection
 
 log = structlog.get_logger(__name__)
@@ -163,6 +164,7 @@ class BusRouter:
                     self._topic, {"k": "b", "n": self._node_id, "items": batch}
                 )
             except Exception:
+                stop_if_cancelled()  # a cancelled publish may come back as a Redis error
                 log.warning("signal_publish_failed", dropped=len(batch), exc_info=True)
 
     async def to_users(self, user_ids: Iterable[UUID], frame: str) -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from core.db import is_connection_lost
 from core.errors import CodedError
+from core.tasks import stop_if_cancelled
 from signalling import errors, protocol
 from signalling.context import Authenticator, Identity
 from signalling.errors import SignalError
@@ -77,6 +78,7 @@ class TokenGuard:
                 await self._expel(exc.code, str(exc))
                 return
             except Exception as exc:
+                stop_if_cancelled()  # a cancelled check may come back as a database error
                 # No verdict on the token: the database is away (restart, failover) or too
                 # busy to answer in time. Expelling would log clients out; check next round.
                 log.warning("socket_token_check_deferred", error=repr(exc),
