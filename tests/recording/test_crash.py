@@ -95,10 +95,15 @@ async def test_kill_9_leaves_partial_files_that_decode_up_to_the_kill(
 
                 assert await eventually(four_files, 20)
                 # the kill comes once every file on disk holds 10 s (read live, as written; on a
-                # thread: this loop also runs the publishing peers)
-                files = list(recordings.glob(f"{cid}/*-*-*.*"))
+                # thread: this loop also runs the publishing peers). A file's catalogue row can
+                # come before the file itself, which the writer opens at its next hand-over.
+                files: list[Path] = []
 
                 async def ten_seconds_on_disk() -> bool:
+                    files[:] = await asyncio.to_thread(
+                        lambda: list(recordings.glob(f"{cid}/*-*-*.*")))
+                    if len(files) < 4:
+                        return False
                     held = await asyncio.to_thread(lambda: [_recorded_ms(f) for f in files])
                     return min(held) >= 10_000
 
