@@ -60,9 +60,6 @@ class TrackOwner(Protocol):
     origin: float
     """Unix seconds at 0 ms on the consultation clock."""
 
-    def to_ms(self, wall: float) -> int:
-        """Unix seconds → milliseconds on the consultation clock."""
-
     def open_file(
         self, track: TrackRecorder, first_ms: int, width: int, height: int, extradata: bytes | None
     ) -> tuple[str, FrameWrite]:
@@ -313,6 +310,7 @@ class TrackRecorder:
             self._output(*frame)
 
     def _output(self, ts: int, data: bytes, arrival: float, key: bool) -> None:
+        # RoomRecording.to_ms, in place: one call less per frame
         ms = max(0, int((self.clock.on_packet(ts, arrival) - self._origin) * 1000 + 0.5))
         if ms <= self._last_ms:
             ms = self._last_ms + 1  # strictly increasing per track

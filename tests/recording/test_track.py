@@ -23,9 +23,6 @@ class Owner:
         self.closed: list[str] = []
         self.wakes = 0
 
-    def to_ms(self, wall: float) -> int:
-        return round((wall - self.origin) * 1000)
-
     def open_file(self, track: TrackRecorder, first_ms: int, width: int, height: int,
                   extradata: bytes | None) -> tuple[str, FrameWrite]:
         return "00000000-0000-0000-0000-000000000000/f.webm", self.write
