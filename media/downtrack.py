@@ -99,6 +99,9 @@ class DownTrack:
         self.nacks_received = 0
         self.retransmitted = 0
         self.retransmits_refused = 0
+        self.unrecoverable = 0
+        """NACKed packets that will not be resent (count or deadline): each asked for a
+        keyframe (rate limited by the publisher track)."""
         self.padding_sent = 0
         self.plis_received = 0
         self.firs_received = 0
@@ -303,7 +306,8 @@ class DownTrack:
     def _retransmit(self, out_seq: int) -> None:
         """Answer one NACKed sequence number from the source's history (RFC 4588 §4), if
         the budget allows: see ``RETRANSMIT_DEADLINE_S``, ``RETRANSMITS_PER_PACKET`` and the
-        downlink's ``RetransmitBudget``."""
+        downlink's ``RetransmitBudget``. A video packet past the count or the deadline asks
+        the publisher for a keyframe (RFC 4585 §6.3.1) on the subscriber's behalf."""
         src = self.source
         if src is None or not self.active or self.paused:
             return
@@ -320,9 +324,17 @@ class DownTrack:
         if (
             self._retransmits.get(key, 0) >= RETRANSMITS_PER_PACKET
             or now - arrived + (self.rtt_s or 0.0) / 2 > RETRANSMIT_DEADLINE_S
-            or (downlink is not None and not downlink.budget.take(len(payload) + 14, now))
         ):
+            # this packet will not be resent: its frame, and every frame after it until a
+            # keyframe, cannot be decoded. Chromium asks for a keyframe itself only after
+            # 3 s without a decodable frame (libwebrtc's max_wait_for_frame); asking now ends
+            # the freeze a loss burst leaves (the onset of a narrow link, bench/netq.py)
             self.retransmits_refused += 1
+            self.unrecoverable += 1
+            src.request_keyframe()
+            return
+        if downlink is not None and not downlink.budget.take(len(payload) + 14, now):
+            self.retransmits_refused += 1  # the receiver may ask again once there is room
             return
         if len(self._retransmits) >= RETRANSMIT_MEMORY:
             self._retransmits.clear()

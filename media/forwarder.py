@@ -13,7 +13,7 @@ Keyframes and loss (RFC 4585):
 * subscriber NACKs (§6.2.1) are answered from the publisher track's packet history, as RTX
   (RFC 4588) when negotiated, within the subscriber's budget (``media.congestion``): only
   while the packet can still arrive in time, at most twice, and within a share of its
-  downlink estimate;
+  downlink estimate; a packet past the count or the deadline asks for a keyframe (PLI);
 * a subscriber whose downlink estimate fell below the floor gets no video (``paused``);
 * gaps from the publisher are NACKed upstream;
 * a subscriber whose socket backs up is skipped to the next keyframe; nothing queues per

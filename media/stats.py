@@ -72,6 +72,7 @@ def subscribed_stats(down: DownTrack) -> dict[str, Any]:
         "nacks_received": down.nacks_received,
         "packets_retransmitted": down.retransmitted,
         "retransmissions_refused": down.retransmits_refused,
+        "unrecoverable_nacks": down.unrecoverable,
         "padding_packets_sent": down.padding_sent,
         "paused": down.paused,
         "keyframe_requests_received": down.plis_received + down.firs_received,
