@@ -6,7 +6,7 @@ Needs root (namespaces, TUN devices, ``tc``), chromium and PostgreSQL; makes a s
 database on ``--database-url`` (default the local server) and drops it afterwards.
 
     .venv/bin/python -m bench.netq [--seconds 45] [--cases clean,down400,...]
-        [--congestion-control on|off] [--check]
+        [--congestion-control on|off] [--check] [--trace DIR]
 
 ``--congestion-control`` sets ``MEDIA_CONGESTION_CONTROL`` of the server under test (default:
 its default, off).
@@ -14,6 +14,11 @@ its default, off).
 ``--check`` is issue 16's acceptance in one command: each row is judged against the issue's
 thresholds (``ACCEPTANCE``, also the table's last column), one ``FAIL`` line is printed per
 threshold missed, and the exit status is 1 if any was.
+
+``--trace DIR`` writes each case's samples (once a second: both browsers' ``getStats``
+figures, among them the caller's ``availableOutgoingBitrate`` and encoder target, and the
+SFU's admin media stats with the estimates and the pacer) to ``DIR/<case>.jsonl``, to see
+*when* a freeze happened and what the estimates did around it.
 """
 
 from __future__ import annotations
@@ -176,7 +181,8 @@ async def main(args: argparse.Namespace) -> list[str]:
                 missed: list[str] = []
                 async with async_playwright() as playwright:
                     for key in args.cases.split(","):
-                        result = await run_case(playwright, settings, db, all_cases[key])
+                        trace = args.trace / f"{key}.jsonl" if args.trace else None
+                        result = await run_case(playwright, settings, db, all_cases[key], trace)
                         found = failures(key, result, args.seconds)
                         print(row(result, found), flush=True)
                         missed += [f"FAIL {result.case}: {failure}" for failure in found]
@@ -196,6 +202,9 @@ if __name__ == "__main__":
     parser.add_argument("--congestion-control", choices=("on", "off"), default="off")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if any of issue 16's thresholds is missed"
+    )
+    parser.add_argument(
+        "--trace", type=Path, help="a directory: every sample of each case as <case>.jsonl"
     )
     arguments = parser.parse_args()
     missed = asyncio.run(main(arguments))

@@ -16,11 +16,15 @@ Janus runs in its own network namespace (bench/sfu_janus.py; needs root and ipro
 
 ``sfu1port`` is kundlinow's SFU with every peer connection on one UDP port
 (``MEDIA_UDP_PORT``, media.udp_mux) instead of a socket each; the "UDP sockets" column is the
-server's count at the end of the measurement.
+server's count at the end of the measurement. ``sfucc`` is kundlinow's SFU with congestion
+control on (``MEDIA_CONGESTION_CONTROL``: the downlink estimates, REMB retargeting, video
+pause and the retransmission budget; the load generator's aiortc subscribers send receiver
+reports, not transport-wide feedback).
 
     python -m bench.sfu                                  # the default matrix
     python -m bench.sfu --servers sfu --fanout 1,10 --calls '' --duration 10
     python -m bench.sfu --servers sfu,sfu1port --fanout 25 --calls 25   # one port vs a socket each
+    python -m bench.sfu --servers sfu,sfucc --fanout 10,50 --calls 10   # congestion control's cost
     python -m bench.sfu --servers sfu --fanout 50 --calls '' --duration 10 \
         --profile /tmp/prof/run            # + py-spy (on PATH) -> /tmp/prof/run-sfu-fanout50.txt
 
@@ -99,7 +103,10 @@ class Point:
 
 @contextlib.contextmanager
 def _server(kind: str) -> Iterator[psutil.Process]:
-    mode = ["--mode", "sfu", "--one-udp-port"] if kind == "sfu1port" else ["--mode", kind]
+    mode = {
+        "sfu1port": ["--mode", "sfu", "--one-udp-port"],
+        "sfucc": ["--mode", "sfu", "--congestion-control"],
+    }.get(kind, ["--mode", kind])
     proc = subprocess.Popen(
         [PY, "-m", "bench.sfu_server", *mode],
         stdout=subprocess.PIPE,
@@ -219,11 +226,11 @@ def _load_args(scenario: str, n: int, args: argparse.Namespace) -> list[str]:
 
 def run_point(kind: str, scenario: str, n: int, args: argparse.Namespace) -> Point:
     point = Point(kind, scenario, n)
-    if kind in ("sfu", "sfu1port", "relay", "frames"):
+    if kind in ("sfu", "sfu1port", "sfucc", "relay", "frames"):
         with _server(kind) as server:
             url = f"http://127.0.0.1:{server.port}"
             cmd = [PY, *_load_args(scenario, n, args), "--url", url]
-            counted = kind in ("sfu", "sfu1port")
+            counted = kind in ("sfu", "sfu1port", "sfucc")
             return _measure(point, server, cmd, args, url if counted else None)
     rooms = range(1000, 1000 + max(n, 1))
     with sfu_janus.janus(rooms) as proc:
@@ -270,7 +277,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--servers", default="sfu,relay,janus", help="also: frames, sfu1port")
+    parser.add_argument(
+        "--servers", default="sfu,relay,janus", help="also: frames, sfu1port, sfucc"
+    )
     parser.add_argument("--fanout", default="1,10,50,100", help="N subscribers of one publisher")
     parser.add_argument("--calls", default="1,10,25", help="M rooms of 1 publisher + 1 subscriber")
     parser.add_argument("--relay-max", type=int, default=10, help="skip larger N/M for MediaRelay")

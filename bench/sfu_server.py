@@ -41,6 +41,7 @@ from aiortc.contrib.media import MediaRelay
 
 from core.gcpolicy import freeze_startup_heap
 from media.config import MediaSettings
+from media.congestion import CongestionSettings
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
 
@@ -140,12 +141,19 @@ class FramesServer(RelayServer):
 
 
 class SfuServer:
-    def __init__(self, hosts: tuple[str, ...], *, one_udp_port: bool = False) -> None:
+    def __init__(
+        self, hosts: tuple[str, ...], *, one_udp_port: bool = False, congestion: bool = False
+    ) -> None:
         async def drop(room: str, pid: str, message: dict[str, Any]) -> None:
             logging.warning("server offer not expected in the bench: %s", message["type"])
 
-        # one_udp_port: every peer connection on one kernel-picked port (media.udp_mux)
-        settings = MediaSettings(ice_host_addresses=hosts, udp_port=0 if one_udp_port else None)
+        # one_udp_port: every peer connection on one kernel-picked port (media.udp_mux);
+        # congestion: MEDIA_CONGESTION_CONTROL=on (estimates, REMB retargeting, the pacer)
+        settings = MediaSettings(
+            ice_host_addresses=hosts,
+            udp_port=0 if one_udp_port else None,
+            congestion=CongestionSettings(enabled=congestion),
+        )
         self.engine = MediaEngine(settings, drop)
 
     async def join(self, room: str, pid: str, publish: bool) -> None:
@@ -215,13 +223,15 @@ class SfuServer:
         await self.engine.close()
 
 
-async def serve(mode: str, host: str, hosts: tuple[str, ...], one_udp_port: bool) -> None:
+async def serve(
+    mode: str, host: str, hosts: tuple[str, ...], one_udp_port: bool, congestion: bool
+) -> None:
     backend: RelayServer | SfuServer = (
         RelayServer(hosts)
         if mode == "relay"
         else FramesServer(hosts)
         if mode == "frames"
-        else SfuServer(hosts, one_udp_port=one_udp_port)
+        else SfuServer(hosts, one_udp_port=one_udp_port, congestion=congestion)
     )
 
     async def join(request: web.Request) -> web.Response:
@@ -305,6 +315,9 @@ def main() -> None:
     parser.add_argument(
         "--one-udp-port", action="store_true", help="sfu: all peer connections on one UDP port"
     )
+    parser.add_argument(
+        "--congestion-control", action="store_true", help="sfu: MEDIA_CONGESTION_CONTROL=on"
+    )
     parser.add_argument("--profile", help="write a cProfile dump here on SIGTERM")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -315,7 +328,9 @@ def main() -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        asyncio.run(serve(args.mode, args.host, (args.host,), args.one_udp_port))
+        asyncio.run(serve(
+            args.mode, args.host, (args.host,), args.one_udp_port, args.congestion_control
+        ))
     except KeyboardInterrupt:
         pass
     finally:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import stat
 import tempfile
@@ -47,7 +49,9 @@ STATS_JS = """async () => {
   if (!call) return null;
   const out = { consultationId: call.consultationId, sentBytes: 0, sentFrames: 0, decoded: 0,
                 freezes: 0, frozenS: 0, jbDelayS: 0, jbEmitted: 0, concealed: 0, samples: 0,
-                pairBytesReceived: 0, rttTotalS: 0, rttResponses: 0, pairTimestampMs: 0 };
+                pairBytesReceived: 0, rttTotalS: 0, rttResponses: 0, pairTimestampMs: 0,
+                availableOutgoingBps: null, targetBps: null, sentWidth: null,
+                qualityLimitation: null, nacksSent: 0, plisSent: 0 };
   const report = await call.pc.getStats();
   report.forEach((s) => {
     if (s.type === "transport" && report.has(s.selectedCandidatePairId)) {
@@ -56,10 +60,14 @@ STATS_JS = """async () => {
       out.rttTotalS += pair.totalRoundTripTime || 0;
       out.rttResponses += pair.responsesReceived || 0;
       out.pairTimestampMs = pair.timestamp;
+      out.availableOutgoingBps = pair.availableOutgoingBitrate ?? null;
     }
     if (s.type === "outbound-rtp" && s.kind === "video") {
       out.sentBytes += s.bytesSent || 0;
       out.sentFrames += s.framesSent || 0;
+      out.targetBps = s.targetBitrate ?? null;
+      out.sentWidth = s.frameWidth ?? null;
+      out.qualityLimitation = s.qualityLimitationReason ?? null;
     }
     if (s.type === "inbound-rtp" && s.kind === "video") {
       out.decoded += s.framesDecoded || 0;
@@ -67,6 +75,8 @@ STATS_JS = """async () => {
       out.frozenS += s.totalFreezesDuration || 0;
       out.jbDelayS += s.jitterBufferDelay || 0;
       out.jbEmitted += s.jitterBufferEmittedCount || 0;
+      out.nacksSent += s.nackCount || 0;
+      out.plisSent += s.pliCount || 0;
     }
     if (s.type === "inbound-rtp" && s.kind === "audio") {
       out.concealed += s.concealedSamples || 0;
@@ -209,21 +219,14 @@ async def start_video_consult(
     )
 
 
-async def sfu_video_to(parties: Parties, http: aiohttp.ClientSession) -> tuple[int, int]:
-    """(forwarded, retransmitted) video packets the SFU sent the astrologer so far, from the
-    admin media stats endpoint."""
+async def sfu_media(parties: Parties, http: aiohttp.ClientSession) -> dict[str, Any]:
+    """The consult's admin media stats (``GET /admin/consultations/{id}/media``)."""
     url = f"{parties.base_url}/admin/consultations/{parties.consultation_id}/media"
     async with http.get(url, headers=auth(parties.admin.token)) as response:
         assert response.status == 200, await response.text()
-        body = await response.json()
-    forwarded = retransmitted = 0
-    astrologer = body["participants"].get(parties.astrologer_id)
-    assert astrologer is not None, f"the astrologer is not on the SFU: {body}"
-    for down in astrologer["subscribed"]:
-        if down["kind"] == "video":
-            forwarded += down["packets_forwarded"]
-            retransmitted += down["packets_retransmitted"]
-    return forwarded, retransmitted
+        body: dict[str, Any] = await response.json()
+    assert parties.astrologer_id in body["participants"], f"astrologer not on the SFU: {body}"
+    return body
 
 
 @dataclass
@@ -231,8 +234,20 @@ class Sample:
     at: float
     caller: dict[str, Any]
     astrologer: dict[str, Any]
-    sfu: tuple[int, int]
+    media: dict[str, Any]
+    """The SFU's admin media stats."""
     paused: bool
+    astrologer_id: str
+
+    @property
+    def sfu(self) -> tuple[int, int]:
+        """(forwarded, retransmitted) video packets the SFU sent the astrologer so far."""
+        subscribed = self.media["participants"][self.astrologer_id]["subscribed"]
+        video = [down for down in subscribed if down["kind"] == "video"]
+        return (
+            sum(down["packets_forwarded"] for down in video),
+            sum(down["packets_retransmitted"] for down in video),
+        )
 
 
 async def sample(parties: Parties, http: aiohttp.ClientSession, start: float) -> Sample:
@@ -240,7 +255,8 @@ async def sample(parties: Parties, http: aiohttp.ClientSession, start: float) ->
     astrologer = await parties.astrologer.evaluate(STATS_JS)
     paused = await parties.astrologer.get_by_text(PAUSED_TEXT).count() > 0
     return Sample(
-        time.monotonic() - start, caller, astrologer, await sfu_video_to(parties, http), paused
+        time.monotonic() - start, caller, astrologer, await sfu_media(parties, http), paused,
+        parties.astrologer_id,
     )
 
 
@@ -323,9 +339,12 @@ async def consult(
 
 
 async def run_case(
-    playwright: Playwright, settings: Settings, database: Database, case: Case
+    playwright: Playwright, settings: Settings, database: Database, case: Case,
+    trace: Path | None = None,
 ) -> Result:
-    """Hold a consult and measure ``case``: clean links for the warm-up, then its shaping."""
+    """Hold a consult and measure ``case``: clean links for the warm-up, then its shaping.
+    ``trace``: also write every sample there, one JSON object per line (what each browser's
+    ``getStats`` gave, the SFU's video counters towards the astrologer, the notice shown)."""
     impairments = {
         role: LinkShape(loss=shape.loss, one_way_delay_s=shape.one_way_delay_s)
         for role, shape in (("c", case.caller), ("a", case.astrologer))
@@ -340,6 +359,9 @@ async def run_case(
         while samples[-1].at < case.seconds:
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start - samples[-1].at)))
             samples.append(await sample(parties, call.http, start))
+        if trace is not None:
+            lines = "".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in samples)
+            await asyncio.to_thread(trace.write_text, lines)
         resumed = None
         if case.lift:
             _cap(topo.parties["a"], LinkShape())
