@@ -410,7 +410,14 @@ async def test_run_out_then_admin_refunds_approves_and_force_ends(world: World) 
     await expect(caller.locator("#consult-state")).to_contain_text("Live")
     await caller.fill("#chat-input", "What does Saturn say?")
     await caller.press("#chat-input", "Enter")
-    await expect(astrologer.locator("#chat-log .msg")).to_have_count(2)
+    try:
+        await expect(astrologer.locator("#chat-log .msg")).to_have_count(2)
+    except AssertionError as exc:
+        # a loaded run once saw one message here: say which, and what each page told its user
+        seen = {name: (await page.locator("#chat-log").inner_text(),
+                       await page.locator("#notice").inner_text())
+                for name, page in (("caller", caller), ("astrologer", astrologer))}
+        raise AssertionError(f"{exc}\n(chat log, notice) per page: {seen}") from exc
     await check_screen(caller, "caller-chat")
     await check_screen(astrologer, "astrologer-chat")
     await expect(caller.locator("#end-sentence")).to_have_text(
