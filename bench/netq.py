@@ -17,8 +17,8 @@ threshold missed, and the exit status is 1 if any was.
 
 ``--trace DIR`` writes each case's samples (once a second: both browsers' ``getStats``
 figures, among them the caller's ``availableOutgoingBitrate`` and encoder target, and the
-SFU's admin media stats with the estimates and the pacer) to ``DIR/<case>.jsonl``, to see
-*when* a freeze happened and what the estimates did around it.
+SFU's admin media stats with the estimates and the retransmission counters) to
+``DIR/<case>.jsonl``, to see *when* a freeze happened and what the estimates did around it.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ class SfuServer:
             logging.warning("server offer not expected in the bench: %s", message["type"])
 
         # one_udp_port: every peer connection on one kernel-picked port (media.udp_mux);
-        # congestion: MEDIA_CONGESTION_CONTROL=on (estimates, REMB retargeting, the pacer)
+        # congestion: MEDIA_CONGESTION_CONTROL=on (estimates, REMB retargeting, pause, budget)
         settings = MediaSettings(
             ice_host_addresses=hosts,
             udp_port=0 if one_udp_port else None,

@@ -118,6 +118,19 @@ async def received_during(page: Page, seconds: float) -> dict[str, float]:
     return {key: after[key] - before[key] for key in after}
 
 
+async def second_where(
+    page: Page, holds: Callable[[dict[str, float]], bool], within_s: float
+) -> dict[str, float]:
+    """Measure one-second windows of what ``page`` receives until one ``holds``; fails with
+    the last window if none does within ``within_s``."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    window = await received_during(page, 1.0)
+    while not holds(window):
+        assert asyncio.get_running_loop().time() < deadline, window
+        window = await received_during(page, 1.0)
+    return window
+
+
 LOUD = 0.01
 """Audio energy (W3C webrtc-stats: the sum of audioLevel² × duration) a second of the fake
 microphone's beeps clearly exceeds (measured: 0.2-0.5)."""
@@ -161,19 +174,11 @@ async def test_video_consult_through_the_sfu_with_mute_and_camera_off(
     assert await caller.evaluate("() => window.camera.readyState") == "ended"  # light off
     # what the jitter buffer held from before the mute plays out first (half a second on a
     # quiet machine, longer on a loaded one): poll for a silent second without a frame
-    deadline = asyncio.get_running_loop().time() + 15
-    quiet = await received_during(astrologer, 1.0)
-    while not (quiet["energy"] < SILENT and quiet["frames"] == 0):
-        assert asyncio.get_running_loop().time() < deadline, quiet
-        quiet = await received_during(astrologer, 1.0)
+    await second_where(astrologer, lambda w: w["energy"] < SILENT and w["frames"] == 0, 15)
 
     await caller.click("#mute")
     await caller.click("#camera")
     await expect(caller.locator("#camera")).to_have_attribute("aria-pressed", "false")
     await expect(astrologer.locator("#remote-media")).to_have_text("")
     await expect(astrologer.locator("#remote-camera-off")).to_be_hidden()
-    deadline = asyncio.get_running_loop().time() + 10
-    back = await received_during(astrologer, 1.0)
-    while not (back["energy"] > LOUD and back["frames"] > 5):
-        assert asyncio.get_running_loop().time() < deadline, back
-        back = await received_during(astrologer, 1.0)
+    await second_where(astrologer, lambda w: w["energy"] > LOUD and w["frames"] > 5, 10)

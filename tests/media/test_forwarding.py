@@ -52,6 +52,14 @@ def _match(sent: list[Frame], got: list[Frame], key: Callable[[bytes], object]) 
     return len(got), pos - first
 
 
+def _mostly_arrived(sent: list[Frame], got: list[Frame], key: Callable[[bytes], object]) -> bool:
+    """At least 95 % of the sent window received (``_match``); False while nothing is."""
+    if not got:
+        return False
+    matched, window = _match(sent, got, key)
+    return matched >= 0.95 * window
+
+
 async def _publish_and_subscribe(
     make_peer: Callable[..., Peer], path: str, kinds: tuple[str, ...], mime: str = "video/VP8",
     *, transport_cc: bool = False, raw: list[bytes] | None = None,
@@ -96,17 +104,13 @@ async def test_vp8_opus_forwarded_byte_identical(
     # let the clip play out, and what is still in flight arrive
     await eventually(lambda: pub.published["video"].source.readyState == "ended", 30)
 
-    def share(kind: str) -> tuple[int, int]:
-        return _match(pub.published[kind].sent, sub.received[kind], key=lambda b: b)
-
-    def arrived(kind: str) -> bool:
-        matched, window = share(kind) if sub.received[kind] else (0, 1)
-        return matched >= 0.95 * window
-
-    await eventually(lambda: arrived("video") and arrived("audio"), 10, step=0.2)
+    await eventually(lambda: all(
+        _mostly_arrived(pub.published[k].sent, sub.received[k], lambda b: b)
+        for k in ("video", "audio")
+    ), 10, step=0.2)
     for kind in ("video", "audio"):
         assert sub.received[kind], f"no {kind} received"
-        matched, window = share(kind)
+        matched, window = _match(pub.published[kind].sent, sub.received[kind], key=lambda b: b)
         assert matched >= 0.95 * window, f"{kind}: {matched}/{window} frames arrived"
     stats = engine.stats(pub.room_id)
     assert stats["caller"]["frames_forwarded"] >= len(sub.received["video"])
@@ -131,11 +135,13 @@ async def test_h264_forwarded_nal_identical(
     assert sub.received["video"][0].at - subscribed_at < 2.5  # as for VP8 above
     await eventually(lambda: pub.published["video"].source.readyState == "ended", 30)
 
-    def share() -> tuple[int, int]:
-        return _match(pub.published["video"].sent, sub.received["video"],
-                      key=lambda b: tuple(_annexb_nals(b)))
+    def nals(b: bytes) -> object:
+        return tuple(_annexb_nals(b))
 
-    await eventually(lambda: share()[0] >= 0.95 * share()[1], 10, step=0.2)
-    matched, window = share()
+    await eventually(
+        lambda: _mostly_arrived(pub.published["video"].sent, sub.received["video"], nals),
+        10, step=0.2,
+    )
+    matched, window = _match(pub.published["video"].sent, sub.received["video"], key=nals)
     assert matched >= 0.95 * window, f"{matched}/{window} frames arrived"
     assert engine.stats(pub.room_id)["astrologer"]["published"][0]["codec"] == "video/H264"
