@@ -68,26 +68,34 @@ export class Signalling extends EventTarget {
     this.pending = new Map();
     this.closed = false;
     this.retryMs = 500;
-    this.ready = this.connect();
+    this.ready = new Promise((resolve) => this.open(resolve));
   }
 
-  connect() {
+  // Opens a socket; `resolve` settles `ready` at its hello. After a close, `ready` is pending
+  // again until the next hello, so a send made meanwhile waits instead of vanishing into the
+  // closed socket (WebSocket.send on a closed socket drops the frame without an error).
+  open(resolve) {
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-    return new Promise((resolve) => {
-      // The token travels as a subprotocol, never in the URL (URLs end up in logs).
-      const ws = new WebSocket(url, ["kundlinow.v1", "bearer." + this.token]);
-      this.ws = ws;
-      ws.onmessage = (event) => this.onFrame(JSON.parse(event.data), resolve);
-      ws.onclose = () => {
-        for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
-        this.pending.clear();
-        this.dispatchEvent(new CustomEvent("disconnected"));
-        if (!this.closed) {
-          setTimeout(() => { this.ready = this.connect(); }, this.retryMs);
-          this.retryMs = Math.min(this.retryMs * 2, 8000);
-        }
-      };
-    });
+    // The token travels as a subprotocol, never in the URL (URLs end up in logs).
+    const ws = new WebSocket(url, ["kundlinow.v1", "bearer." + this.token]);
+    let greeted = false;
+    this.ws = ws;
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "hello") greeted = true;
+      this.onFrame(frame, resolve);
+    };
+    ws.onclose = () => {
+      for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
+      this.pending.clear();
+      this.dispatchEvent(new CustomEvent("disconnected"));
+      if (this.closed) return;
+      // A socket that never said hello leaves `ready` pending: the next one settles it.
+      let next = resolve;
+      if (greeted) this.ready = new Promise((r) => { next = r; });
+      setTimeout(() => this.open(next), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, 8000);
+    };
   }
 
   onFrame(frame, resolveReady) {
@@ -113,6 +121,10 @@ export class Signalling extends EventTarget {
 
   async send(type, data = {}) {
     await this.ready;
+    if (this.ws.readyState !== WebSocket.OPEN) { // closing after its hello: wait for the next one
+      await new Promise((resolve) => this.addEventListener("connected", resolve, { once: true }));
+      return this.send(type, data);
+    }
     const id = "c" + this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -11,10 +11,10 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, ConsoleMessage, expect
 
+from api.keys import CSP_VIOLATIONS
+from core.db import Database
 from kundlinow.app import create_app
 from kundlinow.config import Settings
-from core.db import Database
-from api.keys import CSP_VIOLATIONS
 from tests.factories import DEFAULT_PASSWORD, create_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

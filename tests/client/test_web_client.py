@@ -97,6 +97,33 @@ async def test_caller_recharges_consults_chats_and_pays(
     assert await astrologer.locator("#rating").count() == 0  # only the caller rates
 
 
+SEND_WHILE_RECONNECTING_JS = """async () => {
+  const { app } = await import("/client/session.js");
+  const socket = app.socket;
+  await socket.ready;
+  const lost = new Promise((resolve) => socket.addEventListener("disconnected", resolve, { once: true }));
+  socket.ws.close();
+  const whileClosing = socket.send("ping");
+  await lost;
+  const beforeReconnect = socket.send("ping");
+  const outcome = (sent) => Promise.race([
+    sent.then(() => "answered", (error) => error.message),
+    new Promise((resolve) => setTimeout(() => resolve("never answered"), 30000)),
+  ]);
+  return Promise.all([outcome(whileClosing), outcome(beforeReconnect)]);
+}"""
+"""Sends made while the page's socket is closing and while it waits to reconnect."""
+
+
+async def test_a_send_during_a_reconnect_waits_for_the_new_socket(
+    chromium: Browser, base_url: str, database: Database, settings: Settings
+) -> None:
+    """A frame written to a closed WebSocket vanishes without an error: a chat message typed in
+    the half second before the reconnect was lost, the input cleared and nothing said."""
+    caller = await logged_in(chromium, base_url, await create_user(database, settings, "user"))
+    assert await caller.evaluate(SEND_WHILE_RECONNECTING_JS) == ["answered", "answered"]
+
+
 RECEIVED_JS = """async () => {
   const s = window.kundlinowCall ? await window.kundlinowCall.stats() : {};
   return { frames: s.video ? (s.video.framesDecoded || 0) : 0,
