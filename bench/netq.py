@@ -18,7 +18,8 @@ threshold missed, and the exit status is 1 if any was.
 ``--trace DIR`` writes each case's samples (once a second: both browsers' ``getStats``
 figures, among them the caller's ``availableOutgoingBitrate`` and encoder target, and the
 SFU's admin media stats with the estimates and the retransmission counters) to
-``DIR/<case>.jsonl``, to see *when* a freeze happened and what the estimates did around it.
+``DIR/<n>-<case>.jsonl`` (the n-th case run; the directory is created), to see *when* a
+freeze happened and what the estimates did around it.
 """
 
 from __future__ import annotations
@@ -179,9 +180,12 @@ async def main(args: argparse.Namespace) -> list[str]:
                 print(HEADER, flush=True)
                 all_cases = cases(args.seconds)
                 missed: list[str] = []
+                if args.trace:
+                    args.trace.mkdir(parents=True, exist_ok=True)
                 async with async_playwright() as playwright:
-                    for key in args.cases.split(","):
-                        trace = args.trace / f"{key}.jsonl" if args.trace else None
+                    for n, key in enumerate(args.cases.split(","), 1):
+                        # numbered: a case given twice (repeat runs) keeps both traces
+                        trace = args.trace / f"{n}-{key}.jsonl" if args.trace else None
                         result = await run_case(playwright, settings, db, all_cases[key], trace)
                         found = failures(key, result, args.seconds)
                         print(row(result, found), flush=True)
@@ -204,7 +208,8 @@ if __name__ == "__main__":
         "--check", action="store_true", help="exit 1 if any of issue 16's thresholds is missed"
     )
     parser.add_argument(
-        "--trace", type=Path, help="a directory: every sample of each case as <case>.jsonl"
+        "--trace", type=Path,
+        help="a directory (created): every sample of the n-th case as <n>-<case>.jsonl",
     )
     arguments = parser.parse_args()
     missed = asyncio.run(main(arguments))

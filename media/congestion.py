@@ -17,6 +17,12 @@ Two estimates of the downlink, combined by taking the smaller (gcc-02 §6; libwe
   * ``p`` < 2 %: ``A ← A · 1.05`` per second of reports (scaled by the time since the last);
   * otherwise ``A`` holds.
 
+A loss window of the feedback with ≥ 20 % lost (a queue the sender overflowed) also caps the
+loss-based estimate at 0.85 × what that window delivered (``DeliveredRate``), the GCC
+over-use decrease on the one rate that is current: a cap that drops from 1.5 Mbit/s to
+120 kbit/s is then reached in one window instead of the ~2 s of halving cuts that lost the
+audio queued behind the video.
+
 With transport feedback flowing, the loss-based controller takes its loss from the feedback
 (every packet, ten reports a second) instead of the receiver reports, works on the combined
 estimate (it is capped by the delay-based one, as libwebrtc caps its target with the
@@ -54,7 +60,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from media.delay_estimate import DelayBasedEstimate
+from media.aimd import BETA
+from media.delay_estimate import OVERFLOW_LOSS, DelayBasedEstimate
 from media.transport_seq import SentPacket
 
 LOSS_HIGH = 0.10
@@ -83,8 +90,12 @@ class CongestionSettings:
     estimate is only reported (stats, ``/metrics``); publishers keep the configured REMB,
     video is never paused, and retransmissions keep the deadline, the count per packet and
     the share of the starting estimate."""
-    floor_bps: int = 150_000
-    """Below this estimate a subscriber's video is paused."""
+    floor_bps: int = 185_000
+    """Below this estimate a subscriber's video is paused: it leaves the video less than
+    100 kbit/s (0.8 × 185k − 48k). Less than that plays as a slide show: at 120 kbit/s
+    (bench.netq down120) the estimate settled at 167 kbit/s with the caller's encoder at its
+    30 kbit/s minimum — no longer any loss to push it lower — and 640×480 video froze ten
+    times in 45 s instead of pausing."""
     resume_bps: int = 250_000
     """A paused subscriber's video resumes once the estimate reaches this."""
     audio_bps: int = 48_000
@@ -169,6 +180,43 @@ class RetransmitBudget:
         return True
 
 
+class DeliveredRate:
+    """What arrived in a loss window: bytes over the span of their arrival times (the
+    receiver's clock). While a queue overflows, the link is busy the whole time and that is
+    its rate, however much more was sent (the send times would also count the sender's own
+    pauses and bursts)."""
+
+    MIN_SPAN_US = 20_000
+    """A shorter span (two packets of one burst) says nothing about a rate."""
+
+    def __init__(self) -> None:
+        self._bytes = 0
+        self._first_us: int | None = None
+        self._first_size = 0
+        self._last_us = 0
+
+    def add(self, packets: list[SentPacket]) -> None:
+        for packet in packets:
+            arrival = packet.arrival_us
+            if arrival is None:
+                continue
+            self._bytes += packet.size
+            if self._first_us is None or arrival < self._first_us:
+                self._first_us, self._first_size = arrival, packet.size
+            self._last_us = max(self._last_us, arrival)
+
+    def take(self) -> float | None:
+        """bit/s over the window so far, then start a new one; None if its span was too
+        short. The first arrival opens the span: its bytes came before it."""
+        first = self._first_us
+        span_us = self._last_us - first if first is not None else 0
+        delivered = None
+        if span_us >= self.MIN_SPAN_US:
+            delivered = (self._bytes - self._first_size) * 8e6 / span_us
+        self._bytes, self._first_us, self._first_size, self._last_us = 0, None, 0, 0
+        return delivered
+
+
 class Downlink:
     """One subscriber's downlink: its estimate, whether its video is paused, its probes and
     its retransmission budget."""
@@ -183,6 +231,7 @@ class Downlink:
         """The delay-based estimate, once transport-wide feedback is negotiated."""
         self._feedback_total = 0
         self._feedback_lost = 0
+        self._delivered = DeliveredRate()
         self.budget = RetransmitBudget()
         self.budget.set_rate(start_bps * settings.rtx_share)
         self.video_paused = False
@@ -237,11 +286,21 @@ class Downlink:
         self.estimate.loss_bps = min(self.estimate.loss_bps, delay.bps)
         self._feedback_total += len(packets)
         self._feedback_lost += sum(1 for p in packets if p.arrival_us is None)
+        self._delivered.add(packets)
         if self._feedback_total >= LOSS_WINDOW_PACKETS:
             fraction = self._feedback_lost / self._feedback_total
             self._feedback_total = self._feedback_lost = 0
+            delivered = self._delivered.take()
             loss_before = self.estimate.loss_bps
             self.estimate.on_loss(fraction, self.rtt_s, now)
+            if fraction >= OVERFLOW_LOSS and delivered is not None:
+                # an overflowing queue: the link carried what arrived, whatever was sent.
+                # Without this cap the cuts of at most half take ~2 s from 1.5 Mbit/s down
+                # to a 120 kbit/s link, all of it lost audio (bench/netq.py down120).
+                # 0.85 × it, as an over-use is (gcc-02 §5.5): below the link, the queue drains
+                self.estimate.loss_bps = max(
+                    MIN_ESTIMATE_BPS, min(self.estimate.loss_bps, BETA * delivered)
+                )
             if self.estimate.loss_bps < loss_before:
                 # a queue overflowed (or the radio lost packets): the AIMD follows the cut
                 delay.on_loss_event(self.estimate.loss_bps, fraction, now)

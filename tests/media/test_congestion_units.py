@@ -11,11 +11,13 @@ from media.congestion import (
     PROBE_DURATION_S,
     PROBE_PERIOD_S,
     CongestionSettings,
+    DeliveredRate,
     Downlink,
     DownlinkEstimate,
     LossWindow,
     RetransmitBudget,
 )
+from media.transport_seq import SentPacket
 
 
 def test_loss_above_ten_percent_cuts_by_half_the_loss_at_most_once_per_interval() -> None:
@@ -80,6 +82,18 @@ def test_pause_below_the_floor_probe_and_resume() -> None:
     assert not down.video_paused and down.estimate.bps >= 250_000
 
 
+def test_the_default_floor_pauses_when_under_100_kbit_s_would_be_left_for_video() -> None:
+    """bench.netq down120 once settled at 167 kbit/s: the link no longer overloaded (the
+    encoder at its minimum), no estimator went lower, and the video froze instead of pausing."""
+    down = Downlink(CongestionSettings(enabled=True), 1_000_000)
+    down.estimate.loss_bps = 190_000
+    assert down.on_report(0.05, 0.05, probed=False) is False  # 5 % loss: the estimate holds
+    assert not down.video_paused and down.target_bps >= 100_000
+    down.estimate.loss_bps = 167_000
+    assert down.on_report(0.05, 0.05, probed=False) is True
+    assert down.video_paused and down.target_bps < 100_000
+
+
 def test_target_leaves_room_for_retransmissions_and_audio() -> None:
     down = Downlink(CongestionSettings(audio_bps=40_000, rtx_share=0.2), 1_000_000)
     assert down.estimate.bps == 1_300_001 and down.target_bps == 1_000_000
@@ -110,3 +124,13 @@ def test_loss_is_taken_over_twenty_packets_of_cumulative_counts() -> None:
     assert window.fraction(1050, 4) == 3 / 30
     assert window.fraction(1060, 3) is None
     assert window.fraction(1080, 3) == 0.0  # duplicates lowered the count: no negative loss
+
+
+def test_delivered_rate_counts_what_arrived_over_its_arrival_span() -> None:
+    rate = DeliveredRate()
+    # ten 1000-byte packets sent in a burst, five arrive 25 ms apart, the rest lost
+    rate.add([SentPacket(i, i, 1000, 1_000_000 + 25_000 * i if i < 5 else None)
+              for i in range(10)])
+    assert rate.take() == 4 * 1000 * 8 / 0.1  # the first arrival opens the 100 ms span
+    rate.add([SentPacket(20, 0, 1000, 5_000_000), SentPacket(21, 1, 1000, 5_010_000)])
+    assert rate.take() is None  # 10 ms: one burst, no rate

@@ -108,6 +108,20 @@ def test_video_paused_under_a_weak_link_resumes_on_the_probes_feedback(seed: int
     assert resumed[0] - lifted_at <= RESUME_WITHIN_S - 1, run.paused  # 1 s for the keyframe
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_link_that_drops_to_120_kbit_s_pauses_video_within_a_second(seed: int) -> None:
+    """Until video pauses, the queue overflows and the audio in it is lost (bench/netq.py
+    down120: ~1.5 s of it was the whole of the 2 % audio budget). Halving cuts take ~2 s from
+    1.5 Mbit/s; capping at what the overflowing window delivered takes one window."""
+
+    def capacity(t: float) -> float:
+        return 120_000 if t >= 2 else 3_000_000
+
+    run = simulate(capacity, 6, seed=seed, control=True)
+    pauses = [at for at, paused in run.paused if paused]
+    assert pauses and 2 <= pauses[0] < 3, run.paused
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_loss_does_not_ratchet_the_estimate_down(seed: int) -> None:
     """3 % of packets lost at random on a fast link (a radio, not a queue): the loss-based
