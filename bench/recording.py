@@ -20,12 +20,14 @@ On a shared machine, compare CPU-seconds per delivered packet of rounds run side
 (``--rounds``: each round runs both points, in alternating order) rather than wall-clock rates;
 ``--together`` runs both points of a round at once, measured over the same seconds, so a load
 that comes and goes on the machine weighs on both alike. ``--paired`` goes further: one
-recording server whose recorder is switched on and off every ``--switch-every`` seconds
-(``SwitchedRecorder``: packets reach the taps only while on); each window's process CPU per
-tapped packet is compared with the adjacent windows'. The SFU, the load and the machine are the
-same for both sides of each pair, so the difference is what recording costs even on a busy
-machine (the queued packets are worked through at each switch, so they count in their window;
-the append thread's last hand-over of a window may fall into the next).
+recording server whose recorder is switched on and off in turns (``SwitchedRecorder``: packets
+reach the taps only while on), each window ``--switch-every`` seconds measured after
+``--settle`` seconds left out; each window's process CPU per tapped packet is compared with the
+adjacent windows'. The SFU, the load and the machine are the same for both sides of each pair,
+so the difference is what recording costs even on a busy machine (the queued packets are worked
+through at each window's end, so they count in their window). The settling leaves out what the
+switch itself costs, which a recorded consult pays once: video waiting for a key frame, a gap
+noted on every track, the append thread's last hand-over of an "on" window.
 
 Every point also reports the garbage collector's time per generation (``core.gcpolicy``).
 """
@@ -132,9 +134,15 @@ class SwitchedRecorder:
             for track in room.tracks:
                 track.drain()
 
-    async def alternate(self, every_s: float, windows: list[tuple[bool, float, int]]) -> None:
-        """Switch every ``every_s``; per window: on?, process CPU-s, packets tapped."""
+    async def alternate(self, every_s: float, settle_s: float,
+                        windows: list[tuple[bool, float, int]]) -> None:
+        """Switch, let ``settle_s`` pass unmeasured, then measure ``every_s``; per window:
+        on?, process CPU-s, packets tapped. The settling leaves out what only a switch costs
+        (video resynchronising on a key frame, a gap noted on every track, the last
+        hand-over of an "on" window): a recorded consult pays that once, not every window."""
         while True:
+            await asyncio.sleep(settle_s)
+            self.drain()
             cpu, packets = time.process_time(), self.packets[0]
             await asyncio.sleep(every_s)
             self.drain()
@@ -193,7 +201,7 @@ async def serve(args: argparse.Namespace) -> None:
                 marked = _gc_totals(registry)
                 if switched is not None:
                     alternating = asyncio.ensure_future(
-                        switched.alternate(args.switch_every, windows))
+                        switched.alternate(args.switch_every, args.settle, windows))
             else:  # "gc": they ended
                 if alternating is not None:
                     alternating.cancel()
@@ -402,7 +410,8 @@ class _Point:
         self.server = subprocess.Popen(
             [PY, "-m", "bench.recording", "serve", "--dsn", dsn, "--record", record,
              "--dir", str(directory), "--switch-every", str(args.switch_every if args.paired
-                                                            else 0)],
+                                                            else 0),
+             "--settle", str(args.settle)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         assert self.server.stdout is not None
@@ -594,22 +603,26 @@ def _print_rounds(args: argparse.Namespace, rows: list[tuple[int, str, dict[str,
 
 def _print_paired(args: argparse.Namespace, rows: list[tuple[int, str, dict[str, Any]]]) -> None:
     """Per round: process CPU per tapped packet in the windows with recording on and off
-    (medians), and the median over adjacent on/off pairs of their difference."""
-    print(f"\nrecording switched on and off every {args.switch_every:g} s in one server")
+    (medians), and the median over adjacent on/off pairs of their difference and ratio (the
+    pairs follow a load that drifts between windows; the medians of all windows do not)."""
+    print(f"\nrecording switched on and off in one server: {args.switch_every:g}-s windows,"
+          f" each after {args.settle:g} s left to settle")
     print("| round | windows (on/off) | µs per packet, on | µs per packet, off | on − off (pairs) "
-          "| on ÷ off |")
-    print("|---:|---|---:|---:|---:|---:|")
+          "| on ÷ off (medians) | on ÷ off (pairs) |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for n, _, r in rows:
         windows = [(on, cpu / packets * 1e6) for on, cpu, packets in r["windows"] if packets]
         on = [us for state, us in windows if state]
         off = [us for state, us in windows if not state]
-        pairs = [a[1] - b[1] if a[0] else b[1] - a[1]
+        pairs = [(a[1], b[1]) if a[0] else (b[1], a[1])
                  for a, b in itertools.pairwise(windows) if a[0] != b[0]]
         if not (on and off and pairs):
             continue
         print(f"| {n} | {len(on)}/{len(off)} | {statistics.median(on):.1f} |"
-              f" {statistics.median(off):.1f} | {statistics.median(pairs):+.1f} |"
-              f" {statistics.median(on) / statistics.median(off):.3f} |")
+              f" {statistics.median(off):.1f} |"
+              f" {statistics.median(a - b for a, b in pairs):+.1f} |"
+              f" {statistics.median(on) / statistics.median(off):.3f} |"
+              f" {statistics.median(a / b for a, b in pairs):.3f} |")
 
 
 def main() -> None:
@@ -620,6 +633,7 @@ def main() -> None:
     s.add_argument("--record", choices=("off", "audio", "all"), required=True)
     s.add_argument("--dir", required=True)
     s.add_argument("--switch-every", type=float, default=0.0)
+    s.add_argument("--settle", type=float, default=0.0)
     ld = sub.add_parser("load")
     ld.add_argument("--url", required=True)
     alone = sub.add_parser("alone", help="the recorder alone, without network or SFU")
@@ -638,6 +652,8 @@ def main() -> None:
                              "off in turns (robust to a load that comes and goes)")
     parser.add_argument("--switch-every", type=float, default=2.0,
                         help="seconds per on or off window with --paired")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds after each switch left out of the windows (--paired)")
     ld.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
     if args.role == "serve":

@@ -81,7 +81,10 @@ class RoomRecording:
         self.senders: dict[str, SenderClock] = {}
         self._segments: dict[tuple[str, str], int] = {}
         self._manifest = self._load_manifest(stored_manifest)
-        writer.add_source(self._drain_tracks)
+        self._manifest_changed = False
+        self._handing_over = True
+        """Whether the writer's hand-overs still call ``_hand_over`` (until ``close``)."""
+        writer.add_source(self._hand_over)
 
     # -- manifest ---------------------------------------------------------------------
 
@@ -106,8 +109,19 @@ class RoomRecording:
         }
 
     def _save_manifest(self) -> None:
-        data = json.dumps(self._manifest, indent=1, sort_keys=True).encode()
-        self._writer.write_atomic(f"{self._cid}/{MANIFEST}", data)
+        """The manifest changed: it is written at the writer's next hand-over, with the
+        frames and closes before it. One write for a burst of changes (a gap on every track
+        when a party's network returns): written per change, the encoding grew with the
+        manifest on the event loop and each write was an ``fsync``."""
+        if self._handing_over:
+            self._manifest_changed = True
+            self._writer.wake()
+        else:
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        self._manifest_changed = False
+        self._writer.write_atomic(f"{self._cid}/{MANIFEST}", encode_manifest(self._manifest))
 
     def note(self, event: dict[str, object]) -> None:
         event.setdefault("at_ms", self.to_ms(time.time()))
@@ -153,9 +167,13 @@ class RoomRecording:
     def wake(self) -> None:
         self._writer.wake()
 
-    def _drain_tracks(self) -> None:
+    def _hand_over(self) -> None:
+        """The writer's hand-over: the tracks' queued packets become frames, then the
+        manifest is written if it changed."""
         for track in self.tracks:
             track.drain()
+        if self._manifest_changed:
+            self._write_manifest()
 
     def close_file(self, key: str) -> None:
         live = self._files.pop(key, None)
@@ -212,7 +230,10 @@ class RoomRecording:
         """Finish every file (Cues, header, hash), record them, write the last manifest."""
         for track in self.tracks:
             track.close()
-        self._writer.remove_source(self._drain_tracks)
+        self._writer.remove_source(self._hand_over)
+        self._handing_over = False
+        if self._manifest_changed:
+            self._write_manifest()
         await self._writer.drain()  # this room's files finalised and their results in
         self._manifest["stopped_at"] = _iso(time.time())
         offsets = self._manifest.setdefault("clock_offsets_ms", {})
@@ -350,6 +371,12 @@ async def recover(store: RecordingStore, catalog: Catalog) -> list[FileResult]:
     return results
 
 
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
+    """Compact: with ``indent``, ``json`` encodes in Python, not C, and a long consult's
+    manifest is re-encoded on the event loop at each change."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
 def stored_manifest(store: RecordingStore, consultation_id: str) -> dict[str, Any] | None:
     """The consultation's ``manifest.json`` if one was written before (blocking: a GET on
     object storage)."""
@@ -373,5 +400,4 @@ def _manifest_update(store: RecordingStore, result: FileResult) -> None:
     elif name in files:
         files[name].update(status=result.status, duration_ms=result.duration_ms,
                            bytes=result.bytes, sha256=result.sha256)
-    store.write_atomic(f"{cid}/{MANIFEST}",
-                       json.dumps(manifest, indent=1, sort_keys=True).encode())
+    store.write_atomic(f"{cid}/{MANIFEST}", encode_manifest(manifest))

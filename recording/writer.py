@@ -230,8 +230,7 @@ class Writer:
         def release() -> None:  # on the finalise thread
             self._loop.call_soon_threadsafe(resolve)
 
-        self._ops.append(("barrier", release))
-        self._hand_over()
+        self._hand_over(("barrier", release))
         await done
 
     async def close(self) -> None:
@@ -249,9 +248,10 @@ class Writer:
         self._ops.append(op)
         self.wake()
 
-    def _hand_over(self) -> None:
-        """One batch for the append thread: the queued operations, then each open file's
-        new Clusters. Repeats every ``FLUSH_S`` while files are open."""
+    def _hand_over(self, last: Op | None = None) -> None:
+        """One batch for the append thread: the queued operations (with what the sources
+        add), then each open file's new Clusters, then ``last``. Repeats every ``FLUSH_S``
+        while files are open."""
         for drain in list(self._sources):  # before the timer is reset: no second one armed
             try:
                 drain()
@@ -265,6 +265,8 @@ class Writer:
             data = live.clusters.take()
             if data:
                 ops.append(("data", key, data))
+        if last is not None:
+            ops.append(last)
         if ops:
             self._appends.put(ops)
         if self._live:
