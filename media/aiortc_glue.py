@@ -51,7 +51,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from media.packets import RTP_HEADER
-from media.transport_seq import HEADER_BYTES as TCC_HEADER_BYTES
+from media.playout_delay import PLAYOUT_DELAY_URI
 from media.transport_seq import TransportSequencer
 from media.twcc import RTCP_RTPFB, RTCP_RTPFB_TWCC, TRANSPORT_CC_URI
 from media.udp_mux import MuxTransport
@@ -109,10 +109,16 @@ def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescripti
     """Accept the m-section's transport-wide sequence number extension and ``transport-cc``
     feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §4), which aiortc does not
     know, and ask for Opus in-band FEC and DTX (RFC 7587 §6.1: the receiver's
-    ``useinbandfec=1; usedtx=1``). Returns the extension's id, None if not offered."""
+    ``useinbandfec=1; usedtx=1``); on video, accept the playout-delay extension
+    (``media.playout_delay``). Returns the transport-wide extension's id, None if not offered."""
     for codec in t._codecs:
         if codec.mimeType.lower() == "audio/opus":
             codec.parameters = {**codec.parameters, "useinbandfec": 1, "usedtx": 1}
+    playout = next((x for x in offered.rtp.headerExtensions if x.uri == PLAYOUT_DELAY_URI), None)
+    if playout is not None and t.kind == "video" and all(
+        x.uri != PLAYOUT_DELAY_URI for x in t._headerExtensions
+    ):
+        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=playout.id, uri=playout.uri))
     ext = next((x for x in offered.rtp.headerExtensions if x.uri == TRANSPORT_CC_URI), None)
     if ext is None:
         return None
@@ -129,6 +135,14 @@ def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescripti
         ):
             codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]
     return int(ext.id)
+
+
+def extension_id(pc: RTCPeerConnection, uri: str) -> int | None:
+    """The id ``uri`` is mapped to in the negotiated BUNDLE group, if any."""
+    return next(
+        (int(x.id) for t in pc.getTransceivers() for x in t._headerExtensions if x.uri == uri),
+        None,
+    )
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
@@ -434,11 +448,11 @@ class SrtpLink:
         self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes, b0: int = 0x80
     ) -> int:
         """Write a 12-byte RTP header (20 with the transport-wide sequence number, RFC 8285
-        §4.2) + ``payload``, protect, send. Returns SEND_*. ``b0``: version and flags (0xA0
-        for a padding-only packet, RFC 3550 §5.1)."""
+        §4.2, 24 with a playout delay too) + ``payload``, protect, send. Returns SEND_*.
+        ``b0``: version and flags (0xA0 for a padding-only packet, RFC 3550 §5.1)."""
         sock = self._sock
         sequencer = self.sequencer
-        head = 12 if sequencer is None else TCC_HEADER_BYTES
+        head = 12 if sequencer is None else sequencer.header_bytes
         n = head + len(payload)
         if (sock is None and self._relay is None) or n > _MAX_RTP:
             return SEND_DOWN
@@ -503,11 +517,13 @@ async def create_offer(pc: RTCPeerConnection) -> RTCSessionDescription:
             t._headerExtensions = negotiated[t]
             t._codecs = negotiated_codecs[t]
             continue
-        if TRANSPORT_CC_URI in ids:  # the SFU numbers what it sends on this m-section too
-            t._headerExtensions = [
-                *t._headerExtensions,
-                RTCRtpHeaderExtensionParameters(id=ids[TRANSPORT_CC_URI], uri=TRANSPORT_CC_URI),
-            ]
+        # the SFU numbers what it sends on this m-section too, and on video may ask for a
+        # playout delay (media.playout_delay)
+        added = [TRANSPORT_CC_URI, PLAYOUT_DELAY_URI] if t.kind == "video" else [TRANSPORT_CC_URI]
+        t._headerExtensions = [
+            *t._headerExtensions,
+            *(RTCRtpHeaderExtensionParameters(id=ids[uri], uri=uri) for uri in added if uri in ids),
+        ]
         extensions = []
         for x in t._headerExtensions:
             if x.uri not in ids:

@@ -33,6 +33,7 @@ from aiortc.rtp import (
 from media.aiortc_glue import SEND_CONGESTED, SEND_OK, SrtpLink
 from media.congestion import Downlink, LossWindow
 from media.packets import RTX_OSN
+from media.playout_delay import PlayoutFloor, element_value
 from media.stats import RateWindow
 
 if TYPE_CHECKING:  # the forwarder imports this module
@@ -107,6 +108,8 @@ class DownTrack:
         self.firs_received = 0
         self.rate = RateWindow()
         self.rtt_s: float | None = None
+        self.playout = PlayoutFloor()
+        """The minimum playout delay asked of the subscriber (video; ``media.playout_delay``)."""
         self.remote_fraction_lost = 0
         self.remote_packets_lost = 0
         self.remote_jitter = 0
@@ -293,6 +296,8 @@ class DownTrack:
             rtt = time.time() - self._sr_time - report.dlsr / 65536
             if rtt >= 0:
                 self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
+        if self.kind == "video":
+            self._ask_playout_delay(report.fraction_lost / 256)
         if self.paused and not self._padding_sent:
             return  # nothing was sent since the last report: its loss says nothing
         fraction_lost = self._loss.fraction(report.highest_sequence, report.packets_lost)
@@ -302,6 +307,16 @@ class DownTrack:
         if self.downlink is not None and self.on_downlink_change is not None:
             changed = self.downlink.on_report(fraction_lost, self.rtt_s, probed)
             self.on_downlink_change(changed)
+
+    def _ask_playout_delay(self, fraction_lost: float) -> None:
+        """Ask the subscriber for room to repair a lost packet before its frame is due (see
+        ``media.playout_delay``), where it negotiated the extension."""
+        sequencer = self.link.sequencer
+        if sequencer is None or not sequencer.playout_element:
+            return
+        min_ms = self.playout.on_report(fraction_lost, self.rtt_s)
+        if min_ms or sequencer.playout >= 0:  # once asked, "0" must be said to give it back
+            sequencer.set_playout(element_value(min_ms))
 
     def _retransmit(self, out_seq: int) -> None:
         """Answer one NACKed sequence number from the source's history (RFC 4588 §4), if
@@ -333,26 +348,33 @@ class DownTrack:
             self.unrecoverable += 1
             src.request_keyframe()
             return
-        if downlink is not None and not downlink.budget.take(len(payload) + 14, now):
+        # on a link whose loss is random and round trip long (a playout delay asked for), the
+        # repair goes twice: a lost retransmission would cost a second round trip, more
+        # than the delay covers (3 % loss: ~0.1 % of packets, several freezes a minute)
+        copies = 2 if self.playout.min_ms else 1
+        if downlink is not None and not downlink.budget.take(copies * (len(payload) + 14), now):
             self.retransmits_refused += 1  # the receiver may ask again once there is room
             return
         if len(self._retransmits) >= RETRANSMIT_MEMORY:
             self._retransmits.clear()
         self._retransmits[key] = self._retransmits.get(key, 0) + 1
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
-        if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
-            result = self.link.send_rtp(
-                (b1 & 0x80) | self._rtx_pt,
-                self._rtx_seq,
-                out_ts,
-                self.rtx_ssrc,
-                RTX_OSN.pack(out_seq) + payload,
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        else:
-            result = self.link.send_rtp((b1 & 0x80) | self._pt, out_seq, out_ts, self.ssrc, payload)
-        if result == SEND_OK:
-            self.retransmitted += 1
+        for _ in range(copies):
+            if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload, RTX SSRC
+                result = self.link.send_rtp(
+                    (b1 & 0x80) | self._rtx_pt,
+                    self._rtx_seq,
+                    out_ts,
+                    self.rtx_ssrc,
+                    RTX_OSN.pack(out_seq) + payload,
+                )
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            else:
+                result = self.link.send_rtp(
+                    (b1 & 0x80) | self._pt, out_seq, out_ts, self.ssrc, payload
+                )
+            if result == SEND_OK:
+                self.retransmitted += 1
 
     def report(self, now: float, cname: str) -> list[AnyRtcpPacket]:
         """Sender report (RFC 3550 §6.4.1) and SDES CNAME (§6.5.1) for this sender."""

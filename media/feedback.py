@@ -55,14 +55,17 @@ class ParticipantFeedback:
         self._on_downlink_change = on_downlink_change
         self._tapped: set[int] = set()
 
-    def negotiated(self, extension_id: int | None) -> None:
+    def negotiated(self, extension_id: int | None, playout_id: int | None = None) -> None:
         """The answer to the client's offer mapped the transport-wide sequence number
-        extension to ``extension_id`` (None: not offered). The first mapping stays for the
-        session (RFC 8285 §6), and so does the sequencer's numbering."""
+        extension to ``extension_id`` (None: not offered), and the playout-delay extension
+        to ``playout_id``. The first mapping stays for the session (RFC 8285 §6), and so
+        does the sequencer's numbering."""
         if extension_id is None or self.extension_id is not None:
             return
         self.extension_id = extension_id
         self.sequencer = TransportSequencer(extension_id)
+        if playout_id is not None:
+            self.sequencer.negotiate_playout(playout_id)
         self.downlink.use_delay_based()
 
     def bind(self, links: Iterable[SrtpLink]) -> None:

@@ -44,6 +44,7 @@ from media.forwarder import DownTrack, UpTrack
 from media.ice import IcePolicy, apply_ice_policy
 from media.observer import MediaObserver
 from media.packets import payload_bounds
+from media.playout_delay import PLAYOUT_DELAY_URI
 from media.quality import downlink_changed
 from media.rtcp import rtcp_tick_delay, send_compounds
 from media.sdp import validate_sdp
@@ -197,7 +198,8 @@ class Participant:
             except Exception as exc:
                 raise MediaError(MediaErrorCode.BAD_SDP, f"offer rejected: {exc}") from exc
             self._adopt_transceivers()
-            self.feedback.negotiated(glue.answer_congestion_control(self.pc, sdp))
+            self.feedback.negotiated(glue.answer_congestion_control(self.pc, sdp),
+                                     glue.extension_id(self.pc, PLAYOUT_DELAY_URI))
             try:
                 answer = await self.pc.createAnswer()
                 apply_ice_policy(self.pc, self._ice)

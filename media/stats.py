@@ -77,6 +77,7 @@ def subscribed_stats(down: DownTrack) -> dict[str, Any]:
         "paused": down.paused,
         "keyframe_requests_received": down.plis_received + down.firs_received,
         "rtt_s": down.rtt_s,
+        "min_playout_delay_ms": down.playout.min_ms,
         "fraction_lost": down.remote_fraction_lost / 256,
         "packets_lost": down.remote_packets_lost,
     }

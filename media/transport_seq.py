@@ -12,6 +12,9 @@ that a report can be turned into (sent, arrived, size) samples for the delay-bas
 
 Only packets that left the socket take a number: a send that failed (full socket buffer)
 reuses it, so the subscriber never reports a gap the network did not cause.
+
+Once the SFU has asked the subscriber for a playout delay (``media.playout_delay``), every
+packet also carries that element (``id|len-1 = 2``, three bytes) in the same block: two words.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ HEADER = struct.Struct("!BBHIIHHBHB")
 """RTP fixed header (RFC 3550 §5.1) with X set, then the one-byte-form extension block
 (RFC 8285 §4.2: ``0xBEDE``, length in words) holding one two-byte element and a pad byte."""
 HEADER_BYTES = HEADER.size
+PLAYOUT_HEADER = struct.Struct("!BBHIIHHBHBHBB")
+"""The same with the playout-delay element after the number: its id byte and 24 bits (as a
+16-bit and an 8-bit field), then one pad byte (7 bytes of elements + 1 = two words)."""
+PLAYOUT_HEADER_BYTES = PLAYOUT_HEADER.size
 ONE_BYTE_PROFILE = 0xBEDE
 HISTORY = 4096
 """Packets remembered (a power of two): ~27 s at 1.5 Mbit/s of 1200-byte packets, far beyond
@@ -47,7 +54,8 @@ class SentPacket:
 class TransportSequencer:
     """One transport's transport-wide sequence number and send history."""
 
-    __slots__ = ("_send_us", "_seq", "_size", "element", "ext_id", "next_seq", "packets")
+    __slots__ = ("_send_us", "_seq", "_size", "element", "ext_id", "header_bytes", "next_seq",
+                 "packets", "playout", "playout_element")
 
     def __init__(self, ext_id: int) -> None:
         if not 1 <= ext_id <= 14:
@@ -57,18 +65,44 @@ class TransportSequencer:
         """The element's first byte: id and length − 1 (two bytes of data)."""
         self.next_seq = 0
         self.packets = 0
+        self.playout_element = 0
+        """The playout-delay element's first byte once negotiated (``negotiate_playout``)."""
+        self.playout = -1
+        """Its 24 bits (``media.playout_delay.element_value``); -1: not sent."""
+        self.header_bytes = HEADER_BYTES
         self._seq = [-1] * HISTORY
         self._send_us = [0] * HISTORY
         self._size = [0] * HISTORY
 
+    def negotiate_playout(self, ext_id: int) -> None:
+        """The subscriber accepted the playout-delay extension as ``ext_id``."""
+        if not 1 <= ext_id <= 14:
+            raise ValueError("a one-byte header extension id is 1..14 (RFC 8285 §4.2)")
+        self.playout_element = (ext_id << 4) | 2
+
+    def set_playout(self, value: int) -> None:
+        """Send the playout-delay element with ``value`` on every packet from now on (the
+        receiver keeps the last one it saw, so once sent it is never left out)."""
+        if self.playout_element:
+            self.playout = value
+            self.header_bytes = PLAYOUT_HEADER_BYTES
+
     def pack_header(self, buf: Any, b0: int, b1: int, seq: int, ts: int, ssrc: int) -> int:
         """Write the RTP header with this transport's next number into ``buf``; returns its
-        length. The number is consumed only by ``sent``."""
-        HEADER.pack_into(
-            buf, 0, b0 | 0x10, b1, seq, ts, ssrc, ONE_BYTE_PROFILE, 1, self.element,
-            self.next_seq, 0,
-        )
-        return HEADER_BYTES
+        length (``header_bytes``). The number is consumed only by ``sent``."""
+        playout = self.playout
+        if playout < 0:
+            HEADER.pack_into(
+                buf, 0, b0 | 0x10, b1, seq, ts, ssrc, ONE_BYTE_PROFILE, 1, self.element,
+                self.next_seq, 0,
+            )
+            return HEADER_BYTES
+        else:
+            PLAYOUT_HEADER.pack_into(
+                buf, 0, b0 | 0x10, b1, seq, ts, ssrc, ONE_BYTE_PROFILE, 2, self.element,
+                self.next_seq, self.playout_element, playout >> 8, playout & 0xFF, 0,
+            )
+            return PLAYOUT_HEADER_BYTES
 
     def sent(self, size: int, now_us: int) -> None:
         """The packet numbered ``next_seq`` left at ``now_us`` with ``size`` bytes."""
