@@ -102,15 +102,24 @@ async def test_a_lossy_long_link_gets_a_playout_delay_of_a_round_trip_and_margin
         b.munge = offer_playout_delay
         b.relay = relay
         minimums: list[int] = []
+        repairs: list[tuple[int, int]] = []
+        """(ssrc, original sequence number) of each RTX packet b received."""
 
         def keep(data: bytes) -> bool:  # every packet still reaches b's receivers
             for ext_id, value in _elements(data):
                 if ext_id == PLAYOUT_ID:
                     minimums.append(int.from_bytes(value, "big") >> 12)
+            if data[1] & 0x7F in rtx_types:
+                start, end = payload_bounds(data)
+                if end - start >= 2:
+                    osn = data[start] << 8 | data[start + 1]
+                    repairs.append((RTP_HEADER.unpack_from(data)[4], osn))
             return True
 
         await a.connect()
         await b.connect()
+        rtx_types = {int(pt) for pt in
+                     re.findall(r"a=rtpmap:(\d+) rtx/", b.pc.remoteDescription.sdp)}
         b.filter_incoming(keep)
         started = time.monotonic()
 
@@ -126,6 +135,11 @@ async def test_a_lossy_long_link_gets_a_playout_delay_of_a_round_trip_and_margin
         # one round trip (150 ms, plus what the loaded loopback adds) and the margin
         assert RTT_S + MARGIN_S <= asked() / 1000 <= CEILING_S
         assert max(minimums) * 10 >= asked()
+        # meanwhile each repair is sent twice: some reach b twice (both copies survived)
+        repaired_before = len(repairs)
+        assert await eventually(
+            lambda: len(repairs[repaired_before:]) - len(set(repairs[repaired_before:])) >= 3, 30
+        ), f"{len(repairs)} repairs, none twice"
         # a's link is clean: nothing asked of a
         a_video = [s for s in engine.stats(a.room_id)["a"]["subscribed"] if s["kind"] == "video"]
         assert all(s["min_playout_delay_ms"] == 0 for s in a_video)
