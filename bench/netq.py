@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -152,6 +153,11 @@ HEADER = (
 
 async def main(args: argparse.Namespace) -> list[str]:
     """Runs the cases, prints the table; the thresholds missed, as ``FAIL`` lines."""
+    # a SIGTERM (timeout, kill) cancels the run, so that the namespaces, devices, the
+    # server's address on lo and the scratch database are removed as after a failure
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     configure_logging("console", "WARNING")
     name = f"kn_bench_netq_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(args.database_url)
@@ -212,7 +218,10 @@ if __name__ == "__main__":
         help="a directory (created): every sample of the n-th case as <n>-<case>.jsonl",
     )
     arguments = parser.parse_args()
-    missed = asyncio.run(main(arguments))
+    try:
+        missed = asyncio.run(main(arguments))
+    except asyncio.CancelledError:
+        sys.exit(128 + signal.SIGTERM)
     if arguments.check:
         print("\n".join(missed) or "issue 16 acceptance: all thresholds met")
         sys.exit(1 if missed else 0)

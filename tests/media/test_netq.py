@@ -8,10 +8,15 @@ the CPU left to two encoders): issue 16's acceptance thresholds are ``bench/netq
 from __future__ import annotations
 
 import asyncio
+import signal
 import statistics
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from playwright.async_api import Playwright, async_playwright
 
@@ -22,6 +27,8 @@ from tests.conftest import require_program
 from tests.media.netns import LinkShape, leftovers, qdisc_counters, topology
 from tests.media.netq import STATS_JS, Consult, consult
 from tests.polling import eventually
+
+REPO = Path(__file__).resolve().parents[2]
 
 CAP_KBPS = 400
 CAP_TOLERANCE = 1.15
@@ -165,3 +172,57 @@ def test_topology_is_removed_when_the_run_fails() -> None:
             raise RuntimeError("a failing run")
     assert len(present) == 1 + 3 * 2, present  # address; namespace, root-side device, relay each
     assert leftovers(topo) == []
+
+
+async def test_a_terminated_bench_run_removes_its_topology_and_database(
+    pg_server_dsn: str,
+) -> None:
+    """``bench/netq.py`` stopped by SIGTERM (a timeout, a kill) mid-case tears down as after a
+    failure: no namespace, device, server address or scratch database is left behind."""
+    require_network_tools()
+    require_program(CHROMIUM, "Chromium", "apt-get install chromium")
+    namespaces_before, lo_before = _namespaces(), _lo_addresses()
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.netq", "--database-url", pg_server_dsn,
+        "--cases", "clean", "--seconds", "120",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        # mid-case: both parties' namespaces are up (the browsers start next)
+        assert await eventually(
+            lambda: run.returncode is not None or len(_namespaces() - namespaces_before) >= 2,
+            120, 0.1,
+        ), "the run built no topology within 120 s"
+        assert run.returncode is None, (await run.stdout.read()).decode()  # type: ignore[union-attr]
+        run.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(run.communicate(), 120)
+    finally:
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+    assert run.returncode == 128 + signal.SIGTERM, output.decode()
+    assert _namespaces() == namespaces_before
+    assert _lo_addresses() == lo_before
+    server = await asyncpg.connect(pg_server_dsn)
+    try:
+        scratch = await server.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'kn_bench_netq_%'"
+        )
+    finally:
+        await server.close()
+    assert scratch == []
+
+
+def _namespaces() -> set[str]:
+    listed = subprocess.run(
+        ["ip", "netns", "list"], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    return {line.split()[0] for line in listed.splitlines() if line.strip()}
+
+
+def _lo_addresses() -> set[str]:
+    shown = subprocess.run(
+        ["ip", "-o", "addr", "show", "dev", "lo"], check=True, capture_output=True, text=True,
+        timeout=30,
+    ).stdout
+    return {line.split()[3] for line in shown.splitlines()}
