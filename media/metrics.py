@@ -73,6 +73,10 @@ PARTICIPANT_QUALITY: tuple[QualityFigure, ...] = (
     QualityFigure("kundlinow_media_participant_retransmission_ratio",
                   "Packets retransmitted to the participant per packet forwarded to it",
                   lambda s: s["retransmission_rate"]),
+    QualityFigure("kundlinow_media_participant_min_playout_delay_seconds",
+                  "Minimum playout delay asked of the participant's browser for a lossy, "
+                  "distant link (media.playout_delay; 0: none)",
+                  lambda s: s["min_playout_delay_ms"] / 1000),
 )
 """The per-participant quality gauges, labelled node, room, participant. A new figure of
 ``media.stats.participant_stats`` is exported by adding one row here and one line to

@@ -128,6 +128,7 @@ def participant_stats(
         "bitrate_in_bps": sum(p["bitrate_bps"] for p in published),
         "bitrate_out_bps": sum(s["bitrate_bps"] for s in subscribed),
         "rtt_s": max(rtts) if rtts else None,
+        "min_playout_delay_ms": max((s["min_playout_delay_ms"] for s in subscribed), default=0),
         "fraction_lost_in": max((p["fraction_lost"] for p in published), default=0.0),
         "fraction_lost_out": max((s["fraction_lost"] for s in subscribed), default=0.0),
         "frames_forwarded": sum(s["frames_forwarded"] for s in subscribed),

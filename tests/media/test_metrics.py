@@ -72,6 +72,8 @@ async def test_nacks_counted_and_totals_survive_the_participants(
     assert live.has("kundlinow_media_participant_video_paused", **caller)
     assert live.value("kundlinow_media_participant_video_paused", **caller) == 0
     assert 0 < live.value("kundlinow_media_participant_retransmission_ratio", **caller) <= 1
+    # loopback is not a distant link: no playout delay asked
+    assert live.value("kundlinow_media_participant_min_playout_delay_seconds", **caller) == 0
 
     await engine.leave(pub.room_id, "caller")
     await engine.leave(pub.room_id, "astrologer")
