@@ -105,7 +105,13 @@ def _resumed(result: Result) -> float:
 
 AUDIO_CONCEALED = Threshold("audio concealed %", lambda r: r.concealed_pct, True, 2.0)
 ACCEPTANCE: dict[str, tuple[Threshold, ...]] = {
-    "clean": (Threshold("astrologer fps", lambda r: r.fps, False, 25.0), _frozen(2.0)),
+    # "unchanged" includes the bitrate: a clean link carries the caller's 1.2–1.3 Mbit/s here,
+    # and an estimate stuck low holds 30 fps at a fraction of it (85 kbit/s seen)
+    "clean": (
+        Threshold("astrologer fps", lambda r: r.fps, False, 25.0),
+        _frozen(2.0),
+        Threshold("caller sends kbit/s", lambda r: r.caller_kbps, False, 800.0),
+    ),
     "down400": (
         Threshold("caller sends kbit/s", lambda r: r.caller_kbps, True, 350.0),
         Threshold("astrologer fps", lambda r: r.fps, False, 15.0),
