@@ -114,16 +114,11 @@ def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescripti
     for codec in t._codecs:
         if codec.mimeType.lower() == "audio/opus":
             codec.parameters = {**codec.parameters, "useinbandfec": 1, "usedtx": 1}
-    playout = next((x for x in offered.rtp.headerExtensions if x.uri == PLAYOUT_DELAY_URI), None)
-    if playout is not None and t.kind == "video" and all(
-        x.uri != PLAYOUT_DELAY_URI for x in t._headerExtensions
-    ):
-        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=playout.id, uri=playout.uri))
-    ext = next((x for x in offered.rtp.headerExtensions if x.uri == TRANSPORT_CC_URI), None)
+    if t.kind == "video":
+        _accept_extension(t, offered, PLAYOUT_DELAY_URI)
+    ext = _accept_extension(t, offered, TRANSPORT_CC_URI)
     if ext is None:
         return None
-    if all(x.uri != TRANSPORT_CC_URI for x in t._headerExtensions):
-        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext.id, uri=ext.uri))
     with_feedback = {
         c.payloadType
         for c in offered.rtp.codecs
@@ -135,6 +130,17 @@ def _answer_congestion_control(t: RTCRtpTransceiver, offered: sdp.MediaDescripti
         ):
             codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]
     return int(ext.id)
+
+
+def _accept_extension(
+    t: RTCRtpTransceiver, offered: sdp.MediaDescription, uri: str
+) -> RTCRtpHeaderExtensionParameters | None:
+    """Map ``uri`` in our answer to the id the m-section offered it with (RFC 8285 §5: the
+    answer keeps the offer's id); the offered mapping, None if not offered."""
+    ext = next((x for x in offered.rtp.headerExtensions if x.uri == uri), None)
+    if ext is not None and all(x.uri != uri for x in t._headerExtensions):
+        t._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ext.id, uri=ext.uri))
+    return ext
 
 
 def extension_id(pc: RTCPeerConnection, uri: str) -> int | None:

@@ -359,14 +359,13 @@ class DownTrack:
             self._retransmits.clear()
         self._retransmits[key] = self._retransmits.get(key, 0) + 1
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
+        rtx_pt = self._rtx_pt
+        if rtx_pt is not None:  # RFC 4588 §4: OSN + original payload on the RTX SSRC
+            payload = RTX_OSN.pack(out_seq) + payload
         for _ in range(copies):
-            if self._rtx_pt is not None:  # RFC 4588 §4: OSN + original payload, RTX SSRC
+            if rtx_pt is not None:
                 result = self.link.send_rtp(
-                    (b1 & 0x80) | self._rtx_pt,
-                    self._rtx_seq,
-                    out_ts,
-                    self.rtx_ssrc,
-                    RTX_OSN.pack(out_seq) + payload,
+                    (b1 & 0x80) | rtx_pt, self._rtx_seq, out_ts, self.rtx_ssrc, payload
                 )
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             else:

@@ -97,12 +97,11 @@ class TransportSequencer:
                 self.next_seq, 0,
             )
             return HEADER_BYTES
-        else:
-            PLAYOUT_HEADER.pack_into(
-                buf, 0, b0 | 0x10, b1, seq, ts, ssrc, ONE_BYTE_PROFILE, 2, self.element,
-                self.next_seq, self.playout_element, playout >> 8, playout & 0xFF, 0,
-            )
-            return PLAYOUT_HEADER_BYTES
+        PLAYOUT_HEADER.pack_into(
+            buf, 0, b0 | 0x10, b1, seq, ts, ssrc, ONE_BYTE_PROFILE, 2, self.element,
+            self.next_seq, self.playout_element, playout >> 8, playout & 0xFF, 0,
+        )
+        return PLAYOUT_HEADER_BYTES
 
     def sent(self, size: int, now_us: int) -> None:
         """The packet numbered ``next_seq`` left at ``now_us`` with ``size`` bytes."""
