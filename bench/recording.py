@@ -63,7 +63,7 @@ from kundlinow.database import open_database
 from media.config import MediaSettings
 from media.engine import MediaEngine
 from media.ice import IcePolicy, apply_ice_policy
-from media.observer import MediaObserver, PacketTap
+from media.observer import ForwardedPacket, MediaObserver, PacketTap
 from recording.catalog import Catalog, ConsultInfo
 from recording.compose import FPS, Inputs, compose
 from recording.config import RecordingSettings
@@ -90,10 +90,10 @@ class SwitchedTap:
         self.switch = switch
         self.counter = counter
 
-    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+    def on_rtp(self, packet: ForwardedPacket) -> None:
         self.counter[0] += 1
         if self.switch[0]:
-            self.tap.on_rtp(seq, ts, b1, payload, arrival_ms)
+            self.tap.on_rtp(packet)
 
     def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
         self.tap.on_sender_report(ntp, rtp_ts)
@@ -295,7 +295,7 @@ def hook_cost(packets: int = 200_000) -> dict[str, float]:
     from media.forwarder import UpTrack
 
     class NoTap:
-        def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+        def on_rtp(self, packet: ForwardedPacket) -> None:
             pass
 
     async def send(data: bytes) -> None:
@@ -362,12 +362,12 @@ async def recorder_cost(dsn: str, clip: Path, directory: Path) -> dict[str, floa
             room.add_track(tracks[kind])
             tracks[kind].on_sender_report(ntp, 0)
         await writer.drain()  # the files opened, the manifest written
-        now = time.monotonic_ns() // 1_000_000
+        now = time.monotonic()
         count = sum(len(v) for v in packets.values())
         cpu = time.thread_time()
         for kind, items in packets.items():
             for seq, (payload, ts, marker) in enumerate(items):
-                tracks[kind].on_rtp(seq & 0xFFFF, ts, 96 | marker, payload, now)
+                tracks[kind].on_rtp((seq & 0xFFFF, ts, 96 | marker, payload, now))
             tracks[kind].drain()
         loop_s = time.thread_time() - cpu
         process = time.process_time()

@@ -43,7 +43,7 @@ from aiortc.rtp import (
 
 from core.tasks import TaskSet
 from media.downtrack import DownTrack
-from media.observer import PacketTap
+from media.observer import ForwardedPacket, PacketTap
 from media.packets import RTP_HEADER, RTX_OSN, keyframe_detector, seq_gt
 from media.stats import RateWindow
 
@@ -97,7 +97,7 @@ class UpTrack:
         self._pli_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._tasks = TaskSet("media_task_failed")
         self._mask = history - 1
-        self._history: list[tuple[int, int, int, bytes, float] | None] = [None] * history
+        self._history: list[ForwardedPacket | None] = [None] * history
         self.downtracks: list[DownTrack] = []
         self.tap: PacketTap | None = None
         """The recorder's tap, if this track is recorded (one attribute test per packet
@@ -155,10 +155,10 @@ class UpTrack:
         if key and self.is_video:
             self.keyframes += 1
         now = time.monotonic()
-        self._history[seq & self._mask] = (seq, ts, b1, payload, now)
+        packet = self._history[seq & self._mask] = (seq, ts, b1, payload, now)
         tap = self.tap
         if tap is not None:
-            tap.on_rtp(seq, ts, b1, payload, arrival_ms)
+            tap.on_rtp(packet)
         for down in self.downtracks:
             down.forward(seq, ts, b1, payload, key, now)
 

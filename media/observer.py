@@ -13,13 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+ForwardedPacket = tuple[int, int, int, bytes, float]
+"""One packet as the forwarder keeps it for retransmission: sequence number, RTP timestamp,
+marker/payload-type byte, payload, arrival (``time.monotonic()`` seconds)."""
+
 
 class PacketTap(Protocol):
     """Receives a published track's packets after SRTP decryption (RTX unwrapped)."""
 
-    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
-        """One packet: sequence number, RTP timestamp, marker/payload-type byte, payload,
-        arrival (monotonic ms). Called on the forwarding path: must return quickly."""
+    def on_rtp(self, packet: ForwardedPacket) -> None:
+        """One packet: the forwarder's own retransmission-history entry, so tapping a packet
+        builds no object (a tuple per packet held a hand-over long was a GC-tracked object
+        more per packet). Called on the forwarding path: must return quickly."""
 
     def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
         """The publisher's RTCP sender report for this track (RFC 3550 §6.4.1)."""

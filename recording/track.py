@@ -47,6 +47,9 @@ GAP_EVENT_MS = 1000
 
 
 FrameWrite = Callable[[bytes, int, bool], None]
+TappedPacket = tuple[int, int, int, bytes, float]
+"""A packet as the SFU taps it (``media.observer.ForwardedPacket``): sequence number, RTP
+timestamp, marker/payload-type byte, payload, arrival (``time.monotonic()`` seconds)."""
 
 
 def _no_file(data: bytes, ms: int, keyframe: bool) -> None:
@@ -116,7 +119,7 @@ class TrackRecorder:
         self._origin = owner.origin
         self._file_write: FrameWrite = _no_file
         self.closed = False
-        self._queue: list[tuple[int, int, int, bytes, int]] = []
+        self._queue: list[TappedPacket] = []
         """Packets tapped since the last ``drain``."""
         self.key: str | None = None
         self.frames_written = 0
@@ -137,13 +140,13 @@ class TrackRecorder:
 
     # -- the tap ----------------------------------------------------------------------
 
-    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
-        if self.closed:
-            return
+    def on_rtp(self, packet: TappedPacket) -> None:
         queue = self._queue
         if not queue:
+            if self.closed:  # a closed track's queue stays empty
+                return
             self.owner.wake()
-        queue.append((seq, ts, b1, payload, arrival_ms))
+        queue.append(packet)
 
     def drain(self) -> None:
         """Work through the queued packets, in arrival order."""
@@ -151,12 +154,12 @@ class TrackRecorder:
         to_wall = self._mono_to_wall
         if self.kind == "audio":  # one call per packet less than through _packet
             audio = self._audio
-            for seq, ts, _, payload, arrival_ms in queue:
-                audio(seq, ts, payload, arrival_ms / 1000 + to_wall)
+            for seq, ts, _, payload, arrival in queue:
+                audio(seq, ts, payload, arrival + to_wall)
         else:
             video = self._video
-            for seq, ts, b1, payload, arrival_ms in queue:
-                video(seq, ts, b1 & 0x80, payload, arrival_ms / 1000 + to_wall)
+            for seq, ts, b1, payload, arrival in queue:
+                video(seq, ts, b1 & 0x80, payload, arrival + to_wall)
 
     def on_sender_report(self, ntp: int, rtp_ts: int) -> None:
         """An RTCP SR of this track (RFC 3550 §6.4.1), as it arrives (after the packets that

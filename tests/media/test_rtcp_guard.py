@@ -18,6 +18,7 @@ from aiortc.rtp import AnyRtcpPacket, RtcpSrPacket
 from media import aiortc_glue as glue
 from media.forwarder import UpTrack
 from media.ice import apply_ice_policy
+from media.observer import ForwardedPacket
 from tests.media.conftest import VP8_OPUS
 from tests.media.peers import LOOPBACK
 from tests.polling import eventually
@@ -58,7 +59,7 @@ async def test_a_failing_rtcp_handler_leaves_the_transport_up() -> None:
 
 
 class _TapFailingOnClose:
-    def on_rtp(self, seq: int, ts: int, b1: int, payload: bytes, arrival_ms: int) -> None:
+    def on_rtp(self, packet: ForwardedPacket) -> None:
         pass
 
     def on_sender_report(self, ntp: int, rtp_ts: int) -> None:

@@ -53,7 +53,7 @@ def _track(kind: str, plis: list[int]) -> tuple[Owner, TrackRecorder]:
 def _feed(track: TrackRecorder, seq: int, ts: int, b1: int, payload: bytes,
           arrival_ms: int) -> None:
     """One packet through the tap, then the batch it is in (one packet: each step is seen)."""
-    track.on_rtp(seq, ts, b1, payload, arrival_ms)
+    track.on_rtp((seq, ts, b1, payload, arrival_ms / 1000))
     track.drain()
 
 
@@ -120,13 +120,13 @@ def test_the_tap_queues_and_wakes_the_owner_once_per_batch() -> None:
     which writes them in arrival order."""
     owner, track = _track("audio", [])
     track.on_sender_report(int((time.time() + NTP_UNIX_OFFSET) * 2**32), 0)
-    now = time.monotonic_ns() // 1_000_000
+    now = time.monotonic()
     for seq in range(5):
-        track.on_rtp(seq, seq * 960, 111, bytes([seq + 1]), now + seq * 20)
+        track.on_rtp((seq, seq * 960, 111, bytes([seq + 1]), now + seq * 0.02))
     assert owner.writes == [] and owner.wakes == 1
     track.drain()
     assert [data for data, _, _ in owner.writes] == [bytes([i + 1]) for i in range(5)]
-    track.on_rtp(5, 5 * 960, 111, b"\x06", now + 100)
+    track.on_rtp((5, 5 * 960, 111, b"\x06", now + 0.1))
     assert owner.wakes == 2
     track.close()  # what is queued is written before the file closes
     assert owner.writes[-1][0] == b"\x06" and owner.closed
