@@ -6,7 +6,7 @@ Needs root (namespaces, TUN devices, ``tc``), chromium and PostgreSQL; makes a s
 database on ``--database-url`` (default the local server) and drops it afterwards.
 
     .venv/bin/python -m bench.netq [--seconds 45] [--cases clean,down400,...]
-        [--congestion-control on|off] [--check] [--trace DIR]
+        [--congestion-control on|off] [--check] [--janus] [--trace DIR]
 
 ``--congestion-control`` sets ``MEDIA_CONGESTION_CONTROL`` of the server under test (default:
 its default, off).
@@ -14,6 +14,10 @@ its default, off).
 ``--check`` is issue 16's acceptance in one command: each row is judged against the issue's
 thresholds (``ACCEPTANCE``, also the table's last column), one ``FAIL`` line is printed per
 threshold missed, and the exit status is 1 if any was.
+
+``--janus`` runs each case a second time, right after, with both parties in a videoroom of
+Janus (``bench.netq_janus``): issue 16's comparison, on the same links and machine load. Its
+rows are not judged.
 
 ``--trace DIR`` writes each case's samples (once a second: both browsers' ``getStats``
 figures, among them the caller's ``availableOutgoingBitrate`` and encoder target, and the
@@ -39,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from playwright.async_api import async_playwright
 
+from bench.netq_janus import run_janus_case
 from core.db import Database
 from core.logconfig import configure_logging
 from kundlinow.config import Settings
@@ -139,21 +144,27 @@ def failures(key: str, result: Result, seconds: float) -> list[str]:
 
 
 def row(result: Result, missed: list[str]) -> str:
+    """One table row; a comparison run (Janus) is not judged and has no SFU counters."""
     resumed = "–" if result.resumed_s is None else f"{result.resumed_s:.1f} s"
+    ours = result.server == "kundlinow"
+    retransmitted = (
+        f"{result.retransmitted}/{result.forwarded} ({result.retransmitted_pct:.0f} %)"
+        if ours else "–"
+    )
+    judged = ("; ".join(missed) or "met") if ours else "not judged"
     return (
-        f"| {result.case} | {result.caller_kbps:.0f} | {result.sent_fps:.1f} | "
+        f"| {result.server} | {result.case} | {result.caller_kbps:.0f} | {result.sent_fps:.1f} | "
         f"{result.fps:.1f} | {result.freezes} | "
         f"{result.frozen_s:.1f} | {result.jitter_buffer_ms:.0f} | {result.concealed_pct:.1f} | "
-        f"{result.retransmitted}/{result.forwarded} ({result.retransmitted_pct:.0f} %) | "
-        f"{'yes' if result.paused_seen else 'no'} | {resumed} | {'; '.join(missed) or 'met'} |"
+        f"{retransmitted} | {'yes' if result.paused_seen else 'no'} | {resumed} | {judged} |"
     )
 
 
 HEADER = (
-    "| link | caller sends kbit/s (after 10 s) | caller sends fps | astrologer fps | "
+    "| SFU | link | caller sends kbit/s (after 10 s) | caller sends fps | astrologer fps | "
     "freezes | frozen s | "
     "jitter buffer ms | audio concealed % | SFU rtx/forwarded video | paused shown | "
-    "resumed after lift | issue 16 acceptance |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "resumed after lift | issue 16 acceptance |\n" + "|---" * 13 + "|"
 )
 
 
@@ -202,6 +213,12 @@ async def main(args: argparse.Namespace) -> list[str]:
                         found = failures(key, result, args.seconds)
                         print(row(result, found), flush=True)
                         missed += [f"FAIL {result.case}: {failure}" for failure in found]
+                        if args.janus:  # the comparison, right after: same links, same load
+                            janus_trace = (
+                                args.trace / f"{n}-{key}-janus.jsonl" if args.trace else None
+                            )
+                            result = await run_janus_case(playwright, all_cases[key], janus_trace)
+                            print(row(result, []), flush=True)
                 return missed
         finally:
             await db.close()
@@ -218,6 +235,10 @@ if __name__ == "__main__":
     parser.add_argument("--congestion-control", choices=("on", "off"), default="off")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if any of issue 16's thresholds is missed"
+    )
+    parser.add_argument(
+        "--janus", action="store_true",
+        help="after each case, the same links with both parties on Janus' videoroom",
     )
     parser.add_argument(
         "--trace", type=Path,

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 JANUS_NS = "sfu-janus"
@@ -51,7 +51,10 @@ def _teardown() -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def _config(folder: Path, rooms: range) -> Path:
+def _config(folder: Path, rooms: Iterable[int], ip: str, interface: str, publishers: int) -> Path:
+    """Janus on ``ip`` (HTTP API on port 8088) gathering on ``interface`` only (a comma-separated
+    list is several), with the
+    videoroom plugin and one room per number in ``rooms``."""
     plugins = [p.name for p in (LIB / "plugins").glob("*.so") if p.name != "libjanus_videoroom.so"]
     transports = [p.name for p in (LIB / "transports").glob("*.so") if p.name != "libjanus_http.so"]
     (folder / "janus.jcfg").write_text(
@@ -69,7 +72,7 @@ media: {{
     rtp_port_range = "30000-40000"
 }}
 nat: {{
-    ice_enforce_list = "veth-sfuj"
+    ice_enforce_list = "{interface}"
 }}
 plugins: {{
     disable = "{",".join(plugins)}"
@@ -90,7 +93,7 @@ loggers: {{
     base_path = "/janus"
     http = true
     port = 8088
-    ip = "{JANUS_IP}"
+    ip = "{ip}"
     https = false
 }}
 admin: {{
@@ -101,7 +104,7 @@ admin: {{
     room_cfg = "".join(
         f"""room-{r}: {{
     description = "bench {r}"
-    publishers = 1
+    publishers = {publishers}
     bitrate = 2000000
     fir_freq = 10
     audiocodec = "opus"
@@ -115,13 +118,25 @@ admin: {{
 
 
 @contextlib.contextmanager
-def janus(rooms: range) -> Iterator[subprocess.Popen[bytes]]:
-    """Run Janus inside its namespace until the block exits (namespaces must exist)."""
+def janus(
+    rooms: Iterable[int],
+    *,
+    ns: str | None = JANUS_NS,
+    ip: str = JANUS_IP,
+    interface: str = "veth-sfuj",
+    probe_ns: str | None = LOAD_NS,
+    publishers: int = 1,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run Janus until the block exits: in namespace ``ns`` (None: this one), on ``ip``, its
+    media on ``interface`` (one or more, comma-separated); ready once its HTTP API answers
+    from ``probe_ns``."""
+    in_ns = ["ip", "netns", "exec", ns] if ns else []
+    in_probe_ns = ["ip", "netns", "exec", probe_ns] if probe_ns else []
     with tempfile.TemporaryDirectory(prefix="sfu-janus-") as tmp:
-        cfg = _config(Path(tmp), rooms)
+        cfg = _config(Path(tmp), rooms, ip, interface, publishers)
         log = open(Path(tmp) / "janus.log", "wb")
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", JANUS_NS, "janus", "-o", "-F", tmp, "-C", str(cfg)],
+            [*in_ns, "janus", "-o", "-F", tmp, "-C", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -129,17 +144,7 @@ def janus(rooms: range) -> Iterator[subprocess.Popen[bytes]]:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 probe = subprocess.run(
-                    [
-                        "ip",
-                        "netns",
-                        "exec",
-                        LOAD_NS,
-                        "curl",
-                        "-s",
-                        "-m",
-                        "1",
-                        f"http://{JANUS_IP}:8088/janus/info",
-                    ],
+                    [*in_probe_ns, "curl", "-s", "-m", "1", f"http://{ip}:8088/janus/info"],
                     capture_output=True,
                 )
                 if probe.returncode == 0 and b"janus" in probe.stdout:

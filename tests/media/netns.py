@@ -148,6 +148,8 @@ class Topology:
     """The server address and the two parties; build with :func:`topology`."""
 
     server_ip: str
+    tag: str = ""
+    """What this topology's names are made from (unique among concurrent runs)."""
     server_added: bool = False
     parties: dict[str, Party] = field(default_factory=dict)
 
@@ -255,7 +257,7 @@ def topology(shapes: dict[str, LinkShape]) -> Iterator[Topology]:
     """``shapes``: role letter (``c`` caller, ``a`` astrologer) → its link."""
     net, key = _addresses()
     tag = f"{key:x}"
-    topo = Topology(server_ip=f"{net}.1")
+    topo = Topology(server_ip=f"{net}.1", tag=tag)
     try:
         ip("addr", "add", f"{topo.server_ip}/32", "dev", "lo")
         topo.server_added = True

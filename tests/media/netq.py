@@ -20,7 +20,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,37 +52,40 @@ STATS_JS = """async () => {
                 pairBytesReceived: 0, rttTotalS: 0, rttResponses: 0, pairTimestampMs: 0,
                 availableOutgoingBps: null, targetBps: null, sentWidth: null,
                 qualityLimitation: null, nacksSent: 0, plisSent: 0 };
-  const report = await call.pc.getStats();
-  report.forEach((s) => {
-    if (s.type === "transport" && report.has(s.selectedCandidatePairId)) {
-      const pair = report.get(s.selectedCandidatePairId);
-      out.pairBytesReceived += pair.bytesReceived || 0;
-      out.rttTotalS += pair.totalRoundTripTime || 0;
-      out.rttResponses += pair.responsesReceived || 0;
-      out.pairTimestampMs = pair.timestamp;
-      out.availableOutgoingBps = pair.availableOutgoingBitrate ?? null;
-    }
-    if (s.type === "outbound-rtp" && s.kind === "video") {
-      out.sentBytes += s.bytesSent || 0;
-      out.sentFrames += s.framesSent || 0;
-      out.targetBps = s.targetBitrate ?? null;
-      out.sentWidth = s.frameWidth ?? null;
-      out.qualityLimitation = s.qualityLimitationReason ?? null;
-    }
-    if (s.type === "inbound-rtp" && s.kind === "video") {
-      out.decoded += s.framesDecoded || 0;
-      out.freezes += s.freezeCount || 0;
-      out.frozenS += s.totalFreezesDuration || 0;
-      out.jbDelayS += s.jitterBufferDelay || 0;
-      out.jbEmitted += s.jitterBufferEmittedCount || 0;
-      out.nacksSent += s.nackCount || 0;
-      out.plisSent += s.pliCount || 0;
-    }
-    if (s.type === "inbound-rtp" && s.kind === "audio") {
-      out.concealed += s.concealedSamples || 0;
-      out.samples += s.totalSamplesReceived || 0;
-    }
-  });
+  // a party on Janus has two peer connections (publishing, receiving); the web app one
+  for (const pc of call.pcs || [call.pc]) {
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "transport" && report.has(s.selectedCandidatePairId)) {
+        const pair = report.get(s.selectedCandidatePairId);
+        out.pairBytesReceived += pair.bytesReceived || 0;
+        out.rttTotalS += pair.totalRoundTripTime || 0;
+        out.rttResponses += pair.responsesReceived || 0;
+        out.pairTimestampMs = pair.timestamp;
+        out.availableOutgoingBps = pair.availableOutgoingBitrate ?? out.availableOutgoingBps;
+      }
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        out.sentBytes += s.bytesSent || 0;
+        out.sentFrames += s.framesSent || 0;
+        out.targetBps = s.targetBitrate ?? null;
+        out.sentWidth = s.frameWidth ?? null;
+        out.qualityLimitation = s.qualityLimitationReason ?? null;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.decoded += s.framesDecoded || 0;
+        out.freezes += s.freezeCount || 0;
+        out.frozenS += s.totalFreezesDuration || 0;
+        out.jbDelayS += s.jitterBufferDelay || 0;
+        out.jbEmitted += s.jitterBufferEmittedCount || 0;
+        out.nacksSent += s.nackCount || 0;
+        out.plisSent += s.pliCount || 0;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.concealed += s.concealedSamples || 0;
+        out.samples += s.totalSamplesReceived || 0;
+      }
+    });
+  }
   return out;
 }"""
 
@@ -123,6 +126,8 @@ class Result:
     paused_seen: bool
     resumed_s: float | None
     """After the lift: seconds until the astrologer decodes again (None: not lifted/never)."""
+    server: str = "kundlinow"
+    """The SFU the parties met on (``bench.netq_janus``: Janus, whose counters are not read)."""
 
     @property
     def retransmitted_pct(self) -> float:
@@ -207,16 +212,21 @@ async def start_video_consult(
     await astrologer.locator(".request .accept").click(timeout=20_000)
     for page in (caller, astrologer):
         await expect(page.locator("#consult-state")).to_contain_text("Live", timeout=20_000)
-    deadline = time.monotonic() + 40
-    while True:
-        stats = [await page.evaluate(STATS_JS) for page in (caller, astrologer)]
-        if all(s and s["decoded"] > 10 and s["samples"] > 0 for s in stats):
-            break
-        assert time.monotonic() < deadline, f"no video decoded through the links: {stats}"
-        await asyncio.sleep(0.5)
+    stats = await decoding((caller, astrologer))
     return Parties(
         caller, astrologer, stats[0]["consultationId"], admin, base_url, str(consultant.id)
     )
+
+
+async def decoding(pages: tuple[Page, Page], limit_s: float = 40.0) -> list[dict[str, Any]]:
+    """Both pages' ``STATS_JS`` once each decodes the other's video and plays its audio."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        stats = [await page.evaluate(STATS_JS) for page in pages]
+        if all(s and s["decoded"] > 10 and s["samples"] > 0 for s in stats):
+            return stats
+        assert time.monotonic() < deadline, f"no video decoded through the links: {stats}"
+        await asyncio.sleep(0.5)
 
 
 async def sfu_media(parties: Parties, http: aiohttp.ClientSession) -> dict[str, Any]:
@@ -234,14 +244,16 @@ class Sample:
     at: float
     caller: dict[str, Any]
     astrologer: dict[str, Any]
-    media: dict[str, Any]
-    """The SFU's admin media stats."""
+    media: dict[str, Any] | None
+    """The SFU's admin media stats (None: another SFU)."""
     paused: bool
     astrologer_id: str
 
     @property
     def sfu(self) -> tuple[int, int]:
         """(forwarded, retransmitted) video packets the SFU sent the astrologer so far."""
+        if self.media is None:
+            return 0, 0
         subscribed = self.media["participants"][self.astrologer_id]["subscribed"]
         video = [down for down in subscribed if down["kind"] == "video"]
         return (
@@ -260,7 +272,9 @@ async def sample(parties: Parties, http: aiohttp.ClientSession, start: float) ->
     )
 
 
-def summarise(case: Case, samples: list[Sample], resumed_s: float | None) -> Result:
+def summarise(
+    case: Case, samples: list[Sample], resumed_s: float | None, server: str = "kundlinow"
+) -> Result:
     first, last = samples[0], samples[-1]
     settled = next((s for s in samples if s.at >= SETTLE_S), first)
     span = max(last.at - first.at, 1e-6)
@@ -285,6 +299,7 @@ def summarise(case: Case, samples: list[Sample], resumed_s: float | None) -> Res
         retransmitted=last.sfu[1] - first.sfu[1],
         paused_seen=any(s.paused for s in samples),
         resumed_s=resumed_s,
+        server=server,
     )
 
 
@@ -293,13 +308,13 @@ def _cap(party: Party, shape: LinkShape) -> None:
     party.cap_up(shape.up_kbps)
 
 
-async def _resume_time(parties: Parties, limit_s: float = 20.0) -> float | None:
+async def _resume_time(astrologer: Page, limit_s: float = 20.0) -> float | None:
     """Seconds from now until the astrologer decodes 10 more frames (None: not in limit)."""
     start = time.monotonic()
-    base = (await parties.astrologer.evaluate(STATS_JS))["decoded"]
+    base = (await astrologer.evaluate(STATS_JS))["decoded"]
     while time.monotonic() - start < limit_s:
         await asyncio.sleep(0.2)
-        if (await parties.astrologer.evaluate(STATS_JS))["decoded"] >= base + 10:
+        if (await astrologer.evaluate(STATS_JS))["decoded"] >= base + 10:
             return time.monotonic() - start
     return None
 
@@ -338,35 +353,56 @@ async def consult(
             yield Consult(topo, parties, http)
 
 
+def link_impairments(case: Case) -> dict[str, LinkShape]:
+    """The loss and delay of ``case``'s links, there from the start (the caps come after the
+    warm-up, ``measure``)."""
+    return {
+        role: LinkShape(loss=shape.loss, one_way_delay_s=shape.one_way_delay_s)
+        for role, shape in (("c", case.caller), ("a", case.astrologer))
+    }
+
+
+async def measure(
+    case: Case,
+    topo: Topology,
+    astrologer: Page,
+    take_sample: Callable[[float], Awaitable[Sample]],
+    trace: Path | None = None,
+    server: str = "kundlinow",
+) -> Result:
+    """Measure ``case`` on a live consult: clean links for the warm-up, then its caps, a
+    sample (``take_sample(start)``) every second. ``trace``: also write every sample there,
+    one JSON object per line (what each browser's ``getStats`` gave, the SFU's video counters
+    towards the astrologer, the notice shown)."""
+    await asyncio.sleep(case.warmup_s)  # a phase of the run, not synchronisation
+    _cap(topo.parties["c"], case.caller)
+    _cap(topo.parties["a"], case.astrologer)
+    start = time.monotonic()
+    samples = [await take_sample(start)]
+    while samples[-1].at < case.seconds:
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start - samples[-1].at)))
+        samples.append(await take_sample(start))
+    if trace is not None:
+        lines = "".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in samples)
+        await asyncio.to_thread(trace.write_text, lines)
+    resumed = None
+    if case.lift:
+        _cap(topo.parties["a"], LinkShape())
+        resumed = await _resume_time(astrologer)
+    return summarise(case, samples, resumed, server)
+
+
 async def run_case(
     playwright: Playwright, settings: Settings, database: Database, case: Case,
     trace: Path | None = None,
 ) -> Result:
-    """Hold a consult and measure ``case``: clean links for the warm-up, then its shaping.
-    ``trace``: also write every sample there, one JSON object per line (what each browser's
-    ``getStats`` gave, the SFU's video counters towards the astrologer, the notice shown)."""
-    impairments = {
-        role: LinkShape(loss=shape.loss, one_way_delay_s=shape.one_way_delay_s)
-        for role, shape in (("c", case.caller), ("a", case.astrologer))
-    }
-    async with consult(playwright, settings, database, impairments) as call:
-        parties, topo = call.parties, call.topo
-        await asyncio.sleep(case.warmup_s)  # a phase of the run, not synchronisation
-        _cap(topo.parties["c"], case.caller)
-        _cap(topo.parties["a"], case.astrologer)
-        start = time.monotonic()
-        samples = [await sample(parties, call.http, start)]
-        while samples[-1].at < case.seconds:
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - start - samples[-1].at)))
-            samples.append(await sample(parties, call.http, start))
-        if trace is not None:
-            lines = "".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in samples)
-            await asyncio.to_thread(trace.write_text, lines)
-        resumed = None
-        if case.lift:
-            _cap(topo.parties["a"], LinkShape())
-            resumed = await _resume_time(parties)
-        return summarise(case, samples, resumed)
+    """Hold a consult through the web app and ``measure`` ``case``."""
+    async with consult(playwright, settings, database, link_impairments(case)) as call:
+        parties = call.parties
+        return await measure(
+            case, call.topo, parties.astrologer,
+            lambda start: sample(parties, call.http, start), trace,
+        )
     raise AssertionError("unreachable")  # mypy: the exit stack may swallow exceptions
 
 
