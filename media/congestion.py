@@ -51,6 +51,21 @@ congestion controller: reduce under loss, keep audio):
   on the probe's own packets, as soon as a packet sent after the probe is reported (within a
   feedback interval of its end: the tail, where a full queue drops, is covered); without it,
   from the first receiver report sent after the probe (up to a report interval later);
+* while video flows but the SFU sends well under the estimate (application-limited:
+  ``AlrDetector``, after libwebrtc's, on what the feedback reports sent over the last
+  second; in below 2/3 of the estimate, out above 0.75 ×), probes of the same kind ask for
+  ``ALR_PROBE_FACTOR`` × the estimate (capped at the ceiling) every ``ALR_PROBE_PERIOD_S``,
+  as libwebrtc's ``ProbeController`` does in ALR; their padding goes on the RTX SSRC
+  (``DownTrack.send_padding``). One that passes raises both estimates to what it sent.
+  This is what lifts an estimate that fell once: the publisher sends less than it is told
+  (its target is ~0.8 × the estimate less the audio, its encoder often less still) and the
+  delay-based AIMD never rises above 1.5 × what was acknowledged (gcc-02 §5.5 bounds its
+  increase by the received rate; bench/netq.py: 250 kbit/s for 45 s on a clean link). A
+  failed probe doubles the period (up to 60 s): on a narrow link an undershooting encoder is
+  application-limited too, and each of its probes overflows the queue for a few hundred
+  milliseconds. Any probe's padding stops at the first over-use or lossy window, and until
+  its verdict the estimates hold where they were when it started: the congestion it
+  provoked judges the probe's rate, not the estimate;
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
@@ -81,13 +96,15 @@ PROBE_PACKET_BYTES = 12 + 255
 """A padding-only packet: RTP header and the most padding one byte can count (RFC 3550 §5.1)."""
 ALR_WINDOW_S = 1.0
 """What the SFU sent is measured over this much of its send time."""
-ALR_ENTER = 0.65
+ALR_ENTER = 2 / 3
 """Below this share of the estimate sent, the sender is application-limited. The delay-based
-AIMD never rises above 1.5 × the acknowledged throughput + 10 kbit/s, so a sender under 2/3
-of the estimate cannot lift it by itself however clean the link: only a probe can. A
-publisher using its whole target sends 0.8 × the estimate − 48k of video plus the audio,
-~0.75–0.8 × the estimate, so a link-limited sender stays above this; the stuck clean call
-of bench/netq.py sent ~85k of video and ~45k of audio against 250k (0.54)."""
+AIMD never rises above 1.5 × the acknowledged throughput + 10 kbit/s, so an estimate it holds
+at that bound has less than 2/3 of it sent: a sender there cannot lift it by itself however
+clean the link, only a probe can (an encoder using 80 % of its target stops the AIMD near
+610 kbit/s, at 0.66 × the estimate). A publisher using its whole target sends 0.8 × the
+estimate − 48k of video plus the audio, ~0.75–0.8 × the estimate, so a link-limited sender
+stays above this; the stuck clean call of bench/netq.py sent ~85k of video and ~45k of audio
+against 250k (0.54)."""
 ALR_LEAVE = 0.75
 """Above this share the sender uses its target again (hysteresis: a keyframe, or the noise of
 one second's frame sizes, does not flip the state back and forth)."""

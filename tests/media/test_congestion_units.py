@@ -210,17 +210,19 @@ def _downlink_at(estimate_bps: int, enabled: bool = True) -> Downlink:
     return down
 
 
-def test_application_limited_below_0_65_of_the_estimate_until_above_0_75() -> None:
+def test_application_limited_below_two_thirds_of_the_estimate_until_above_0_75() -> None:
     alr = AlrDetector()
     alr.on_sent(_sent(0.0, 0.5, 600_000), 1_000_000)
     assert not alr.limited and alr.sent.bps is None  # not a whole window yet
     alr.on_sent(_sent(0.5, 1.5, 700_000), 1_000_000)
     assert not alr.limited  # 0.7: a sender near its target (0.8 x the estimate)
-    alr.on_sent(_sent(2.0, 1.0, 600_000), 1_000_000)
-    assert alr.limited
-    alr.on_sent(_sent(3.0, 1.5, 700_000), 1_000_000)
+    alr.on_sent(_sent(2.0, 1.0, 670_000), 1_000_000)
+    assert not alr.limited
+    alr.on_sent(_sent(3.0, 1.0, 660_000), 1_000_000)
+    assert alr.limited, "the AIMD's bound: 1.5 x 660k + 10k is all it can reach"
+    alr.on_sent(_sent(4.0, 1.5, 700_000), 1_000_000)
     assert alr.limited, "between the thresholds the state holds"
-    alr.on_sent(_sent(4.5, 1.5, 780_000), 1_000_000)
+    alr.on_sent(_sent(5.5, 1.5, 780_000), 1_000_000)
     assert not alr.limited
     assert alr.sent.bps == pytest.approx(780_000, rel=0.01)
 
