@@ -538,9 +538,10 @@ class Downlink:
     def _alr_probe_due(self, now: float) -> bool:
         """Video flowing but application-limited (``AlrDetector``), the estimate below its
         ceiling: a probe at ``ALR_PROBE_FACTOR`` × the estimate, padding up to it from what
-        is sent, every ``ALR_PROBE_PERIOD_S`` (more after failures) and not within one of an
-        over-use. Only with transport feedback: a receiver report on the video SSRC does
-        not cover the padding, and its verdict would come a report interval late."""
+        is sent, every ``ALR_PROBE_PERIOD_S`` (more after failures) and not within
+        ``ALR_PROBE_PERIOD_S`` of an over-use or a loss-based cut (``last_overuse``: the link
+        just said it is full). Only with transport feedback: a receiver report on the video
+        SSRC does not cover the padding, and its verdict would come a report interval late."""
         delay = self.delay
         return (
             self.settings.enabled
