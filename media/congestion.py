@@ -51,6 +51,21 @@ congestion controller: reduce under loss, keep audio):
   on the probe's own packets, as soon as a packet sent after the probe is reported (within a
   feedback interval of its end: the tail, where a full queue drops, is covered); without it,
   from the first receiver report sent after the probe (up to a report interval later);
+* while video flows but the SFU sends well under the estimate (application-limited:
+  ``AlrDetector``, after libwebrtc's, on what the feedback reports sent over the last
+  second; in below 2/3 of the estimate, out above 0.75 ×), probes of the same kind ask for
+  ``ALR_PROBE_FACTOR`` × the estimate (capped at the ceiling) every ``ALR_PROBE_PERIOD_S``,
+  as libwebrtc's ``ProbeController`` does in ALR; their padding goes on the RTX SSRC
+  (``DownTrack.send_padding``). One that passes raises both estimates to what it sent.
+  This is what lifts an estimate that fell once: the publisher sends less than it is told
+  (its target is ~0.8 × the estimate less the audio, its encoder often less still) and the
+  delay-based AIMD never rises above 1.5 × what was acknowledged (gcc-02 §5.5 bounds its
+  increase by the received rate; bench/netq.py: 250 kbit/s for 45 s on a clean link). A
+  failed probe doubles the period (up to 60 s): on a narrow link an undershooting encoder is
+  application-limited too, and each of its probes overflows the queue for a few hundred
+  milliseconds. Any probe's padding stops at the first over-use or lossy window, and until
+  its verdict the estimates hold where they were when it started: the congestion it
+  provoked judges the probe's rate, not the estimate;
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
@@ -58,6 +73,7 @@ congestion controller: reduce under loss, keep audio):
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from media.aimd import BETA
@@ -78,6 +94,28 @@ PROBE_FACTOR = 1.25
 link's burst allowance and queue when it cannot carry the resume rate."""
 PROBE_PACKET_BYTES = 12 + 255
 """A padding-only packet: RTP header and the most padding one byte can count (RFC 3550 §5.1)."""
+ALR_WINDOW_S = 1.0
+"""What the SFU sent is measured over this much of its send time."""
+ALR_ENTER = 2 / 3
+"""Below this share of the estimate sent, the sender is application-limited. The delay-based
+AIMD never rises above 1.5 × the acknowledged throughput + 10 kbit/s, so an estimate it holds
+at that bound has less than 2/3 of it sent: a sender there cannot lift it by itself however
+clean the link, only a probe can (an encoder using 80 % of its target stops the AIMD near
+610 kbit/s, at 0.66 × the estimate). A publisher using its whole target sends 0.8 × the
+estimate − 48k of video plus the audio, ~0.75–0.8 × the estimate, so a link-limited sender
+stays above this; the stuck clean call of bench/netq.py sent ~85k of video and ~45k of audio
+against 250k (0.54)."""
+ALR_LEAVE = 0.75
+"""Above this share the sender uses its target again (hysteresis: a keyframe, or the noise of
+one second's frame sizes, does not flip the state back and forth)."""
+ALR_PROBE_PERIOD_S = 5.0
+"""Application-limited, a probe every this many seconds (libwebrtc's ``ProbeController``:
+``alr_probing_interval`` 5 s), and only this long after an over-use."""
+ALR_MAX_PROBE_PERIOD_S = 60.0
+"""A failed probe doubles the period up to this: a probe that fails overflowed a queue."""
+ALR_PROBE_FACTOR = 2.0
+"""An application-limited probe asks for this × the estimate (libwebrtc's
+``alr_probe_scale``), capped at the ceiling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +255,57 @@ class DeliveredRate:
         return delivered
 
 
+class SentRate:
+    """What the SFU sent one subscriber over the last ``ALR_WINDOW_S`` of its send clock,
+    from the packets the transport feedback reports (lost ones too: they were sent)."""
+
+    def __init__(self) -> None:
+        self._packets: deque[tuple[int, int]] = deque()
+        self._bytes = 0
+        self._first_us: int | None = None
+        self._newest_us = 0
+
+    def add(self, packets: list[SentPacket]) -> None:
+        for packet in packets:
+            self._packets.append((packet.send_us, packet.size))
+            self._bytes += packet.size
+            self._newest_us = max(self._newest_us, packet.send_us)
+            if self._first_us is None:
+                self._first_us = packet.send_us
+        start_us = self._newest_us - int(ALR_WINDOW_S * 1_000_000)
+        while self._packets and self._packets[0][0] <= start_us:
+            self._bytes -= self._packets.popleft()[1]
+
+    @property
+    def bps(self) -> float | None:
+        """None until the feedback has covered a whole window."""
+        first = self._first_us
+        if first is None or self._newest_us - first < ALR_WINDOW_S * 1_000_000:
+            return None
+        return self._bytes * 8 / ALR_WINDOW_S
+
+
+class AlrDetector:
+    """Whether the SFU sends a subscriber well under its estimate: application-limited, as
+    libwebrtc's ``AlrDetector`` (whose budget fills at 0.65 × the target) tells its
+    ``ProbeController``. Enter below ``ALR_ENTER`` × the estimate, leave above
+    ``ALR_LEAVE`` × it (see there for why)."""
+
+    def __init__(self) -> None:
+        self.sent = SentRate()
+        self.limited = False
+
+    def on_sent(self, packets: list[SentPacket], estimate_bps: int) -> None:
+        self.sent.add(packets)
+        sent = self.sent.bps
+        if sent is None:
+            return
+        if self.limited and sent > ALR_LEAVE * estimate_bps:
+            self.limited = False
+        elif not self.limited and sent < ALR_ENTER * estimate_bps:
+            self.limited = True
+
+
 class Downlink:
     """One subscriber's downlink: its estimate, whether its video is paused, its probes and
     its retransmission budget."""
@@ -236,12 +325,27 @@ class Downlink:
         self.budget.set_rate(start_bps * settings.rtx_share)
         self.video_paused = False
         self.rtt_s: float | None = None
+        self.alr = AlrDetector()
+        self._alr_period_s = ALR_PROBE_PERIOD_S
+        """The application-limited probes' period: doubled by each that fails."""
         self._probe_start = 0.0
         self._probe_open = False
         """A probe was sent and has no verdict yet."""
+        self._probe_failed = False
+        """The open probe's padding stopped: it has queued up or lost packets."""
+        self._probe_alr = False
+        """The last probe was sent while application-limited (else: while paused)."""
+        self._probe_bps = 0.0
+        """What a probe that passes shows the link carries: the estimates rise to it."""
+        self._padding_bps = 0.0
+        """The open probe's padding rate."""
+        self._before_probe_bps = 0
+        """The estimate when the open probe started."""
         self._probe_packets = 0
         self._probe_lost = 0
-        """Of the packets sent during the open probe, those the feedback reported, and lost."""
+        self._probe_bytes = 0
+        """Of the packets sent during the open probe, those the feedback reported, the lost
+        ones, and the bytes of all."""
         self._paused_at = 0.0
 
     @property
@@ -304,47 +408,90 @@ class Downlink:
             if self.estimate.loss_bps < loss_before:
                 # a queue overflowed (or the radio lost packets): the AIMD follows the cut
                 delay.on_loss_event(self.estimate.loss_bps, fraction, now)
+        self.alr.on_sent(packets, self.bps)
         if self._probe_open:
+            # the over-use or loss a probe provokes says the link does not carry the probe's
+            # rate, not that it no longer carries the estimate: until its verdict the
+            # estimates stay at least where they were when it started. Else a failed probe
+            # cuts an application-limited sender's estimate to 0.85 × what it sent: half the
+            # estimate (gccsim: 1 Mbit/s to 480 kbit/s on a 2 Mbit/s link; a video pause on a
+            # 400 kbit/s one). A link that is congested shows it again in the next reports
+            self._raise_estimates(self._before_probe_bps, now)
             self._judge_probe(packets, now)
         return self.bps != before, self._update(now)
 
     def _judge_probe(self, packets: list[SentPacket], now: float) -> None:
-        """Count the open probe's packets in this report; once a packet sent after it has
-        arrived, the probe's verdict is in."""
+        """Count the open probe's packets in this report. Its padding stops as soon as the
+        delay-based detector says over-use or a loss window of its packets loses
+        ``LOSS_LOW`` (more only fills the queue further); its verdict is in once a packet
+        sent after it has arrived (its tail, where a full queue drops, is covered)."""
         start_us = int(self._probe_start * 1_000_000)
         end_us = start_us + int(PROBE_DURATION_S * 1_000_000)
         covered = False
         for packet in packets:
             if start_us <= packet.send_us < end_us:
                 self._probe_packets += 1
+                self._probe_bytes += packet.size
                 if packet.arrival_us is None:
                     self._probe_lost += 1
             elif packet.send_us >= end_us and packet.arrival_us is not None:
                 covered = True
-        if not covered:
-            return
-        self._probe_open = False
-        if self._probe_packets and self._probe_lost / self._probe_packets < LOSS_LOW:
-            self._probe_passed(now)
+        lossy = self._probe_lost >= LOSS_LOW * self._probe_packets
+        self._probe_failed = self._probe_failed or self._probe_overused() or (
+            lossy and self._probe_packets >= LOSS_WINDOW_PACKETS
+        )
+        if covered:
+            self._close_probe(not (self._probe_failed or lossy), now)
 
-    def _probe_passed(self, now: float) -> None:
-        """A probe went through without loss: unless the delay-based detector saw it queue up
-        in a bottleneck (over-use since it started), both estimates rise to ``resume_bps``."""
+    def _probe_overused(self) -> bool:
+        """The delay-based detector saw over-use since the probe started: it queued up in a
+        bottleneck, even if nothing was lost yet."""
         delay = self.delay
-        if delay is None or delay.last_overuse is None or delay.last_overuse < self._probe_start:
-            self.estimate.raise_to(self.settings.resume_bps)
-            if delay is not None:
-                delay.raise_to(self.settings.resume_bps, now)
+        return (
+            delay is not None
+            and delay.last_overuse is not None
+            and delay.last_overuse >= self._probe_start
+        )
+
+    def _close_probe(self, passed: bool, now: float) -> None:
+        """The open probe's verdict. Passed: both estimates rise to what it asked for, or to
+        what was sent during it if less went out (padding that could not be sent proves
+        nothing). An application-limited probe sets the next one's period."""
+        self._probe_open = False
+        if passed:
+            sent_bps = self._probe_bytes * 8 / PROBE_DURATION_S
+            self._raise_estimates(min(self._probe_bps, sent_bps), now)
+        if self._probe_alr:
+            self._alr_period_s = (
+                ALR_PROBE_PERIOD_S if passed
+                else min(ALR_MAX_PROBE_PERIOD_S, 2 * self._alr_period_s)
+            )
+
+    def _raise_estimates(self, bps: float, now: float) -> None:
+        """A probe showed the link carries ``bps``: both estimates rise to it."""
+        self.estimate.raise_to(bps)
+        if self.delay is not None:
+            self.delay.raise_to(bps, now)
 
     def on_report(self, fraction_lost: float, rtt_s: float | None, probed: bool) -> bool:
         """A receiver report block for one of the subscriber's streams; ``probed``: it covers
         a padding probe sent while paused. True if the paused state changed."""
         now = time.monotonic()
         self.rtt_s = rtt_s
-        # only a report sent after the probe ended covers its tail, where a full queue drops
-        if probed and fraction_lost < LOSS_LOW and now >= self._probe_start + PROBE_DURATION_S:
-            self._probe_passed(now)
-        if self.delay is None or not self.delay.reports:  # else the feedback's loss counts
+        feedback = self.delay is not None and self.delay.reports > 0
+        # without transport feedback, a report judges a paused probe (with it, the feedback
+        # on the probe's own packets does, and an application-limited probe's padding is on
+        # the RTX SSRC, which this report does not cover). Only a report sent after the
+        # probe ended covers its tail, where a full queue drops
+        if (
+            probed
+            and not feedback
+            and fraction_lost < LOSS_LOW
+            and now >= self._probe_start + PROBE_DURATION_S
+            and not self._probe_overused()
+        ):
+            self._raise_estimates(self.settings.resume_bps, now)
+        if not feedback:  # else the feedback's loss counts
             self.estimate.on_loss(fraction_lost, rtt_s, now)
         return self._update(now)
 
@@ -363,16 +510,55 @@ class Downlink:
         return False
 
     def probe_packets(self, now: float, tick_s: float) -> int:
-        """Padding packets to send in this tick of ``tick_s``: while paused, for
-        ``PROBE_DURATION_S`` of every ``PROBE_PERIOD_S``, at ``PROBE_FACTOR × resume_bps``
-        less the audio."""
-        if not self.video_paused:
+        """Padding packets to send in this tick of ``tick_s``: ``PROBE_DURATION_S`` of them
+        once a probe is due, until its verdict, at the open probe's padding rate."""
+        if self._paused_probe_due(now):
+            padding = self.settings.resume_bps * PROBE_FACTOR - self.settings.audio_bps
+            self._open_probe(now, self.settings.resume_bps, padding, alr=False)
+        elif self._alr_probe_due(now):
+            probe_bps = min(ALR_PROBE_FACTOR * self.bps, self.estimate.ceiling_bps)
+            self._open_probe(now, probe_bps, probe_bps - (self.alr.sent.bps or 0.0), alr=True)
+        if (
+            not self._probe_open
+            or self._probe_failed
+            or now - self._probe_start >= PROBE_DURATION_S
+        ):
             return 0
-        if now - self._probe_start >= PROBE_PERIOD_S and now - self._paused_at >= 1.0:
-            self._probe_start = now
-            self._probe_open = True
-            self._probe_packets = self._probe_lost = 0
-        if now - self._probe_start >= PROBE_DURATION_S:
-            return 0
-        rate = max(0, self.settings.resume_bps * PROBE_FACTOR - self.settings.audio_bps) / 8
-        return max(1, round(rate * tick_s / PROBE_PACKET_BYTES))
+        return max(1, round(self._padding_bps / 8 * tick_s / PROBE_PACKET_BYTES))
+
+    def _paused_probe_due(self, now: float) -> bool:
+        """Paused: a probe at ``PROBE_FACTOR × resume_bps`` less the audio, for
+        ``PROBE_DURATION_S`` of every ``PROBE_PERIOD_S``, from a second after the pause."""
+        return (
+            self.video_paused
+            and now - self._probe_start >= PROBE_PERIOD_S
+            and now - self._paused_at >= 1.0
+        )
+
+    def _alr_probe_due(self, now: float) -> bool:
+        """Video flowing but application-limited (``AlrDetector``), the estimate below its
+        ceiling: a probe at ``ALR_PROBE_FACTOR`` × the estimate, padding up to it from what
+        is sent, every ``ALR_PROBE_PERIOD_S`` (more after failures) and not within
+        ``ALR_PROBE_PERIOD_S`` of an over-use or a loss-based cut (``last_overuse``: the link
+        just said it is full). Only with transport feedback: a receiver report on the video
+        SSRC does not cover the padding, and its verdict would come a report interval late."""
+        delay = self.delay
+        return (
+            self.settings.enabled
+            and delay is not None
+            and not self.video_paused
+            and self.alr.limited
+            and self.bps < self.estimate.ceiling_bps
+            and now - self._probe_start >= self._alr_period_s
+            and (delay.last_overuse is None or now - delay.last_overuse >= ALR_PROBE_PERIOD_S)
+        )
+
+    def _open_probe(self, now: float, probe_bps: float, padding_bps: float, alr: bool) -> None:
+        self._probe_start = now
+        self._probe_open = True
+        self._probe_failed = False
+        self._probe_alr = alr
+        self._probe_bps = probe_bps
+        self._before_probe_bps = self.bps
+        self._padding_bps = max(0.0, padding_bps)
+        self._probe_packets = self._probe_lost = self._probe_bytes = 0

@@ -44,6 +44,8 @@ RETRANSMIT_DEADLINE_S = 1.0
 this: later, the receiver's jitter buffer has given up on it (libwebrtc waits at most ~1 s)."""
 RETRANSMITS_PER_PACKET = 2
 RETRANSMIT_MEMORY = 2048
+_PADDING = bytes(254) + b"\xff"
+"""A padding-only packet's payload: 255 bytes of padding, the last one counting them."""
 
 
 class DownTrack:
@@ -196,19 +198,38 @@ class DownTrack:
         if not paused and self.source is not None and self.active:
             self.source.request_keyframe()
 
-    def send_padding(self, packets: int) -> None:
-        """Padding-only packets (RFC 3550 §5.1 P bit, 255 bytes of padding) continuing this
-        stream's sequence numbers: a bandwidth probe while video is paused."""
+    def send_padding(self, packets: int) -> int:
+        """Padding-only packets (RFC 3550 §5.1: P bit, 255 bytes of padding, the timestamp of
+        the last packet sent), a bandwidth probe; returns how many were sent.
+
+        Paused, they go on the video SSRC and continue its sequence numbers: the next
+        forwarded packet rebases after them (``_rebase``). Forwarding, they go on the RTX SSRC
+        (RFC 4588) with its own sequence numbers, as libwebrtc pads when RTX is negotiated:
+        the receiver counts them for transport-wide feedback, then drops them (no OSN). On
+        the video SSRC they would take numbers the forwarded stream maps the publisher's
+        onto by a fixed offset (NACKs and late packets map back through it), and between
+        the packets of a frame they would break it for the depacketizer. Without RTX
+        nothing is sent while forwarding."""
         if not self.active:
-            return
-        padding = bytes(254) + b"\xff"
-        for _ in range(packets):
-            seq = (self.last_seq + 1) & 0xFFFF
-            if self.link.send_rtp(self._pt, seq, self.last_ts, self.ssrc, padding, 0xA0):
-                return
-            self.last_seq = seq
-            self.padding_sent += 1
-            self._padding_sent = True
+            return 0
+        if self.paused:
+            sent = self._send_padding(packets, self._pt, self.ssrc, (self.last_seq + 1) & 0xFFFF)
+            self.last_seq = (self.last_seq + sent) & 0xFFFF
+            self._padding_sent = self._padding_sent or sent > 0
+        elif self._rtx_pt is not None:
+            sent = self._send_padding(packets, self._rtx_pt, self.rtx_ssrc, self._rtx_seq)
+            self._rtx_seq = (self._rtx_seq + sent) & 0xFFFF
+        else:
+            return 0
+        self.padding_sent += sent
+        return sent
+
+    def _send_padding(self, packets: int, pt: int, ssrc: int, first_seq: int) -> int:
+        for k in range(packets):
+            seq = (first_seq + k) & 0xFFFF
+            if self.link.send_rtp(pt, seq, self.last_ts, ssrc, _PADDING, 0xA0):
+                return k
+        return packets
 
     def forward(self, seq: int, ts: int, b1: int, payload: bytes, key: bool, now: float) -> None:
         """Send one source packet (``now``: its arrival, ``time.monotonic()``)."""

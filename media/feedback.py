@@ -119,9 +119,10 @@ class ParticipantFeedback:
             await self._send_feedback(published())
             probe = self.downlink.probe_packets(time.monotonic(), FEEDBACK_INTERVAL_S)
             if probe:
+                # on the first video track that can carry it (never on audio: Opus
+                # receivers would count the padding as lost or late audio)
                 for down in subscribed():
-                    if down.kind == "video" and down.paused:
-                        down.send_padding(probe)
+                    if down.kind == "video" and down.send_padding(probe):
                         break
 
     async def _send_feedback(self, published: Iterable[tuple[SrtpLink | None, UpTrack]]) -> None:

@@ -45,6 +45,8 @@ class Run:
     lost: int = 0
     paused: list[tuple[float, bool]] = field(default_factory=list)
     """(time s, video paused) at each change (``control=True``)."""
+    padded: list[tuple[float, bool]] = field(default_factory=list)
+    """(time s, video paused) at each feedback tick that sent probe padding."""
 
     def window(self, start_s: float, end_s: float) -> list[int]:
         return [bps for t, bps in self.estimates if start_s <= t < end_s]
@@ -56,13 +58,16 @@ def simulate(
     *,
     seed: int,
     source_bps: float = 1_200_000,
+    share: float = 1.0,
     max_target_bps: int = 1_500_000,
     loss: float = 0.0,
     control: bool = False,
 ) -> Run:
-    """Send at min(``source_bps``, estimate) through a bottleneck of ``capacity_bps(t)``
+    """Send at min(``source_bps``, ``share`` × estimate) through a bottleneck of ``capacity_bps(t)``
     (the estimate starts at what ``max_target_bps`` needs, as ``Downlink`` does), losing a
     ``loss`` share of the packets at random on the way (a radio link's losses, not the queue's).
+    ``share`` < 1: an application-limited sender (a publisher whose encoder sends less than
+    it is told; one that uses all of its target sends ~0.8 × the estimate with the audio).
     ``control``: congestion control on — below the floor video stops (audio goes on) and the
     SFU's padding probes go out each feedback tick, as ``media.feedback`` sends them."""
     rng = random.Random(seed)
@@ -99,7 +104,7 @@ def simulate(
 
     for step in range(int(seconds * 1000)):
         now_us = step * 1000
-        rate = min(source_bps, downlink.bps)
+        rate = min(source_bps, share * downlink.bps)
         if now_us >= next_audio_us:
             send(AUDIO_BYTES + rng.randrange(-20, 20), now_us)
             next_audio_us += AUDIO_US
@@ -122,8 +127,11 @@ def simulate(
             for packet in recorder.feedback(1, 2):
                 order += 1
                 heapq.heappush(reports, (now_us + PROPAGATION_US, order, packet))
-            for _ in range(downlink.probe_packets(now_us / 1e6, FEEDBACK_US / 1e6)):
+            padding = downlink.probe_packets(now_us / 1e6, FEEDBACK_US / 1e6)
+            for _ in range(padding):
                 send(PROBE_PACKET_BYTES + 32, now_us)
+            if padding:
+                run.padded.append((now_us / 1e6, downlink.video_paused))
         while reports and reports[0][0] <= now_us:
             _, _, packet = heapq.heappop(reports)
             matched = sequencer.match(parse_feedback(packet).arrivals)

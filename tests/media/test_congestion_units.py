@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from media.congestion import (
     MIN_DECREASE_INTERVAL_S,
     PROBE_DURATION_S,
+    PROBE_PACKET_BYTES,
     PROBE_PERIOD_S,
+    AlrDetector,
     CongestionSettings,
     DeliveredRate,
     Downlink,
@@ -134,3 +137,176 @@ def test_delivered_rate_counts_what_arrived_over_its_arrival_span() -> None:
     assert rate.take() == 4 * 1000 * 8 / 0.1  # the first arrival opens the 100 ms span
     rate.add([SentPacket(20, 0, 1000, 5_000_000), SentPacket(21, 1, 1000, 5_010_000)])
     assert rate.take() is None  # 10 ms: one burst, no rate
+
+
+# -- probing while application-limited ----------------------------------------------------
+
+CEILING_BPS = int((1_000_000 + 48_000) / 0.8) + 1
+"""The starting estimate of ``Downlink(CongestionSettings(...), 1_000_000)``."""
+
+
+def _sent(start_s: float, seconds: float, bps: float, first_seq: int = 0) -> list[SentPacket]:
+    """What a sender at ``bps`` sent from ``start_s`` on, 1000-byte packets, all received."""
+    count = round(bps * seconds / 8000)
+    return [
+        SentPacket(first_seq + k, int((start_s + k * seconds / count) * 1e6), 1000,
+                   int((start_s + k * seconds / count + 0.02) * 1e6))
+        for k in range(count)
+    ]
+
+
+class FeedbackLink:
+    """A sender at ``media_bps`` (500-byte packets: a multiple of 40 kbit/s) plus the probe
+    padding ``Downlink.probe_packets`` asks for each 100 ms tick, reported to the downlink as
+    transport feedback 120 ms later, each packet 20 ms after it was sent (a clean, constant
+    path) unless ``lose_padding``; ``can_pad`` False: no track to carry the padding."""
+
+    def __init__(self, down: Downlink) -> None:
+        self.down = down
+        self.seq = 0
+        self.padding: list[tuple[float, int]] = []
+        """(tick s, padding packets) for every tick."""
+
+    def run(self, start_s: float, seconds: float, media_bps: float,
+            lose_padding: bool = False, can_pad: bool = True) -> None:
+        for k in range(round(seconds / 0.1)):
+            t = start_s + k * 0.1
+            padding = self.down.probe_packets(t, 0.1)
+            self.padding.append((t, padding))
+            media = media_bps * 0.1 / 4000
+            assert media == int(media), "a whole number of packets per tick"
+            sizes = [500] * int(media) + [PROBE_PACKET_BYTES] * padding * can_pad
+            packets = []
+            for i, size in enumerate(sizes):
+                send_us = int((t + i * 0.1 / len(sizes)) * 1e6)
+                lost = lose_padding and size == PROBE_PACKET_BYTES
+                packets.append(SentPacket(self.seq & 0xFFFF, send_us, size,
+                                          None if lost else send_us + 20_000))
+                self.seq += 1
+            self.down.on_transport_feedback(packets, t + 0.12)
+
+    def probe_starts(self) -> list[float]:
+        """The ticks at which a probe began (padding after a tick without)."""
+        starts, before = [], 0
+        for t, padding in self.padding:
+            if padding and not before:
+                starts.append(round(t, 1))
+            before = padding
+        return starts
+
+    def padding_bps(self, start_s: float) -> float:
+        """The padding rate of the probe that began at ``start_s`` (bits over its second)."""
+        packets = sum(p for t, p in self.padding if start_s <= t < start_s + PROBE_DURATION_S)
+        return packets * PROBE_PACKET_BYTES * 8 / PROBE_DURATION_S
+
+
+def _downlink_at(estimate_bps: int, enabled: bool = True) -> Downlink:
+    """A browser subscriber's downlink (transport feedback) whose estimate fell to
+    ``estimate_bps`` (both estimates: the delay-based one not yet past its first over-use)."""
+    down = Downlink(CongestionSettings(enabled=enabled), 1_000_000)
+    down.use_delay_based()
+    assert down.delay is not None and down.estimate.ceiling_bps == CEILING_BPS
+    down.delay.rate.bps = down.estimate.loss_bps = estimate_bps
+    return down
+
+
+def test_application_limited_below_two_thirds_of_the_estimate_until_above_0_75() -> None:
+    alr = AlrDetector()
+    alr.on_sent(_sent(0.0, 0.5, 600_000), 1_000_000)
+    assert not alr.limited and alr.sent.bps is None  # not a whole window yet
+    alr.on_sent(_sent(0.5, 1.5, 700_000), 1_000_000)
+    assert not alr.limited  # 0.7: a sender near its target (0.8 x the estimate)
+    alr.on_sent(_sent(2.0, 1.0, 670_000), 1_000_000)
+    assert not alr.limited
+    alr.on_sent(_sent(3.0, 1.0, 660_000), 1_000_000)
+    assert alr.limited, "the AIMD's bound: 1.5 x 660k + 10k is all it can reach"
+    alr.on_sent(_sent(4.0, 1.5, 700_000), 1_000_000)
+    assert alr.limited, "between the thresholds the state holds"
+    alr.on_sent(_sent(5.5, 1.5, 780_000), 1_000_000)
+    assert not alr.limited
+    assert alr.sent.bps == pytest.approx(780_000, rel=0.01)
+
+
+def test_a_sender_using_its_whole_target_is_never_probed() -> None:
+    """Link-limited: the publisher sends its target (0.8 x the estimate - 48k) and the audio
+    (48k), ~0.8 x the estimate. A probe would only overflow the bottleneck's queue."""
+    down = _downlink_at(400_000)
+    link = FeedbackLink(down)
+    link.run(100.0, 30, media_bps=0.8 * 400_000)  # 320k
+    assert not down.alr.limited and link.probe_starts() == []
+
+
+def test_an_application_limited_sender_is_probed_at_twice_the_estimate_and_rises() -> None:
+    """The clean call of bench/netq.py: 250k estimate, ~130k sent. The probe pads up to 500k
+    and, through loss-free and without over-use, raises both estimates to what it sent."""
+    down = _downlink_at(250_000)
+    link = FeedbackLink(down)
+    link.run(100.0, 3, media_bps=120_000)
+    starts = link.probe_starts()
+    assert down.alr.limited and len(starts) == 1 and starts[0] < 101.5
+    assert link.padding_bps(starts[0]) == pytest.approx(500_000 - 120_000, rel=0.05)
+    assert down.delay is not None
+    assert 480_000 <= down.delay.bps <= 500_000 and 480_000 <= down.estimate.bps <= 500_000
+    link.run(103.0, 5, media_bps=120_000)  # still application-limited: 5 s on, again
+    assert len(link.probe_starts()) == 2 and down.bps >= 900_000
+
+
+def test_a_probe_whose_padding_did_not_go_out_raises_nothing() -> None:
+    """An audio-only subscription, a video track without RTX: nothing to pad on. Its media
+    alone went through, which says nothing about twice the estimate."""
+    down = _downlink_at(250_000)
+    link = FeedbackLink(down)
+    link.run(100.0, 3, media_bps=120_000, can_pad=False)
+    assert len(link.probe_starts()) == 1 and down.bps == 250_000
+
+
+def test_a_probe_asks_no_more_than_the_ceiling() -> None:
+    down = _downlink_at(int(0.8 * CEILING_BPS))
+    link = FeedbackLink(down)
+    link.run(100.0, 3, media_bps=320_000)
+    [start] = link.probe_starts()
+    assert link.padding_bps(start) == pytest.approx(CEILING_BPS - 320_000, rel=0.05)
+    assert 0.97 * CEILING_BPS <= down.bps <= CEILING_BPS
+
+
+def test_no_probe_at_the_ceiling_without_congestion_control_or_transport_feedback() -> None:
+    at_ceiling = _downlink_at(CEILING_BPS)
+    switched_off = _downlink_at(250_000, enabled=False)
+    receiver_reports_only = Downlink(CongestionSettings(enabled=True), 1_000_000)
+    receiver_reports_only.estimate.loss_bps = 250_000
+    for down in (at_ceiling, switched_off, receiver_reports_only):
+        link = FeedbackLink(down)
+        link.run(100.0, 12, media_bps=80_000)
+        assert link.probe_starts() == [], down.settings
+    assert at_ceiling.alr.limited and switched_off.alr.limited
+
+
+def test_a_failed_probe_stops_its_padding_keeps_the_estimate_and_backs_off() -> None:
+    """A probe that loses its packets (or queues up) fails: its padding stops at the first
+    loss window, the estimate it provoked cuts of is restored, and each failure doubles the
+    period before the next (5 s, then 10, 20, 40 s); one that passes brings it back to 5 s."""
+    down = _downlink_at(250_000)
+    link = FeedbackLink(down)
+    link.run(100.0, 40, media_bps=80_000, lose_padding=True)
+    starts = link.probe_starts()
+    assert len(starts) == 3
+    assert [round(b - a) for a, b in itertools.pairwise(starts)] == [10, 20]
+    assert all(link.padding_bps(s) < 0.5 * (500_000 - 80_000) for s in starts), "not stopped"
+    assert down.bps >= 250_000
+    link.run(140.0, 35, media_bps=80_000)  # the next one, 40 s on, passes
+    assert [round(s - starts[-1]) for s in link.probe_starts()[3:]] == [40]
+    assert down.bps >= 480_000
+    link.run(175.0, 6, media_bps=80_000)
+    assert len(link.probe_starts()) == 5, "after a pass, the period is 5 s again"
+
+
+def test_an_over_use_during_a_probe_stops_its_padding() -> None:
+    down = _downlink_at(250_000)
+    assert down.delay is not None
+    link = FeedbackLink(down)
+    link.run(100.0, 1.5, media_bps=80_000)
+    [start] = link.probe_starts()
+    down.delay.last_overuse = start + 0.3
+    link.run(101.5, 2, media_bps=80_000)  # its next report stops it
+    assert [p for t, p in link.padding if t >= 101.55] == [0] * 19
+    assert down.bps == 250_000, "neither raised nor lowered by the probe"

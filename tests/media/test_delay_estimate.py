@@ -4,6 +4,7 @@ parts."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 
 import pytest
@@ -15,7 +16,7 @@ from media.congestion import MIN_ESTIMATE_BPS, CongestionSettings, Downlink
 from media.interarrival import InterArrival
 from media.transport_seq import SentPacket
 from media.trendline import INITIAL_THRESHOLD_MS, THRESHOLD_MIN_MS, TrendlineEstimator, Usage
-from tests.media.gccsim import simulate
+from tests.media.gccsim import Run, simulate
 
 
 def _medians(estimates: list[tuple[float, int]], start_s: float, end_s: float) -> list[float]:
@@ -243,3 +244,65 @@ def test_the_estimate_is_the_smaller_of_loss_and_delay() -> None:
     before = down.estimate.loss_bps
     down.on_transport_feedback(packets, now=100.0)  # all lost: the loss-based cuts too
     assert down.estimate.loss_bps < before
+
+
+def _probes_while_forwarding(run: Run) -> list[float]:
+    """When application-limited probes began: padding while video flowed, after a tick
+    without."""
+    starts, last = [], -1.0
+    for at, paused in run.padded:
+        if not paused and at - last > 0.15:
+            starts.append(at)
+        last = at
+    return starts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_an_estimate_that_fell_climbs_back_by_probing_while_application_limited(
+    seed: int,
+) -> None:
+    """bench/netq.py's clean call held at 250 kbit/s for 45 s: the estimate fell once (here
+    a 3 s dip to 200 kbit/s pauses video; a probe resumes it at 250k) and the publisher
+    sends half of what it may, so the delay-based AIMD, bounded by 1.5 x what was
+    acknowledged, cannot lift it. Probing at twice the estimate while application-limited
+    climbs back on the clean 2 Mbit/s link."""
+
+    def capacity(t: float) -> float:
+        return 200_000 if 3 <= t < 6 else 2_000_000
+
+    run = simulate(capacity, 30, seed=seed, control=True, share=0.5)
+    resumed = [at for at, paused in run.paused if not paused]
+    assert run.paused[0][1] and resumed, run.paused
+    assert min(bps for at, bps in run.estimates if at > resumed[0]) >= 250_000
+    climbed = next((at for at, bps in run.estimates if at > 6 and bps >= 1_000_000), None)
+    assert climbed is not None and climbed < 6 + 20, (
+        f"estimate at 30 s: {run.estimates[-1][1]} bit/s"
+    )
+    assert max(bps for _, bps in run.estimates) <= run.downlink.estimate.ceiling_bps
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("share", [1.0, 0.8])
+def test_a_link_limited_sender_is_never_probed(share: float, seed: int) -> None:
+    """400 kbit/s for 45 s, the sender using its whole budget (0.8: a publisher at its
+    target plus the audio): it is not application-limited, no probe goes out, and what it
+    is allowed to send converges to the link as in the tests above."""
+    run = simulate(lambda t: 400_000, 45, seed=seed, control=True, share=share)
+    assert _probes_while_forwarding(run) == [] and run.paused == []
+    _assert_converged([(at, int(share * bps)) for at, bps in run.estimates], 400_000, 3, 45)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_probes_of_an_undershooting_sender_on_a_narrow_link_back_off_and_pause_nothing(
+    seed: int,
+) -> None:
+    """An encoder sending half of what it may on a 400 kbit/s link is application-limited,
+    and its probes at twice the estimate fail: each doubles the wait for the next, and the
+    congestion they provoke neither pauses video nor pulls the estimate down."""
+    run = simulate(lambda t: 400_000, 45, seed=seed, control=True, share=0.5)
+    starts = _probes_while_forwarding(run)
+    assert 2 <= len(starts) <= 3, starts
+    gaps = [round(b - a) for a, b in itertools.pairwise(starts)]
+    assert gaps == [10, 20][: len(gaps)], starts
+    assert run.paused == []
+    _assert_converged(run.estimates, 400_000, 3, 45)

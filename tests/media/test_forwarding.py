@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from media.engine import MediaEngine
+from media.packets import payload_bounds
 from media.twcc import transport_sequence
 from tests.media.conftest import H264, VP8_OPUS
 from tests.media.peers import Frame, Peer
@@ -145,3 +148,58 @@ async def test_h264_forwarded_nal_identical(
     matched, window = _match(pub.published["video"].sent, sub.received["video"], key=nals)
     assert matched >= 0.95 * window, f"{matched}/{window} frames arrived"
     assert engine.stats(pub.room_id)["astrologer"]["published"][0]["codec"] == "video/H264"
+
+
+async def test_probe_padding_while_forwarding_leaves_the_video_stream_intact(
+    engine: MediaEngine, make_peer: Callable[..., Peer]
+) -> None:
+    """An application-limited probe pads while video flows: its packets go on the RTX SSRC
+    (as libwebrtc pads with RTX negotiated), so the video SSRC carries the forwarded stream
+    alone and every frame sent from then on arrives byte for byte. (Padding that took the
+    video SSRC's next sequence numbers made the forwarded packets that followed replays,
+    which SRTP drops: one frame in 3 s arrived.)"""
+    raw: list[bytes] = []
+    pub, sub, _player, _ = await _publish_and_subscribe(
+        make_peer, VP8_OPUS, ("video", "audio"), transport_cc=True, raw=raw
+    )
+    assert await eventually(lambda: len(sub.received["video"]) > 0, 30)
+    [down] = [
+        d
+        for up in engine._rooms[pub.room_id].participants["astrologer"].uptracks.values()
+        for d in up.downtracks
+        if d.kind == "video"
+    ]
+    sent = pub.published["video"].sent
+    padded_from = len(sent)
+    padded = 0
+    forward = down.forward
+
+    def forward_and_pad(*args: Any) -> None:
+        """Two padding packets after every forwarded one: mid-frame too, where a probe's
+        tick may fall."""
+        nonlocal padded
+        forward(*args)
+        padded += down.send_padding(2)
+
+    down.forward = forward_and_pad  # type: ignore[method-assign]
+    await eventually(lambda: pub.published["video"].source.readyState == "ended", 30)
+
+    def arrived() -> int:
+        """Frames sent since the padding began that arrived identical."""
+        got = {f.data for f in sub.received["video"]}
+        return sum(f.data in got for f in sent[padded_from:])
+
+    expected = len(sent) - padded_from
+    assert expected > 30
+    assert await eventually(lambda: arrived() >= 0.95 * expected, 10, step=0.2), (
+        f"{arrived()}/{expected} video frames arrived while padding"
+    )
+
+    def ssrc_and_padding_only(data: bytes) -> tuple[int, bool]:
+        start, end = payload_bounds(data)
+        return struct.unpack_from("!I", data, 8)[0], start >= end
+
+    packets = [ssrc_and_padding_only(data) for data in raw]
+    assert padded > 100
+    assert sum(pad for ssrc, pad in packets if ssrc == down.rtx_ssrc) >= 0.9 * padded
+    assert not any(pad for ssrc, pad in packets if ssrc == down.ssrc), "padding on video"
