@@ -410,21 +410,27 @@ class Downlink:
                 delay.on_loss_event(self.estimate.loss_bps, fraction, now)
         self.alr.on_sent(packets, self.bps)
         if self._probe_open:
-            # the over-use or loss a probe provokes says the link does not carry the probe's
-            # rate, not that it no longer carries the estimate: until its verdict the
-            # estimates stay at least where they were when it started. Else a failed probe
-            # cuts an application-limited sender's estimate to 0.85 × what it sent: half the
-            # estimate (gccsim: 1 Mbit/s to 480 kbit/s on a 2 Mbit/s link; a video pause on a
-            # 400 kbit/s one). A link that is congested shows it again in the next reports
-            self._raise_estimates(self._before_probe_bps, now)
+            if self._probe_alr:
+                # the over-use or loss an application-limited probe provokes says the link
+                # does not carry the probe's rate, not that it no longer carries the
+                # estimate: until its verdict the estimates stay at least where they were
+                # when it started. Else a failed probe cuts the estimate to 0.85 × what was
+                # sent: half of it (gccsim: 1 Mbit/s to 480 kbit/s on a 2 Mbit/s link; a video
+                # pause on a 400 kbit/s one). A congested link shows it again in the next
+                # reports
+                self._raise_estimates(self._before_probe_bps, now)
             self._judge_probe(packets, now)
         return self.bps != before, self._update(now)
 
     def _judge_probe(self, packets: list[SentPacket], now: float) -> None:
-        """Count the open probe's packets in this report. Its padding stops as soon as the
-        delay-based detector says over-use or a loss window of its packets loses
-        ``LOSS_LOW`` (more only fills the queue further); its verdict is in once a packet
-        sent after it has arrived (its tail, where a full queue drops, is covered)."""
+        """Count the open probe's packets in this report; its verdict is in once a packet
+        sent after it has arrived (its tail, where a full queue drops, is covered). An
+        application-limited probe's padding stops as soon as the delay-based detector says
+        over-use or a loss window of its packets loses ``LOSS_LOW``: more only fills the
+        queue in front of the video. A paused probe runs its whole second (there is no video
+        to spare, and on Chromium the first window of a probe on a link just freed often
+        showed a loss or an over-use that the whole probe did not: bench/netq.py down120
+        then never resumed)."""
         start_us = int(self._probe_start * 1_000_000)
         end_us = start_us + int(PROBE_DURATION_S * 1_000_000)
         covered = False
@@ -437,11 +443,13 @@ class Downlink:
             elif packet.send_us >= end_us and packet.arrival_us is not None:
                 covered = True
         lossy = self._probe_lost >= LOSS_LOW * self._probe_packets
-        self._probe_failed = self._probe_failed or self._probe_overused() or (
-            lossy and self._probe_packets >= LOSS_WINDOW_PACKETS
+        self._probe_failed = self._probe_alr and (
+            self._probe_failed
+            or self._probe_overused()
+            or (lossy and self._probe_packets >= LOSS_WINDOW_PACKETS)
         )
         if covered:
-            self._close_probe(not (self._probe_failed or lossy), now)
+            self._close_probe(not (self._probe_failed or lossy or self._probe_overused()), now)
 
     def _probe_overused(self) -> bool:
         """The delay-based detector saw over-use since the probe started: it queued up in a
@@ -454,13 +462,16 @@ class Downlink:
         )
 
     def _close_probe(self, passed: bool, now: float) -> None:
-        """The open probe's verdict. Passed: both estimates rise to what it asked for, or to
-        what was sent during it if less went out (padding that could not be sent proves
-        nothing). An application-limited probe sets the next one's period."""
+        """The open probe's verdict. Passed: both estimates rise to what it asked for (an
+        application-limited probe: or to what was sent during it if less went out, as
+        padding that found no track to go on proves nothing). An application-limited probe
+        sets the next one's period."""
         self._probe_open = False
         if passed:
             sent_bps = self._probe_bytes * 8 / PROBE_DURATION_S
-            self._raise_estimates(min(self._probe_bps, sent_bps), now)
+            self._raise_estimates(
+                min(self._probe_bps, sent_bps) if self._probe_alr else self._probe_bps, now
+            )
         if self._probe_alr:
             self._alr_period_s = (
                 ALR_PROBE_PERIOD_S if passed
@@ -479,13 +490,13 @@ class Downlink:
         now = time.monotonic()
         self.rtt_s = rtt_s
         feedback = self.delay is not None and self.delay.reports > 0
-        # without transport feedback, a report judges a paused probe (with it, the feedback
-        # on the probe's own packets does, and an application-limited probe's padding is on
-        # the RTX SSRC, which this report does not cover). Only a report sent after the
-        # probe ended covers its tail, where a full queue drops
+        # a report on the video stream judges a paused probe, whose padding it covers (an
+        # application-limited probe's padding is on the RTX SSRC: only the transport feedback
+        # does), also where the feedback judges it too: on Chromium the feedback's verdict
+        # alone left video paused after down120's cap was lifted (bench/netq.py). Only a
+        # report sent after the probe ended covers its tail, where a full queue drops
         if (
             probed
-            and not feedback
             and fraction_lost < LOSS_LOW
             and now >= self._probe_start + PROBE_DURATION_S
             and not self._probe_overused()
