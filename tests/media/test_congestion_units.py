@@ -159,16 +159,19 @@ class FeedbackLink:
     """A sender at ``media_bps`` (500-byte packets: a multiple of 40 kbit/s) plus the probe
     padding ``Downlink.probe_packets`` asks for each 100 ms tick, reported to the downlink as
     transport feedback 120 ms later, each packet 20 ms after it was sent (a clean, constant
-    path) unless ``lose_padding``; ``can_pad`` False: no track to carry the padding."""
+    path) unless ``lose_padding`` (or it is the ``lose_padding_every``-th padding packet);
+    ``can_pad`` False: no track to carry the padding."""
 
     def __init__(self, down: Downlink) -> None:
         self.down = down
         self.seq = 0
         self.padding: list[tuple[float, int]] = []
+        self.padded = 0
         """(tick s, padding packets) for every tick."""
 
     def run(self, start_s: float, seconds: float, media_bps: float,
-            lose_padding: bool = False, can_pad: bool = True) -> None:
+            lose_padding: bool = False, can_pad: bool = True, lose_padding_every: int = 0,
+            ) -> None:
         for k in range(round(seconds / 0.1)):
             t = start_s + k * 0.1
             padding = self.down.probe_packets(t, 0.1)
@@ -179,7 +182,12 @@ class FeedbackLink:
             packets = []
             for i, size in enumerate(sizes):
                 send_us = int((t + i * 0.1 / len(sizes)) * 1e6)
-                lost = lose_padding and size == PROBE_PACKET_BYTES
+                if size == PROBE_PACKET_BYTES:
+                    self.padded += 1
+                lost = size == PROBE_PACKET_BYTES and (
+                    lose_padding
+                    or bool(lose_padding_every and self.padded % lose_padding_every == 0)
+                )
                 packets.append(SentPacket(self.seq & 0xFFFF, send_us, size,
                                           None if lost else send_us + 20_000))
                 self.seq += 1
@@ -310,3 +318,38 @@ def test_an_over_use_during_a_probe_stops_its_padding() -> None:
     link.run(101.5, 2, media_bps=80_000)  # its next report stops it
     assert [p for t, p in link.padding if t >= 101.55] == [0] * 19
     assert down.bps == 250_000, "neither raised nor lowered by the probe"
+
+
+def _paused_at(now: float) -> Downlink:
+    """A browser subscriber's downlink whose video paused at ``now`` (estimate 100k)."""
+    down = _downlink_at(100_000)
+    assert down._update(now) and down.video_paused
+    return down
+
+
+def test_a_paused_probe_runs_its_whole_second_whatever_its_first_windows_show() -> None:
+    """Paused, the probe's padding is all there is to measure the link with: an over-use in
+    its first window does not stop it (on Chromium, such a window on a link just freed left
+    video paused for good: bench/netq.py down120)."""
+    down = _paused_at(100.0)
+    assert down.delay is not None
+    link = FeedbackLink(down)
+    link.run(101.0, 0.3, media_bps=40_000)
+    assert link.probe_starts() == [101.0]
+    down.delay.last_overuse = 101.25
+    link.run(101.3, 1.2, media_bps=40_000)
+    assert [p > 0 for t, p in link.padding if t < 101.0 + PROBE_DURATION_S - 0.05] == [True] * 10
+    assert down.video_paused, "a probe that queued up does not resume video"
+
+
+def test_a_clean_report_after_a_paused_probe_resumes_video_with_transport_feedback_too() -> None:
+    """The receiver report on the video stream covers a paused probe's padding: a clean one
+    sent after the probe resumes video, also where the transport feedback (here: 4 % of the
+    padding reported lost, too little for a loss-based cut) did not pass it."""
+    down = _paused_at(100.0)
+    link = FeedbackLink(down)
+    link.run(101.0, 1.5, media_bps=40_000, lose_padding_every=25)
+    assert link.probe_starts() == [101.0] and down.video_paused
+    assert down.delay is not None and down.delay.reports > 0
+    assert down.on_report(0.0, 0.05, probed=True) is True
+    assert not down.video_paused and down.bps >= 250_000
