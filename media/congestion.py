@@ -63,9 +63,10 @@ congestion controller: reduce under loss, keep audio):
   increase by the received rate; bench/netq.py: 250 kbit/s for 45 s on a clean link). A
   failed probe doubles the period (up to 60 s): on a narrow link an undershooting encoder is
   application-limited too, and each of its probes overflows the queue for a few hundred
-  milliseconds. Any probe's padding stops at the first over-use or lossy window, and until
-  its verdict the estimates hold where they were when it started: the congestion it
-  provoked judges the probe's rate, not the estimate;
+  milliseconds. Such a probe's padding stops at the first over-use or lossy window, and
+  until its verdict the estimates hold where they were when it started: the congestion it
+  provoked judges the probe's rate, not the estimate (a paused probe does neither: see
+  ``_judge_probe``);
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
 * the publisher's target (its REMB) is the estimate minus that share and the audio.
 """
