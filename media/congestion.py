@@ -58,7 +58,7 @@ congestion controller: reduce under loss, keep audio):
   as libwebrtc's ``ProbeController`` does in ALR; their padding goes on the RTX SSRC
   (``DownTrack.send_padding``). One that passes raises both estimates to what it sent.
   This is what lifts an estimate that fell once: the publisher sends less than it is told
-  (its target is ~0.8 × the estimate less the audio, its encoder often less still) and the
+  (its target is 0.8 × the estimate, audio included; its encoder often less still) and the
   delay-based AIMD never rises above 1.5 × what was acknowledged (gcc-02 §5.5 bounds its
   increase by the received rate; bench/netq.py: 250 kbit/s for 45 s on a clean link). A
   failed probe doubles the period (up to 60 s): on a narrow link an undershooting encoder is
@@ -68,7 +68,8 @@ congestion controller: reduce under loss, keep audio):
   provoked judges the probe's rate, not the estimate (a paused probe does neither: see
   ``_judge_probe``);
 * retransmissions (RFC 4588) draw on a token bucket filled at ``rtx_share`` of the estimate;
-* the publisher's target (its REMB) is the estimate minus that share and the audio.
+* the publisher's target (its REMB, for audio and video together) is the estimate minus
+  that share.
 """
 
 from __future__ import annotations
@@ -101,11 +102,9 @@ ALR_ENTER = 2 / 3
 """Below this share of the estimate sent, the sender is application-limited. The delay-based
 AIMD never rises above 1.5 × the acknowledged throughput + 10 kbit/s, so an estimate it holds
 at that bound has less than 2/3 of it sent: a sender there cannot lift it by itself however
-clean the link, only a probe can (an encoder using 80 % of its target stops the AIMD near
-610 kbit/s, at 0.66 × the estimate). A publisher using its whole target sends 0.8 × the
-estimate − 48k of video plus the audio, ~0.75–0.8 × the estimate, so a link-limited sender
-stays above this; the stuck clean call of bench/netq.py sent ~85k of video and ~45k of audio
-against 250k (0.54)."""
+clean the link, only a probe can. A publisher using its whole target sends 0.8 × the
+estimate, audio included, so a link-limited sender stays above this; the stuck clean call of
+bench/netq.py sent ~85k of video and ~45k of audio against 250k (0.54)."""
 ALR_LEAVE = 0.75
 """Above this share the sender uses its target again (hysteresis: a keyframe, or the noise of
 one second's frame sizes, does not flip the state back and forth)."""
@@ -131,14 +130,15 @@ class CongestionSettings:
     the share of the starting estimate."""
     floor_bps: int = 185_000
     """Below this estimate a subscriber's video is paused: it leaves the video less than
-    100 kbit/s (0.8 × 185k − 48k). Less than that plays as a slide show: at 120 kbit/s
-    (bench.netq down120) the estimate settled at 167 kbit/s with the caller's encoder at its
-    30 kbit/s minimum — no longer any loss to push it lower — and 640×480 video froze ten
-    times in 45 s instead of pausing."""
+    100 kbit/s (0.8 × 185k less the ~48k of audio). Less than that plays as a slide show: at
+    120 kbit/s (bench.netq down120) the estimate settled at 167 kbit/s with the caller's
+    encoder at its 30 kbit/s minimum — no longer any loss to push it lower — and 640×480
+    video froze ten times in 45 s instead of pausing."""
     resume_bps: int = 250_000
     """A paused subscriber's video resumes once the estimate reaches this."""
     audio_bps: int = 48_000
-    """Headroom kept for the subscriber's audio (Opus at its default rate, with FEC)."""
+    """What the subscriber's audio takes of its downlink (Opus at its default rate, with FEC,
+    and packet overhead): a paused probe's padding leaves it room."""
     rtx_share: float = 0.2
     """Share of the estimate retransmissions may use (and the publisher leaves free)."""
 
@@ -312,10 +312,11 @@ class Downlink:
     its retransmission budget."""
 
     def __init__(self, settings: CongestionSettings, max_target_bps: int) -> None:
-        """``max_target_bps``: the most a publisher is asked to send; the estimate starts at
-        (and never exceeds) what that needs with the audio and retransmission headroom."""
+        """``max_target_bps``: the most a publisher is asked to send (audio and video); the
+        estimate starts at (and never exceeds) what that needs with the retransmission
+        headroom."""
         self.settings = settings
-        start_bps = int((max_target_bps + settings.audio_bps) / (1 - settings.rtx_share)) + 1
+        start_bps = int(max_target_bps / (1 - settings.rtx_share)) + 1
         self.estimate = DownlinkEstimate(start_bps)
         self.delay: DelayBasedEstimate | None = None
         """The delay-based estimate, once transport-wide feedback is negotiated."""
@@ -358,10 +359,14 @@ class Downlink:
 
     @property
     def target_bps(self) -> int:
-        """What a publisher may send to this subscriber as video: the estimate less the
-        retransmission share and the audio."""
-        s = self.settings
-        return max(MIN_ESTIMATE_BPS, int(self.bps * (1 - s.rtx_share)) - s.audio_bps)
+        """What a publisher may send to this subscriber, audio and video together: the
+        estimate less the retransmission share. It is the publisher's REMB, and a browser
+        counts a REMB against everything it sends (libwebrtc's send-side estimator takes it
+        as the receiver's estimate for the whole transport; its ``BitrateAllocator`` gives
+        the audio its share first, the video the rest). Less the audio as well, the audio
+        was counted twice: a 400 kbit/s downlink (estimate ~320k) got REMB 200k and a
+        caller's video of 130 kbit/s (bench/netq.py down400)."""
+        return max(MIN_ESTIMATE_BPS, int(self.bps * (1 - self.settings.rtx_share)))
 
     def use_delay_based(self) -> None:
         """The subscriber negotiated transport-wide feedback: start the delay-based estimate

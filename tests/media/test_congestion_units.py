@@ -91,17 +91,20 @@ def test_the_default_floor_pauses_when_under_100_kbit_s_would_be_left_for_video(
     down = Downlink(CongestionSettings(enabled=True), 1_000_000)
     down.estimate.loss_bps = 190_000
     assert down.on_report(0.05, 0.05, probed=False) is False  # 5 % loss: the estimate holds
-    assert not down.video_paused and down.target_bps >= 100_000
+    audio = down.settings.audio_bps  # the target is audio and video: video gets the rest
+    assert not down.video_paused and down.target_bps - audio >= 100_000
     down.estimate.loss_bps = 167_000
     assert down.on_report(0.05, 0.05, probed=False) is True
-    assert down.video_paused and down.target_bps < 100_000
+    assert down.video_paused and down.target_bps - audio < 100_000
 
 
-def test_target_leaves_room_for_retransmissions_and_audio() -> None:
+def test_target_leaves_room_for_retransmissions_and_counts_the_audio_in() -> None:
+    """The target is the publisher's REMB, which a browser applies to its audio and video
+    together: only the retransmission share is left out."""
     down = Downlink(CongestionSettings(audio_bps=40_000, rtx_share=0.2), 1_000_000)
-    assert down.estimate.bps == 1_300_001 and down.target_bps == 1_000_000
+    assert down.estimate.bps == 1_250_001 and down.target_bps == 1_000_000
     down.estimate.loss_bps = 500_000
-    assert down.target_bps == 500_000 * 0.8 - 40_000
+    assert down.target_bps == 500_000 * 0.8
 
 
 def test_switched_off_it_only_reports_the_estimate() -> None:
@@ -141,7 +144,7 @@ def test_delivered_rate_counts_what_arrived_over_its_arrival_span() -> None:
 
 # -- probing while application-limited ----------------------------------------------------
 
-CEILING_BPS = int((1_000_000 + 48_000) / 0.8) + 1
+CEILING_BPS = int(1_000_000 / 0.8) + 1
 """The starting estimate of ``Downlink(CongestionSettings(...), 1_000_000)``."""
 
 
