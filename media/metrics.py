@@ -65,7 +65,7 @@ PARTICIPANT_QUALITY: tuple[QualityFigure, ...] = (
                   "-1 under-use (absent without transport-wide feedback)",
                   lambda s: DETECTOR_VALUES.get(s["delay_detector"])),
     QualityFigure("kundlinow_media_participant_target_bps",
-                  "Video bitrate the participant's downlink leaves for a publisher",
+                  "Bitrate the participant's downlink leaves for a publisher (audio and video)",
                   lambda s: s["target_bps"]),
     QualityFigure("kundlinow_media_participant_video_paused",
                   "1 while video to the participant is paused for a weak downlink",
