@@ -433,10 +433,10 @@ class Downlink:
         sent after it has arrived (its tail, where a full queue drops, is covered). An
         application-limited probe's padding stops as soon as the delay-based detector says
         over-use or a loss window of its packets loses ``LOSS_LOW``: more only fills the
-        queue in front of the video. A paused probe runs its whole second (there is no video
-        to spare, and on Chromium the first window of a probe on a link just freed often
-        showed a loss or an over-use that the whole probe did not: bench/netq.py down120
-        then never resumed)."""
+        queue in front of the video. A paused probe runs its whole second, as it did before
+        these probes existed (there is no video to spare; with the early stop, the hold and
+        the feedback-only verdict applied to it too, bench/netq.py down120 never resumed
+        after its cap was lifted, which of the three did it was not traced)."""
         start_us = int(self._probe_start * 1_000_000)
         end_us = start_us + int(PROBE_DURATION_S * 1_000_000)
         covered = False
