@@ -36,6 +36,7 @@ from tests.media.netq import (
     link_impairments,
     measure,
     namespaced_browser,
+    serving,
 )
 
 PAGE = Path(__file__).with_name("netq_janus.html")
@@ -70,17 +71,6 @@ def proxy_app(janus_url: str) -> web.Application:
     return app
 
 
-@contextlib.asynccontextmanager
-async def served(app: web.Application, address: str) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, address, 0).start()
-    try:
-        yield f"http://{address}:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
 async def run_janus_case(playwright: Playwright, case: Case, trace: Path | None = None) -> Result:
     """``case`` measured with both parties on Janus."""
     with topology(link_impairments(case)) as topo, sfu_janus.janus(
@@ -89,7 +79,7 @@ async def run_janus_case(playwright: Playwright, case: Case, trace: Path | None 
     ):
         async with contextlib.AsyncExitStack() as stack:
             base_url = await stack.enter_async_context(
-                served(proxy_app(f"http://{topo.server_ip}:8088"), topo.server_ip)
+                serving(proxy_app(f"http://{topo.server_ip}:8088"), topo.server_ip)
             )
             pages = []
             for role, name in (("c", "caller"), ("a", "astrologer")):

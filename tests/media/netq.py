@@ -172,7 +172,14 @@ async def namespaced_browser(
 async def served(settings: Settings, address: str) -> AsyncIterator[str]:
     """The real app on ``address`` (its only ICE host address too); yields the base URL."""
     media = replace(settings.media, ice_host_addresses=(address,))
-    runner = web.AppRunner(create_app(replace(settings, media=media)))
+    async with serving(create_app(replace(settings, media=media)), address) as base_url:
+        yield base_url
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, address: str) -> AsyncIterator[str]:
+    """``app`` on ``address``, a free port; yields the base URL."""
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, address, 0)
     await site.start()
